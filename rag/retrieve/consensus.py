@@ -1,0 +1,50 @@
+"""Consensus rerank: among the fused candidates, favour the case whose answer agrees with the others'.
+
+Support answers recur as team templates (free certificate steps, cache refresh, bill lookup). When
+a vague ticket matches several cases, the answer most candidates share is the likeliest right one.
+Only the candidates' own answers are compared, never the ticket's true answer.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from rag.similarity import answer_similarity
+
+
+def agreement_matrix(answers: Sequence[str]) -> np.ndarray:
+    n = len(answers)
+    m = np.zeros((n, n), dtype=np.float64)
+    for i in range(n):
+        for j in range(i + 1, n):
+            m[i, j] = m[j, i] = answer_similarity(answers[i], answers[j])
+    return m
+
+
+def consensus_scores(answers: Sequence[str], weights: Sequence[float]) -> np.ndarray:
+    """Weighted mean agreement of each answer with the other candidates' answers."""
+    n = len(answers)
+    if n < 2:
+        return np.zeros(n)
+    m = agreement_matrix(answers)
+    w = np.asarray(weights, dtype=np.float64)
+    totals = w.sum() - w
+    return (m @ w) / np.where(totals > 0, totals, 1.0)
+
+
+def rerank(fused: Sequence[float], answers: Sequence[str], alpha: float) -> np.ndarray:
+    """Blend min-max normalised fused scores with min-max normalised consensus."""
+    f = np.asarray(fused, dtype=np.float64)
+    if len(f) < 2 or alpha <= 0:
+        return f
+    c = consensus_scores(answers, f)
+
+    def norm(x: np.ndarray) -> np.ndarray:
+        span = x.max() - x.min()
+        return (x - x.min()) / span if span > 0 else np.zeros_like(x)
+
+    # An empty answer has nothing to agree with; it must not win on consensus.
+    has_answer = np.array([bool(a.strip()) for a in answers], dtype=np.float64)
+    return (1 - alpha) * norm(f) + alpha * norm(c) * has_answer

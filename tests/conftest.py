@@ -1,0 +1,117 @@
+"""Shared fixtures.
+
+The network is blocked for every test except loopback (``--allow-hosts`` in pyproject, from
+pytest-socket), so a hidden download fails here instead of hanging on a user's machine. Each test
+gets its own store and settings; the embedding cache is shared by the session so the real corpus
+is embedded once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rag.pipeline import Pipeline
+from rag.settings import PROJECT_ROOT, Settings, load_settings
+
+DATA_DIR = PROJECT_ROOT / "data"
+CORPUS = DATA_DIR / "qiniu_support_tickets_part15.md"
+TEST_DATA = Path(__file__).parent / "data"
+
+for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ.setdefault(var, "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch):
+    """No RAG_* variable of the developer's shell leaks into a test."""
+    for key in list(os.environ):
+        if key.startswith("RAG_"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session")
+def embedding_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("embedding-cache")
+
+
+@pytest.fixture
+def make_settings(tmp_path, embedding_cache):
+    def make(**overrides) -> Settings:
+        values = dict(store_path=tmp_path / "chroma", cache_dir=embedding_cache, collection="test")
+        values.update(overrides)
+        return load_settings(**values)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def corpus_settings(tmp_path_factory, embedding_cache) -> Settings:
+    root = tmp_path_factory.mktemp("corpus-store")
+    return load_settings(store_path=root / "chroma", cache_dir=embedding_cache, collection="corpus", data_dir=DATA_DIR)
+
+
+@pytest.fixture(scope="session")
+def corpus_pipeline(corpus_settings) -> Pipeline:
+    """The real corpus, ingested once for the session; treat it as read-only."""
+    p = Pipeline(corpus_settings)
+    p.ensure_ingested()
+    return p
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bin_path(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed in this environment")
+    return found
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            pytest.fail(f"server exited early ({proc.returncode}): {out[-2000:]}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"server at {url} did not come up in {timeout}s")
+
+
+@pytest.fixture
+def start_server():
+    procs: list[subprocess.Popen] = []
+
+    def start(args: list[str], health_url: str, timeout: float = 90.0) -> subprocess.Popen:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
+        procs.append(proc)
+        wait_http(health_url, proc, timeout)
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
