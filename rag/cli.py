@@ -199,6 +199,103 @@ def draft(
         err.print(f"[dim]note: {note}[/]", highlight=False)
 
 
+eval_app = typer.Typer(help="Replay real tickets and score drafts against the real answers.")
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.callback(invoke_without_command=True)
+@_domain_errors
+def eval_run(
+    ctx: typer.Context,
+    backend: Annotated[str, typer.Option(help="offline or llm")] = "offline",
+    variant: Annotated[str, typer.Option(help="prompt variant in prompts/")] = "default",
+    split: Annotated[str, typer.Option(help="loo (leave-one-out) or split (seeded hold-out set)")] = "loo",
+    seed: Annotated[int, typer.Option(help="seed for --split split and --limit sampling")] = 0,
+    test_fraction: Annotated[float, typer.Option(help="share of cases held out with --split split")] = 0.2,
+    limit: Annotated[Optional[int], typer.Option(help="replay only this many cases (seeded sample)")] = None,
+    concurrency: Annotated[int, typer.Option(help="drafts in flight at once (useful with an LLM)")] = 1,
+    judge: Annotated[bool, typer.Option(help="also score with the LLM judge rubric (prompts/judge.md)")] = False,
+    out: Annotated[Path, typer.Option(help="folder for run folders")] = Path("eval/runs"),
+    gate: Annotated[bool, typer.Option(help="exit 1 when below eval/baseline.json or on any leak")] = False,
+    update_baseline: Annotated[bool, typer.Option(help="write this run's scores to eval/baseline.json")] = False,
+) -> None:
+    """Run an evaluation (leave-one-out over data/ by default) and write a run folder."""
+    if ctx.invoked_subcommand:
+        return
+    from rag.evaluation import EvalConfig, run_eval
+    from rag.evaluation import baseline as gate_mod
+
+    if backend not in ("offline", "llm") or split not in ("loo", "split"):
+        raise RagError("--backend must be offline or llm, --split must be loo or split")
+    cfg = EvalConfig(backend=backend, variant=variant, split=split, seed=seed, test_fraction=test_fraction,  # type: ignore[arg-type]
+                     limit=limit, concurrency=concurrency, judge=judge)
+    p = _pipeline()
+    with _Bar() as bar:
+        p.ensure_ingested(progress=bar)
+        result = run_eval(p, cfg, out, progress=lambda done, total: bar("draft", done, total))
+    o = result.summary["overall"]
+    t = Table(title=f"{result.summary['cases']} cases · {result.summary['backend']} · {result.summary['seconds']} s")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for m, v in o.items():
+        if v is not None:
+            t.add_row(m, f"{v:.3f}")
+    t.add_row("leaked identifiers (total)", str(result.summary["totals"]["leaked_identifiers"]))
+    t.add_row("invented links (total)", str(result.summary["totals"]["invented_links"]))
+    console_print(t)
+    console_print(f"run folder: {result.folder}  (report.md, summary.json, scores.png, cases/)")
+    if update_baseline:
+        if backend != "offline" or split != "loo" or limit:
+            raise RagError("the baseline is the offline backend, leave-one-out, on every case: drop --backend/--split/--limit")
+        gate_mod.save(gate_mod.make_baseline(result.summary))
+        console_print(f"baseline written: {gate_mod.BASELINE}")
+    if gate:
+        verdict = gate_mod.check(result.summary, gate_mod.load())
+        for f in verdict.failures:
+            err.print(f"[red]gate:[/] {f}", highlight=False)
+        if not verdict.ok:
+            raise typer.Exit(1)
+        console_print("[green]gate passed[/]")
+
+
+def console_print(*args, **kwargs) -> None:
+    out.print(*args, **kwargs)
+
+
+@eval_app.command("compare")
+@_domain_errors
+def eval_compare(run_a: Path, run_b: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Metric deltas from RUN_A to RUN_B, and the cases that moved most."""
+    from rag.evaluation.compare import compare
+    from rag.evaluation.runner import load_run
+
+    for folder in (run_a, run_b):
+        if not (folder / "summary.json").is_file():
+            raise RagError(f"{folder} is not an evaluation run folder (no summary.json)")
+    result = compare(load_run(run_a), load_run(run_b))
+    if as_json:
+        out.print_json(json.dumps(result, ensure_ascii=False))
+        return
+    t = Table(title=f"{run_a.name} → {run_b.name}")
+    for col in ("metric", "A", "B", "Δ"):
+        t.add_column(col, justify="right" if col != "metric" else "left")
+    for m, d in result["metrics"].items():
+        if d["a"] is None and d["b"] is None:
+            continue
+        delta = d["delta"]
+        style = "" if delta in (None, 0) else ("green" if delta > 0 else "red")
+        if m in ("leaked_identifiers", "invented_links") and delta:
+            style = "red" if delta > 0 else "green"
+        t.add_row(m, str(d["a"]), str(d["b"]), f"[{style}]{delta:+.4f}[/]" if delta is not None else "–")
+    out.print(t)
+    moved = Table(title="cases that moved most (ROUGE-L)")
+    for col in ("case", "title", "A", "B", "Δ"):
+        moved.add_column(col)
+    for c in result["moved"]:
+        moved.add_row(c["case_id"], c["title"], f"{c['a']:.3f}", f"{c['b']:.3f}", f"{c['delta']:+.3f}")
+    out.print(moved)
+
+
 def main() -> None:
     app()
 

@@ -127,6 +127,7 @@ class Draft:
     fallback: bool = False
     removed: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    retrieved: tuple[str, ...] = ()  # ids of every case the retriever returned, best first
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     llm_backoff_initial: float = 0.5
     llm_backoff_max: float = 8.0
     llm_context_cases: int = 5
+    llm_price_prompt_per_1k: float = 0.0
+    llm_price_completion_per_1k: float = 0.0
     prompts_dir: Path = PROJECT_ROOT / "prompts"
     prompt_variant: str = "default"
 
@@ -78,6 +80,10 @@ class Settings(BaseSettings):
         if self.top_k < 1 or self.candidates < self.top_k:
             raise ConfigError("RAG_TOP_K must be >= 1 and RAG_CANDIDATES >= RAG_TOP_K")
         return self
+
+    def updated(self, **changes: object) -> "Settings":
+        """A validated copy with some fields changed (``model_copy`` would skip validation)."""
+        return load_settings(**{**self.model_dump(), **changes})
 
     @property
     def llm_configured(self) -> bool:

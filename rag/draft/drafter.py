@@ -97,7 +97,8 @@ class Drafter:
                     raise
                 draft = self._offline(ticket, hits[:k], notes + [f"LLM failed, offline fallback: {exc}"])
                 draft = replace(draft, fallback=True)
-        return replace(draft, latency_ms=round((time.perf_counter() - started) * 1000, 1))
+        return replace(draft, latency_ms=round((time.perf_counter() - started) * 1000, 1),
+                       retrieved=tuple(h.case_id for h in hits[:k]))
 
     def _finish(
         self, ticket: Ticket, text: str, action: Action, confidence: float, used: Sequence[Hit], *, backend: str,

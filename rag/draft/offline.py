@@ -38,6 +38,15 @@ _MISSING_BY_PRODUCT = {
 }
 _MISSING_DEFAULT = "具体的报错信息或截图、相关域名或空间名，以及请求 ID（X-Reqid）"
 LOW_CONFIDENCE = 0.15
+# Words that open a conversation but say nothing about the problem.
+_EMPTY_TALK = re.compile(r"在吗|在不在|您好|你好|请问|咨询(一下|下)?|问(一下|下)|有个问题|有问题|客服|人工|麻烦|谢谢|急|hello|hi|\[图片\]|\[REDACTED_[A-Z_]+\]", re.I)
+_PUNCT = re.compile(r"[\s\W_]+")
+
+
+def is_vague(ticket: Ticket) -> bool:
+    """True when, greetings aside, the ticket says too little to answer."""
+    rest = _PUNCT.sub("", _EMPTY_TALK.sub("", ticket.query_text))
+    return len(rest) < 4
 MAX_CHARS = 700
 
 
@@ -106,6 +115,10 @@ def compose(ticket: Ticket, hits: Sequence[Hit]) -> Composition:
     if needs_staff(ticket.text) or past_action == "escalate":
         action: Action = "escalate"
         text = f"您好，{body}\n{ESCALATION_NOTE}" if past_action != "escalate" else f"您好，{ESCALATION_NOTE}"
+    elif is_vague(ticket):
+        action = "ask_for_info"
+        text = f"您好，请问具体遇到了什么问题呢？{missing_info_request(ticket.product)}"
+        notes.append("the ticket does not describe the problem yet")
     elif past_action == "ask_for_info" or confidence < LOW_CONFIDENCE:
         action = "ask_for_info"
         text = f"您好，{body}\n{missing_info_request(product)}"

@@ -34,17 +34,20 @@ def consensus_scores(answers: Sequence[str], weights: Sequence[float]) -> np.nda
     return (m @ w) / np.where(totals > 0, totals, 1.0)
 
 
+# Agreement below this is what unrelated answers share by chance ("您好", "控制台"); scaling
+# consensus by at least this much keeps a handful of unrelated candidates from amplifying noise.
+AGREEMENT_FLOOR = 0.25
+
+
 def rerank(fused: Sequence[float], answers: Sequence[str], alpha: float) -> np.ndarray:
-    """Blend min-max normalised fused scores with min-max normalised consensus."""
+    """Blend min-max normalised fused scores with consensus scaled by max(best agreement, floor)."""
     f = np.asarray(fused, dtype=np.float64)
     if len(f) < 2 or alpha <= 0:
         return f
     c = consensus_scores(answers, f)
-
-    def norm(x: np.ndarray) -> np.ndarray:
-        span = x.max() - x.min()
-        return (x - x.min()) / span if span > 0 else np.zeros_like(x)
-
+    span = f.max() - f.min()
+    f_norm = (f - f.min()) / span if span > 0 else np.ones_like(f)
+    c_norm = c / max(float(c.max()), AGREEMENT_FLOOR)
     # An empty answer has nothing to agree with; it must not win on consensus.
     has_answer = np.array([bool(a.strip()) for a in answers], dtype=np.float64)
-    return (1 - alpha) * norm(f) + alpha * norm(c) * has_answer
+    return (1 - alpha) * f_norm + alpha * c_norm * has_answer

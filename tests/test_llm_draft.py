@@ -1,0 +1,225 @@
+"""The LLM backend against the real openai SDK, with every HTTP call answered by respx."""
+
+import json
+import time
+
+import httpx
+import pytest
+import respx
+
+from rag.draft.drafter import Drafter
+from rag.draft.llm import LLMClient
+from rag.errors import ContextLengthError, LLMError
+from rag.records import Ticket
+
+BASE = "http://llm.test/v1"
+URL = f"{BASE}/chat/completions"
+TICKET = Ticket("证书过期了，怎么重新申请免费证书？我的域名是 img.mine-site.com", product="CDN")
+
+
+def completion(text: str, finish: str = "stop") -> dict:
+    return {
+        "id": "c1", "object": "chat.completion", "created": 0, "model": "qwen-test",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 1200, "completion_tokens": 80, "total_tokens": 1280},
+    }
+
+
+GOOD = "ACTION: answer\n您好，免费证书可以在这里申请：https://portal.qiniu.com/certificate/apply ，验证通过后在域名管理里开启 HTTPS。"
+
+
+@pytest.fixture
+def llm_settings(corpus_settings):
+    return corpus_settings.updated(**dict(
+        llm_base_url=BASE, llm_model="qwen-test", llm_api_key="sk-test", llm_max_attempts=3,
+        llm_backoff_initial=0.01, llm_backoff_max=0.05, llm_timeout=5.0,
+    ))
+
+
+@pytest.fixture
+def drafter(llm_settings, corpus_pipeline):
+    return Drafter(llm_settings, corpus_pipeline.retriever, llm=LLMClient(llm_settings, http_client=httpx.Client()))
+
+
+def sent(route, n=-1) -> dict:
+    return json.loads(route.calls[n].request.content)
+
+
+def test_success_carries_cases_and_customer_text(drafter):
+    with respx.mock(assert_all_called=True) as mock:
+        route = mock.post(URL).mock(return_value=httpx.Response(200, json=completion(GOOD)))
+        draft = drafter.draft(TICKET)
+    assert route.call_count == 1
+    body = sent(route)
+    assert body["model"] == "qwen-test" and body["max_tokens"] == 800
+    system, user = body["messages"]
+    assert system["role"] == "system" and "您好" in system["content"]
+    assert "<customer_message>" in user["content"] and TICKET.text in user["content"]
+    assert "[案例 1]" in user["content"] and "[案例 5]" in user["content"]
+    cited = {c.case_id for c in draft.citations}
+    assert all(case_id in user["content"] for case_id in cited) and len(cited) == 5
+    assert route.calls[0].request.headers["authorization"] == "Bearer sk-test"
+    assert draft.action == "answer" and draft.backend == "llm:qwen-test" and not draft.fallback
+    assert draft.text.startswith("您好") and "ACTION" not in draft.text
+    assert draft.links == ("https://portal.qiniu.com/certificate/apply",)
+    assert draft.usage.prompt_tokens == 1200 and draft.usage.completion_tokens == 80
+    assert draft.prompt_id == "default" and len(draft.prompt_version) == 12
+
+
+def test_429_then_success(drafter):
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(side_effect=[
+            httpx.Response(429, json={"error": {"message": "rate limited"}}),
+            httpx.Response(200, json=completion(GOOD)),
+        ])
+        draft = drafter.draft(TICKET)
+    assert route.call_count == 2 and draft.action == "answer"
+
+
+def test_retry_after_is_honoured(drafter):
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(side_effect=[
+            httpx.Response(429, headers={"retry-after": "0.5"}, json={"error": {"message": "wait"}}),
+            httpx.Response(200, json=completion(GOOD)),
+        ])
+        t0 = time.monotonic()
+        drafter.draft(TICKET)
+    assert route.call_count == 2
+    assert time.monotonic() - t0 >= 0.05  # capped by llm_backoff_max=0.05, not the 10 ms backoff
+
+
+def test_persistent_429_makes_exactly_max_attempts_calls(drafter):
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(return_value=httpx.Response(429, json={"error": {"message": "rate limited"}}))
+        with pytest.raises(LLMError, match="HTTP 429"):
+            drafter.draft(TICKET)
+    assert route.call_count == 3  # tenacity's 3 attempts; the SDK's own retries are off
+
+
+def test_5xx_exhausted_falls_back_to_offline_when_asked(drafter):
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(return_value=httpx.Response(503, json={"error": {"message": "overloaded"}}))
+        with pytest.raises(LLMError, match="HTTP 503"):
+            drafter.draft(TICKET)
+        draft = drafter.draft(TICKET, fallback="offline")
+    assert route.call_count == 6
+    assert draft.fallback and draft.backend == "offline" and draft.text.startswith("您好")
+    assert any("offline fallback" in n for n in draft.notes)
+
+
+def test_4xx_is_not_retried(drafter):
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(return_value=httpx.Response(401, json={"error": {"message": "bad key"}}))
+        with pytest.raises(LLMError, match="HTTP 401"):
+            drafter.draft(TICKET)
+    assert route.call_count == 1
+
+
+def test_timeout_is_retried_then_reported(drafter):
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(side_effect=httpx.ReadTimeout("slow"))
+        with pytest.raises(LLMError, match="timed out"):
+            drafter.draft(TICKET)
+    assert route.call_count == 3
+
+
+def test_malformed_body_is_a_clear_error(drafter):
+    with respx.mock() as mock:
+        mock.post(URL).mock(return_value=httpx.Response(200, content=b"<html>gateway</html>", headers={"content-type": "text/html"}))
+        with pytest.raises(LLMError, match="malformed|empty"):
+            drafter.draft(TICKET)
+    with respx.mock() as mock:
+        mock.post(URL).mock(return_value=httpx.Response(200, json={"id": "x", "choices": []}))
+        with pytest.raises(LLMError, match="malformed"):
+            drafter.draft(TICKET)
+
+
+def test_context_length_error_trims_cases_and_retries_once(drafter):
+    too_long = httpx.Response(400, json={"error": {"message": "This model's maximum context length is 4096 tokens",
+                                                   "code": "context_length_exceeded", "type": "invalid_request_error"}})
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(side_effect=[too_long, httpx.Response(200, json=completion(GOOD))])
+        draft = drafter.draft(TICKET)
+    assert route.call_count == 2
+    assert sent(route, 0)["messages"][1]["content"].count("[案例 ") == 5
+    assert sent(route, 1)["messages"][1]["content"].count("[案例 ") == 2
+    assert any("context too long" in n for n in draft.notes)
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(return_value=too_long)
+        with pytest.raises(ContextLengthError):
+            drafter.draft(TICKET)
+    assert route.call_count == 2
+
+
+def sse(*chunks: str, finish: bool = True) -> bytes:
+    events = []
+    for text in chunks:
+        events.append({"id": "s", "object": "chat.completion.chunk", "created": 0, "model": "qwen-test",
+                       "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]})
+    if finish:
+        events.append({"id": "s", "object": "chat.completion.chunk", "created": 0, "model": "qwen-test",
+                       "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    body = "".join(f"data: {json.dumps(e, ensure_ascii=False)}\n\n" for e in events)
+    return (body + ("data: [DONE]\n\n" if finish else "")).encode()
+
+
+def test_streaming_delivers_deltas_and_the_final_draft(drafter):
+    parts = ["ACTION: answer\n", "您好，免费证书申请：", "https://portal.qiniu.com/certificate/apply"]
+    seen: list[str] = []
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(return_value=httpx.Response(200, headers={"content-type": "text/event-stream"}, content=sse(*parts)))
+        draft = drafter.draft(TICKET, on_delta=seen.append)
+    assert sent(route)["stream"] is True
+    assert seen == parts
+    assert draft.text == "您好，免费证书申请：https://portal.qiniu.com/certificate/apply"
+
+
+class CutStream(httpx.SyncByteStream):
+    def __init__(self, first: bytes) -> None:
+        self.first = first
+
+    def __iter__(self):
+        yield self.first
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete message body")
+
+
+def test_stream_cut_midway_is_never_a_complete_draft(drafter):
+    first = sse("ACTION: answer\n", "您好，免费证书", finish=False)
+    with respx.mock() as mock:
+        mock.post(URL).mock(return_value=httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=CutStream(first)))
+        with pytest.raises(LLMError, match="cut"):
+            drafter.draft(TICKET, on_delta=lambda d: None)
+    with respx.mock() as mock:
+        mock.post(URL).mock(return_value=httpx.Response(200, headers={"content-type": "text/event-stream"}, content=first))
+        with pytest.raises(LLMError, match="incomplete"):
+            drafter.draft(TICKET, on_delta=lambda d: None)
+        draft = drafter.draft(TICKET, on_delta=lambda d: None, fallback="offline")
+    assert draft.fallback and draft.backend == "offline"
+
+
+def test_llm_reply_is_guarded_for_leaks_and_invented_links(drafter):
+    reply = ("ACTION: answer\n您好，参考 https://developer.qiniu.com/fusion/manual/4952/https-configuration 和 "
+             "https://made-up.example.org/guide ，之前客户 cdn.lpxyr0206.com 的订单 6704848bce27951dbff8cf22 也是这样，"
+             "您的域名 img.mine-site.com 按同样步骤即可。")
+    with respx.mock() as mock:
+        mock.post(URL).mock(return_value=httpx.Response(200, json=completion(reply)))
+        draft = drafter.draft(TICKET)
+    assert "made-up.example.org" not in draft.text and "cdn.lpxyr0206.com" not in draft.text
+    assert "6704848bce27951dbff8cf22" not in draft.text
+    assert "img.mine-site.com" in draft.text  # the customer's own domain stays
+    assert draft.links == ("https://developer.qiniu.com/fusion/manual/4952/https-configuration",)
+    assert "https://made-up.example.org/guide" in draft.removed
+
+
+def test_missing_action_line_is_inferred(drafter):
+    with respx.mock() as mock:
+        mock.post(URL).mock(return_value=httpx.Response(200, json=completion("您好，麻烦提供一下您的域名和报错截图？")))
+        draft = drafter.draft(TICKET)
+    assert draft.action == "ask_for_info" and any("inferred" in n for n in draft.notes)
+
+
+def test_reply_cut_at_max_tokens_is_an_error(drafter):
+    with respx.mock() as mock:
+        mock.post(URL).mock(return_value=httpx.Response(200, json=completion("ACTION: answer\n您好，步骤如下1.", finish="length")))
+        with pytest.raises(LLMError, match="max_tokens"):
+            drafter.draft(TICKET)

@@ -1,0 +1,71 @@
+import re
+
+import pytest
+
+from rag.draft.actions import classify_reply
+from rag.draft.drafter import Drafter
+from rag.draft.guards import invented_links, leaked_identifiers
+from rag.draft.offline import adapt_answer
+from rag.records import Ticket
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def drafter(corpus_pipeline):
+    return Drafter(corpus_pipeline.settings, corpus_pipeline.retriever)
+
+
+def test_adapt_answer_removes_filler_greetings_dates_and_status_lines():
+    answer = "您好，请稍等\n您好，看下2024-10-15 11:43:13回复的内容。免费证书申请https://portal.qiniu.com/certificate/apply2.补全信息\n已处理完成"
+    assert adapt_answer(answer) == "免费证书申请https://portal.qiniu.com/certificate/apply \n2.补全信息"
+
+
+def test_certificate_ticket_gets_the_template_answer(drafter):
+    draft = drafter.draft(Ticket("证书过期了，怎么重新申请免费证书？", product="CDN"))
+    assert draft.action == "answer" and draft.backend == "offline"
+    assert draft.text.startswith("您好，") and draft.text.count("您好") == 1
+    assert "稍等" not in draft.text and "[图片]" not in draft.text
+    assert "https://portal.qiniu.com/certificate/apply" in draft.links
+    assert draft.confidence >= 0.3
+    assert draft.citations and all(c.case_id and c.title for c in draft.citations)
+    assert draft.prompt_id == "offline" and draft.latency_ms > 0
+
+
+def test_offline_draft_is_deterministic(drafter):
+    t = Ticket("CDN 刷新缓存多久生效？")
+    assert drafter.draft(t).text == drafter.draft(t).text
+
+
+def test_vague_ticket_asks_for_information(drafter):
+    draft = drafter.draft(Ticket("在吗，有个问题"))
+    assert draft.action == "ask_for_info"
+    assert "麻烦提供" in draft.text
+
+
+def test_staff_only_operation_escalates(drafter):
+    draft = drafter.draft(Ticket("域名被别人占用了，需要找回域名，麻烦后台帮我处理"))
+    assert draft.action == "escalate"
+    assert "工作人员" in draft.text
+
+
+def test_classifier_on_real_agent_answers():
+    assert classify_reply("您好，已经处理完成，您确认下") == "escalate"
+    assert classify_reply("麻烦提供一下您的域名") == "ask_for_info"
+    assert classify_reply("您好，手动申请并使用免费SSL证书步骤如下1.免费证书申请2.补全信息3.免费证书验证4.升级HTTPS配置，"
+                          "在域名管理中点击配置，开启 HTTPS 后选择免费证书即可，配置生效大约需要十分钟左右。") == "answer"
+
+
+def test_no_leaks_or_invented_links_over_the_whole_corpus(drafter, corpus_pipeline):
+    """Leave-one-out over every case: the draft never carries another customer's identifiers or unknown links."""
+    from rag.parse import parse_paths
+
+    cases, _ = parse_paths([corpus_pipeline.settings.data_dir])
+    for case in cases:
+        ticket = Ticket(case.question or case.title, title=case.title)
+        draft = drafter.draft(ticket, exclude=[case.id])
+        context = f"{ticket.title}\n{ticket.text}"
+        assert leaked_identifiers(draft.text, context, drafter.settings.link_allowlist) == [], case.title
+        assert invented_links(draft.text, context, drafter.known_links, drafter.settings.link_allowlist) == []
+        assert draft.text.startswith("您好，")
+        assert not re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", draft.text)

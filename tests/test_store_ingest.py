@@ -1,0 +1,122 @@
+import multiprocessing
+import shutil
+
+import pytest
+
+from rag.embed import make_embedder
+from rag.errors import EmbeddingMismatchError, StoreLockedError
+from rag.ingest import ingest
+from rag.store import ChunkStore, acquire, ingest_lock
+
+from conftest import TEST_DATA
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(TEST_DATA / "small.md", folder / "part1.md")
+    return folder
+
+
+def _store(settings):
+    return ChunkStore(settings, make_embedder(settings).name, create=False)
+
+
+def test_reingest_is_idempotent(make_settings, dataset):
+    s = make_settings()
+    e = make_embedder(s)
+    first = ingest([dataset], s, e)
+    assert (first.cases, first.added, first.deleted) == (3, first.chunks, 0)
+    before = {c.id: (c.text, c.metadata) for c in _store(s).all_chunks()}
+    second = ingest([dataset], s, e)
+    assert (second.added, second.deleted, second.unchanged) == (0, 0, first.chunks)
+    after = {c.id: (c.text, c.metadata) for c in _store(s).all_chunks()}
+    assert after == before
+
+
+def test_changed_case_replaces_its_chunks_without_orphans(make_settings, dataset):
+    s = make_settings()
+    e = make_embedder(s)
+    ingest([dataset], s, e)
+    old_ids = _store(s).ids()
+    f = dataset / "part1.md"
+    f.write_text(f.read_text(encoding="utf-8").replace("一般5-10分钟生效", "一般10分钟左右生效"), encoding="utf-8")
+    summary = ingest([dataset], s, e)
+    new = _store(s)
+    assert summary.deleted == 3 and summary.added == 3  # the refresh case: one case chunk, two exchanges
+    texts = [c.text for c in new.all_chunks()]
+    assert not any("一般5-10分钟生效" in t for t in texts)
+    assert any("一般10分钟左右生效" in t for t in texts)
+    assert new.count() == len(old_ids)
+    case_ids = {c.metadata["case_id"] for c in new.all_chunks()}
+    assert len(case_ids) == 3
+
+
+def test_removed_case_and_pruned_file(make_settings, dataset):
+    s = make_settings()
+    e = make_embedder(s)
+    shutil.copy(TEST_DATA / "small.md", dataset / "part2.md")
+    ingest([dataset], s, e)
+    assert len({c.metadata["source"] for c in _store(s).all_chunks()}) == 2
+    (dataset / "part2.md").unlink()
+    kept = ingest([dataset], s, e)  # without --prune a vanished file's cases stay
+    assert kept.deleted == 0
+    pruned = ingest([dataset], s, e, prune=True)
+    assert pruned.deleted > 0
+    assert {c.metadata["source"] for c in _store(s).all_chunks()} == {"part1.md"}
+
+
+def test_a_second_ingest_is_refused_while_one_holds_the_lock(make_settings, dataset):
+    s = make_settings()
+    lock = ingest_lock(s)
+    acquire(lock)
+    try:
+        with pytest.raises(StoreLockedError, match="another ingest"):
+            ingest([dataset], s, make_embedder(s))
+    finally:
+        lock.release()
+    assert ingest([dataset], s, make_embedder(s)).cases == 3
+
+
+def _ingest_in_process(settings, dataset, queue):
+    from rag.embed import make_embedder as mk
+    from rag.ingest import ingest as run
+
+    try:
+        summary = run([dataset], settings, mk(settings), wait_for_lock=120)
+        queue.put(("ok", summary.added))
+    except Exception as exc:  # report, don't hang the parent
+        queue.put(("error", repr(exc)))
+
+
+def test_two_concurrent_ingests_leave_a_consistent_store(make_settings, dataset):
+    s = make_settings()
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_ingest_in_process, args=(s, dataset, queue)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(180)
+    results = sorted(queue.get(timeout=5) for _ in procs)
+    assert [r[0] for r in results] == ["ok", "ok"], results
+    store = _store(s)
+    assert sorted(r[1] for r in results)[0] == 0  # the second one found everything already there
+    assert store.count() == sum(r[1] for r in results)
+
+
+def test_store_refuses_another_embedding_model(make_settings, dataset):
+    s = make_settings()
+    ingest([dataset], s, make_embedder(s))
+    with pytest.raises(EmbeddingMismatchError, match="was built with embedding model"):
+        ChunkStore(s, "openai/text-embedding-3-small")
+
+
+def test_metadata_round_trips_flat(make_settings, dataset):
+    s = make_settings()
+    ingest([dataset], s, make_embedder(s))
+    chunk = next(c for c in _store(s).all_chunks() if c.metadata["kind"] == "case" and c.metadata["title"] == "证书过期怎么办")
+    assert chunk.metadata["root_cause"] == "证书过期，需要重新申请或上传新证书"
+    assert chunk.metadata["has_links"] is True
+    assert chunk.metadata["scenarios"] == "CDN|SSL证书"
