@@ -1,0 +1,107 @@
+import json
+
+import httpx
+import pytest
+import respx
+
+from rag.evaluation import EvalConfig, run_eval
+from rag.evaluation import baseline as gate
+from rag.evaluation.compare import compare
+from rag.evaluation.runner import load_run, select_cases
+from rag.parse import parse_paths
+from rag.pipeline import Pipeline
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def offline_run(corpus_pipeline, tmp_path_factory):
+    return run_eval(corpus_pipeline, EvalConfig(), tmp_path_factory.mktemp("runs"), run_name="offline")
+
+
+def test_ci_gate_offline_leave_one_out_holds_the_baseline(offline_run):
+    """The CI gate: every case, offline backend; no metric below baseline - tolerance, no leak, no invented link."""
+    verdict = gate.check(offline_run.summary, gate.load())
+    assert verdict.ok, verdict.failures
+    assert offline_run.summary["cases"] == 111
+    assert offline_run.summary["totals"] == {"leaked_identifiers": 0, "invented_links": 0}
+
+
+def test_gate_fails_on_regression_and_on_leaks(offline_run):
+    base = gate.load()
+    higher = {**base, "metrics": {**base["metrics"], "rouge_l": base["metrics"]["rouge_l"] + 0.1}}
+    assert not gate.check(offline_run.summary, higher).ok
+    leaky = {**offline_run.summary, "totals": {"leaked_identifiers": 1, "invented_links": 0}}
+    assert "leaked_identifiers: 1 (must be 0)" in gate.check(leaky, base).failures
+
+
+def test_run_folder_has_every_artifact(offline_run):
+    folder = offline_run.folder
+    assert len(list((folder / "cases").glob("*.json"))) == 111
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    assert summary["overall"]["rouge_l"] > 0.15 and "CDN" in summary["by_product"]
+    report = (folder / "report.md").read_text(encoding="utf-8")
+    assert "## By product" in report and report.count("| ticket | draft | real answer |") == 10
+    assert (folder / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    case = json.loads(next((folder / "cases").glob("*.json")).read_text(encoding="utf-8"))
+    assert case["case_id"] not in case["draft"]["retrieved"]  # leave-one-out held
+
+
+def test_compare_runs(offline_run, corpus_pipeline, tmp_path):
+    other = run_eval(corpus_pipeline, EvalConfig(limit=20, seed=1), tmp_path, run_name="small")
+    result = compare(load_run(offline_run.folder), load_run(other.folder))
+    assert result["common_cases"] == 20
+    assert set(result["metrics"]) >= {"rouge_l", "retrieval_ndcg"}
+    assert all(m["delta"] == 0 for m in result["moved"])  # same backend, same drafts
+
+
+def test_seeded_split_excludes_the_whole_test_set(corpus_pipeline):
+    cases, _ = parse_paths([corpus_pipeline.settings.data_dir])
+    chosen, excluded = select_cases(cases, EvalConfig(split="split", seed=3, test_fraction=0.2))
+    again, _ = select_cases(cases, EvalConfig(split="split", seed=3, test_fraction=0.2))
+    assert [c.id for c in chosen] == [c.id for c in again] and len(chosen) == 22
+    assert excluded == {c.id for c in chosen}
+
+
+def _llm_reply(request):
+    body = json.loads(request.content)
+    if body["messages"][0]["role"] == "user":  # the judge
+        content = '{"correct": 4, "complete": 3, "actionable": 4, "tone": 5, "reason": "ok"}'
+    else:
+        user = body["messages"][1]["content"]
+        answer = user.split("客服回复：", 1)[1].split("\n\n[案例", 1)[0][:200]
+        content = "ACTION: answer\n您好，" + answer
+    return httpx.Response(200, json={
+        "id": "c", "object": "chat.completion", "created": 0, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100},
+    })
+
+
+def test_llm_backend_with_judge_cache_and_cost(corpus_settings, tmp_path):
+    s = corpus_settings.updated(llm_base_url="http://llm.test/v1", llm_model="m", cache_dir=tmp_path / "cache",
+                                llm_price_prompt_per_1k=0.002, llm_price_completion_per_1k=0.006)
+    cfg = EvalConfig(backend="llm", limit=4, concurrency=2, judge=True)
+    with respx.mock() as mock:
+        route = mock.post("http://llm.test/v1/chat/completions").mock(side_effect=_llm_reply)
+        p = Pipeline(s)  # a fresh cache dir: the first run must really call the endpoint
+        first = run_eval(p, cfg, tmp_path / "runs", run_name="one")
+        calls = route.call_count
+        second = run_eval(p, cfg, tmp_path / "runs", run_name="two")
+    assert calls == 8  # 4 drafts + 4 judgements
+    assert route.call_count == calls  # the re-run was served from the disk cache
+    assert first.summary["tokens"]["prompt"] == 4 * 1000 and first.summary["tokens"]["cost"] == pytest.approx(4 * (0.002 + 0.0006))
+    assert second.summary["tokens"]["cache_hits"] == 4
+    assert first.summary["overall"]["judge_overall"] == pytest.approx((4 + 3 + 4 + 5) / 20)
+    assert first.summary["backend"] == "llm:m" and first.summary["errors"] == 0
+    assert [r["draft"]["text"] for r in first.cases] == [r["draft"]["text"] for r in second.cases]
+
+
+def test_llm_failures_are_recorded_not_fatal(corpus_settings, tmp_path):
+    s = corpus_settings.updated(llm_base_url="http://llm.test/v1", llm_model="m", llm_max_attempts=1,
+                                cache_dir=corpus_settings.cache_dir)
+    with respx.mock() as mock:
+        mock.post("http://llm.test/v1/chat/completions").mock(return_value=httpx.Response(500, json={"error": {"message": "boom"}}))
+        run = run_eval(Pipeline(s), EvalConfig(backend="llm", limit=2), tmp_path, run_name="failing")
+    assert run.summary["errors"] == 2
+    assert all(r["draft"]["fallback"] and "HTTP 500" in r["error"] for r in run.cases)
