@@ -43,7 +43,7 @@ def case_metadata(case: Case) -> dict[str, str | int | float | bool]:
         "source": case.source,
         "line": case.line,
         "answer": _clean(case.answer),
-        "question": _clean(case.query_text),
+        "question": _clean(case.question),
     }
 
 

@@ -296,6 +296,65 @@ def eval_compare(run_a: Path, run_b: Path, as_json: Annotated[bool, typer.Option
     out.print(moved)
 
 
+@app.command()
+@_domain_errors
+def serve(
+    host: Annotated[str, typer.Option(help="bind address; without RAG_SERVICE_TOKEN only loopback clients are served")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+) -> None:
+    """Serve the HTTP API and the agents' web page (OpenAPI at /docs)."""
+    import uvicorn
+
+    from rag.service import create_app
+
+    settings = load_settings()
+    if workers > 1:
+        raise RagError("one worker per process: the embedded Chroma store is single-writer; run more processes behind a proxy")
+    err.print(f"serving on http://{host}:{port}  (web page /, API /v1, OpenAPI /docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+feedback_app = typer.Typer(help="Feedback on drafts: statistics and export to the dataset format.")
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("stats")
+@_domain_errors
+def feedback_stats() -> None:
+    """Acceptance rate and edit distance per product."""
+    from rag.feedback import FeedbackStore
+
+    store = FeedbackStore(load_settings().feedback_db)
+    drafts, feedback = store.counts()
+    t = Table(title=f"{drafts} drafts, {feedback} feedback entries")
+    for col in ("product", "drafts", "feedback", "accepted", "edited", "rejected", "acceptance", "edit distance"):
+        t.add_column(col, justify="left" if col == "product" else "right")
+    fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
+    for row in store.stats():
+        t.add_row(row.product or "(unknown)", str(row.drafts), str(row.feedback), str(row.accepted), str(row.edited),
+                  str(row.rejected), fmt(row.acceptance_rate), fmt(row.mean_edit_distance))
+    out.print(t)
+
+
+@feedback_app.command("export")
+@_domain_errors
+def feedback_export(
+    out_file: Annotated[Path, typer.Option("--out", help="dataset file to write")] = Path("data/feedback_cases.md"),
+) -> None:
+    """Write accepted and edited drafts as new cases in the dataset format (ingested by the next `rag ingest`)."""
+    from rag.feedback import FeedbackStore
+    from rag.parse import parse_text
+
+    text = FeedbackStore(load_settings().feedback_db).export_cases()
+    cases = parse_text(text, out_file.name, strict=True)  # never write a file the next ingest would reject
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_file.with_suffix(out_file.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out_file)
+    out.print(f"wrote {len(cases)} case(s) to {out_file}")
+
+
 def main() -> None:
     app()
 

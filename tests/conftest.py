@@ -115,3 +115,17 @@ def start_server():
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture
+def live_server(tmp_path, embedding_cache, start_server, monkeypatch):
+    """A real `rag serve` process on a loopback port, with its own store and feedback database."""
+    port = free_port()
+    env = {"RAG_STORE_PATH": str(tmp_path / "chroma"), "RAG_CACHE_DIR": str(embedding_cache),
+           "RAG_DATA_DIR": str(DATA_DIR), "RAG_FEEDBACK_DB": str(tmp_path / "feedback.sqlite3")}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    start_server([sys.executable, "-m", "rag.cli", "serve", "--port", str(port)], f"http://127.0.0.1:{port}/healthz", timeout=180)
+    return f"http://127.0.0.1:{port}", tmp_path / "feedback.sqlite3"
+
+

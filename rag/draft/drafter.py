@@ -31,7 +31,7 @@ def format_cases(hits: Sequence[Hit]) -> str:
         answer = strip_image_markers(h.answer)[:CASE_ANSWER_CHARS]
         blocks.append(
             f"[案例 {n}] 编号 {h.case_id}｜{h.product}｜{h.subcategory}\n"
-            f"客户问题：{question}\n客服回复：{answer}"
+            f"标题：{h.title}\n客户问题：{question}\n客服回复：{answer}"
         )
     return "\n\n".join(blocks)
 

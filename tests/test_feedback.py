@@ -1,0 +1,65 @@
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from typer.testing import CliRunner
+
+from rag.cli import app
+from rag.feedback import FeedbackStore, UnknownDraftError
+from rag.parse import parse_text
+from rag.records import Draft, Ticket
+
+
+def _draft(text="您好，可以在控制台申请免费证书。"):
+    return Draft(text=text, action="answer", confidence=0.6, citations=(), links=(), backend="offline",
+                 prompt_id="offline", prompt_version="offline-1", latency_ms=1.0)
+
+
+def test_stats_per_product(tmp_path):
+    store = FeedbackStore(tmp_path / "fb.sqlite3")
+    a = store.record_draft(Ticket("证书过期"), _draft(), "CDN", "证书问题")
+    b = store.record_draft(Ticket("证书过期2"), _draft(), "CDN", "证书问题")
+    c = store.record_draft(Ticket("发票"), _draft("您好，发票在费用中心申请。"), "账户与财务", "发票问题")
+    store.add_feedback(a, "accepted")
+    store.add_feedback(b, "edited", final_text="您好，可以在控制台 SSL 证书页面申请免费证书。")
+    store.add_feedback(c, "rejected", reason="答非所问")
+    stats = {s.product: s for s in store.stats()}
+    assert stats["CDN"].acceptance_rate == 1.0 and stats["CDN"].edited == 1
+    assert 0 < stats["CDN"].mean_edit_distance < 1
+    assert stats["账户与财务"].acceptance_rate == 0.0 and stats["账户与财务"].rejected == 1
+    with pytest.raises(UnknownDraftError):
+        store.add_feedback("missing", "accepted")
+
+
+def test_no_lost_writes_under_concurrency(tmp_path):
+    store = FeedbackStore(tmp_path / "fb.sqlite3")
+    ids = [store.record_draft(Ticket(f"问题{i}"), _draft(), "CDN", "证书问题") for i in range(20)]
+
+    def work(n):
+        other = FeedbackStore(tmp_path / "fb.sqlite3")  # separate connections, like separate requests
+        return other.add_feedback(ids[n % 20], "accepted" if n % 2 else "rejected", reason="x")
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        rowids = list(pool.map(work, range(400)))
+    assert len(set(rowids)) == 400
+    assert store.counts() == (20, 400)
+
+
+def test_export_round_trips_through_the_parser(tmp_path, monkeypatch):
+    db = tmp_path / "fb.sqlite3"
+    store = FeedbackStore(db)
+    a = store.record_draft(Ticket("证书过期了怎么办", title="证书过期"), _draft(), "CDN", "证书问题")
+    b = store.record_draft(Ticket("怎么开\n发票"), _draft("您好，发票在费用中心申请。"), "账户与财务", "发票问题")
+    c = store.record_draft(Ticket("无关"), _draft(), "CDN", "其他类咨询")
+    store.add_feedback(a, "accepted")
+    store.add_feedback(b, "edited", final_text="您好，发票请在：\n**费用中心** → 发票管理\n### 申请\n---\n即可")
+    store.add_feedback(c, "rejected", reason="不对")
+    monkeypatch.setenv("RAG_FEEDBACK_DB", str(db))
+    out = tmp_path / "data" / "feedback_cases.md"
+    r = CliRunner().invoke(app, ["feedback", "export", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    cases = parse_text(out.read_text(encoding="utf-8"), out.name, strict=True)
+    assert [c.title for c in cases] == ["证书过期", "怎么开 发票"]
+    assert cases[0].product == "CDN" and cases[0].subcategory == "证书问题"
+    assert "**费用中心** → 发票管理" in cases[1].answer and "---" in cases[1].answer
+    r = CliRunner().invoke(app, ["feedback", "stats"])
+    assert r.exit_code == 0 and "CDN" in r.output and "3 drafts" in r.output
