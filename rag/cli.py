@@ -26,7 +26,7 @@ from rag.settings import load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Draft replies to Qiniu support tickets from past cases.")
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error line must stay one line, whatever the terminal width
 
 
 def _domain_errors(fn: Callable) -> Callable:

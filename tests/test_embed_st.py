@@ -1,0 +1,41 @@
+"""The local sentence-transformers path, with a model folder shipped inside a PyPI package (no hub)."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from rag.embed import SentenceTransformerEmbedder, make_embedder
+from rag.errors import EmbeddingError, EmbeddingMismatchError
+from rag.ingest import ingest
+from rag.retrieve import CaseRetriever
+from rag.store import ChunkStore
+
+from conftest import TEST_DATA
+
+
+def test_packaged_model_embeds_offline():
+    e = SentenceTransformerEmbedder("all-MiniLM-L6-v2")
+    v = e.embed(["certificate expired", "how to renew an ssl certificate", "invoice request"], "query")
+    assert v.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)
+    assert v[0] @ v[1] > v[0] @ v[2]
+    assert e.name.startswith("st/") and "minilm" in e.name.lower()
+
+
+def test_missing_model_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(EmbeddingError, match="no local sentence-transformers model"):
+        SentenceTransformerEmbedder(str(tmp_path / "nope")).embed(["x"], "query")
+
+
+def test_ingest_and_search_with_the_st_backend(make_settings, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(TEST_DATA / "small.md", data / "part1.md")
+    s = make_settings(embedding_backend="sentence-transformers", embedding_model="all-MiniLM-L6-v2")
+    e = make_embedder(s)
+    assert ingest([data], s, e).added > 0
+    store = ChunkStore(s, e.name, create=False)
+    assert CaseRetriever(store, e).retrieve("发票怎么开", k=1)[0].title == "发票怎么开"
+    with pytest.raises(EmbeddingMismatchError):  # the same collection with the default model is refused
+        ChunkStore(make_settings(), make_embedder(make_settings()).name)
