@@ -22,6 +22,7 @@ import numpy as np
 
 from rag.errors import EmbeddingError
 from rag.settings import Settings
+from rag.sqlite_db import connect
 
 Kind = Literal["query", "passage"]
 
@@ -159,9 +160,7 @@ class CachedEmbedder:
             db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self._path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        return connect(self._path)
 
     def _key(self, text: str, kind: Kind) -> str:
         return hashlib.sha256(f"{self.name}\x00{kind}\x00{text}".encode()).hexdigest()

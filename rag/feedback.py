@@ -22,6 +22,7 @@ from rapidfuzz.distance import Levenshtein
 
 from rag.errors import RagError
 from rag.records import Draft, Ticket
+from rag.sqlite_db import connect
 
 Verdict = Literal["accepted", "edited", "rejected"]
 
@@ -67,11 +68,7 @@ class FeedbackStore:
             db.executescript(_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA busy_timeout=30000")
-        db.execute("PRAGMA foreign_keys=ON")
-        return db
+        return connect(self.path, autocommit=True)
 
     def record_draft(self, ticket: Ticket, draft: Draft, product: str, subcategory: str) -> str:
         draft_id = uuid.uuid4().hex

@@ -16,6 +16,7 @@ from typing import Iterator, Sequence
 
 from rag.draft.llm import Completion, LLMClient, Message
 from rag.records import Usage
+from rag.sqlite_db import connect
 
 
 class CachedLLM:
@@ -31,9 +32,7 @@ class CachedLLM:
             db.execute("CREATE TABLE IF NOT EXISTS completion (key TEXT PRIMARY KEY, body TEXT NOT NULL)")
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self._path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        return connect(self._path)
 
     def key(self, messages: Sequence[Message], max_tokens: int | None, temperature: float | None) -> str:
         s = self.inner.settings

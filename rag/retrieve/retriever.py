@@ -19,6 +19,7 @@ from rag.settings import Settings
 from rag.store import ChunkStore, StoredChunk
 
 Mode = Literal["lexical", "dense", "fused"]
+_DEFAULTS = Settings.model_fields
 
 # Greetings, thanks and redaction tokens carry no topic; dropping them keeps BM25 and the
 # embedding on what the customer is asking about.
@@ -33,13 +34,14 @@ def rewrite_query(text: str) -> str:
 class RetrievalConfig:
     mode: Mode = "fused"
     lexical_field: Literal["key", "full"] = "full"
-    candidates: int = 20
-    rrf_k: int = 5
-    lexical_weight: float = 1.0
-    dense_weight: float = 1.0
-    consensus_weight: float = 0.7
-    consensus_top: int = 12
-    voters: int = 12
+    # Defaults live in Settings (one place); a RetrievalConfig() matches what `rag` runs with.
+    candidates: int = _DEFAULTS["candidates"].default
+    rrf_k: int = _DEFAULTS["rrf_k"].default
+    lexical_weight: float = _DEFAULTS["lexical_weight"].default
+    dense_weight: float = _DEFAULTS["dense_weight"].default
+    consensus_weight: float = _DEFAULTS["consensus_weight"].default
+    consensus_top: int = _DEFAULTS["consensus_top"].default
+    voters: int = _DEFAULTS["consensus_voters"].default
     chunk_kinds: tuple[str, ...] = ("case", "exchange")
 
     @classmethod
