@@ -16,6 +16,7 @@ from typing import Annotated, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -35,7 +36,7 @@ def _domain_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except RagError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -75,7 +76,7 @@ def _print_summary(summary) -> None:
     t.add_row("seconds", f"{summary.seconds:.1f}")
     out.print(t)
     for w in summary.warnings:
-        err.print(f"[yellow]skipped:[/] {w}", highlight=False)
+        err.print(f"[yellow]skipped:[/] {escape(w)}", highlight=False)
 
 
 @app.command()
@@ -105,7 +106,7 @@ def stats() -> None:
     t.add_column("subcategory")
     t.add_column("cases", justify="right")
     for (product, sub), n in sorted(counts.items(), key=lambda kv: (-sum(v for k, v in counts.items() if k[0] == kv[0][0]), kv[0][0], -kv[1])):
-        t.add_row(str(product), str(sub), str(n))
+        t.add_row(escape(str(product)), escape(str(sub)), str(n))
     out.print(t)
     by_product = Counter(m.get("product", "") for m in cases.values())
     out.print("  ".join(f"{k}: {v}" for k, v in by_product.most_common()))
@@ -131,7 +132,8 @@ def search(
     for col in ("#", "score", "case", "product", "matched text"):
         t.add_column(col)
     for n, h in enumerate(hits, start=1):
-        t.add_row(str(n), f"{h.score:.3f}", f"{h.title}\n[dim]{h.case_id}[/]", f"{h.product}｜{h.subcategory}", " ".join(h.chunk_text.split())[:240])
+        t.add_row(str(n), f"{h.score:.3f}", f"{escape(h.title)}\n[dim]{h.case_id}[/]", escape(f"{h.product}｜{h.subcategory}"),
+                  escape(" ".join(h.chunk_text.split())[:240]))
     out.print(t)
 
 
@@ -193,10 +195,10 @@ def draft(
     for col in ("case", "title", "score"):
         t.add_column(col)
     for c in result.citations:
-        t.add_row(c.case_id, c.title, f"{c.score:.3f}")
+        t.add_row(c.case_id, escape(c.title), f"{c.score:.3f}")
     out.print(t)
     for note in result.notes:
-        err.print(f"[dim]note: {note}[/]", highlight=False)
+        err.print(f"[dim]note: {escape(note)}[/]", highlight=False)
 
 
 eval_app = typer.Typer(help="Replay real tickets and score drafts against the real answers.")
@@ -252,7 +254,7 @@ def eval_run(
     if gate:
         verdict = gate_mod.check(result.summary, gate_mod.load())
         for f in verdict.failures:
-            err.print(f"[red]gate:[/] {f}", highlight=False)
+            err.print(f"[red]gate:[/] {escape(f)}", highlight=False)
         if not verdict.ok:
             raise typer.Exit(1)
         console_print("[green]gate passed[/]")
@@ -292,7 +294,7 @@ def eval_compare(run_a: Path, run_b: Path, as_json: Annotated[bool, typer.Option
     for col in ("case", "title", "A", "B", "Δ"):
         moved.add_column(col)
     for c in result["moved"]:
-        moved.add_row(c["case_id"], c["title"], f"{c['a']:.3f}", f"{c['b']:.3f}", f"{c['delta']:+.3f}")
+        moved.add_row(c["case_id"], escape(c["title"]), f"{c['a']:.3f}", f"{c['b']:.3f}", f"{c['delta']:+.3f}")
     out.print(moved)
 
 
@@ -332,7 +334,7 @@ def feedback_stats() -> None:
         t.add_column(col, justify="left" if col == "product" else "right")
     fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
     for row in store.stats():
-        t.add_row(row.product or "(unknown)", str(row.drafts), str(row.feedback), str(row.accepted), str(row.edited),
+        t.add_row(escape(row.product or "(unknown)"), str(row.drafts), str(row.feedback), str(row.accepted), str(row.edited),
                   str(row.rejected), fmt(row.acceptance_rate), fmt(row.mean_edit_distance))
     out.print(t)
 

@@ -53,7 +53,8 @@ class Pipeline:
 
     @cached_property
     def retriever(self) -> CaseRetriever:
-        return CaseRetriever(self.store, self.embedder, RetrievalConfig.from_settings(self.settings))
+        return CaseRetriever(self.store, self.embedder, RetrievalConfig.from_settings(self.settings),
+                             lexical_cache=self.settings.cache_dir / "bm25")
 
     def llm(self) -> LLMClient | None:
         return LLMClient(self.settings, http_client=self._http_client) if self.settings.llm_configured else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rag.errors import ConfigError
@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     store_path: Path = PROJECT_ROOT / ".rag" / "chroma"
     cache_dir: Path = PROJECT_ROOT / ".rag" / "cache"
     chroma_url: str | None = Field(default=None, description="http://host:port of a `chroma run` server")
-    collection: str = "qiniu_support"
+    collection: str = Field(default="qiniu_support", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$",
+                            description="Chroma collection: 3-512 chars of [a-zA-Z0-9._-]")
     strict: bool = False
 
     # embeddings
@@ -101,5 +102,9 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ConfigError:
         raise
-    except ValueError as exc:  # pydantic's ValidationError: name the field, not a traceback
-        raise ConfigError(f"invalid settings: {exc}") from exc
+    except ValidationError as exc:  # name the variable and the problem, not a traceback
+        problems = "; ".join(
+            f"RAG_{'_'.join(str(p) for p in e['loc']).upper() or 'SETTINGS'} ({e['loc'][0] if e['loc'] else ''}): {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None

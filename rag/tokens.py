@@ -11,6 +11,9 @@ import logging
 import re
 from functools import lru_cache
 
+# Bump when tokenize() changes: saved BM25 indexes are keyed by it.
+TOKENIZER_VERSION = "jieba-search+cjk-bigrams/1"
+
 _REDACTION = re.compile(r"\[REDACTED_[A-Z_]+\]|\[图片\]")
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
 _WORD = re.compile(r"[\u4e00-\u9fff]|[a-z0-9][a-z0-9._-]*")

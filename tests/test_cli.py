@@ -130,3 +130,16 @@ def test_draft_llm_failure_without_and_with_fallback(env, monkeypatch):
         assert r.exit_code == 2 and "HTTP 500" in r.output and "Traceback" not in r.output
         r = runner.invoke(app, ["draft", "--no-stream", "--fallback", "offline", "证书过期了怎么办"])
     assert r.exit_code == 0 and "offline fallback" in r.output
+
+
+def test_markup_like_text_is_printed_literally(env):
+    r = runner.invoke(app, ["draft", "[/bold] 证书过期 [red]怎么办"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["search", "[/bold] [域名管理]"])
+    assert r.exit_code == 0, r.output
+
+
+def test_bad_collection_name_is_reported_before_chroma_sees_it(env, monkeypatch):
+    monkeypatch.setenv("RAG_COLLECTION", "x")
+    r = runner.invoke(app, ["stats"])
+    assert r.exit_code == 2 and "RAG_COLLECTION" in r.output and "[a-zA-Z0-9._-]" in r.output

@@ -57,3 +57,21 @@ def test_modes_all_return_cases(corpus_pipeline):
     for mode in ("lexical", "dense", "fused"):
         r = CaseRetriever(corpus_pipeline.store, corpus_pipeline.embedder, RetrievalConfig(mode=mode))
         assert len(r.retrieve("CDN 刷新缓存多久生效", k=3)) == 3
+
+
+def test_lexical_index_is_saved_and_reloaded(tmp_path):
+    from rag.retrieve.lexical import LexicalIndex
+
+    texts = ["证书过期了怎么续签", "CDN 刷新缓存多久生效", "发票怎么开具"]
+    built = LexicalIndex.cached(texts, tmp_path)
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 1
+    loaded = LexicalIndex.cached(texts, tmp_path)
+    assert loaded._bm25 is not built._bm25
+    assert list(loaded.scores("证书过期")) == list(built.scores("证书过期"))
+    assert loaded.search("刷新缓存", 1)[0][0] == 1
+    LexicalIndex.cached(texts + ["新的一条"], tmp_path)  # other texts, another entry
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2
+    for entry in tmp_path.iterdir():
+        (entry / "params.index.json").write_text("{broken")
+    again = LexicalIndex.cached(texts, tmp_path)  # a damaged entry is rebuilt, not trusted
+    assert again.search("发票", 1)[0][0] == 2

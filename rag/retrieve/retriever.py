@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Collection, Literal
 
@@ -69,7 +70,10 @@ class Timing:
 
 
 class CaseRetriever:
-    def __init__(self, store: ChunkStore, embedder: Embedder, config: RetrievalConfig = RetrievalConfig()) -> None:
+    def __init__(
+        self, store: ChunkStore, embedder: Embedder, config: RetrievalConfig = RetrievalConfig(), *,
+        lexical_cache: Path | None = None,
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.config = config
@@ -83,7 +87,7 @@ class CaseRetriever:
         field_of = (lambda c: c.metadata.get("key_text", "")) if config.lexical_field == "key" else (
             lambda c: f"{c.metadata.get('key_text', '')}\n{c.text}"
         )
-        self.lexical = LexicalIndex([field_of(c) for c in self.chunks])
+        self.lexical = LexicalIndex.cached([field_of(c) for c in self.chunks], lexical_cache)
         self.last_timing = Timing()
 
     @property
