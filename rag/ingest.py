@@ -14,8 +14,8 @@ from typing import Callable, Iterable, Sequence
 
 from rag.chunk import chunk_cases
 from rag.embed import Embedder
-from rag.parse import ParseReport, parse_paths
-from rag.records import Case, Chunk
+from rag.parse import parse_paths
+from rag.records import Chunk
 from rag.settings import Settings
 from rag.store import ChunkStore, acquire, ingest_lock
 
@@ -36,7 +36,7 @@ class IngestSummary:
     warnings: tuple[str, ...] = field(default=())
 
 
-def _noop(stage: str, done: int, total: int) -> None:
+def no_progress(stage: str, done: int, total: int) -> None:
     pass
 
 
@@ -59,7 +59,7 @@ def ingest(
     *,
     prune: bool = False,
     rebuild: bool = False,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
     wait_for_lock: float = 0.0,
 ) -> IngestSummary:
     started = time.perf_counter()
@@ -76,10 +76,9 @@ def ingest(
             store.drop()
             store = ChunkStore(settings, embedder.name)
         existing = store.chunk_ids_by_source()
-        sources = set(report.sources)
-        to_add, to_delete = plan(chunks, existing, sources, prune)
-        # Delete first: a changed case's new chunks have new ids, so nothing is lost if we stop between.
-        store.delete(to_delete)
+        # A file that could not be read at all says nothing about its cases: keep what the store has.
+        sources = set(report.sources) - set(report.unreadable)
+        to_add, to_delete = plan(chunks, existing, sources, prune and not report.unreadable)
         batch = max(1, settings.embedding_batch_size)
         progress("embed", 0, len(to_add))
         for start in range(0, len(to_add), batch):
@@ -87,6 +86,9 @@ def ingest(
             vectors = embedder.embed([c.metadata["key_text"] for c in part], "query")
             store.upsert(part, vectors)
             progress("embed", start + len(part), len(to_add))
+        # Add before delete: a changed case's new chunks have new ids, so an ingest stopped halfway
+        # leaves old and new side by side (the next ingest removes the old), never neither.
+        store.delete(to_delete)
     finally:
         lock.release()
     return IngestSummary(
@@ -100,7 +102,3 @@ def ingest(
         seconds=time.perf_counter() - started,
         warnings=report.warnings,
     )
-
-
-def load_cases(paths: Iterable[Path], settings: Settings) -> tuple[list[Case], ParseReport]:
-    return parse_paths(list(paths), strict=settings.strict)

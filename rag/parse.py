@@ -50,6 +50,7 @@ class ParseReport:
     skipped: int = 0
     warnings: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
+    unreadable: tuple[str, ...] = ()  # files skipped whole (not UTF-8, unreadable)
 
 
 @dataclass
@@ -210,7 +211,10 @@ def parse_text(text: str, source: str, *, strict: bool = False, warnings: list[s
 
 def read_dataset_file(path: Path) -> str:
     """Read a dataset file as UTF-8; a file that is not UTF-8 is an error naming the line."""
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ParseError(f"cannot read the file: {exc.strerror or exc}", source=path.name, line=0) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -241,6 +245,7 @@ def parse_paths(paths: Iterable[Path], *, strict: bool = False) -> tuple[list[Ca
     """Parse every dataset file under ``paths``. Unreadable files are skipped (or raise, when strict)."""
     cases: list[Case] = []
     warnings: list[str] = []
+    unreadable: list[str] = []
     files = dataset_files(paths)
     for f in files:
         try:
@@ -249,10 +254,12 @@ def parse_paths(paths: Iterable[Path], *, strict: bool = False) -> tuple[list[Ca
             if strict:
                 raise
             warnings.append(str(exc))
+            unreadable.append(f.name)
     return cases, ParseReport(
         files=len(files),
         cases=len(cases),
         skipped=len(warnings),
         warnings=tuple(warnings),
         sources=tuple(f.name for f in files),
+        unreadable=tuple(unreadable),
     )

@@ -16,7 +16,7 @@ from rag.draft.drafter import Drafter
 from rag.draft.llm import LLMClient
 from rag.draft.prompts import PromptPair
 from rag.embed import Embedder, make_embedder
-from rag.ingest import IngestSummary, Progress, _noop, ingest
+from rag.ingest import IngestSummary, Progress, no_progress, ingest
 from rag.retrieve import CaseRetriever, RetrievalConfig
 from rag.settings import Settings
 from rag.store import ChunkStore
@@ -32,7 +32,7 @@ class Pipeline:
         return make_embedder(self.settings, http_client=self._http_client)
 
     def ingest(self, paths: Iterable[Path] | None = None, *, prune: bool = False, rebuild: bool = False,
-               progress: Progress = _noop) -> IngestSummary:
+               progress: Progress = no_progress) -> IngestSummary:
         summary = ingest(list(paths or [self.settings.data_dir]), self.settings, self.embedder,
                          prune=prune, rebuild=rebuild, progress=progress)
         self.__dict__.pop("store", None)
@@ -40,7 +40,7 @@ class Pipeline:
         self.__dict__.pop("drafter", None)
         return summary
 
-    def ensure_ingested(self, progress: Progress = _noop) -> IngestSummary | None:
+    def ensure_ingested(self, progress: Progress = no_progress) -> IngestSummary | None:
         """On first use with an empty store, ingest ``data/`` so a new user gets a draft at once."""
         store = ChunkStore(self.settings, self.embedder.name)
         if store.count() > 0:

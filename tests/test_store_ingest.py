@@ -120,3 +120,15 @@ def test_metadata_round_trips_flat(make_settings, dataset):
     assert chunk.metadata["root_cause"] == "证书过期，需要重新申请或上传新证书"
     assert chunk.metadata["has_links"] is True
     assert chunk.metadata["scenarios"] == "CDN|SSL证书"
+
+
+def test_an_unreadable_file_never_loses_its_stored_cases(make_settings, dataset):
+    s = make_settings()
+    e = make_embedder(s)
+    first = ingest([dataset], s, e)
+    f = dataset / "part1.md"
+    f.write_bytes(f.read_bytes() + "\n## 坏\n".encode("gbk"))  # the whole file is now not UTF-8
+    summary = ingest([dataset], s, e, prune=True)
+    assert summary.skipped == 1 and "not valid UTF-8" in summary.warnings[0]
+    assert summary.deleted == 0
+    assert _store(s).count() == first.chunks
