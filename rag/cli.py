@@ -313,6 +313,8 @@ def serve(
     settings = load_settings()
     if workers > 1:
         raise RagError("one worker per process: the embedded Chroma store is single-writer; run more processes behind a proxy")
+    with _Bar() as bar:  # ingest before serving, so a bad corpus is one clear line, not a failed start-up
+        Pipeline(settings).ensure_ingested(progress=bar)
     err.print(f"serving on http://{host}:{port}  (web page /, API /v1, OpenAPI /docs)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 

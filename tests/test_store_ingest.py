@@ -132,3 +132,17 @@ def test_an_unreadable_file_never_loses_its_stored_cases(make_settings, dataset)
     assert summary.skipped == 1 and "not valid UTF-8" in summary.warnings[0]
     assert summary.deleted == 0
     assert _store(s).count() == first.chunks
+
+
+def test_a_retriever_built_before_a_new_ingest_keeps_working(make_settings, dataset):
+    from rag.retrieve import CaseRetriever
+
+    s = make_settings()
+    e = make_embedder(s)
+    ingest([dataset], s, e)
+    retriever = CaseRetriever(_store(s), e)
+    new = dataset / "part2.md"
+    new.write_text((TEST_DATA / "small.md").read_text(encoding="utf-8").replace("发票怎么开", "退款怎么申请"), encoding="utf-8")
+    ingest([dataset], s, e)
+    hits = retriever.retrieve("退款怎么申请", k=5)
+    assert hits and all(h.title for h in hits)

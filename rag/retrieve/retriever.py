@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Collection, Literal
 
 import numpy as np
@@ -66,7 +66,6 @@ class Timing:
     dense_ms: float = 0.0
     lexical_ms: float = 0.0
     rerank_ms: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 class CaseRetriever:
@@ -130,6 +129,9 @@ class CaseRetriever:
         matches = self.store.query(vector, n * 4, where=where)
         self.last_timing.embed_ms = (t1 - t0) * 1000
         self.last_timing.dense_ms = (time.perf_counter() - t1) * 1000
+        for m in matches:
+            # A chunk ingested after this retriever was built: its metadata is enough to cite it.
+            self._case_meta.setdefault(str(m.metadata.get("case_id")), m.metadata)
         return best_per_case([(str(m.metadata.get("case_id")), m.id, m.similarity) for m in matches if ok(m.metadata)])[:n]
 
     def retrieve(
