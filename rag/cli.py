@@ -217,7 +217,7 @@ def eval_run(
     limit: Annotated[Optional[int], typer.Option(help="replay only this many cases (seeded sample)")] = None,
     concurrency: Annotated[int, typer.Option(help="drafts in flight at once (useful with an LLM)")] = 1,
     judge: Annotated[bool, typer.Option(help="also score with the LLM judge rubric (prompts/judge.md)")] = False,
-    out: Annotated[Path, typer.Option(help="folder for run folders")] = Path("eval/runs"),
+    runs_dir: Annotated[Path, typer.Option("--out", help="folder for run folders")] = Path("eval/runs"),
     gate: Annotated[bool, typer.Option(help="exit 1 when below eval/baseline.json or on any leak")] = False,
     update_baseline: Annotated[bool, typer.Option(help="write this run's scores to eval/baseline.json")] = False,
 ) -> None:
@@ -234,7 +234,7 @@ def eval_run(
     p = _pipeline()
     with _Bar() as bar:
         p.ensure_ingested(progress=bar)
-        result = run_eval(p, cfg, out, progress=lambda done, total: bar("draft", done, total))
+        result = run_eval(p, cfg, runs_dir, progress=lambda done, total: bar("draft", done, total))
     o = result.summary["overall"]
     t = Table(title=f"{result.summary['cases']} cases · {result.summary['backend']} · {result.summary['seconds']} s")
     t.add_column("metric")
@@ -244,24 +244,20 @@ def eval_run(
             t.add_row(m, f"{v:.3f}")
     t.add_row("leaked identifiers (total)", str(result.summary["totals"]["leaked_identifiers"]))
     t.add_row("invented links (total)", str(result.summary["totals"]["invented_links"]))
-    console_print(t)
-    console_print(f"run folder: {result.folder}  (report.md, summary.json, scores.png, cases/)")
+    out.print(t)
+    out.print(f"run folder: {result.folder}  (report.md, summary.json, scores.png, cases/)")
     if update_baseline:
         if backend != "offline" or split != "loo" or limit:
             raise RagError("the baseline is the offline backend, leave-one-out, on every case: drop --backend/--split/--limit")
         gate_mod.save(gate_mod.make_baseline(result.summary))
-        console_print(f"baseline written: {gate_mod.BASELINE}")
+        out.print(f"baseline written: {gate_mod.BASELINE}")
     if gate:
         verdict = gate_mod.check(result.summary, gate_mod.load())
         for f in verdict.failures:
             err.print(f"[red]gate:[/] {escape(f)}", highlight=False)
         if not verdict.ok:
             raise typer.Exit(1)
-        console_print("[green]gate passed[/]")
-
-
-def console_print(*args, **kwargs) -> None:
-    out.print(*args, **kwargs)
+        out.print("[green]gate passed[/]")
 
 
 @eval_app.command("compare")

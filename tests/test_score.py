@@ -59,3 +59,13 @@ def test_score_draft_counts_leaks_and_invented_links():
     s = score_draft(draft, "您好，已经处理完成", "我的问题", templates=[], known_links=set(), allowlist=("qiniu.com",))
     assert s["leaked_identifiers"] == 1 and s["invented_links"] == 1
     assert s["action_agreement"] == 0.0  # the real agent escalated
+
+
+def test_pairwise_matrix_matches_pair_by_pair():
+    from rag.similarity import pairwise_rouge_l
+
+    texts = [a for pair in PAIRS for a in pair] + [""]
+    m = pairwise_rouge_l(texts)
+    for i, a in enumerate(texts):
+        for j, b in enumerate(texts):
+            assert m[i, j] == pytest.approx(0.0 if i == j else rouge_l_f1(a, b))

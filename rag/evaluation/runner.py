@@ -21,6 +21,7 @@ import numpy as np
 
 from rag.draft.drafter import Drafter
 from rag.draft.llm_cache import CachedLLM
+from rag.draft.prompts import PromptPair
 from rag.errors import ConfigError
 from rag.parse import parse_paths
 from rag.pipeline import Pipeline
@@ -115,7 +116,7 @@ def run_eval(
             raise ConfigError("--backend llm needs RAG_LLM_BASE_URL and RAG_LLM_MODEL")
         llm = CachedLLM(inner, settings.cache_dir)
     drafter = Drafter(settings, pipeline.retriever, llm=llm,  # type: ignore[arg-type]
-                      prompts=pipeline.make_drafter(variant=cfg.variant, offline=True).prompts)
+                      prompts=PromptPair.load(settings.prompts_dir, cfg.variant))
     judge = None
     if cfg.judge:
         from rag.score.judge import Judge
@@ -126,6 +127,7 @@ def run_eval(
         judge = Judge(CachedLLM(inner, settings.cache_dir), settings.prompts_dir)
     lock = threading.Lock()
     done = 0
+    product_of = {c.id: c.product for c in cases}
 
     def one(case: Case) -> dict:
         nonlocal done
@@ -138,7 +140,6 @@ def run_eval(
                              known_links=drafter.known_links, allowlist=settings.link_allowlist)
         cited = list(draft.retrieved)
         gains = [table.rel(case.id, c) for c in cited if c in table.index][: cfg.k]
-        product_of = {c.id: c.product for c in cases}
         scores.update({
             "retrieval_top1": gains[0] if gains else 0.0,
             "retrieval_best_of_k": max(gains) if gains else 0.0,

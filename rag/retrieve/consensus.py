@@ -11,16 +11,11 @@ from typing import Sequence
 
 import numpy as np
 
-from rag.similarity import answer_similarity
+from rag.similarity import normalise_answer, pairwise_rouge_l
 
 
 def agreement_matrix(answers: Sequence[str]) -> np.ndarray:
-    n = len(answers)
-    m = np.zeros((n, n), dtype=np.float64)
-    for i in range(n):
-        for j in range(i + 1, n):
-            m[i, j] = m[j, i] = answer_similarity(answers[i], answers[j])
-    return m
+    return pairwise_rouge_l([normalise_answer(a) for a in answers])
 
 
 def consensus_scores(answers: Sequence[str], weights: Sequence[float]) -> np.ndarray:

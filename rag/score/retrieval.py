@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from rag.records import Case
-from rag.similarity import normalise_answer, rouge_l_f1
+from rag.similarity import normalise_answer, pairwise_rouge_l
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,7 @@ class RelevanceTable:
         self.cases = list(cases)
         self.index = {c.id: i for i, c in enumerate(self.cases)}
         answers = [normalise_answer(c.answer) for c in self.cases]
-        n = len(answers)
-        self.matrix = np.zeros((n, n))
-        for i in range(n):
-            for j in range(i + 1, n):
-                self.matrix[i, j] = self.matrix[j, i] = rouge_l_f1(answers[i], answers[j])
+        self.matrix = pairwise_rouge_l(answers)
         self.evaluable = [c.id for c, a in zip(self.cases, answers) if a]
 
     def rel(self, held_out: str, retrieved: str) -> float:

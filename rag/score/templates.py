@@ -14,7 +14,9 @@ from rapidfuzz.distance import LCSseq
 
 from rag.filler import strip_image_markers
 from rag.records import Case
-from rag.similarity import normalise_answer, rouge_l_f1
+import numpy as np
+
+from rag.similarity import normalise_answer, pairwise_rouge_l
 
 MIN_CHARS = 40
 
@@ -31,12 +33,14 @@ def _turns(case: Case) -> list[str]:
 
 def find_templates(cases: Sequence[Case], *, threshold: float = 0.6, min_cases: int = 3) -> list[Template]:
     items = [(c.id, t) for c in cases for t in _turns(c)]
+    similar = pairwise_rouge_l([t for _, t in items]) >= threshold
+    np.fill_diagonal(similar, True)
     used = [False] * len(items)
     templates: list[Template] = []
     for i, (cid, text) in enumerate(items):
         if used[i]:
             continue
-        members = [j for j in range(len(items)) if not used[j] and rouge_l_f1(text, items[j][1]) >= threshold]
+        members = [j for j in np.flatnonzero(similar[i]) if not used[j]]
         ids = frozenset(items[j][0] for j in members)
         if len(ids) >= min_cases:
             for j in members:
