@@ -146,3 +146,12 @@ def test_a_retriever_built_before_a_new_ingest_keeps_working(make_settings, data
     ingest([dataset], s, e)
     hits = retriever.retrieve("退款怎么申请", k=5)
     assert hits and all(h.title for h in hits)
+
+
+def test_rebuild_drops_and_refills_the_collection(make_settings, dataset):
+    s = make_settings()
+    e = make_embedder(s)
+    first = ingest([dataset], s, e)
+    rebuilt = ingest([dataset], s, e, rebuild=True)
+    assert rebuilt.added == first.chunks and rebuilt.deleted == 0
+    assert _store(s).count() == first.chunks
