@@ -16,7 +16,6 @@ import argparse
 import random
 import resource
 import shutil
-import statistics
 import tempfile
 import time
 from dataclasses import replace

@@ -23,7 +23,6 @@ from rag.embed import make_embedder
 from rag.ingest import ingest
 from rag.parse import parse_paths
 from rag.retrieve import CaseRetriever, RetrievalConfig
-from rag.retrieve.fusion import best_per_case
 from rag.retrieve.lexical import LexicalIndex
 from rag.score.retrieval import (
     RelevanceTable,

@@ -47,4 +47,4 @@ def test_fused_beats_each_part_and_the_baseline(corpus_pipeline, table):
     for other in (lexical, dense, baseline):
         assert fused.top1 > other.top1 + 0.02
         assert fused.ndcg_at_k > other.ndcg_at_k + 0.02
-    assert fused.top1 >= 0.23  # measured 0.245; the README table has the figures
+    assert fused.top1 >= 0.24  # measured 0.256; the README table has the figures

@@ -25,8 +25,10 @@ def test_consensus_prefers_the_shared_template():
     assert rerank([1.0, 0.9], ["完全无关的回答", "另一个无关回答"], alpha=0.7).argmax() == 0
 
 
-def test_query_rewrite_drops_greetings_and_redactions():
+def test_query_rewrite_drops_greetings_redactions_links_and_ids():
     assert rewrite_query("您好，[REDACTED_PHONE] 证书过期了[图片]谢谢") == "证书过期了"
+    assert rewrite_query("cdn.my-shop.com 证书过期 订单 20241008123456 见 https://x.example.com/a") == "证书过期 订单 见"
+    assert rewrite_query("cdn.my-shop.com") == "cdn.my-shop.com"  # nothing left: keep the original
 
 
 @pytest.mark.e2e

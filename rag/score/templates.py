@@ -37,7 +37,7 @@ def find_templates(cases: Sequence[Case], *, threshold: float = 0.6, min_cases: 
     np.fill_diagonal(similar, True)
     used = [False] * len(items)
     templates: list[Template] = []
-    for i, (cid, text) in enumerate(items):
+    for i, (_, text) in enumerate(items):
         if used[i]:
             continue
         members = [j for j in np.flatnonzero(similar[i]) if not used[j]]
