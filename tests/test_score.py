@@ -54,10 +54,12 @@ def test_corpus_templates_are_the_known_ones(corpus_pipeline):
 
 
 def test_score_draft_counts_leaks_and_invented_links():
-    draft = Draft(text="您好，参考 https://evil.example.org/a ，客户 cdn.other-user.com 也是这样", action="answer",
+    draft = Draft(text="您好，参考 https://evil.example.org/a ，客户 cdn.other-user.com 也是这样，见 https://cdn.old.cn/[REDACTED_PATH]", action="answer",
                   confidence=0.5, citations=(), links=(), backend="offline", prompt_id="p", prompt_version="v", latency_ms=1)
-    s = score_draft(draft, "您好，已经处理完成", "我的问题", templates=[], known_links=set(), allowlist=("qiniu.com",))
-    assert s["leaked_identifiers"] == 1 and s["invented_links"] == 1
+    s = score_draft(draft, "您好，已经处理完成", "我的问题", templates=[], known_links={"https://cdn.old.cn/[REDACTED_PATH]"},
+                    allowlist=("qiniu.com",))
+    assert s["leaked_identifiers"] == 2  # a domain, and another customer's link from a past case
+    assert s["invented_links"] == 1
     assert s["action_agreement"] == 0.0  # the real agent escalated
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Literal
 
 from rag.identifiers import host_allowed, host_of, identifiers
 from rag.links import clean_link, raw_links
@@ -62,6 +62,20 @@ def _in_ticket(value: str, ticket_lower: str) -> bool:
     return value.lower() in ticket_lower
 
 
+LinkVerdict = Literal["official", "customer", "foreign", "invented"]
+
+
+def link_verdict(clean: str, ticket_lower: str, known_links: frozenset[str] | set[str], allowlist: Iterable[str]) -> LinkVerdict:
+    """official: an allow-listed Qiniu address; customer: the ticket's own host; foreign: another
+    customer's address seen in a past case; invented: in neither the corpus nor the allow-list."""
+    host = host_of(clean)
+    if host and host_allowed(host, allowlist) and "[REDACTED_" not in clean:
+        return "official"
+    if host and host in ticket_lower:
+        return "customer"
+    return "foreign" if clean in known_links else "invented"
+
+
 def scrub(
     draft: str,
     ticket: str,
@@ -78,22 +92,22 @@ def scrub(
     text = draft
     for raw in sorted(set(raw_links(draft)), key=len, reverse=True):
         clean = clean_link(raw)
-        host = host_of(clean or "")
         if clean is None:
             text = text.replace(raw, "")
             continue
-        tail = raw[len(clean):] if raw.startswith(clean) else ""
-        if host and host_allowed(host, allowlist) and "[REDACTED_" not in clean:
+        verdict = link_verdict(clean, ticket_lower, known_links, allowlist)
+        if verdict == "official":
             kept.append(clean)
+            tail = raw[len(clean):] if raw.startswith(clean) else ""
             text = text.replace(raw, clean + (" " + tail if tail and not tail.startswith(" ") else tail))
-        elif host and host in ticket_lower:
+        elif verdict == "customer":
             kept.append(clean)
+        elif verdict == "foreign":
+            removed_links.append(clean)
+            text = text.replace(raw, SLOTS["domain"])
         else:
-            if clean in known_links:
-                removed_links.append(clean)  # another customer's address seen in a past case
-            else:
-                invented.append(clean)
-            text = text.replace(raw, SLOTS["domain"] if host and clean in known_links else "")
+            invented.append(clean)
+            text = text.replace(raw, "")
     removed_ids: list[str] = []
     for kind, value in sorted(identifiers(text, allowlist), key=lambda kv: len(kv[1]), reverse=True):
         if _in_ticket(value, ticket_lower):
@@ -130,21 +144,19 @@ def repeats_prompt(draft: str, system_prompt: str, min_chars: int = 18) -> bool:
     return False
 
 
-def leaked_identifiers(draft: str, ticket: str, allowlist: Iterable[str]) -> list[str]:
-    """What ``scrub`` would remove: for scoring a draft that was not scrubbed (must be empty after scrub)."""
+def _links_judged(draft: str, ticket: str, known_links, allowlist) -> list[tuple[str, LinkVerdict]]:
     t = ticket.lower()
-    return [v for _, v in identifiers(draft, allowlist) if v.lower() not in t]
+    return [(c, link_verdict(c, t, known_links, allowlist)) for c in (clean_link(r) for r in raw_links(draft)) if c]
+
+
+def leaked_identifiers(draft: str, ticket: str, allowlist: Iterable[str], known_links: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """For scoring: identifiers and other customers' links in ``draft`` that are not in the ticket."""
+    allowlist = tuple(allowlist)
+    t = ticket.lower()
+    found = [v for _, v in identifiers(draft, allowlist) if v.lower() not in t]
+    return found + [c for c, v in _links_judged(draft, ticket, known_links, allowlist) if v == "foreign"]
 
 
 def invented_links(draft: str, ticket: str, known_links: frozenset[str] | set[str], allowlist: Iterable[str]) -> list[str]:
-    out = []
-    t = ticket.lower()
-    for raw in raw_links(draft):
-        clean = clean_link(raw)
-        if not clean:
-            continue
-        host = host_of(clean)
-        if clean in known_links or (host and host_allowed(host, allowlist)) or (host and host in t):
-            continue
-        out.append(clean)
-    return out
+    """For scoring: links in neither the corpus's agent answers nor the allow-list (nor the ticket)."""
+    return [c for c, v in _links_judged(draft, ticket, known_links, tuple(allowlist)) if v == "invented"]

@@ -72,7 +72,7 @@ def score_draft(
         "link_recall": recall.value,
         "template_recall": template_recall(draft.text, reference, templates).value,
         "action_agreement": 1.0 if classify_reply(reference) == draft.action else 0.0,
-        "leaked_identifiers": float(len(leaked_identifiers(draft.text, ticket_text, allowlist))),
+        "leaked_identifiers": float(len(leaked_identifiers(draft.text, ticket_text, allowlist, frozenset(known_links)))),
         "invented_links": float(len(invented_links(draft.text, ticket_text, frozenset(known_links), allowlist))),
         "confidence": draft.confidence,
     }
