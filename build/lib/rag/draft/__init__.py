@@ -1,0 +1,1 @@
+"""Drafting: prompts, the LLM client, the offline drafter and the safety guards."""

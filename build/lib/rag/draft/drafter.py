@@ -1,0 +1,181 @@
+"""Draft a reply for a ticket: retrieve cases, write (LLM or offline), guard, cite."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import replace
+from typing import Callable, Literal, Sequence
+
+from rag.draft import offline
+from rag.draft.actions import classify_reply
+from rag.draft.guards import injection_signals, neutralise_ticket, repeats_prompt, scrub
+from rag.draft.llm import LLMClient
+from rag.draft.prompts import PromptPair
+from rag.errors import ContextLengthError, LLMError
+from rag.filler import strip_image_markers
+from rag.links import find_links
+from rag.records import Action, Citation, Draft, Hit, Ticket, Usage
+from rag.retrieve import CaseRetriever
+from rag.settings import Settings
+
+Fallback = Literal["offline", "none"]
+_ACTION_LINE = re.compile(r"^\s*ACTION\s*[:：]\s*(answer|ask_for_info|escalate)\s*$", re.I | re.M)
+CASE_ANSWER_CHARS = 700
+
+
+def format_cases(hits: Sequence[Hit]) -> str:
+    blocks = []
+    for n, h in enumerate(hits, start=1):
+        question = strip_image_markers(str(h.metadata.get("question", h.title)))[:300]
+        answer = strip_image_markers(h.answer)[:CASE_ANSWER_CHARS]
+        blocks.append(
+            f"[案例 {n}] 编号 {h.case_id}｜{h.product}｜{h.subcategory}\n"
+            f"标题：{h.title}\n客户问题：{question}\n客服回复：{answer}"
+        )
+    return "\n\n".join(blocks)
+
+
+def parse_llm_reply(text: str) -> tuple[Action | None, str]:
+    m = _ACTION_LINE.search(text)
+    if not m:
+        return None, text.strip()
+    body = (text[: m.start()] + text[m.end() :]).strip()
+    return m.group(1).lower(), body  # type: ignore[return-value]
+
+
+def known_links_of(retriever: CaseRetriever) -> frozenset[str]:
+    """Every clean link in the stored agent answers: the only links a draft may repeat besides the allow-list."""
+    links: set[str] = set()
+    for meta in (retriever.case_metadata(c) for c in retriever.case_ids):
+        if meta:
+            links.update(find_links(str(meta.get("answer", ""))))
+    return frozenset(links)
+
+
+class Drafter:
+    def __init__(
+        self,
+        settings: Settings,
+        retriever: CaseRetriever,
+        *,
+        llm: LLMClient | None = None,
+        prompts: PromptPair | None = None,
+    ) -> None:
+        self.settings = settings
+        self.retriever = retriever
+        self.llm = llm
+        self.prompts = prompts or PromptPair.load(settings.prompts_dir, settings.prompt_variant)
+        self.known_links = known_links_of(retriever)
+
+    @property
+    def backend(self) -> str:
+        return f"llm:{self.llm.model}" if self.llm else "offline"
+
+    def draft(
+        self,
+        ticket: Ticket | str,
+        *,
+        k: int | None = None,
+        exclude: Sequence[str] = (),
+        fallback: Fallback = "none",
+        on_delta: Callable[[str], None] | None = None,
+    ) -> Draft:
+        if isinstance(ticket, str):
+            ticket = Ticket(text=ticket)
+        started = time.perf_counter()
+        k = k or self.settings.top_k
+        hits = self.retriever.retrieve(ticket, k=max(k, self.settings.llm_context_cases), exclude=exclude)
+        notes = [f"possible prompt injection: {p}" for p in injection_signals(ticket.text)]
+        if self.llm is None:
+            draft = self._offline(ticket, hits[:k], notes)
+        else:
+            try:
+                draft = self._llm(ticket, hits, notes, on_delta)
+            except LLMError as exc:
+                if fallback != "offline":
+                    raise
+                draft = self._offline(ticket, hits[:k], notes + [f"LLM failed, offline fallback: {exc}"])
+                draft = replace(draft, fallback=True)
+        return replace(draft, latency_ms=round((time.perf_counter() - started) * 1000, 1),
+                       retrieved=tuple(h.case_id for h in hits[:k]))
+
+    def _finish(
+        self, ticket: Ticket, text: str, action: Action, confidence: float, used: Sequence[Hit], *, backend: str,
+        usage: Usage = Usage(), notes: Sequence[str] = (),
+    ) -> Draft:
+        history = "\n".join(t.text for t in ticket.history)
+        report = scrub(
+            text,
+            f"{ticket.title}\n{ticket.text}\n{history}",
+            known_links=self.known_links,
+            allowlist=self.settings.link_allowlist,
+        )
+        extra = []
+        if report.invented_links:
+            extra.append(f"removed links not in the corpus or allow-list: {', '.join(report.invented_links)}")
+        if report.removed:
+            extra.append(f"removed {len(report.removed)} identifier(s) of other customers")
+        return Draft(
+            text=report.text.strip(),
+            action=action,
+            confidence=confidence,
+            citations=tuple(Citation(h.case_id, h.title, h.chunk_text[:400], round(h.score, 4)) for h in used),
+            links=find_links(report.text),
+            backend=backend,
+            prompt_id=self.prompts.id if backend != "offline" else "offline",
+            prompt_version=self.prompts.version if backend != "offline" else "offline-1",
+            latency_ms=0.0,
+            usage=usage,
+            removed=report.removed + report.invented_links,
+            notes=tuple(notes) + tuple(extra),
+        )
+
+    def _offline(self, ticket: Ticket, hits: Sequence[Hit], notes: list[str]) -> Draft:
+        c = offline.compose(ticket, hits)
+        return self._finish(ticket, c.text, c.action, c.confidence, c.used, backend="offline", notes=notes + list(c.notes))
+
+    def messages(self, ticket: Ticket, hits: Sequence[Hit]) -> list[dict[str, str]]:
+        system = self.prompts.system.render(allowed_domains="、".join(self.settings.link_allowlist))
+        history = "\n".join(f"{'客户' if t.role == 'customer' else '客服'}：{t.text}" for t in ticket.history)
+        body = f"{history}\n客户：{ticket.query_text}" if history else ticket.query_text
+        user = self.prompts.user.render(
+            cases=format_cases(hits) or "（没有找到相似案例）",
+            product=ticket.product or (hits[0].product if hits else "未知"),
+            ticket=neutralise_ticket(body),
+        )
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    def _llm(self, ticket: Ticket, hits: Sequence[Hit], notes: list[str], on_delta) -> Draft:
+        assert self.llm is not None
+        used = list(hits[: self.settings.llm_context_cases])
+        trimmed = False
+        while True:
+            messages = self.messages(ticket, used)
+            try:
+                if on_delta is not None:
+                    parts = []
+                    for delta in self.llm.stream(messages):
+                        parts.append(delta)
+                        on_delta(delta)
+                    text, usage = "".join(parts), Usage()
+                else:
+                    completion = self.llm.complete(messages)
+                    text, usage = completion.text, completion.usage
+                break
+            except ContextLengthError:
+                # One more try with the least relevant cases dropped; a second overflow is final.
+                if trimmed or len(used) <= 1:
+                    raise
+                used = used[: max(1, len(used) // 2)]
+                trimmed = True
+                notes.append(f"context too long: retried with {len(used)} case(s)")
+        action, body = parse_llm_reply(text)
+        if repeats_prompt(body, messages[0]["content"]):
+            raise LLMError("the LLM reply quoted the system prompt; refused")
+        if action is None:
+            action = classify_reply(body)
+            notes.append("LLM gave no ACTION line; action inferred from the text")
+        agreement = offline.support(used)
+        confidence = round(float(min(1.0, max(agreement, default=0.0) * 1.5)), 3)
+        return self._finish(ticket, body, action, confidence, used, backend=self.backend, usage=usage, notes=notes)

@@ -1,0 +1,133 @@
+"""The LLM client: any OpenAI-compatible chat endpoint through the openai SDK.
+
+The SDK gets a plain ``httpx.Client`` (the HTTP layer respx intercepts in tests), its own retries
+off and our timeout; ``rag.retry`` owns retries. A stream cut mid-way raises ``LLMError``: a
+partial draft is never handed back as complete.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import httpx
+import openai
+from openai import OpenAI
+
+from rag.errors import ContextLengthError, LLMError
+from rag.records import Usage
+from rag.retry import is_transient, retrying
+from rag.settings import Settings
+
+Message = dict[str, str]
+
+_CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "context length", "too many tokens", "prompt is too long")
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    usage: Usage
+    model: str
+
+
+def _is_context_error(exc: openai.APIStatusError) -> bool:
+    if exc.status_code not in (400, 413, 422):
+        return False
+    code = str(getattr(exc, "code", "") or "")
+    text = f"{code} {exc.message}".lower()
+    return any(m in text for m in _CONTEXT_MARKERS)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, openai.APIStatusError):
+        return f"HTTP {exc.status_code}: {exc.message}"
+    if isinstance(exc, openai.APITimeoutError):
+        return "the request timed out"
+    if isinstance(exc, openai.APIConnectionError):
+        return f"cannot connect: {exc.__cause__ or exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class LLMClient:
+    def __init__(self, settings: Settings, *, http_client: httpx.Client | None = None) -> None:
+        if not settings.llm_configured:
+            raise LLMError("no LLM endpoint configured (set RAG_LLM_BASE_URL and RAG_LLM_MODEL)")
+        self.settings = settings
+        self.model = str(settings.llm_model)
+        self.base_url = str(settings.llm_base_url)
+        timeout = httpx.Timeout(settings.llm_timeout, connect=min(10.0, settings.llm_timeout))
+        self._client = OpenAI(
+            base_url=self.base_url,
+            api_key=settings.llm_api_key.get_secret_value() or "not-needed",
+            timeout=timeout,
+            max_retries=0,
+            http_client=http_client or httpx.Client(timeout=timeout),
+        )
+
+    def _call(self, fn: Callable[[], object]) -> object:
+        try:
+            for attempt in retrying(self.settings):
+                with attempt:
+                    return fn()
+        except openai.APIStatusError as exc:
+            if _is_context_error(exc):
+                raise ContextLengthError(f"the prompt is too long for {self.model}: {exc.message}") from exc
+            raise LLMError(f"LLM endpoint {self.base_url} failed: {_describe(exc)}") from exc
+        except openai.OpenAIError as exc:
+            raise LLMError(f"LLM endpoint {self.base_url} failed: {_describe(exc)}") from exc
+        except (ValueError, KeyError, TypeError) as exc:  # a body that is not the chat-completions shape
+            raise LLMError(f"LLM endpoint {self.base_url} returned a malformed response: {exc}") from exc
+        raise LLMError("unreachable")  # pragma: no cover
+
+    def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None, temperature: float | None = None) -> Completion:
+        resp = self._call(
+            lambda: self._client.chat.completions.create(
+                model=self.model,
+                messages=list(messages),  # type: ignore[arg-type]
+                temperature=self.settings.llm_temperature if temperature is None else temperature,
+                max_tokens=max_tokens or self.settings.llm_max_tokens,
+            )
+        )
+        try:
+            choice = resp.choices[0]  # type: ignore[attr-defined]
+            text = choice.message.content
+        except (AttributeError, IndexError, TypeError) as exc:
+            raise LLMError(f"LLM endpoint {self.base_url} returned a malformed response: no choices") from exc
+        if not isinstance(text, str) or not text.strip():
+            raise LLMError(f"LLM endpoint {self.base_url} returned an empty reply")
+        if getattr(choice, "finish_reason", None) == "length":
+            raise LLMError(f"the reply was cut at max_tokens={self.settings.llm_max_tokens}; raise RAG_LLM_MAX_TOKENS")
+        u = getattr(resp, "usage", None)
+        usage = Usage(getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0)
+        return Completion(text, usage, str(getattr(resp, "model", self.model)))
+
+    def stream(self, messages: Sequence[Message]) -> Iterator[str]:
+        """Yield text deltas. Retries happen only before the first delta; a cut afterwards raises LLMError."""
+        stream = self._call(
+            lambda: self._client.chat.completions.create(
+                model=self.model,
+                messages=list(messages),  # type: ignore[arg-type]
+                temperature=self.settings.llm_temperature,
+                max_tokens=self.settings.llm_max_tokens,
+                stream=True,
+            )
+        )
+        finished = False
+        try:
+            for event in stream:  # type: ignore[attr-defined]
+                for choice in getattr(event, "choices", None) or []:
+                    delta = getattr(choice.delta, "content", None)
+                    if delta:
+                        yield delta
+                    if choice.finish_reason:
+                        finished = choice.finish_reason
+        except (httpx.HTTPError, openai.OpenAIError) as exc:
+            raise LLMError(f"the reply stream from {self.base_url} was cut: {_describe(exc)}") from exc
+        if not finished:
+            raise LLMError(f"the reply stream from {self.base_url} ended without a finish reason (incomplete)")
+        if finished == "length":
+            raise LLMError(f"the reply was cut at max_tokens={self.settings.llm_max_tokens}; raise RAG_LLM_MAX_TOKENS")
+
+
+__all__ = ["LLMClient", "Completion", "is_transient"]

@@ -1,0 +1,66 @@
+"""An on-disk cache of LLM completions keyed by model, prompt and parameters.
+
+Evaluation replays the same tickets again and again; a re-run with unchanged prompts costs nothing.
+The key covers everything that changes the reply: model, endpoint, messages (so the prompt's
+content hash is included), temperature and max tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from rag.draft.llm import Completion, LLMClient, Message
+from rag.records import Usage
+from rag.sqlite_db import connect
+
+
+class CachedLLM:
+    def __init__(self, inner: LLMClient, cache_dir: Path) -> None:
+        self.inner = inner
+        self.model = inner.model
+        self.base_url = inner.base_url
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        self._path = cache_dir / "llm-cache.sqlite3"
+        self.hits = 0
+        self.misses = 0
+        with closing(self._connect()) as db, db:
+            db.execute("CREATE TABLE IF NOT EXISTS completion (key TEXT PRIMARY KEY, body TEXT NOT NULL)")
+
+    def _connect(self) -> sqlite3.Connection:
+        return connect(self._path)
+
+    def key(self, messages: Sequence[Message], max_tokens: int | None, temperature: float | None) -> str:
+        s = self.inner.settings
+        payload = {
+            "model": self.model,
+            "base_url": self.base_url,
+            "messages": list(messages),
+            "max_tokens": max_tokens or s.llm_max_tokens,
+            "temperature": s.llm_temperature if temperature is None else temperature,
+        }
+        return hashlib.sha256(json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+
+    def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None, temperature: float | None = None) -> Completion:
+        key = self.key(messages, max_tokens, temperature)
+        with closing(self._connect()) as db:
+            row = db.execute("SELECT body FROM completion WHERE key = ?", (key,)).fetchone()
+        if row:
+            self.hits += 1
+            body = json.loads(row[0])
+            # A cached reply cost nothing this time; the usage it carried is kept for reporting.
+            return Completion(body["text"], Usage(body["prompt_tokens"], body["completion_tokens"]), body["model"] + " (cached)")
+        completion = self.inner.complete(messages, max_tokens=max_tokens, temperature=temperature)
+        self.misses += 1
+        body = {"text": completion.text, "model": completion.model, "prompt_tokens": completion.usage.prompt_tokens,
+                "completion_tokens": completion.usage.completion_tokens}
+        with closing(self._connect()) as db, db:
+            db.execute("INSERT OR REPLACE INTO completion VALUES (?, ?)", (key, json.dumps(body, ensure_ascii=False)))
+        return completion
+
+    def stream(self, messages: Sequence[Message]) -> Iterator[str]:
+        return self.inner.stream(messages)

@@ -1,0 +1,62 @@
+"""Every error the library raises on purpose derives from ``RagError``.
+
+The CLI and the HTTP service catch ``RagError`` and show its message; anything
+else is a bug and keeps its traceback.
+
+    RagError
+    ├── ConfigError              settings that cannot work together
+    ├── ParseError               a dataset file that does not follow the format (file + line)
+    ├── StoreError               the vector store cannot be opened or written
+    │   ├── StoreLockedError     another ingest holds the store
+    │   └── EmbeddingMismatchError  the store was built with another embedding model
+    ├── EmbeddingError           the embedding backend failed
+    ├── PromptError              a prompt template is missing, or a variable is missing/unknown
+    └── LLMError                 the LLM endpoint failed after retries
+        └── ContextLengthError   the prompt is longer than the model accepts
+"""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Root of the library's own errors; its message is meant for the user."""
+
+
+class ConfigError(RagError):
+    pass
+
+
+class ParseError(RagError):
+    def __init__(self, message: str, *, source: str, line: int) -> None:
+        self.source = source
+        self.line = line
+        self.reason = message
+        super().__init__(f"{source}:{line}: {message}")
+
+
+class StoreError(RagError):
+    pass
+
+
+class StoreLockedError(StoreError):
+    pass
+
+
+class EmbeddingMismatchError(StoreError):
+    pass
+
+
+class EmbeddingError(RagError):
+    pass
+
+
+class PromptError(RagError):
+    pass
+
+
+class LLMError(RagError):
+    pass
+
+
+class ContextLengthError(LLMError):
+    pass

@@ -1,0 +1,196 @@
+"""Replay tickets from the corpus and score each draft against what the real agent answered.
+
+Leave-one-out by default: while a case is drafted, it is excluded from retrieval, so the drafter
+never sees the answer it is scored against. A seeded split instead holds out a fixed test set and
+excludes all of it from the index.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+
+from rag.draft.drafter import Drafter
+from rag.draft.llm_cache import CachedLLM
+from rag.draft.prompts import PromptPair
+from rag.errors import ConfigError
+from rag.parse import parse_paths
+from rag.pipeline import Pipeline
+from rag.records import Case, Ticket
+from rag.score.draft import score_draft
+from rag.score.retrieval import RelevanceTable, ndcg
+from rag.score.templates import find_templates
+
+Progress = Callable[[int, int], None]
+METRICS = ("rouge_l", "bleu", "chrf", "link_precision", "link_recall", "template_recall", "action_agreement",
+           "leaked_identifiers", "invented_links", "confidence",
+           "retrieval_top1", "retrieval_best_of_k", "retrieval_ndcg", "retrieval_product_acc1", "judge_overall")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    backend: Literal["offline", "llm"] = "offline"
+    variant: str = "default"
+    split: Literal["loo", "split"] = "loo"
+    seed: int = 0
+    test_fraction: float = 0.2
+    limit: int | None = None
+    case_ids: tuple[str, ...] = ()
+    concurrency: int = 1
+    judge: bool = False
+    k: int = 5
+
+
+@dataclass
+class EvalRun:
+    folder: Path
+    summary: dict
+    cases: list[dict] = field(default_factory=list)
+
+
+def select_cases(cases: Sequence[Case], cfg: EvalConfig) -> tuple[list[Case], set[str]]:
+    """The cases to replay, and the ids every query must exclude (beyond the case itself)."""
+    evaluable = [c for c in cases if c.answer.strip()]
+    if cfg.case_ids:
+        wanted = set(cfg.case_ids)
+        evaluable = [c for c in evaluable if c.id in wanted]
+    excluded: set[str] = set()
+    if cfg.split == "split":
+        rng = random.Random(cfg.seed)
+        test = sorted(evaluable, key=lambda c: c.id)
+        rng.shuffle(test)
+        evaluable = test[: max(1, round(len(test) * cfg.test_fraction))]
+        excluded = {c.id for c in evaluable}
+    elif cfg.limit:
+        rng = random.Random(cfg.seed)
+        evaluable = sorted(evaluable, key=lambda c: c.id)
+        rng.shuffle(evaluable)
+    if cfg.limit:
+        evaluable = evaluable[: cfg.limit]
+    return evaluable, excluded
+
+
+def _mean(values: list[float | None]) -> float | None:
+    xs = [v for v in values if v is not None]
+    return round(float(np.mean(xs)), 4) if xs else None
+
+
+def summarise(records: list[dict]) -> dict:
+    overall = {m: _mean([r["scores"].get(m) for r in records]) for m in METRICS}
+    by_product: dict[str, dict] = {}
+    for product in sorted({r["product"] for r in records}):
+        rs = [r for r in records if r["product"] == product]
+        by_product[product] = {"cases": len(rs), **{m: _mean([r["scores"].get(m) for r in rs]) for m in METRICS}}
+    return {"overall": overall, "by_product": by_product,
+            "totals": {"leaked_identifiers": int(sum(r["scores"]["leaked_identifiers"] for r in records)),
+                       "invented_links": int(sum(r["scores"]["invented_links"] for r in records))}}
+
+
+def run_eval(
+    pipeline: Pipeline,
+    cfg: EvalConfig,
+    out_root: Path,
+    *,
+    progress: Progress = lambda done, total: None,
+    run_name: str | None = None,
+) -> EvalRun:
+    settings = pipeline.settings
+    pipeline.ensure_ingested()
+    cases, _ = parse_paths([settings.data_dir])
+    table = RelevanceTable(cases)
+    templates = find_templates(cases)
+    chosen, excluded = select_cases(cases, cfg)
+    llm = None
+    if cfg.backend == "llm":
+        inner = pipeline.llm()
+        if inner is None:
+            raise ConfigError("--backend llm needs RAG_LLM_BASE_URL and RAG_LLM_MODEL")
+        llm = CachedLLM(inner, settings.cache_dir)
+    drafter = Drafter(settings, pipeline.retriever, llm=llm,  # type: ignore[arg-type]
+                      prompts=PromptPair.load(settings.prompts_dir, cfg.variant))
+    judge = None
+    if cfg.judge:
+        from rag.score.judge import Judge
+
+        inner = pipeline.llm()
+        if inner is None:
+            raise ConfigError("--judge needs an LLM endpoint (RAG_LLM_BASE_URL, RAG_LLM_MODEL)")
+        judge = Judge(CachedLLM(inner, settings.cache_dir), settings.prompts_dir)
+    lock = threading.Lock()
+    done = 0
+    product_of = {c.id: c.product for c in cases}
+
+    def one(case: Case) -> dict:
+        nonlocal done
+        ticket = Ticket(case.question or case.title, title=case.title)
+        exclude = excluded | {case.id}
+        # With an LLM, a failed call becomes the offline draft, flagged: the run goes on and the report shows it.
+        draft = drafter.draft(ticket, k=cfg.k, exclude=sorted(exclude), fallback="offline")
+        error = next((n for n in draft.notes if "offline fallback" in n), "fallback") if draft.fallback else None
+        scores = score_draft(draft, case.answer, f"{ticket.title}\n{ticket.text}", templates=templates,
+                             known_links=drafter.known_links, allowlist=settings.link_allowlist)
+        cited = list(draft.retrieved)
+        gains = [table.rel(case.id, c) for c in cited if c in table.index][: cfg.k]
+        scores.update({
+            "retrieval_top1": gains[0] if gains else 0.0,
+            "retrieval_best_of_k": max(gains) if gains else 0.0,
+            "retrieval_ndcg": ndcg(gains, table.others(case.id).tolist(), cfg.k),
+            "retrieval_product_acc1": 1.0 if cited and product_of.get(cited[0]) == case.product else 0.0,
+        })
+        judged = None
+        if judge is not None:
+            judged = judge.judge(ticket.text, case.answer, draft.text)
+            scores["judge_overall"] = judged["overall"]
+        record = {
+            "case_id": case.id, "title": case.title, "product": case.product, "subcategory": case.subcategory,
+            "ticket": ticket.text, "reference": case.answer, "draft": asdict(draft), "scores": scores,
+            "judge": judged, "error": error,
+        }
+        with lock:
+            done += 1
+            progress(done, len(chosen))
+        return record
+
+    started = time.perf_counter()
+    progress(0, len(chosen))
+    workers = max(1, cfg.concurrency)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        records = list(pool.map(one, chosen))
+    seconds = time.perf_counter() - started
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    folder = out_root / (run_name or f"{stamp}-{cfg.backend}-{cfg.variant}")
+    summary = summarise(records)
+    usage = [r["draft"]["usage"] for r in records]
+    prompt_tokens = sum(u["prompt_tokens"] for u in usage)
+    completion_tokens = sum(u["completion_tokens"] for u in usage)
+    summary.update({
+        "config": asdict(cfg),
+        "backend": drafter.backend,
+        "prompt": {"id": drafter.prompts.id, "version": drafter.prompts.version},
+        "cases": len(records),
+        "errors": sum(1 for r in records if r["error"]),
+        "seconds": round(seconds, 1),
+        "tokens": {"prompt": prompt_tokens, "completion": completion_tokens,
+                   "cost": round(prompt_tokens / 1000 * settings.llm_price_prompt_per_1k
+                                 + completion_tokens / 1000 * settings.llm_price_completion_per_1k, 4),
+                   "cache_hits": llm.hits if llm else 0, "cache_misses": llm.misses if llm else 0},
+    })
+    from rag.evaluation.report import write_run
+
+    write_run(folder, summary, records)
+    return EvalRun(folder, summary, records)
+
+
+def load_run(folder: Path) -> EvalRun:
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    records = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((folder / "cases").glob("*.json"))]
+    return EvalRun(folder, summary, records)

@@ -1,0 +1,104 @@
+"""Ingest: parse dataset files, chunk the cases, embed what is new and reconcile the store.
+
+Reconciliation is per source file: chunks of cases that are no longer in a file are deleted, so a
+changed case (new content, new id) replaces its chunks and leaves no orphans. Chunks already in
+the store are neither re-embedded nor re-written, so re-ingesting the same data changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from rag.chunk import chunk_cases
+from rag.embed import Embedder
+from rag.parse import parse_paths
+from rag.records import Chunk
+from rag.settings import Settings
+from rag.store import ChunkStore, acquire, ingest_lock
+
+# (stage, done, total): the CLI draws a progress bar from it; the library stays UI-free.
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    files: int
+    cases: int
+    chunks: int
+    added: int
+    deleted: int
+    unchanged: int
+    skipped: int
+    seconds: float
+    warnings: tuple[str, ...] = field(default=())
+
+
+def no_progress(stage: str, done: int, total: int) -> None:
+    pass
+
+
+def plan(chunks: Sequence[Chunk], existing_by_source: dict[str, set[str]], sources: set[str], prune: bool) -> tuple[list[Chunk], list[str]]:
+    """Which chunks to add and which stored ids to delete."""
+    existing = set().union(*existing_by_source.values()) if existing_by_source else set()
+    wanted = {c.id for c in chunks}
+    to_add = [c for c in chunks if c.id not in existing]
+    to_delete: set[str] = set()
+    for source, ids in existing_by_source.items():
+        if source in sources or prune:
+            to_delete |= ids - wanted
+    return to_add, sorted(to_delete)
+
+
+def ingest(
+    paths: Iterable[Path],
+    settings: Settings,
+    embedder: Embedder,
+    *,
+    prune: bool = False,
+    rebuild: bool = False,
+    progress: Progress = no_progress,
+    wait_for_lock: float = 0.0,
+) -> IngestSummary:
+    started = time.perf_counter()
+    paths = list(paths)
+    progress("parse", 0, len(paths))
+    cases, report = parse_paths(paths, strict=settings.strict)
+    progress("parse", len(paths), len(paths))
+    chunks = chunk_cases(cases)
+    lock = ingest_lock(settings)
+    acquire(lock, wait=wait_for_lock)
+    try:
+        store = ChunkStore(settings, embedder.name)
+        if rebuild:
+            store.drop()
+            store = ChunkStore(settings, embedder.name)
+        existing = store.chunk_ids_by_source()
+        # A file that could not be read at all says nothing about its cases: keep what the store has.
+        sources = set(report.sources) - set(report.unreadable)
+        to_add, to_delete = plan(chunks, existing, sources, prune and not report.unreadable)
+        batch = max(1, settings.embedding_batch_size)
+        progress("embed", 0, len(to_add))
+        for start in range(0, len(to_add), batch):
+            part = to_add[start : start + batch]
+            vectors = embedder.embed([c.metadata["key_text"] for c in part], "query")
+            store.upsert(part, vectors)
+            progress("embed", start + len(part), len(to_add))
+        # Add before delete: a changed case's new chunks have new ids, so an ingest stopped halfway
+        # leaves old and new side by side (the next ingest removes the old), never neither.
+        store.delete(to_delete)
+    finally:
+        lock.release()
+    return IngestSummary(
+        files=report.files,
+        cases=report.cases,
+        chunks=len(chunks),
+        added=len(to_add),
+        deleted=len(to_delete),
+        unchanged=len(chunks) - len(to_add),
+        skipped=report.skipped,
+        seconds=time.perf_counter() - started,
+        warnings=report.warnings,
+    )

@@ -1,0 +1,265 @@
+"""Parse dataset files (Markdown, cases separated by ``---``) into immutable ``Case`` records.
+
+A case looks like::
+
+    ## title
+    **问题分类**: 产品｜子类
+    **适用场景**: a, b
+    ### 问题描述
+    ...
+    ### 客服解答
+    **客户**：...          (a turn may continue over several lines)
+    **客服**：...
+    ### 根本原因分析
+    ...
+
+Strict mode raises ``ParseError`` at the first bad case; the default skips it with a warning
+that names the file and line, and counts it in the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from rag.errors import ParseError
+from rag.filler import IMAGE_MARKER, is_filler
+from rag.links import find_links
+from rag.records import Case, Turn
+
+GENERIC_ROOT_CAUSE = "需要根据具体情况分析，建议查看文档或联系技术支持"
+DATASET_SUFFIXES = (".md", ".txt")
+
+_SEPARATOR = re.compile(r"^-{3}\s*$")
+_TITLE = re.compile(r"^##\s+(.*\S)\s*$")
+_FIELD = re.compile(r"^\*\*(问题分类|适用场景)\*\*\s*[:：]\s*(.*?)\s*$")
+_SECTION = re.compile(r"^###\s+(.*\S)\s*$")
+_TURN = re.compile(r"^\*\*([^*]{1,10})\*\*\s*[:：]\s?(.*)$")
+_ROLES = {"客户": "customer", "客服": "agent"}
+_SECTIONS = {"问题描述": "question", "客服解答": "dialogue", "根本原因分析": "root_cause"}
+_REQUIRED = ("问题分类", "问题描述", "客服解答")
+
+
+@dataclass(frozen=True)
+class ParseReport:
+    files: int = 0
+    cases: int = 0
+    skipped: int = 0
+    warnings: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    unreadable: tuple[str, ...] = ()  # files skipped whole (not UTF-8, unreadable)
+
+
+@dataclass
+class _Block:
+    lines: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _split_blocks(lines: list[str]) -> Iterator[list[tuple[int, str]]]:
+    block: list[tuple[int, str]] = []
+    for no, line in enumerate(lines, start=1):
+        if _SEPARATOR.match(line):
+            if block:
+                yield block
+            block = []
+        else:
+            block.append((no, line))
+    if block:
+        yield block
+
+
+def _is_preamble(block: list[tuple[int, str]]) -> bool:
+    """The file header ("# 七牛云客服问答数据集 - Part 15" and its intro) is not a case."""
+    content = [line for _, line in block if line.strip()]
+    return not any(_TITLE.match(line) or _SECTION.match(line) or _FIELD.match(line) for line in content)
+
+
+def _case_id(source: str, title: str, question: str, turns: tuple[Turn, ...], occurrence: int) -> str:
+    h = hashlib.sha256()
+    for part in (source, title, question, *(f"{t.role}:{t.text}" for t in turns), str(occurrence)):
+        h.update(part.encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()[:16]
+
+
+def _parse_block(block: list[tuple[int, str]], source: str) -> dict:
+    start = next((no for no, line in block if line.strip()), block[0][0])
+    title = None
+    fields: dict[str, str] = {}
+    sections: dict[str, list[tuple[int, str]]] = {}
+    current: str | None = None
+    for no, line in block:
+        if title is None:
+            if not line.strip():
+                continue
+            m = _TITLE.match(line)
+            if not m:
+                raise ParseError("a case must start with '## title'", source=source, line=no)
+            title = m.group(1)
+            continue
+        if (m := _SECTION.match(line)) is not None:
+            name = m.group(1)
+            if name not in _SECTIONS:
+                raise ParseError(f"unknown section '### {name}'", source=source, line=no)
+            if name in sections:
+                raise ParseError(f"section '### {name}' appears twice", source=source, line=no)
+            current = name
+            sections[name] = []
+            continue
+        if current is None and (m := _FIELD.match(line)) is not None:
+            fields[m.group(1)] = m.group(2)
+            continue
+        if current is None:
+            if line.strip():
+                raise ParseError(f"unexpected text before the first section: {line.strip()[:40]!r}", source=source, line=no)
+            continue
+        sections[current].append((no, line))
+    if title is None:
+        raise ParseError("empty case", source=source, line=start)
+    for name in _REQUIRED:
+        if name not in fields and name not in sections:
+            raise ParseError(f"case '{title}' has no '{name}'", source=source, line=start)
+    return {"title": title, "fields": fields, "sections": sections, "line": start}
+
+
+def _text(lines: list[tuple[int, str]]) -> str:
+    return "\n".join(line.rstrip() for _, line in lines).strip()
+
+
+def _parse_turns(lines: list[tuple[int, str]], source: str) -> tuple[Turn, ...]:
+    turns: list[tuple[str, int, list[str]]] = []
+    for no, line in lines:
+        m = _TURN.match(line)
+        if m:
+            role = _ROLES.get(m.group(1).strip())
+            if role is None:
+                raise ParseError(f"unknown role '{m.group(1)}' (expected 客户 or 客服)", source=source, line=no)
+            turns.append((role, no, [m.group(2)]))
+        elif line.strip():
+            if not turns:
+                raise ParseError("dialogue text before the first '**客户**：' or '**客服**：' turn", source=source, line=no)
+            turns[-1][2].append(line.rstrip())
+    out = []
+    for role, no, parts in turns:
+        text = "\n".join(parts).strip()
+        out.append(
+            Turn(
+                role=role,  # type: ignore[arg-type]
+                text=text,
+                line=no,
+                is_filler=role == "agent" and is_filler(text),
+                has_image=IMAGE_MARKER in text,
+            )
+        )
+    return tuple(out)
+
+
+def _build_case(raw: dict, source: str, occurrences: dict[str, int]) -> Case:
+    fields, sections, line = raw["fields"], raw["sections"], raw["line"]
+    category = fields.get("问题分类", "")
+    product, sep, subcategory = category.partition("｜")
+    if not sep:
+        product, sep, subcategory = category.partition("|")
+    if not product.strip():
+        raise ParseError(f"case '{raw['title']}' has an empty 问题分类", source=source, line=line)
+    scenarios = tuple(s.strip() for s in re.split(r"[,，、]", fields.get("适用场景", "")) if s.strip())
+    question = _text(sections.get("问题描述", []))
+    turns = _parse_turns(sections.get("客服解答", []), source)
+    if not question and not turns:
+        raise ParseError(f"case '{raw['title']}' has neither a question nor a dialogue", source=source, line=line)
+    if not turns:
+        raise ParseError(f"case '{raw['title']}' has an empty 客服解答", source=source, line=line)
+    root = _text(sections.get("根本原因分析", []))
+    key = "\x00".join((raw["title"], question, *(t.text for t in turns)))
+    occurrences[key] = occurrences.get(key, 0) + 1
+    links = find_links("\n".join(t.text for t in turns if t.role == "agent"))
+    return Case(
+        id=_case_id(source, raw["title"], question, turns, occurrences[key]),
+        title=raw["title"],
+        product=product.strip(),
+        subcategory=subcategory.strip(),
+        scenarios=scenarios,
+        question=question,
+        turns=turns,
+        root_cause=None if (not root or root == GENERIC_ROOT_CAUSE) else root,
+        source=source,
+        line=line,
+        links=links,
+    )
+
+
+def parse_text(text: str, source: str, *, strict: bool = False, warnings: list[str] | None = None) -> list[Case]:
+    """Parse one file's text. ``source`` names it in ids and messages."""
+    lines = text.splitlines()
+    cases: list[Case] = []
+    occurrences: dict[str, int] = {}
+    for block in _split_blocks(lines):
+        if not any(line.strip() for _, line in block) or _is_preamble(block):
+            continue
+        try:
+            cases.append(_build_case(_parse_block(block, source), source, occurrences))
+        except ParseError as exc:
+            if strict:
+                raise
+            if warnings is not None:
+                warnings.append(str(exc))
+    return cases
+
+
+def read_dataset_file(path: Path) -> str:
+    """Read a dataset file as UTF-8; a file that is not UTF-8 is an error naming the line."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ParseError(f"cannot read the file: {exc.strerror or exc}", source=path.name, line=0) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ParseError(f"not valid UTF-8 (byte {exc.start})", source=path.name, line=line) from None
+
+
+def dataset_files(paths: Iterable[Path]) -> list[Path]:
+    """Expand folders into their dataset files, sorted so ingest order is stable."""
+    files: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in DATASET_SUFFIXES and not f.name.startswith(".")))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise ParseError("no such file or folder", source=str(p), line=0)
+    return files
+
+
+def parse_file(path: Path, *, strict: bool = False, warnings: list[str] | None = None) -> list[Case]:
+    text = read_dataset_file(path)
+    return parse_text(text, path.name, strict=strict, warnings=warnings)
+
+
+def parse_paths(paths: Iterable[Path], *, strict: bool = False) -> tuple[list[Case], ParseReport]:
+    """Parse every dataset file under ``paths``. Unreadable files are skipped (or raise, when strict)."""
+    cases: list[Case] = []
+    warnings: list[str] = []
+    unreadable: list[str] = []
+    files = dataset_files(paths)
+    for f in files:
+        try:
+            cases.extend(parse_file(f, strict=strict, warnings=warnings))
+        except ParseError as exc:
+            if strict:
+                raise
+            warnings.append(str(exc))
+            unreadable.append(f.name)
+    return cases, ParseReport(
+        files=len(files),
+        cases=len(cases),
+        skipped=len(warnings),
+        warnings=tuple(warnings),
+        sources=tuple(f.name for f in files),
+        unreadable=tuple(unreadable),
+    )

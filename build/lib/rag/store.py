@@ -1,0 +1,188 @@
+"""The chunk store: a Chroma collection, embedded on local disk or on a ``chroma run`` server.
+
+Both go through the same code; only the client differs. Vectors are always computed by the
+project's embedder and passed in, so Chroma's default embedding function (an ONNX download) is
+never used. The collection records the embedding model that built it; opening it with another
+model is refused rather than mixing vector spaces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+from urllib.parse import urlsplit
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from rag.errors import EmbeddingMismatchError, StoreError, StoreLockedError
+from rag.records import Chunk
+from rag.settings import Settings
+
+SCHEMA_VERSION = 1
+_PAGE = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    id: str
+    text: str
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DenseMatch:
+    id: str
+    similarity: float
+    text: str
+    metadata: dict[str, Any]
+
+
+def _client(settings: Settings):
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    try:
+        if settings.chroma_url:
+            url = urlsplit(settings.chroma_url)
+            if not url.hostname:
+                raise StoreError(f"RAG_CHROMA_URL is not a URL: {settings.chroma_url!r}")
+            return chromadb.HttpClient(
+                host=url.hostname,
+                port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https",
+                settings=chroma_settings,
+            )
+        settings.store_path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(settings.store_path), settings=chroma_settings)
+    except StoreError:
+        raise
+    except Exception as exc:  # chromadb raises bare ValueError/ConnectionError variants
+        where = settings.chroma_url or settings.store_path
+        raise StoreError(f"cannot open the Chroma store at {where}: {exc}") from exc
+
+
+def ingest_lock(settings: Settings) -> FileLock:
+    """A per-store lock: the embedded client is single-writer per path, and two ingests would race."""
+    if settings.chroma_url:
+        key = hashlib.sha256(f"{settings.chroma_url}/{settings.collection}".encode()).hexdigest()[:16]
+        settings.cache_dir.mkdir(parents=True, exist_ok=True)
+        path = settings.cache_dir / f"ingest-{key}.lock"
+    else:
+        settings.store_path.mkdir(parents=True, exist_ok=True)
+        path = settings.store_path / f".{settings.collection}.ingest.lock"
+    return FileLock(str(path))
+
+
+class ChunkStore:
+    def __init__(self, settings: Settings, embedding_model: str, *, create: bool = True) -> None:
+        self.settings = settings
+        self.embedding_model = embedding_model
+        self._client = _client(settings)
+        name = settings.collection
+        try:
+            if create:
+                self._col = self._client.get_or_create_collection(
+                    name,
+                    configuration={"hnsw": {"space": "cosine"}},
+                    metadata={"embedding_model": embedding_model, "schema": SCHEMA_VERSION},
+                    embedding_function=None,
+                )
+            else:
+                self._col = self._client.get_collection(name, embedding_function=None)
+        except Exception as exc:
+            if not create and "does not exist" in str(exc).lower():
+                raise StoreError(f"the store has no collection '{name}' yet: run `rag ingest` first") from exc
+            raise StoreError(f"cannot open collection '{name}': {exc}") from exc
+        stored_model = (self._col.metadata or {}).get("embedding_model")
+        if stored_model and stored_model != embedding_model:
+            raise EmbeddingMismatchError(
+                f"collection '{name}' was built with embedding model '{stored_model}', "
+                f"but this run uses '{embedding_model}'. Use the same model, or another RAG_COLLECTION, "
+                "or rebuild with `rag ingest --rebuild`."
+            )
+
+    def count(self) -> int:
+        return self._col.count()
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        if not chunks:
+            return
+        if len(chunks) != len(vectors):
+            raise StoreError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        for start in range(0, len(chunks), _PAGE):
+            part = chunks[start : start + _PAGE]
+            self._col.upsert(
+                ids=[c.id for c in part],
+                embeddings=np.asarray(vectors[start : start + _PAGE], dtype=np.float32),
+                documents=[c.text for c in part],
+                metadatas=[dict(c.metadata) for c in part],
+            )
+
+    def delete(self, ids: Sequence[str]) -> None:
+        for start in range(0, len(ids), _PAGE):
+            self._col.delete(ids=list(ids[start : start + _PAGE]))
+
+    def _iter(self, where: dict | None = None, include: list[str] | None = None) -> Iterator[dict]:
+        offset = 0
+        while True:
+            page = self._col.get(where=where, limit=_PAGE, offset=offset, include=include or ["metadatas"])
+            ids = page["ids"]
+            if not ids:
+                return
+            yield page
+            offset += len(ids)
+
+    def ids(self, where: dict | None = None) -> set[str]:
+        return {i for page in self._iter(where, include=[]) for i in page["ids"]}
+
+    def chunk_ids_by_source(self) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for page in self._iter():
+            for i, meta in zip(page["ids"], page["metadatas"]):
+                out.setdefault(str(meta.get("source", "")), set()).add(i)
+        return out
+
+    def all_chunks(self) -> list[StoredChunk]:
+        out = []
+        for page in self._iter(include=["documents", "metadatas"]):
+            out.extend(StoredChunk(i, d or "", dict(m or {})) for i, d, m in zip(page["ids"], page["documents"], page["metadatas"]))
+        return out
+
+    def get(self, ids: Sequence[str]) -> list[StoredChunk]:
+        page = self._col.get(ids=list(ids), include=["documents", "metadatas"])
+        return [StoredChunk(i, d or "", dict(m or {})) for i, d, m in zip(page["ids"], page["documents"], page["metadatas"])]
+
+    def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[DenseMatch]:
+        n = min(n, self.count())
+        if n <= 0:
+            return []
+        res = self._col.query(
+            query_embeddings=[np.asarray(vector, dtype=np.float32)],
+            n_results=n,
+            where=where,
+            include=["documents", "metadatas", "distances"],
+        )
+        return [
+            DenseMatch(i, 1.0 - float(d), doc or "", dict(m or {}))
+            for i, d, doc, m in zip(res["ids"][0], res["distances"][0], res["documents"][0], res["metadatas"][0])
+        ]
+
+    def drop(self) -> None:
+        self._client.delete_collection(self.settings.collection)
+
+
+def acquire(lock: FileLock, *, wait: float = 0.0) -> None:
+    try:
+        lock.acquire(timeout=wait)
+    except Timeout:
+        raise StoreLockedError(
+            f"another ingest is writing this store (lock {lock.lock_file}); wait for it to finish and retry"
+        ) from None
+
+
+def store_location(settings: Settings) -> str:
+    return settings.chroma_url or str(Path(settings.store_path))
