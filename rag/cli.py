@@ -299,16 +299,17 @@ def eval_compare(run_a: Path, run_b: Path, as_json: Annotated[bool, typer.Option
 def serve(
     host: Annotated[str, typer.Option(help="bind address; without RAG_SERVICE_TOKEN only loopback clients are served")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8000,
-    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
 ) -> None:
-    """Serve the HTTP API and the agents' web page (OpenAPI at /docs)."""
+    """Serve the HTTP API and the agents' web page (OpenAPI at /docs).
+
+    One process: the embedded Chroma store is single-writer. To scale out, point several processes at a
+    Chroma server (RAG_CHROMA_URL) behind a proxy.
+    """
     import uvicorn
 
     from rag.service import create_app
 
     settings = load_settings()
-    if workers > 1:
-        raise RagError("one worker per process: the embedded Chroma store is single-writer; run more processes behind a proxy")
     with _Bar() as bar:  # ingest before serving, so a bad corpus is one clear line, not a failed start-up
         Pipeline(settings).ensure_ingested(progress=bar)
     err.print(f"serving on http://{host}:{port}  (web page /, API /v1, OpenAPI /docs)")
