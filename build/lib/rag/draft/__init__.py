@@ -1,1 +1,0 @@
-"""Drafting: prompts, the LLM client, the offline drafter and the safety guards."""

@@ -1,1 +1,0 @@
-"""Scoring: how good a retrieval ranking or a draft is against what the real agents answered."""
