@@ -105,3 +105,16 @@ def test_llm_failures_are_recorded_not_fatal(corpus_settings, tmp_path):
         run = run_eval(Pipeline(s), EvalConfig(backend="llm", limit=2), tmp_path, run_name="failing")
     assert run.summary["errors"] == 2
     assert all(r["draft"]["fallback"] and "HTTP 500" in r["error"] for r in run.cases)
+
+
+def test_run_folders_never_overwrite_each_other(tmp_path):
+    from rag.evaluation.runner import _run_folder
+
+    first = _run_folder(tmp_path, None, "offline-default")
+    (first / "cases").mkdir(parents=True)
+    second = _run_folder(tmp_path, None, "offline-default")
+    assert second != first and not second.exists()
+    named = tmp_path / "mine"
+    (named / "cases").mkdir(parents=True)
+    (named / "cases" / "stale.json").write_text("{}")
+    assert _run_folder(tmp_path, "mine", "x") == named and not named.exists()  # a named run starts clean

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,7 @@ from rag.parse import parse_paths
 from rag.pipeline import Pipeline
 from rag.records import Case, Ticket
 from rag.score.draft import score_draft
-from rag.score.retrieval import RelevanceTable, ndcg
+from rag.score.retrieval import RelevanceTable, case_scores
 from rag.score.templates import find_templates
 
 Progress = Callable[[int, int], None]
@@ -109,25 +110,21 @@ def run_eval(
     table = RelevanceTable(cases)
     templates = find_templates(cases)
     chosen, excluded = select_cases(cases, cfg)
-    llm = None
-    if cfg.backend == "llm":
-        inner = pipeline.llm()
+    inner = None
+    if cfg.backend == "llm" or cfg.judge:
+        inner = pipeline.llm()  # one client for drafts and judgements; each keeps its own cache counts
         if inner is None:
-            raise ConfigError("--backend llm needs RAG_LLM_BASE_URL and RAG_LLM_MODEL")
-        llm = CachedLLM(inner, settings.cache_dir)
+            raise ConfigError("--backend llm and --judge need RAG_LLM_BASE_URL and RAG_LLM_MODEL")
+    llm = CachedLLM(inner, settings.cache_dir) if cfg.backend == "llm" and inner else None
     drafter = Drafter(settings, pipeline.retriever, llm=llm,  # type: ignore[arg-type]
                       prompts=PromptPair.load(settings.prompts_dir, cfg.variant))
     judge = None
     if cfg.judge:
         from rag.score.judge import Judge
 
-        inner = pipeline.llm()
-        if inner is None:
-            raise ConfigError("--judge needs an LLM endpoint (RAG_LLM_BASE_URL, RAG_LLM_MODEL)")
         judge = Judge(CachedLLM(inner, settings.cache_dir), settings.prompts_dir)
     lock = threading.Lock()
     done = 0
-    product_of = {c.id: c.product for c in cases}
 
     def one(case: Case) -> dict:
         nonlocal done
@@ -138,14 +135,8 @@ def run_eval(
         error = next((n for n in draft.notes if "offline fallback" in n), "fallback") if draft.fallback else None
         scores = score_draft(draft, case.answer, f"{ticket.title}\n{ticket.text}", templates=templates,
                              known_links=drafter.known_links, allowlist=settings.link_allowlist)
-        cited = list(draft.retrieved)
-        gains = [table.rel(case.id, c) for c in cited if c in table.index][: cfg.k]
-        scores.update({
-            "retrieval_top1": gains[0] if gains else 0.0,
-            "retrieval_best_of_k": max(gains) if gains else 0.0,
-            "retrieval_ndcg": ndcg(gains, table.others(case.id).tolist(), cfg.k),
-            "retrieval_product_acc1": 1.0 if cited and product_of.get(cited[0]) == case.product else 0.0,
-        })
+        retrieval = case_scores(table, case.id, draft.retrieved, cfg.k)
+        scores.update({f"retrieval_{name}": value for name, value in retrieval.items()})
         judged = None
         if judge is not None:
             judged = judge.judge(ticket.text, case.answer, draft.text)
@@ -166,8 +157,7 @@ def run_eval(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         records = list(pool.map(one, chosen))
     seconds = time.perf_counter() - started
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    folder = out_root / (run_name or f"{stamp}-{cfg.backend}-{cfg.variant}")
+    folder = _run_folder(out_root, run_name, f"{cfg.backend}-{cfg.variant}")
     summary = summarise(records)
     usage = [r["draft"]["usage"] for r in records]
     prompt_tokens = sum(u["prompt_tokens"] for u in usage)
@@ -188,6 +178,20 @@ def run_eval(
 
     write_run(folder, summary, records)
     return EvalRun(folder, summary, records)
+
+
+def _run_folder(out_root: Path, run_name: str | None, label: str) -> Path:
+    """A named run replaces its folder (no stale case files); an unnamed one never overwrites another."""
+    if run_name:
+        folder = out_root / run_name
+        shutil.rmtree(folder, ignore_errors=True)
+        return folder
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    folder, n = out_root / f"{stamp}-{label}", 1
+    while folder.exists():  # two runs in the same second
+        n += 1
+        folder = out_root / f"{stamp}-{label}-{n}"
+    return folder
 
 
 def load_run(folder: Path) -> EvalRun:

@@ -61,20 +61,27 @@ def ndcg(gains: Sequence[float], ideal: Sequence[float], k: int) -> float:
     return dcg / idcg if idcg > 0 else 0.0
 
 
+def case_scores(table: RelevanceTable, held: str, retrieved: Sequence[str], k: int = 5) -> dict[str, float]:
+    """One held-out case's retrieval metrics, from the ids retrieved for it, best first."""
+    ranked = [c for c in retrieved if c != held and c in table.index][:k]
+    gains = [table.rel(held, c) for c in ranked]
+    product = table.cases[table.index[held]].product
+    return {
+        "top1": gains[0] if gains else 0.0,
+        "best_of_k": max(gains) if gains else 0.0,
+        "ndcg": ndcg(gains, table.others(held).tolist(), k),
+        "product_acc1": 1.0 if ranked and table.cases[table.index[ranked[0]]].product == product else 0.0,
+    }
+
+
 def score_rankings(table: RelevanceTable, rankings: Mapping[str, Sequence[str]], k: int = 5) -> RetrievalScores:
     """``rankings[held_out_id]`` lists retrieved case ids, best first (the held-out case never among them)."""
-    top1, best, nd, prod = [], [], [], []
-    product = {c.id: c.product for c in table.cases}
-    for held in table.evaluable:
-        ranked = [c for c in rankings.get(held, []) if c != held][:k]
-        gains = [table.rel(held, c) for c in ranked]
-        top1.append(gains[0] if gains else 0.0)
-        best.append(max(gains) if gains else 0.0)
-        nd.append(ndcg(gains, table.others(held).tolist(), k))
-        prod.append(1.0 if ranked and product[ranked[0]] == product[held] else 0.0)
-    n = len(table.evaluable)
-    mean = lambda xs: float(np.mean(xs)) if xs else 0.0  # noqa: E731
-    return RetrievalScores(n, mean(top1), mean(best), mean(nd), mean(prod), k)
+    per_case = [case_scores(table, held, rankings.get(held, []), k) for held in table.evaluable]
+
+    def mean(name: str) -> float:
+        return float(np.mean([s[name] for s in per_case])) if per_case else 0.0
+
+    return RetrievalScores(len(per_case), mean("top1"), mean("best_of_k"), mean("ndcg"), mean("product_acc1"), k)
 
 
 def oracle_rankings(table: RelevanceTable) -> dict[str, list[str]]:
