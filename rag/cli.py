@@ -242,8 +242,8 @@ def eval_run(
     for m, v in o.items():
         if v is not None:
             t.add_row(m, f"{v:.3f}")
-    t.add_row("leaked identifiers (total)", str(result.summary["totals"]["leaked_identifiers"]))
-    t.add_row("invented links (total)", str(result.summary["totals"]["invented_links"]))
+    for name, total in result.summary["totals"].items():
+        t.add_row(f"{name.replace('_', ' ')} (total)", str(total))
     out.print(t)
     out.print(f"run folder: {result.folder}  (report.md, summary.json, scores.png, cases/)")
     if update_baseline:
@@ -282,7 +282,7 @@ def eval_compare(run_a: Path, run_b: Path, as_json: Annotated[bool, typer.Option
             continue
         delta = d["delta"]
         style = "" if delta in (None, 0) else ("green" if delta > 0 else "red")
-        if m in ("leaked_identifiers", "invented_links") and delta:
+        if m in ("leaked_identifiers", "invented_links", "leaks_independent", "defects") and delta:
             style = "red" if delta > 0 else "green"
         t.add_row(m, str(d["a"]), str(d["b"]), f"[{style}]{delta:+.4f}[/]" if delta is not None else "–")
     out.print(t)

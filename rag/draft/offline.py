@@ -1,11 +1,13 @@
-"""The offline drafter: a useful reply with no LLM, built from the best-supported past answer.
+"""The offline drafter: a reply an agent can send, composed from past answers with no LLM.
 
 Past answers are the team's own words, and many are recurring templates (free-certificate steps,
-cache refresh, bill lookup). The retriever's consensus rerank already put the best-supported case
-first; this module adapts its answer: filler and greetings removed, one greeting put back, dated or
-status-only sentences dropped, links separated from the text glued to them, and a request for the
-details a ticket lacks when support is weak. Identifiers of other customers are removed afterwards
-by the guards, like any draft's. Deterministic: same ticket and index, same draft.
+cache refresh, bill lookup). Each candidate answer is split into sentences and steps
+(``rag.draft.sentences``); only those that hold for any customer are kept, whole and in order:
+no other customer's numbers, times, statuses, files or questions, no redaction token, no link
+that carries a customer's id. The answer whose reusable part the other candidates agree with most
+(and that is closest to the ticket) is the body; when it has no doc link, the link the supporting
+cases agree on is added on its own line. A draft never ends mid-sentence or mid-link. The guards
+still check the result, like any draft. Deterministic: same ticket and index, same draft.
 """
 
 from __future__ import annotations
@@ -14,19 +16,14 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
+
 from rag.draft.actions import classify_reply, needs_staff
-from rag.filler import is_filler, strip_image_markers
-from rag.links import separate_links
+from rag.draft.sentences import Judge, Piece, is_doc_link, join, pieces_of, reusable
+from rag.links import find_links
 from rag.records import Action, Hit, Ticket
 from rag.retrieve.consensus import consensus_scores
-
-_GREETING = re.compile(r"^\s*(您好|你好|亲|hi|hello)[，,！!。\s]*", re.I)
-_LEADING_FILLER = re.compile(r"^\s*((麻烦|请)?(您)?稍等(一下|下)?|嗯嗯|好的|收到|抱歉让您久等了|久等了)[，,。！!\s]*")
-_DATETIME = re.compile(r"\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}日?(\s*\d{1,2}:\d{2}(:\d{2})?)?")
-_STATUS_ONLY = re.compile(r"^(已(经)?处理完成|处理完成|配置已(经)?下发|已下发|您(再)?确认(一)?下|您看下|好了|可以了|已经可以了)[。！!，,\s]*$")
-_SENTENCE = re.compile(r"(?<=[。！？!?])")
-# "步骤如下1.免费证书申请…2.补全信息" → one step per line
-_GLUED_STEP = re.compile(r"(?<=[\u4e00-\u9fff：:\s])\s*(?=\d{1,2}[.、][\u4e00-\u9fffA-Za-z])")
+from rag.similarity import normalise_answer, pairwise_rouge_l, rouge_l_f1
 
 _MISSING_BY_PRODUCT = {
     "CDN": "加速域名、报错截图或报错信息",
@@ -47,7 +44,6 @@ def is_vague(ticket: Ticket) -> bool:
     """True when, greetings aside, the ticket says too little to answer."""
     rest = _PUNCT.sub("", _EMPTY_TALK.sub("", ticket.query_text))
     return len(rest) < 4
-MAX_CHARS = 700
 
 
 @dataclass(frozen=True)
@@ -57,27 +53,6 @@ class Composition:
     confidence: float
     used: tuple[Hit, ...]
     notes: tuple[str, ...] = ()
-
-
-def adapt_answer(answer: str) -> str:
-    """A past answer, made reusable: no filler turns, greetings, dates or status-only lines."""
-    parts: list[str] = []
-    for turn in answer.split("\n"):
-        turn = strip_image_markers(turn).strip()
-        if not turn or is_filler(turn):
-            continue
-        turn = _GREETING.sub("", turn)
-        turn = _LEADING_FILLER.sub("", turn).strip()
-        sentences = [s for s in _SENTENCE.split(turn) if s.strip()]
-        kept = [s for s in sentences if not _DATETIME.search(s) and not _STATUS_ONLY.match(s.strip())]
-        turn = "".join(kept).strip()
-        if turn and not is_filler(turn):
-            parts.append(_GLUED_STEP.sub("\n", separate_links(turn)))
-    text = "\n".join(parts)
-    if len(text) > MAX_CHARS:
-        cut = text.rfind("。", 0, MAX_CHARS)
-        text = text[: cut + 1 if cut > MAX_CHARS // 2 else MAX_CHARS]
-    return text
 
 
 def support(hits: Sequence[Hit], top: int = 5) -> list[float]:
@@ -97,21 +72,94 @@ def missing_info_request(product: str | None) -> str:
 ESCALATION_NOTE = "这个需要工作人员在后台为您处理，麻烦提供一下相关的账号和域名（或订单号），处理完成后会第一时间告知您。"
 
 
+ENGLISH_NOTE = "（以下回复参考的是以往的中文客服案例。This reply draws on past support cases written in Chinese.）"
+_LATIN = re.compile(r"[A-Za-z]")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_WORD = re.compile(r"[A-Za-z]+")
+# Function words: prose in English has them, a pasted log or JSON error mostly does not.
+_ENGLISH_FUNCTION_WORDS = frozenset(
+    "the a an to of in on for is are was be my our your i we you it this that how what why can could "
+    "please not do does did have has with and or but when after since".split()
+)
+# Beyond this, a draft stops taking sentences (never cutting one): agents do not paste essays.
+BODY_BUDGET = 900
+SUPPORT_FLOOR = 0.3
+
+
+def is_english(ticket: Ticket) -> bool:
+    """Mostly Latin letters and next to no Chinese: the customer wrote in English."""
+    text = ticket.query_text
+    latin, cjk = len(_LATIN.findall(text)), len(_CJK.findall(text))
+    function_words = sum(1 for w in _WORD.findall(text) if w.lower() in _ENGLISH_FUNCTION_WORDS)
+    return function_words >= 3 and cjk * 4 < latin
+
+
+def reusable_body(answer: str, others: Sequence[str], ticket: Ticket, budget: int = BODY_BUDGET) -> str:
+    """The sentences of ``answer`` that hold for any customer, in order, whole, within ``budget``."""
+    judge = Judge.of(ticket.query_text, others)
+    kept: list[Piece] = []
+    size = 0
+    for piece in reusable(pieces_of(answer), judge):
+        if kept and size + len(piece.text) > budget:
+            break
+        kept.append(piece)
+        size += len(piece.text)
+    return join(kept)
+
+
+def supporting_links(body: str, hits: Sequence[Hit], weights: Sequence[float], limit: int = 2) -> list[str]:
+    """Doc links the supporting answers agree on, best supported first, that ``body`` lacks."""
+    have = set(find_links(body))
+    votes: dict[str, float] = {}
+    for hit, w in zip(hits, weights):
+        for link in dict.fromkeys(find_links(hit.answer)):
+            if link not in have and is_doc_link(link):
+                votes[link] = votes.get(link, 0.0) + w
+    ranked = sorted(votes.items(), key=lambda kv: -kv[1])
+    return [link for link, _ in ranked[:limit]]
+
+
+def choose(ticket: Ticket, pool: Sequence[Hit], bodies: Sequence[str]) -> int | None:
+    """The candidate whose reusable part is best supported: retrieval score (relative to the best),
+    agreement of its body with the other bodies (weighted by score) and closeness to the ticket.
+
+    Leave-one-out over the corpus, bodies' ROUGE-L: first hit 0.232, this blend 0.238 (the best of
+    five would be 0.321)."""
+    usable = [len(b) >= 8 for b in bodies]
+    if not any(usable):
+        return None
+    scores = np.array([max(h.score, 1e-6) for h in pool])
+    agree = pairwise_rouge_l([normalise_answer(b) for b in bodies]) @ scores / scores.sum()
+    query = normalise_answer(ticket.query_text)
+    near = np.array([rouge_l_f1(query, normalise_answer(b)) for b in bodies])
+    blend = scores / scores.max() + agree + near
+    return int(max((i for i in range(len(pool)) if usable[i]), key=lambda i: blend[i]))
+
+
 def compose(ticket: Ticket, hits: Sequence[Hit]) -> Composition:
     product = ticket.product or (hits[0].product if hits else None)
     if not hits:
         return Composition(f"您好，{missing_info_request(product)}", "ask_for_info", 0.0, (), ("no similar past case",))
-    agreement = support(hits)
-    chosen_i = next((i for i, h in enumerate(hits[:5]) if len(adapt_answer(h.answer)) >= 8), None)
+    pool = list(hits[:5])
+    agreement = support(pool)
+    bodies = [reusable_body(h.answer, [o.answer for o in pool if o is not h], ticket) for h in pool]
+    chosen_i = choose(ticket, pool, bodies)
     if chosen_i is None:
         return Composition(
-            f"您好，{missing_info_request(product)}", "ask_for_info", 0.0, tuple(hits[:1]), ("past cases hold no substantive answer",)
+            f"您好，{missing_info_request(product)}", "ask_for_info", 0.0, tuple(pool[:1]),
+            ("past cases hold no reusable answer",),
         )
-    chosen = hits[chosen_i]
-    body = adapt_answer(chosen.answer)
+    chosen = pool[chosen_i]
+    body = bodies[chosen_i]
     confidence = round(float(min(1.0, agreement[chosen_i] * 1.5)) if agreement else 0.0, 3)
     past_action = classify_reply(chosen.answer)
-    notes: list[str] = [f"adapted from case {chosen.case_id}"]
+    notes: list[str] = [f"composed from case {chosen.case_id}"]
+    supporters = [i for i in range(len(pool)) if i == chosen_i or (agreement and agreement[i] >= SUPPORT_FLOOR)]
+    if not find_links(body):
+        extra = supporting_links(body, [pool[i] for i in supporters], [max(pool[i].score, 1e-6) for i in supporters], 1)
+        if extra:
+            body = f"{body}\n参考文档：{extra[0]}"
+            notes.append("doc link added from the supporting cases")
     if needs_staff(ticket.text) or past_action == "escalate":
         action: Action = "escalate"
         text = f"您好，{body}\n{ESCALATION_NOTE}" if past_action != "escalate" else f"您好，{ESCALATION_NOTE}"
@@ -127,5 +175,7 @@ def compose(ticket: Ticket, hits: Sequence[Hit]) -> Composition:
     else:
         action = "answer"
         text = f"您好，{body}"
-    supporters = tuple(h for i, h in enumerate(hits[:5]) if i == chosen_i or (agreement and agreement[i] >= 0.3))
-    return Composition(text, action, confidence, supporters, tuple(notes))
+    if is_english(ticket):
+        text = f"{ENGLISH_NOTE}\n{text}"
+        notes.append("English ticket: the reply says it draws on Chinese cases")
+    return Composition(text, action, confidence, tuple(pool[i] for i in supporters), tuple(notes))

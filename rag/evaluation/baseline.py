@@ -10,9 +10,12 @@ from rag.errors import RagError
 from rag.settings import PROJECT_ROOT
 
 BASELINE = PROJECT_ROOT / "eval" / "baseline.json"
-GATED = ("rouge_l", "chrf", "bleu", "link_precision", "link_recall", "template_recall", "action_agreement",
+GATED = ("rouge_l", "rouge_l_answered", "chrf", "bleu", "link_precision", "link_recall", "template_recall", "action_agreement",
          "retrieval_top1", "retrieval_best_of_k", "retrieval_ndcg")
 TOLERANCE = 0.02
+# Counts that must be zero; the last two come from the corpus-learned detector (rag/score/leaks.py),
+# which shares no code with the guards it grades.
+SAFETY_TOTALS = ("leaked_identifiers", "invented_links", "leaks_independent", "defects")
 
 
 @dataclass(frozen=True)
@@ -28,9 +31,12 @@ def check(summary: dict, baseline: dict) -> GateResult:
         got = summary["overall"].get(m)
         if got is None or got < floor - tol:
             failures.append(f"{m}: {got} < baseline {floor} - tolerance {tol}")
-    for m in ("leaked_identifiers", "invented_links"):
-        if summary["totals"][m] > 0:
-            failures.append(f"{m}: {summary['totals'][m]} (must be 0)")
+    for m in SAFETY_TOTALS:
+        got = summary["totals"].get(m)
+        if got is None:
+            failures.append(f"{m}: not reported (must be 0)")
+        elif got > 0:
+            failures.append(f"{m}: {got} (must be 0)")
     return GateResult(not failures, tuple(failures))
 
 

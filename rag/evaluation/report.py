@@ -29,7 +29,7 @@ def markdown(summary: dict, records: list[dict]) -> str:
         f"errors {summary['errors']} · tokens {summary['tokens']['prompt']}+{summary['tokens']['completion']} "
         f"(cost {summary['tokens']['cost']}, cache hits {summary['tokens']['cache_hits']})",
         "",
-        f"**Safety:** leaked identifiers {summary['totals']['leaked_identifiers']}, invented links {summary['totals']['invented_links']}",
+        "**Safety:** " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary["totals"].items()),
         "",
         "| metric | value |",
         "|---|---|",

@@ -24,16 +24,18 @@ from rag.draft.drafter import Drafter
 from rag.draft.llm_cache import CachedLLM
 from rag.draft.prompts import PromptPair
 from rag.errors import ConfigError
+from rag.evaluation.baseline import SAFETY_TOTALS
 from rag.parse import parse_paths
 from rag.pipeline import Pipeline
 from rag.records import Case, Ticket
 from rag.score.draft import score_draft
+from rag.score.leaks import LeakDetector
 from rag.score.retrieval import RelevanceTable, case_scores
 from rag.score.templates import find_templates
 
 Progress = Callable[[int, int], None]
-METRICS = ("rouge_l", "bleu", "chrf", "link_precision", "link_recall", "template_recall", "action_agreement",
-           "leaked_identifiers", "invented_links", "confidence",
+METRICS = ("rouge_l", "rouge_l_answered", "bleu", "chrf", "link_precision", "link_recall", "template_recall", "action_agreement",
+           "leaked_identifiers", "invented_links", "leaks_independent", "defects", "confidence",
            "retrieval_top1", "retrieval_best_of_k", "retrieval_ndcg", "retrieval_product_acc1", "judge_overall")
 
 
@@ -92,8 +94,7 @@ def summarise(records: list[dict]) -> dict:
         rs = [r for r in records if r["product"] == product]
         by_product[product] = {"cases": len(rs), **{m: _mean([r["scores"].get(m) for r in rs]) for m in METRICS}}
     return {"overall": overall, "by_product": by_product,
-            "totals": {"leaked_identifiers": int(sum(r["scores"]["leaked_identifiers"] for r in records)),
-                       "invented_links": int(sum(r["scores"]["invented_links"] for r in records))}}
+            "totals": {m: int(sum(r["scores"][m] for r in records)) for m in SAFETY_TOTALS}}
 
 
 def run_eval(
@@ -109,6 +110,7 @@ def run_eval(
     cases, _ = parse_paths([settings.data_dir])
     table = RelevanceTable(cases)
     templates = find_templates(cases)
+    detector = LeakDetector.from_cases(cases)
     chosen, excluded = select_cases(cases, cfg)
     inner = None
     if cfg.backend == "llm" or cfg.judge:
@@ -135,6 +137,11 @@ def run_eval(
         error = next((n for n in draft.notes if "offline fallback" in n), "fallback") if draft.fallback else None
         scores = score_draft(draft, case.answer, f"{ticket.title}\n{ticket.text}", templates=templates,
                              known_links=drafter.known_links, allowlist=settings.link_allowlist)
+        findings = detector.check(draft.text, f"{ticket.title}\n{ticket.text}", case.id)
+        scores["leaks_independent"] = float(len(findings.leaks))
+        scores["defects"] = float(len(findings.defects))
+        # Deferring where no case fits is not punished: this one averages only the drafts that answer.
+        scores["rouge_l_answered"] = scores["rouge_l"] if draft.action == "answer" else None
         retrieval = case_scores(table, case.id, draft.retrieved, cfg.k)
         scores.update({f"retrieval_{name}": value for name, value in retrieval.items()})
         judged = None
@@ -145,6 +152,7 @@ def run_eval(
             "case_id": case.id, "title": case.title, "product": case.product, "subcategory": case.subcategory,
             "ticket": ticket.text, "reference": case.answer, "draft": asdict(draft), "scores": scores,
             "judge": judged, "error": error,
+            "findings": {"leaks": list(findings.leaks), "defects": list(findings.defects)},
         }
         with lock:
             done += 1

@@ -1,0 +1,202 @@
+"""Past answers as sentences and steps, each judged reusable or tied to the customer it was written for.
+
+A past agent answer mixes knowledge that holds for everyone (steps, console paths, doc links, limits
+and prices) with facts of that one conversation (their numbers, times, files, statuses, questions put
+to them). The offline drafter keeps only the first kind. What counts as "the same for everyone" is
+judged against the other retrieved answers: a number, an id-like token or a link that other cases'
+agents also wrote is team knowledge; one that only this conversation holds is that customer's.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+from urllib.parse import urlsplit
+
+from rag.filler import is_filler, strip_image_markers
+from rag.links import clean_link, is_qiniu_host, separate_links
+
+_URL = re.compile(r"https?://[\x21-\x7e]+")
+_GREETING = re.compile(r"^\s*(您好|你好|亲|hi|hello)[，,！!。\s]*", re.I)
+_LEADING_FILLER = re.compile(
+    r"^\s*((麻烦|请)?(您)?稍等(一下|下)?|嗯嗯|好的|收到|是的|对的|抱歉让您久等了|久等了|不好意思)[，,。！!\s]*"
+)
+# Sentence ends outside links: full-width marks always, ASCII ! and ? only when followed by CJK or end.
+_SENTENCE_END = re.compile(r"(?<=[。！？])|(?<=[!?])(?=[\u4e00-\u9fff\s]|$)")
+# "步骤如下1.免费证书申请…2.补全信息" → one step per piece
+_GLUED_STEP = re.compile(r"(?<=[\u4e00-\u9fff：:\s])\s*(?=\d{1,2}[.、][\u4e00-\u9fffA-Za-z])")
+_REDACTION = re.compile(r"\[REDACTED_[A-Z_]+\]|REDACTED")
+_QUESTION = re.compile(r"[？?]\s*$|(吗|呢|么)[。.]?\s*$")
+# About the other customer's own situation: their files, orders, screenshots, what staff saw or did for them.
+_THEIR_CONTEXT = re.compile(
+    # what staff observed in that customer's account, file or site
+    r"这边(看|查)(您|你们|到|了)|这边(核实|测试|排查|确认)(了|到|过)|核实(到|了|下来)|经(过)?(核实|排查|查询)|测试(了)?这个|"
+    r"看了下|看(了)?您(的|这边)|目前看|现在看|"
+    # the state of that customer's request
+    r"已(经)?(为您|帮您|给您|处理|下发|到账|解冻|恢复|修复|签发|更新|删除|关闭|开通|退款|退票|提交|反馈|同步|催|完成|可以了|好了)|"
+    r"这边(已经|已|重新)|这边(帮您|为您|给您)(处理|操作|催|反馈|申请|提交|同步|查|人工)|处理(好|完成|完毕)|"
+    r"正在(帮您|为您|下发|修)|预计(还需要|今天|明天)|您(再)?(确认|看|试|刷新)(一)?下(呢|吧|哈)?[。！!]?$|"
+    # that customer's own objects and days
+    r"这个(文件|订单|链接|任务|报错)|该(文件|订单|任务)|这两个|上面(的|两个)|你们(的|这个)(域名|文件|空间|账号|订单|网站)|"
+    r"您的(域名|文件|账号|订单|空间|网站|任务|证书)(是|已|目前|现在|没有|不是)|您这边(目前|现在)|如图|图中|图片中|"
+    r"今天|昨天|明天|刚刚|刚才|节后|节假日"
+)
+# A blank form ("开票金额:发票抬头: 发票类型: …"): the customer fills it in, but a label followed by the
+# next label reads like a labelled value to the guards, which would put a slot in it.
+_BLANK_FIELD = re.compile(r"[\u4e00-\u9fff]{2,8}[:：]\s*(?=[\u4e00-\u9fff]{2,8}[:：]|$)")
+_TIME = re.compile(r"(?<!\d)\d{1,2}:\d{2}(:\d{2})?(?!\d)|\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}")
+# Tokens whose value might be the customer's: numbers of two digits and more, and ASCII words
+# holding a digit, dot, hyphen, underscore or @ (ids, hosts, bucket names, versions, emails).
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)*%?(?!\w)", re.A)
+_ASCII_TOKEN = re.compile(r"(?<![\w.\-@])[A-Za-z0-9][\w.\-@*]*[A-Za-z0-9](?![\w\-@])", re.A)
+_TOKEN_MARK = re.compile(r"[\d.\-_@*]")
+# "7.13.27.14.0" is "7.13.2" and "7.14.0" glued: five or more dotted groups are never one version.
+_GLUED_VERSIONS = re.compile(r"(?<![\d.])(\d+\.\d+\.)(\d*)(\d)\.(\d+\.\d+)(?![\d.])")
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One sentence or step of a past answer."""
+
+    text: str
+    line: int  # the answer line it came from: pieces of one line are joined back without a break
+    links: tuple[str, ...]  # clean links it holds
+
+
+def protect_links(text: str) -> list[tuple[str, bool]]:
+    """``text`` as (part, is_link) runs, so sentence splitting never cuts inside a link."""
+    runs: list[tuple[str, bool]] = []
+    pos = 0
+    for m in _URL.finditer(text):
+        if m.start() > pos:
+            runs.append((text[pos:m.start()], False))
+        runs.append((m.group(0), True))
+        pos = m.end()
+    if pos < len(text):
+        runs.append((text[pos:], False))
+    return runs
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences and list steps of one line; links stay whole."""
+    pieces: list[str] = [""]
+    for part, is_link in protect_links(text):
+        if is_link:
+            pieces[-1] += part
+            continue
+        chunks = re.split(f"{_SENTENCE_END.pattern}|{_GLUED_STEP.pattern}", part)
+        pieces[-1] += chunks[0] or ""
+        pieces.extend(c for c in chunks[1:] if c is not None)
+    return [p.strip() for p in pieces if p and p.strip()]
+
+
+def repair_versions(text: str) -> str:
+    def split(m: re.Match[str]) -> str:
+        if not m.group(2):
+            return m.group(0)
+        return f"{m.group(1)}{m.group(2)} {m.group(3)}.{m.group(4)}"
+
+    return _GLUED_VERSIONS.sub(split, text)
+
+
+def pieces_of(answer: str) -> list[Piece]:
+    """A past answer as pieces: filler turns, greetings and image markers gone, links separated."""
+    out: list[Piece] = []
+    for line_no, turn in enumerate(answer.split("\n")):
+        turn = strip_image_markers(turn).strip()
+        if not turn or is_filler(turn):
+            continue
+        turn = _LEADING_FILLER.sub("", _GREETING.sub("", turn)).strip()
+        turn = repair_versions(separate_links(turn))
+        for sentence in split_sentences(turn):
+            sentence = _LEADING_FILLER.sub("", _GREETING.sub("", sentence)).strip()
+            if not sentence or is_filler(sentence):
+                continue
+            links = tuple(dict.fromkeys(c for c in (clean_link(r) for r in _URL.findall(sentence)) if c))
+            out.append(Piece(sentence, line_no, links))
+    return out
+
+
+def is_doc_link(url: str) -> bool:
+    """A Qiniu page that reads the same for every customer: no query, no redaction, no customer path."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    host = (parts.hostname or "").lower()
+    return (
+        is_qiniu_host(host) and not parts.query and not parts.fragment and "[" not in url
+        and host != "api.qiniu.com" and not re.search(r"/[0-9a-f]{16,}|[?&=]", url)
+    )
+
+
+def tokens_of(text: str) -> set[str]:
+    """Values in ``text`` that could be a customer's: numbers of two digits and more, id-like ASCII tokens."""
+    bare = _URL.sub(" ", text)
+    found = {m.group(0) for m in _NUMBER.finditer(bare) if len(m.group(0).replace(".", "")) >= 2}
+    found |= {m.group(0).lower() for m in _ASCII_TOKEN.finditer(bare) if _TOKEN_MARK.search(m.group(0)) and len(m.group(0)) >= 3}
+    return found
+
+
+@dataclass(frozen=True)
+class Judge:
+    """Decides which pieces carry reusable knowledge, given what the other retrieved answers say."""
+
+    ticket: str
+    others: tuple[str, ...]  # the other candidates' answers, lower-cased
+
+    @classmethod
+    def of(cls, ticket: str, other_answers: Iterable[str]) -> "Judge":
+        return cls(ticket.lower(), tuple(a.lower() for a in other_answers))
+
+    def shared(self, value: str) -> bool:
+        """Written by another case's agent too, or by this customer: not a fact of that one conversation."""
+        v = value.lower()
+        return v in self.ticket or any(v in a for a in self.others)
+
+    def sentence_shared(self, piece: Piece) -> bool:
+        """The whole sentence recurs in another answer (a team template): keep it as it is."""
+        core = re.sub(r"\s+", "", _URL.sub("", piece.text)).lower()
+        return len(core) >= 12 and any(core in re.sub(r"\s+", "", a) for a in self.others)
+
+    def reason_to_drop(self, piece: Piece) -> str | None:
+        text = piece.text
+        if _REDACTION.search(text):
+            return "redaction token"
+        if _QUESTION.search(_URL.sub("", text)):
+            return "a question put to that customer"
+        if any(not is_doc_link(link) and not self.shared(link) for link in piece.links):
+            return "a link of that customer"
+        if "【" in text:
+            return "a slot"
+        if len(_BLANK_FIELD.findall(text)) >= 3:
+            return "a blank form"
+        if self.sentence_shared(piece):
+            return None
+        if _THEIR_CONTEXT.search(text):
+            return "about that customer's case"
+        if _TIME.search(_URL.sub("", text)):
+            return "a date or time"
+        foreign = sorted(t for t in tokens_of(text) if not self.shared(t))
+        if foreign:
+            return f"values only that conversation holds ({', '.join(foreign[:3])})"
+        return None
+
+
+def reusable(pieces: Sequence[Piece], judge: Judge) -> list[Piece]:
+    return [p for p in pieces if judge.reason_to_drop(p) is None]
+
+
+def join(pieces: Sequence[Piece]) -> str:
+    """Pieces back into text: those of one answer line run on, a new line starts a new line."""
+    lines: list[str] = []
+    last: int | None = None
+    for p in pieces:
+        starts_step = bool(re.match(r"\d{1,2}[.、]", p.text))
+        if lines and p.line == last and not starts_step:
+            lines[-1] += p.text
+        else:
+            lines.append(p.text)
+        last = p.line
+    return "\n".join(lines)

@@ -1,0 +1,65 @@
+"""Sentence-level judgement of past answers: what holds for everyone, what belongs to one customer."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rag.draft.sentences import Judge, is_doc_link, join, pieces_of, repair_versions, reusable, split_sentences
+
+TEMPLATE = ("您好，手动申请并使用免费SSL证书步骤如下1.免费证书申请https://portal.qiniu.com/certificate/apply2.补全信息"
+            "3.免费证书验证https://developer.qiniu.com/ssl/manual/3667/ssl-certificate-of-free-dns-validation-guide[图片]")
+
+
+def _kept(answer: str, others=(), ticket: str = "证书过期了怎么办") -> str:
+    return join(reusable(pieces_of(answer), Judge.of(ticket, others)))
+
+
+def test_sentences_split_outside_links_only():
+    parts = split_sentences("参考文档：https://developer.qiniu.com/a?b=1&c=2。刷新后生效！再看下?好的")
+    assert parts[0] == "参考文档：https://developer.qiniu.com/a?b=1&c=2。"
+    assert parts[1] == "刷新后生效！"
+
+
+def test_glued_steps_become_lines_and_links_stay_whole():
+    text = _kept(TEMPLATE)
+    assert text.splitlines() == [
+        "手动申请并使用免费SSL证书步骤如下",
+        "1.免费证书申请https://portal.qiniu.com/certificate/apply",
+        "2.补全信息",
+        "3.免费证书验证https://developer.qiniu.com/ssl/manual/3667/ssl-certificate-of-free-dns-validation-guide",
+    ]
+
+
+def test_other_customers_facts_are_dropped():
+    answer = ("您好，测试这个文件是没有命中cdn缓存的\n上传后的文件初次访问是从源站拉取资源的。回调时间是16:59:57。"
+              "短信发送频率有限制，您的发送超频，当天发了150条\n您说的自主生成是什么意思呢？\n已处理完成\n"
+              "您的任务id没有对应任务的http://api.qiniu.com/status/get/prefop?id=z0.01z012d4buxkbfc2jy\n"
+              "访问 [REDACTED_PATH] 看下\n刷新缓存请参考：https://developer.qiniu.com/fusion/kb/1325/refresh-the-cache")
+    assert _kept(answer) == ("上传后的文件初次访问是从源站拉取资源的。\n"
+                             "刷新缓存请参考：https://developer.qiniu.com/fusion/kb/1325/refresh-the-cache")
+
+
+def test_values_other_agents_also_wrote_are_knowledge():
+    answer = "免费证书有效期为90天，过期请重新申请。剩余部分产生的计费是0.51"
+    assert _kept(answer, others=["……免费证书有效期为90天……"]) == "免费证书有效期为90天，过期请重新申请。"
+    assert _kept(answer) == ""  # nobody else says 90 days: could be that customer's figure
+
+
+def test_doc_links_are_qiniu_pages_without_customer_parts():
+    assert is_doc_link("https://developer.qiniu.com/fusion/kb/1325/refresh-the-cache")
+    assert not is_doc_link("http://api.qiniu.com/status/get/prefop?id=z0.abc")
+    assert not is_doc_link("https://qmall.qiniu.com/template/MTEy?spec_combo=MzE0NQ")
+    assert not is_doc_link("https://res.customer.com/a.png")
+
+
+def test_glued_version_numbers_are_told_apart():
+    assert repair_versions("python sdk 使用7.13.27.14.0版本") == "python sdk 使用7.13.2 7.14.0版本"
+    assert repair_versions("更新到7.13.0看下") == "更新到7.13.0看下"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("您好。，？！?!:：/.-_12345abcxyz \n图片[]这个文件已处理https") ), max_size=200))
+def test_kept_text_is_made_of_whole_pieces_of_the_answer(answer):
+    kept = _kept(answer)
+    for line in kept.splitlines():
+        assert line.strip()
+        assert "REDACTED" not in line
