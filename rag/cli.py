@@ -7,27 +7,59 @@ its traceback.
 from __future__ import annotations
 
 import functools
-import json
 import sys
-from collections import Counter
-from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import TYPE_CHECKING, Annotated, Callable, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from rag.errors import RagError
-from rag.pipeline import Pipeline
-from rag.records import Ticket
-from rag.settings import load_settings
+from rag.terminal import Output
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Draft replies to Qiniu support tickets from past cases.")
-out = Console()
-err = Console(stderr=True, soft_wrap=True)  # an error line must stay one line, whatever the terminal width
+if TYPE_CHECKING:  # the pipeline pulls in Chroma and numpy: imported inside the commands, so --help stays fast
+    from rag.pipeline import Pipeline
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None, help="Draft replies to Qiniu support tickets from past cases.")
+
+
+def _out() -> Output:
+    return Output(sys.stdout)
+
+
+@functools.cache
+def _err_console():
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True)  # an error line must stay one line, whatever the terminal width
+
+
+def _err(markup: str, message: str) -> None:
+    from rich.markup import escape
+
+    _err_console().print(f"{markup} {escape(message)}", highlight=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            v = version("qiniu-support-rag")
+        except PackageNotFoundError:  # running from a checkout that was never pip-installed
+            v = "unknown"
+        typer.echo(f"rag {v}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")] = False,
+) -> None:
+    """Draft replies to Qiniu support tickets from past cases."""
+    if ctx.invoked_subcommand is None:  # bare `rag`: the help, and success
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
 
 
 def _domain_errors(fn: Callable) -> Callable:
@@ -36,13 +68,16 @@ def _domain_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except RagError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            _err("[bold red]error:[/]", str(exc))
             raise typer.Exit(2) from None
 
     return wrapper
 
 
-def _pipeline(**overrides) -> Pipeline:
+def _pipeline(**overrides) -> "Pipeline":
+    from rag.pipeline import Pipeline
+    from rag.settings import load_settings
+
     return Pipeline(load_settings(**{k: v for k, v in overrides.items() if v is not None}))
 
 
@@ -50,9 +85,11 @@ class _Bar:
     """Adapts the library's progress callback to a rich progress bar (on stderr, so --json stays clean)."""
 
     def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self._progress = Progress(
             TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=err, transient=False,
+            console=_err_console(), transient=False,
         )
         self._tasks: dict[str, int] = {}
 
@@ -70,13 +107,10 @@ class _Bar:
 
 
 def _print_summary(summary) -> None:
-    t = Table(title="ingest", show_header=False)
-    for name in ("files", "cases", "chunks", "added", "deleted", "unchanged", "skipped"):
-        t.add_row(name, str(getattr(summary, name)))
-    t.add_row("seconds", f"{summary.seconds:.1f}")
-    out.print(t)
+    rows = [(name, str(getattr(summary, name))) for name in ("files", "cases", "chunks", "added", "deleted", "unchanged", "skipped")]
+    _out().table("ingest", ("item", "value"), [*rows, ("seconds", f"{summary.seconds:.1f}")], right=("value",))
     for w in summary.warnings:
-        err.print(f"[yellow]skipped:[/] {escape(w)}", highlight=False)
+        _err("[yellow]skipped:[/]", w)
 
 
 @app.command()
@@ -97,66 +131,88 @@ def ingest(
 @app.command()
 @_domain_errors
 def stats() -> None:
-    """Cases per product and subcategory in the store."""
+    """Cases per product and subcategory in the store, and the scenarios (适用场景) --scenario accepts."""
+    from collections import Counter
+
+    from rag.catalog import Catalog
+
     p = _pipeline()
     cases = {c.metadata["case_id"]: c.metadata for c in p.store.all_chunks()}
     counts = Counter((m.get("product", ""), m.get("subcategory", "")) for m in cases.values())
-    t = Table(title=f"{len(cases)} cases, {p.store.count()} chunks")
-    t.add_column("product")
-    t.add_column("subcategory")
-    t.add_column("cases", justify="right")
-    for (product, sub), n in sorted(counts.items(), key=lambda kv: (-sum(v for k, v in counts.items() if k[0] == kv[0][0]), kv[0][0], -kv[1])):
-        t.add_row(escape(str(product)), escape(str(sub)), str(n))
-    out.print(t)
     by_product = Counter(m.get("product", "") for m in cases.values())
-    out.print("  ".join(f"{k}: {v}" for k, v in by_product.most_common()))
+    rows = [(str(product), str(sub), str(n)) for (product, sub), n in
+            sorted(counts.items(), key=lambda kv: (-by_product[kv[0][0]], kv[0][0], -kv[1]))]
+    o = _out()
+    o.table(f"{len(cases)} cases, {p.store.count()} chunks", ("product", "subcategory", "cases"), rows, right=("cases",))
+    o.text("  ".join(f"{k}: {v}" for k, v in by_product.most_common()))
+    catalog = Catalog.from_metadata(cases.values())
+    o.text(f"scenarios ({len(catalog.scenarios)}): " + ", ".join(catalog.scenarios))
+
+
+def _filters(p: "Pipeline", product: Optional[str], scenario: Optional[str]) -> tuple[Optional[str], Optional[str]]:
+    """Check --product and --scenario against the store (exit 2 listing the valid values), case-insensitively."""
+    if product is None and scenario is None:
+        return None, None
+    from rag.catalog import Catalog
+
+    catalog = Catalog.from_retriever(p.retriever)
+    return catalog.product(product), catalog.scenario(scenario)
+
+
+_K = Annotated[int, typer.Option("-k", min=1, max=50, help="how many cases (1-50)")]
 
 
 @app.command()
 @_domain_errors
 def search(
-    query: Annotated[str, typer.Argument(help="the ticket text")],
+    query: Annotated[Optional[str], typer.Argument(help="the ticket text; '-' or nothing reads stdin")] = None,
     product: Annotated[Optional[str], typer.Option(help="only cases of this product, e.g. CDN")] = None,
-    scenario: Annotated[Optional[str], typer.Option(help="only cases with this 适用场景")] = None,
-    k: Annotated[int, typer.Option("-k", help="how many cases")] = 5,
+    scenario: Annotated[Optional[str], typer.Option(help="only cases with this 适用场景 (see `rag stats`)")] = None,
+    k: _K = 5,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The past cases most similar to a ticket."""
+    from dataclasses import asdict
+
+    text = _read_ticket(query, None).strip()
+    if not text:
+        raise RagError("the query is empty")
     p = _pipeline()
-    p.ensure_ingested(progress=_Bar())
-    hits = p.retriever.retrieve(query, k, product=product, scenario=scenario)
+    with _Bar() as bar:
+        p.ensure_ingested(progress=bar)
+    product, scenario = _filters(p, product, scenario)
+    hits = p.retriever.retrieve(text, k, product=product, scenario=scenario)
+    o = _out()
     if as_json:
-        out.print_json(json.dumps([asdict(h) for h in hits], ensure_ascii=False))
+        o.json([asdict(h) for h in hits])
         return
-    t = Table(show_lines=True)
-    for col in ("#", "score", "case", "product", "matched text"):
-        t.add_column(col)
-    for n, h in enumerate(hits, start=1):
-        t.add_row(str(n), f"{h.score:.3f}", f"{escape(h.title)}\n[dim]{h.case_id}[/]", escape(f"{h.product}｜{h.subcategory}"),
-                  escape(" ".join(h.chunk_text.split())[:240]))
-    out.print(t)
+    o.table("", ("#", "score", "case", "title", "product", "matched text"),
+            [(str(n), f"{h.score:.3f}", h.case_id, h.title, f"{h.product}｜{h.subcategory}", " ".join(h.chunk_text.split())[:240])
+             for n, h in enumerate(hits, start=1)], lines=True)
 
 
 def _read_ticket(text: Optional[str], file: Optional[Path]) -> str:
     if file is not None:
+        if str(file) == "-":
+            return sys.stdin.read()
         try:
             return file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise RagError(f"cannot read ticket file {file}: {exc}") from None
-    if text:
+    if text is not None and text != "-":
         return text
-    if not sys.stdin.isatty():
+    if text == "-" or not sys.stdin.isatty():
         return sys.stdin.read()
-    raise RagError("give the ticket text as an argument, with --file, or on stdin")
+    raise RagError("give the ticket text as an argument, '-' for stdin, with --file, or pipe it on stdin")
 
 
 @app.command()
 @_domain_errors
 def draft(
-    text: Annotated[Optional[str], typer.Argument(help="the customer's message")] = None,
-    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="read the message from a file")] = None,
+    text: Annotated[Optional[str], typer.Argument(help="the customer's message; '-' or nothing reads stdin")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="read the message from a file ('-': stdin)")] = None,
     title: Annotated[str, typer.Option(help="the ticket's title")] = "",
-    product: Annotated[Optional[str], typer.Option(help="the product, e.g. CDN")] = None,
+    product: Annotated[Optional[str], typer.Option(help="the product, e.g. CDN (see `rag stats`)")] = None,
     fallback: Annotated[str, typer.Option(help="'offline': use the offline draft if the LLM fails")] = "none",
     offline: Annotated[bool, typer.Option("--offline", help="never call the LLM")] = False,
     variant: Annotated[Optional[str], typer.Option(help="prompt variant in prompts/")] = None,
@@ -164,6 +220,10 @@ def draft(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Draft a reply for a ticket, with its action, confidence and cited cases."""
+    from dataclasses import asdict
+
+    from rag.records import Ticket
+
     body = _read_ticket(text, file).strip()
     if not body:
         raise RagError("the ticket is empty")
@@ -172,36 +232,38 @@ def draft(
     p = _pipeline()
     with _Bar() as bar:
         p.ensure_ingested(progress=bar)
+    product, _ = _filters(p, product, None)
     drafter = p.make_drafter(variant=variant, offline=offline)
+    o = _out()
     streaming = stream and not as_json and drafter.llm is not None
-    on_delta = (lambda d: out.print(d, end="", highlight=False, markup=False)) if streaming else None
+    on_delta = (lambda d: o.text(d, end="")) if streaming else None
     if streaming:
-        out.rule("draft (streaming)")
+        o.rule("draft (streaming)")
     result = drafter.draft(Ticket(text=body, title=title, product=product), fallback=fallback, on_delta=on_delta)  # type: ignore[arg-type]
     if as_json:
-        out.print_json(json.dumps(asdict(result), ensure_ascii=False))
+        o.json(asdict(result))
         return
     if streaming:
-        out.print()
-        out.rule("final draft (after safety checks)")
+        o.text()
+        o.rule("final draft (after safety checks)")
     else:
-        out.rule("draft")
-    out.print(result.text, highlight=False, markup=False)
-    out.rule()
-    flag = " [yellow](offline fallback)[/]" if result.fallback else ""
-    out.print(f"action: [bold]{result.action}[/]   confidence: {result.confidence:.2f}   backend: {result.backend}{flag}   "
-              f"prompt: {result.prompt_id}@{result.prompt_version}   {result.latency_ms:.0f} ms")
-    t = Table(title="cited cases")
-    for col in ("case", "title", "score"):
-        t.add_column(col)
-    for c in result.citations:
-        t.add_row(c.case_id, escape(c.title), f"{c.score:.3f}")
-    out.print(t)
+        o.rule("draft")
+    o.text(result.text)
+    o.rule()
+    from rich.markup import escape
+
+    tail = (f"confidence: {result.confidence:.2f}   backend: {result.backend}{{flag}}   "
+            f"prompt: {result.prompt_id}@{result.prompt_version}   {result.latency_ms:.0f} ms")
+    o.styled(f"action: [bold]{result.action}[/]   " + escape(tail).format(flag=" [yellow](offline fallback)[/]" if result.fallback else ""),
+             f"action: {result.action}   " + tail.format(flag=" (offline fallback)" if result.fallback else ""))
+    o.table("cited cases", ("case", "title", "product", "score"),
+            [(c.case_id, c.title, str((p.retriever.case_metadata(c.case_id) or {}).get("product", "")), f"{c.score:.3f}")
+             for c in result.citations], right=("score",))
     for note in result.notes:
-        err.print(f"[dim]note: {escape(note)}[/]", highlight=False)
+        _err("[dim]note:[/]", note)
 
 
-eval_app = typer.Typer(help="Replay real tickets and score drafts against the real answers.")
+eval_app = typer.Typer(rich_markup_mode=None, help="Replay real tickets and score drafts against the real answers.")
 app.add_typer(eval_app, name="eval")
 
 
@@ -214,50 +276,64 @@ def eval_run(
     split: Annotated[str, typer.Option(help="loo (leave-one-out) or split (seeded hold-out set)")] = "loo",
     seed: Annotated[int, typer.Option(help="seed for --split split and --limit sampling")] = 0,
     test_fraction: Annotated[float, typer.Option(help="share of cases held out with --split split")] = 0.2,
-    limit: Annotated[Optional[int], typer.Option(help="replay only this many cases (seeded sample)")] = None,
-    concurrency: Annotated[int, typer.Option(help="drafts in flight at once (useful with an LLM)")] = 1,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="replay only this many cases (seeded sample)")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="drafts in flight at once (useful with an LLM)")] = 1,
     judge: Annotated[bool, typer.Option(help="also score with the LLM judge rubric (prompts/judge.md)")] = False,
     runs_dir: Annotated[Path, typer.Option("--out", help="folder for run folders")] = Path("eval/runs"),
-    gate: Annotated[bool, typer.Option(help="exit 1 when below eval/baseline.json or on any leak")] = False,
-    update_baseline: Annotated[bool, typer.Option(help="write this run's scores to eval/baseline.json")] = False,
+    gate: Annotated[bool, typer.Option(help="exit 1 when below the baseline or on any leak (same kind of run only)")] = False,
+    baseline_file: Annotated[Optional[Path], typer.Option("--baseline", help="baseline file (default: eval/baseline.json)")] = None,
+    update_baseline: Annotated[bool, typer.Option(help="write this run's scores to the baseline")] = False,
 ) -> None:
     """Run an evaluation (leave-one-out over data/ by default) and write a run folder."""
     if ctx.invoked_subcommand:
         return
+    from dataclasses import asdict
+
     from rag.evaluation import EvalConfig, run_eval
     from rag.evaluation import baseline as gate_mod
+    from rag.paths import bundled
 
     if backend not in ("offline", "llm") or split not in ("loo", "split"):
         raise RagError("--backend must be offline or llm, --split must be loo or split")
     cfg = EvalConfig(backend=backend, variant=variant, split=split, seed=seed, test_fraction=test_fraction,  # type: ignore[arg-type]
                      limit=limit, concurrency=concurrency, judge=judge)
     p = _pipeline()
+    baseline_path = baseline_file or p.settings.baseline_path
+    # Refuse before spending minutes on a run whose result could not be used.
+    if update_baseline and (backend != "offline" or split != "loo" or limit or variant != "default"):
+        raise RagError("the baseline is the offline backend, default variant, leave-one-out, on every case: "
+                       "drop --backend/--variant/--split/--limit")
+    if update_baseline and baseline_file is None and baseline_path.resolve().is_relative_to(bundled("").resolve()):
+        baseline_path = p.settings.home / "baseline.json"  # never write into site-packages
+    base = None
+    if gate:
+        base = gate_mod.load(baseline_path)
+        why = gate_mod.mismatch(asdict(cfg), base)
+        if why:
+            raise RagError(f"--gate compares like with like: {why}; run without --limit/--split, or pass a "
+                           f"--baseline measured the same way")
     with _Bar() as bar:
         p.ensure_ingested(progress=bar)
         result = run_eval(p, cfg, runs_dir, progress=lambda done, total: bar("draft", done, total))
     o = result.summary["overall"]
-    t = Table(title=f"{result.summary['cases']} cases · {result.summary['backend']} · {result.summary['seconds']} s")
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    for m, v in o.items():
-        if v is not None:
-            t.add_row(m, f"{v:.3f}")
-    for name, total in result.summary["totals"].items():
-        t.add_row(f"{name.replace('_', ' ')} (total)", str(total))
-    out.print(t)
-    out.print(f"run folder: {result.folder}  (report.md, summary.json, scores.png, cases/)")
+    rows = [(m, f"{v:.3f}") for m, v in o.items() if v is not None]
+    rows += [(f"{name.replace('_', ' ')} (total)", str(total)) for name, total in result.summary["totals"].items()]
+    if result.summary.get("judge_errors"):
+        rows.append(("judge failures (cases)", str(result.summary["judge_errors"])))
+    out = _out()
+    out.table(f"{result.summary['cases']} cases · {result.summary['backend']} · {result.summary['seconds']} s",
+              ("metric", "value"), rows, right=("value",))
+    out.text(f"run folder: {result.folder}  (report.md, summary.json, scores.png, cases/)")
     if update_baseline:
-        if backend != "offline" or split != "loo" or limit:
-            raise RagError("the baseline is the offline backend, leave-one-out, on every case: drop --backend/--split/--limit")
-        gate_mod.save(gate_mod.make_baseline(result.summary))
-        out.print(f"baseline written: {gate_mod.BASELINE}")
-    if gate:
-        verdict = gate_mod.check(result.summary, gate_mod.load())
+        gate_mod.save(gate_mod.make_baseline(result.summary), baseline_path)
+        out.text(f"baseline written: {baseline_path}")
+    if gate and base is not None:
+        verdict = gate_mod.check(result.summary, base)
         for f in verdict.failures:
-            err.print(f"[red]gate:[/] {escape(f)}", highlight=False)
+            _err("[red]gate:[/]", f)
         if not verdict.ok:
             raise typer.Exit(1)
-        out.print("[green]gate passed[/]")
+        out.styled("[green]gate passed[/]", "gate passed")
 
 
 @eval_app.command("compare")
@@ -271,27 +347,21 @@ def eval_compare(run_a: Path, run_b: Path, as_json: Annotated[bool, typer.Option
         if not (folder / "summary.json").is_file():
             raise RagError(f"{folder} is not an evaluation run folder (no summary.json)")
     result = compare(load_run(run_a), load_run(run_b))
+    out = _out()
     if as_json:
-        out.print_json(json.dumps(result, ensure_ascii=False))
+        out.json(result)
         return
-    t = Table(title=f"{run_a.name} → {run_b.name}")
-    for col in ("metric", "A", "B", "Δ"):
-        t.add_column(col, justify="right" if col != "metric" else "left")
+    rows = []
     for m, d in result["metrics"].items():
         if d["a"] is None and d["b"] is None:
             continue
         delta = d["delta"]
-        style = "" if delta in (None, 0) else ("green" if delta > 0 else "red")
-        if m in ("leaked_identifiers", "invented_links", "leaks_independent", "defects") and delta:
-            style = "red" if delta > 0 else "green"
-        t.add_row(m, str(d["a"]), str(d["b"]), f"[{style}]{delta:+.4f}[/]" if delta is not None else "–")
-    out.print(t)
-    moved = Table(title="cases that moved most (ROUGE-L)")
-    for col in ("case", "title", "A", "B", "Δ"):
-        moved.add_column(col)
-    for c in result["moved"]:
-        moved.add_row(c["case_id"], escape(c["title"]), f"{c['a']:.3f}", f"{c['b']:.3f}", f"{c['delta']:+.3f}")
-    out.print(moved)
+        rows.append((m, "–" if d["a"] is None else str(d["a"]), "–" if d["b"] is None else str(d["b"]),
+                     "–" if delta is None else f"{delta:+.4f}"))
+    out.table(f"{run_a.name} → {run_b.name}", ("metric", "A", "B", "Δ"), rows, right=("A", "B", "Δ"))
+    out.table("cases that moved most (ROUGE-L)", ("case", "title", "A", "B", "Δ"),
+              [(c["case_id"], c["title"], f"{c['a']:.3f}", f"{c['b']:.3f}", f"{c['delta']:+.3f}") for c in result["moved"]],
+              right=("A", "B", "Δ"))
 
 
 @app.command()
@@ -307,16 +377,18 @@ def serve(
     """
     import uvicorn
 
+    from rag.pipeline import Pipeline
     from rag.service import create_app
+    from rag.settings import load_settings
 
     settings = load_settings()
     with _Bar() as bar:  # ingest before serving, so a bad corpus is one clear line, not a failed start-up
         Pipeline(settings).ensure_ingested(progress=bar)
-    err.print(f"serving on http://{host}:{port}  (web page /, API /v1, OpenAPI /docs)")
+    _err_console().print(f"serving on http://{host}:{port}  (web page /, API /v1, OpenAPI /docs)", highlight=False, markup=False)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
-feedback_app = typer.Typer(help="Feedback on drafts: statistics and export to the dataset format.")
+feedback_app = typer.Typer(rich_markup_mode=None, help="Feedback on drafts: statistics and export to the dataset format.")
 app.add_typer(feedback_app, name="feedback")
 
 
@@ -325,17 +397,16 @@ app.add_typer(feedback_app, name="feedback")
 def feedback_stats() -> None:
     """Acceptance rate and edit distance per product."""
     from rag.feedback import FeedbackStore
+    from rag.settings import load_settings
 
     store = FeedbackStore(load_settings().feedback_db)
     drafts, feedback = store.counts()
-    t = Table(title=f"{drafts} drafts, {feedback} feedback entries")
-    for col in ("product", "drafts", "feedback", "accepted", "edited", "rejected", "acceptance", "edit distance"):
-        t.add_column(col, justify="left" if col == "product" else "right")
     fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
-    for row in store.stats():
-        t.add_row(escape(row.product or "(unknown)"), str(row.drafts), str(row.feedback), str(row.accepted), str(row.edited),
-                  str(row.rejected), fmt(row.acceptance_rate), fmt(row.mean_edit_distance))
-    out.print(t)
+    cols = ("product", "drafts", "feedback", "accepted", "edited", "rejected", "acceptance", "edit distance")
+    _out().table(f"{drafts} drafts, {feedback} feedback entries", cols,
+                 [(row.product or "(unknown)", str(row.drafts), str(row.feedback), str(row.accepted), str(row.edited),
+                   str(row.rejected), fmt(row.acceptance_rate), fmt(row.mean_edit_distance)) for row in store.stats()],
+                 right=cols[1:])
 
 
 @feedback_app.command("export")
@@ -346,6 +417,7 @@ def feedback_export(
     """Write accepted and edited drafts as new cases in the dataset format (ingested by the next `rag ingest`)."""
     from rag.feedback import FeedbackStore
     from rag.parse import parse_text
+    from rag.settings import load_settings
 
     text = FeedbackStore(load_settings().feedback_db).export_cases()
     cases = parse_text(text, out_file.name, strict=True)  # never write a file the next ingest would reject
@@ -353,7 +425,7 @@ def feedback_export(
     tmp = out_file.with_suffix(out_file.suffix + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(out_file)
-    out.print(f"wrote {len(cases)} case(s) to {out_file}")
+    _out().text(f"wrote {len(cases)} case(s) to {out_file}")
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ else is a bug and keeps its traceback.
     │   └── EmbeddingMismatchError  the store was built with another embedding model
     ├── EmbeddingError           the embedding backend failed
     ├── PromptError              a prompt template is missing, or a variable is missing/unknown
+    ├── UnknownValueError        a product or scenario no case has (lists the valid ones)
     └── LLMError                 the LLM endpoint failed after retries
         └── ContextLengthError   the prompt is longer than the model accepts
 """
@@ -60,3 +61,13 @@ class LLMError(RagError):
 
 class ContextLengthError(LLMError):
     pass
+
+
+class UnknownValueError(RagError):
+    """A filter value (product, scenario) that no case has; the message lists the valid ones."""
+
+    def __init__(self, field: str, value: str, allowed: list[str]) -> None:
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"unknown {field} {value!r}; valid values: {', '.join(allowed) or '(none: the store is empty)'}")

@@ -95,12 +95,26 @@ class FeedbackStore:
             return (db.execute("SELECT COUNT(*) FROM drafts").fetchone()[0], db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
 
     def _latest(self, db: sqlite3.Connection) -> list[sqlite3.Row]:
-        """The latest verdict per draft: an agent who edits after accepting has the last word."""
+        """The latest verdict per draft: an agent who edits after accepting has the last word.
+
+        Every verdict is kept (``history``); a later verdict without text ("accepted") keeps the text the
+        agent last wrote, so an edit is never lost to a later click.
+        """
         db.row_factory = sqlite3.Row
         return db.execute(
-            """SELECT d.*, f.verdict, f.final_text, f.reason FROM drafts d
-               JOIN feedback f ON f.id = (SELECT MAX(id) FROM feedback WHERE draft_id = d.id)"""
+            """SELECT d.*, f.verdict, f.reason,
+                      COALESCE(f.final_text, (SELECT g.final_text FROM feedback g WHERE g.draft_id = d.id
+                                              AND g.final_text IS NOT NULL ORDER BY g.id DESC LIMIT 1)) AS final_text
+               FROM drafts d JOIN feedback f ON f.id = (SELECT MAX(id) FROM feedback WHERE draft_id = d.id)"""
         ).fetchall()
+
+    def history(self, draft_id: str) -> list[dict]:
+        """Every verdict given on a draft, oldest first."""
+        with closing(self._connect()) as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute("SELECT id, created, verdict, final_text, reason FROM feedback WHERE draft_id = ? ORDER BY id",
+                              (draft_id,)).fetchall()
+        return [dict(r) for r in rows]
 
     def stats(self) -> list[ProductStats]:
         with closing(self._connect()) as db:
@@ -113,7 +127,8 @@ class FeedbackStore:
         for product in sorted(set(drafts) | set(per)):
             rs = per.get(product, [])
             verdicts = [r["verdict"] for r in rs]
-            edits = [Levenshtein.normalized_distance(r["draft_text"], r["final_text"]) for r in rs if r["verdict"] == "edited" and r["final_text"]]
+            edits = [Levenshtein.normalized_distance(r["draft_text"], r["final_text"]) for r in rs
+                     if r["verdict"] in ("edited", "accepted") and r["final_text"] and r["final_text"] != r["draft_text"]]
             out.append(ProductStats(
                 product=product, drafts=drafts.get(product, 0), feedback=len(rs),
                 accepted=verdicts.count("accepted"), edited=verdicts.count("edited"), rejected=verdicts.count("rejected"),
@@ -128,7 +143,7 @@ class FeedbackStore:
             rows = [r for r in self._latest(db) if r["verdict"] in ("accepted", "edited")]
         blocks = ["# 七牛云客服问答数据集 - 来自客服反馈", "", "本文档由 `rag feedback export` 生成：客服采纳或修改后的草稿。", ""]
         for r in rows:
-            answer = (r["final_text"] if r["verdict"] == "edited" and r["final_text"] else r["draft_text"]).strip()
+            answer = (r["final_text"] or r["draft_text"]).strip()
             question = " ".join(r["ticket"].split()) or "（无）"
             title = " ".join((r["title"] or question[:30]).split())
             blocks += [

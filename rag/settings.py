@@ -9,8 +9,11 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rag.errors import ConfigError
+from rag.paths import checkout_root, default_paths
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The source checkout, or None for an installed wheel; every default path comes from ``rag.paths``.
+PROJECT_ROOT = checkout_root()
+_PATH_FIELDS = ("data_dir", "prompts_dir", "baseline_path", "store_path", "cache_dir", "feedback_db")
 
 DEFAULT_LINK_ALLOWLIST = (
     "qiniu.com",
@@ -25,10 +28,14 @@ DEFAULT_LINK_ALLOWLIST = (
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore", frozen=True)
 
+    # where things live (defaults filled in by ``_default_paths`` from ``rag.paths``)
+    home: Path | None = Field(default=None, description="user state folder (store, caches, feedback)")
+    data_dir: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]
+    store_path: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]
+    cache_dir: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]
+    baseline_path: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]
+
     # corpus and store
-    data_dir: Path = PROJECT_ROOT / "data"
-    store_path: Path = PROJECT_ROOT / ".rag" / "chroma"
-    cache_dir: Path = PROJECT_ROOT / ".rag" / "cache"
     chroma_url: str | None = Field(default=None, description="http://host:port of a `chroma run` server")
     collection: str = Field(default="qiniu_support", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$",
                             description="Chroma collection: 3-512 chars of [a-zA-Z0-9._-]")
@@ -66,16 +73,29 @@ class Settings(BaseSettings):
     llm_context_cases: int = 5
     llm_price_prompt_per_1k: float = 0.0
     llm_price_completion_per_1k: float = 0.0
-    prompts_dir: Path = PROJECT_ROOT / "prompts"
+    prompts_dir: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]
     prompt_variant: str = "default"
 
     # service and feedback
-    feedback_db: Path = PROJECT_ROOT / ".rag" / "feedback.sqlite3"
+    feedback_db: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]
     service_token: SecretStr = SecretStr("")
     max_ticket_chars: int = 8000
 
     # safety
     link_allowlist: tuple[str, ...] = DEFAULT_LINK_ALLOWLIST
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_paths(cls, data: object) -> object:
+        """Paths not given explicitly come from one place, ``rag.paths`` (checkout, wheel, or RAG_HOME)."""
+        if not isinstance(data, dict):
+            return data
+        missing = [f for f in _PATH_FIELDS if data.get(f) in (None, "")]
+        if missing:
+            paths = default_paths(data.get("home") or None)
+            data = {**data, **{f: getattr(paths, "baseline" if f == "baseline_path" else f) for f in missing},
+                    "home": data.get("home") or paths.home}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> "Settings":

@@ -32,11 +32,12 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch):
-    """No RAG_* variable of the developer's shell leaks into a test."""
+def _isolated_env(monkeypatch, tmp_path):
+    """No RAG_* variable of the developer's shell leaks into a test, and no test writes the checkout's .rag/."""
     for key in list(os.environ):
         if key.startswith("RAG_"):
             monkeypatch.delenv(key)
+    monkeypatch.setenv("RAG_HOME", str(tmp_path / "rag-home"))
 
 
 @pytest.fixture(scope="session")

@@ -75,9 +75,7 @@ def test_bad_settings_name_the_field(env, monkeypatch):
 
 
 def test_eval_update_baseline_gate_and_compare(env, tmp_path, monkeypatch):
-    from rag.evaluation import baseline as gate
-
-    monkeypatch.setattr(gate, "BASELINE", tmp_path / "baseline.json")
+    monkeypatch.setenv("RAG_BASELINE_PATH", str(tmp_path / "baseline.json"))
     runs = tmp_path / "runs"
     r = runner.invoke(app, ["eval", "--out", str(runs), "--update-baseline"])
     assert r.exit_code == 0, r.output
@@ -90,11 +88,20 @@ def test_eval_update_baseline_gate_and_compare(env, tmp_path, monkeypatch):
     (tmp_path / "baseline.json").write_text(json.dumps(saved), encoding="utf-8")
     r = runner.invoke(app, ["eval", "--out", str(runs), "--gate"])
     assert r.exit_code == 1 and "rouge_l" in r.output
+    before = sorted(runs.iterdir())
     r = runner.invoke(app, ["eval", "--out", str(runs), "--limit", "2", "--update-baseline"])
     assert r.exit_code == 2 and "every case" in r.output
+    r = runner.invoke(app, ["eval", "--out", str(runs), "--limit", "2", "--gate"])
+    assert r.exit_code == 2 and "like with like" in r.output and "limit=2" in r.output
+    assert sorted(runs.iterdir()) == before  # both refused before running anything
     a, b = sorted(p for p in runs.iterdir() if p.is_dir())[:2]
     r = runner.invoke(app, ["eval", "compare", str(a), str(b), "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["common_cases"] == 3
+    r = runner.invoke(app, ["eval", "compare", str(a), str(b)])  # the human-readable form (rich MarkupError before)
+    assert r.exit_code == 0, r.output
+    assert "rouge_l" in r.output and "cases that moved most" in r.output and "Traceback" not in r.output
+    rouge = next(line for line in r.stdout.splitlines() if line.startswith("rouge_l\t"))
+    assert rouge.split("\t")[3] in ("+0.0000", "-0.0000")  # same backend, same drafts
     r = runner.invoke(app, ["eval", "compare", str(a), str(tmp_path)])
     assert r.exit_code == 2 and "not an evaluation run folder" in r.output
 
@@ -143,3 +150,68 @@ def test_bad_collection_name_is_reported_before_chroma_sees_it(env, monkeypatch)
     monkeypatch.setenv("RAG_COLLECTION", "x")
     r = runner.invoke(app, ["stats"])
     assert r.exit_code == 2 and "RAG_COLLECTION" in r.output and "[a-zA-Z0-9._-]" in r.output
+
+
+def test_version_bare_command_and_fast_help():
+    import subprocess
+    import sys
+    import time
+
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.stdout.startswith("rag ")
+    r = runner.invoke(app, [])
+    assert r.exit_code == 0 and "Usage" in r.stdout and "draft" in r.stdout
+    code = "import sys, rag.cli; heavy = [m for m in ('rag.pipeline', 'chromadb', 'numpy', 'rich') if m in sys.modules]; print(heavy)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"  # the CLI module imports none of the heavy parts; `rag --help` stays fast
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "rag.cli", "--help"], capture_output=True, check=True)
+    print(f"rag --help: {time.perf_counter() - started:.2f} s")
+
+
+def test_dash_and_no_argument_read_stdin(env):
+    r = runner.invoke(app, ["draft", "-", "--json"], input="证书过期了怎么重新申请？")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["citations"]
+    r = runner.invoke(app, ["search", "--json"], input="证书过期")
+    assert r.exit_code == 0 and json.loads(r.stdout)[0]["title"] == "证书过期怎么办"
+
+
+def test_unknown_product_scenario_and_k0_are_refused(env):
+    r = runner.invoke(app, ["search", "证书过期", "--product", "cdn", "--json"])
+    assert r.exit_code == 0, r.output  # matched case-insensitively
+    assert {h["product"] for h in json.loads(r.stdout)} == {"CDN"}
+    r = runner.invoke(app, ["search", "证书过期", "--product", "云主机"])
+    assert r.exit_code == 2 and "unknown product '云主机'" in r.output and "CDN" in r.output and "账户与财务" in r.output
+    r = runner.invoke(app, ["search", "证书过期", "--scenario", "nope"])
+    assert r.exit_code == 2 and "unknown scenario 'nope'" in r.output
+    r = runner.invoke(app, ["draft", "证书过期", "--product", "云主机"])
+    assert r.exit_code == 2 and "valid values" in r.output
+    r = runner.invoke(app, ["search", "证书过期", "-k", "0"])
+    assert r.exit_code == 2
+    r = runner.invoke(app, ["stats"])
+    assert r.exit_code == 0 and "scenarios (" in r.stdout
+
+
+def test_piped_output_is_plain_and_unwrapped(env):
+    ticket = "证书过期了怎么重新申请免费证书？请给出详细步骤和官方文档链接"
+    text = json.loads(runner.invoke(app, ["draft", "--json", ticket]).stdout)["text"]
+    assert any(len(line) > 40 for line in text.splitlines())  # wider than 80 columns: rich would have wrapped it
+    r = runner.invoke(app, ["draft", ticket])
+    assert r.exit_code == 0, r.output
+    assert f"\n{text}\n" in r.stdout  # verbatim, lines whole
+    assert not any(ch in r.stdout for ch in "╭━┃┏│")  # no rich boxes when piped
+    assert "\ncase\ttitle\tproduct\tscore\n" in r.stdout
+
+
+def test_plain_output_keeps_long_lines_whole():
+    import io
+
+    from rag.terminal import Output
+
+    buf = io.StringIO()
+    link = "https://developer.qiniu.com/" + "a" * 200
+    o = Output(buf, rich=False)
+    o.text(f"请参考 {link}")
+    o.table("cited cases", ("case", "title"), [("1", f"标题 {link}")])
+    assert f"请参考 {link}\n" in buf.getvalue() and f"1\t标题 {link}\n" in buf.getvalue()

@@ -19,9 +19,9 @@ def offline_run(corpus_pipeline, tmp_path_factory):
     return run_eval(corpus_pipeline, EvalConfig(), tmp_path_factory.mktemp("runs"), run_name="offline")
 
 
-def test_ci_gate_offline_leave_one_out_holds_the_baseline(offline_run):
+def test_ci_gate_offline_leave_one_out_holds_the_baseline(offline_run, corpus_pipeline):
     """The CI gate: every case, offline backend; no metric below baseline - tolerance, no leak, no invented link."""
-    verdict = gate.check(offline_run.summary, gate.load())
+    verdict = gate.check(offline_run.summary, gate.load(corpus_pipeline.settings.baseline_path))
     assert verdict.ok, verdict.failures
     assert offline_run.summary["cases"] == 111
     assert offline_run.summary["totals"] == {"leaked_identifiers": 0, "invented_links": 0,
@@ -30,8 +30,8 @@ def test_ci_gate_offline_leave_one_out_holds_the_baseline(offline_run):
     assert overall["rouge_l_answered"] is not None and "rouge_l" in overall
 
 
-def test_gate_fails_on_regression_and_on_leaks(offline_run):
-    base = gate.load()
+def test_gate_fails_on_regression_and_on_leaks(offline_run, corpus_pipeline):
+    base = gate.load(corpus_pipeline.settings.baseline_path)
     higher = {**base, "metrics": {**base["metrics"], "rouge_l": base["metrics"]["rouge_l"] + 0.1}}
     assert not gate.check(offline_run.summary, higher).ok
     clean = offline_run.summary["totals"]

@@ -23,7 +23,7 @@ import numpy as np
 from rag.draft.drafter import Drafter
 from rag.draft.llm_cache import CachedLLM
 from rag.draft.prompts import PromptPair
-from rag.errors import ConfigError
+from rag.errors import ConfigError, RagError
 from rag.evaluation.baseline import SAFETY_TOTALS
 from rag.parse import parse_paths
 from rag.pipeline import Pipeline
@@ -146,8 +146,13 @@ def run_eval(
         scores.update({f"retrieval_{name}": value for name, value in retrieval.items()})
         judged = None
         if judge is not None:
-            judged = judge.judge(ticket.text, case.answer, draft.text)
-            scores["judge_overall"] = judged["overall"]
+            try:
+                judged = judge.judge(ticket.text, case.answer, draft.text)
+                scores["judge_overall"] = judged["overall"]
+            except RagError as exc:  # one unreadable judgement is recorded on its case; the run goes on
+                judged = {"error": str(exc)}
+                scores["judge_overall"] = None
+                error = f"{error}; judge: {exc}" if error else f"judge: {exc}"
         record = {
             "case_id": case.id, "title": case.title, "product": case.product, "subcategory": case.subcategory,
             "ticket": ticket.text, "reference": case.answer, "draft": asdict(draft), "scores": scores,
@@ -176,6 +181,7 @@ def run_eval(
         "prompt": {"id": drafter.prompts.id, "version": drafter.prompts.version},
         "cases": len(records),
         "errors": sum(1 for r in records if r["error"]),
+        "judge_errors": sum(1 for r in records if r["judge"] and "error" in r["judge"]),
         "seconds": round(seconds, 1),
         "tokens": {"prompt": prompt_tokens, "completion": completion_tokens,
                    "cost": round(prompt_tokens / 1000 * settings.llm_price_prompt_per_1k

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from pathlib import Path
+from importlib import resources
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.errors import RagError
@@ -16,14 +17,39 @@ from rag.feedback import FeedbackStore
 from rag.pipeline import Pipeline
 from rag.service.deps import Authorised
 from rag.service.routes import cases, drafts, feedback
-from rag.service.schemas import Health
+from rag.service.schemas import Health, error_responses
+from rag.service.statuses import status_of
 from rag.settings import Settings
 
-STATIC = Path(__file__).parent / "static"
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"status": status, "message": message}}, headers=headers)
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"status": status, "message": message}})
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for e in exc.errors():
+        if e.get("type") == "json_invalid":  # pydantic's "1: JSON decode error" says nothing useful
+            pos = next((p for p in e.get("loc", ())[1:] if isinstance(p, int)), None)
+            why = (e.get("ctx") or {}).get("error", "")
+            return f"body: not valid JSON{f' at character {pos}' if pos is not None else ''}{f' ({why})' if why else ''}"
+        where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {e.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's schema, plus the bearer scheme the /v1 routes accept."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes, description=app.description)
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
+            "type": "http", "scheme": "bearer",
+            "description": "RAG_SERVICE_TOKEN; when none is configured, loopback clients are served without one"}
+        for path, ops in schema["paths"].items():
+            if path.startswith("/v1/"):
+                for op in ops.values():
+                    op["security"] = [{"bearer": []}, {}]  # {}: no token needed when none is configured (loopback)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def create_app(settings: Settings, *, http_client: httpx.Client | None = None) -> FastAPI:
@@ -36,8 +62,11 @@ def create_app(settings: Settings, *, http_client: httpx.Client | None = None) -
         app.state.feedback = FeedbackStore(settings.feedback_db)
         yield
 
-    app = FastAPI(title="Qiniu support reply drafter", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="Qiniu support reply drafter", version=_version(), lifespan=lifespan,
+                  description="Suggested replies for Qiniu support tickets. Every error body is "
+                              '`{"error": {"status": <int>, "message": <str>}}`.')
     app.state.settings = settings
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -45,28 +74,37 @@ def create_app(settings: Settings, *, http_client: httpx.Client | None = None) -
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = []
-        for e in exc.errors():
-            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
-            parts.append(f"{where}: {e.get('msg', 'invalid')}")
-        return _error(422, "; ".join(parts))
+        return _error(422, _validation_message(exc))
 
     @app.exception_handler(RagError)
     async def domain_error(request: Request, exc: RagError) -> JSONResponse:
-        return _error(503, str(exc))
+        status = status_of(exc)
+        return _error(status, str(exc), {"Retry-After": "5"} if status == 503 else None)
 
     for router in (drafts.router, cases.router, feedback.router):
-        app.include_router(router, dependencies=[Authorised])
+        app.include_router(router, dependencies=[Authorised], responses=error_responses(401, 403, 422, 500, 502, 503))
 
-    @app.get("/healthz", response_model=Health, tags=["health"])
+    @app.get("/healthz", response_model=Health, tags=["health"], responses=error_responses(500, 503))
     def healthz(request: Request) -> Health:
         p: Pipeline = request.app.state.pipeline
         products = sorted({str((p.retriever.case_metadata(c) or {}).get("product", "")) for c in p.retriever.case_ids} - {""})
         return Health(status="ok", cases=len(p.retriever.case_ids), chunks=len(p.retriever.chunks),
-                      backend=p.drafter.backend, products=products)
+                      backend=p.drafter.backend, products=products,
+                      max_ticket_chars=settings.max_ticket_chars)
+
+    page_html = (resources.files("rag.service") / "static" / "index.html").read_text(encoding="utf-8")
 
     @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
+    def page() -> HTMLResponse:
+        return HTMLResponse(page_html)
 
     return app
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("qiniu-support-rag")
+    except PackageNotFoundError:
+        return "0+checkout"

@@ -25,6 +25,7 @@ class DraftRequest(BaseModel):
 class CitationOut(BaseModel):
     case_id: str
     title: str
+    product: str = Field(default="", description="the cited case's product")
     passage: str
     score: float
 
@@ -87,3 +88,34 @@ class Health(BaseModel):
     chunks: int
     backend: str
     products: list[str]
+    max_ticket_chars: int
+
+
+class ErrorDetail(BaseModel):
+    status: int = Field(description="the HTTP status, repeated")
+    message: str = Field(description="what was wrong, naming the field when a field was")
+
+
+class ErrorBody(BaseModel):
+    """Every error the service answers, whatever the status."""
+
+    error: ErrorDetail
+
+
+_ERROR_TEXT = {
+    400: "malformed request",
+    401: "missing or wrong bearer token (when RAG_SERVICE_TOKEN is set)",
+    403: "no token configured and the client is not on loopback",
+    404: "unknown id",
+    413: "the ticket (or request) is too large",
+    422: "invalid field, unknown product or invalid JSON",
+    429: "too many requests in flight",
+    500: "server misconfiguration (prompts, settings, store built with another model)",
+    502: "the LLM or embedding endpoint failed",
+    503: "the store is busy (another ingest holds it) or unavailable",
+}
+
+
+def error_responses(*statuses: int) -> dict:
+    """OpenAPI ``responses`` for these statuses, all with the one error body the service really sends."""
+    return {s: {"model": ErrorBody, "description": _ERROR_TEXT.get(s, "error")} for s in statuses}

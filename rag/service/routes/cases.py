@@ -6,13 +6,13 @@ from fastapi import APIRouter, HTTPException
 
 from rag.chunk import SCENARIO_SEP
 from rag.service.deps import PipelineDep
-from rag.service.schemas import CaseOut
+from rag.service.schemas import CaseOut, error_responses
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 _ID = re.compile(r"^[0-9a-f]{16}$")
 
 
-@router.get("/{case_id}", response_model=CaseOut, summary="One past case")
+@router.get("/{case_id}", response_model=CaseOut, summary="One past case", responses=error_responses(404))
 def get_case(case_id: str, pipeline: PipelineDep) -> CaseOut:
     meta = pipeline.retriever.case_metadata(case_id) if _ID.match(case_id) else None
     if meta is None:

@@ -1,36 +1,106 @@
 from __future__ import annotations
 
+import json
+import queue
+import threading
 from dataclasses import asdict
+from typing import Iterator
 
 from fastapi import APIRouter, HTTPException
+from fastapi.responses import StreamingResponse
 
-from rag.records import Ticket, Turn
+from rag.catalog import Catalog
+from rag.errors import RagError
+from rag.feedback import FeedbackStore
+from rag.pipeline import Pipeline
+from rag.records import Draft, Ticket, Turn
 from rag.service.deps import FeedbackDep, PipelineDep, SettingsDep
-from rag.service.schemas import DraftRequest, DraftResponse
+from rag.service.schemas import DraftRequest, DraftResponse, error_responses
+from rag.service.statuses import status_of
+from rag.settings import Settings
 
 router = APIRouter(prefix="/v1/drafts", tags=["drafts"])
 
 
-@router.post("", response_model=DraftResponse, summary="Draft a reply for a ticket")
-def create_draft(body: DraftRequest, settings: SettingsDep, pipeline: PipelineDep, feedback: FeedbackDep) -> DraftResponse:
+def _ticket(body: DraftRequest, settings: Settings, pipeline: Pipeline) -> Ticket:
     text = body.text.strip()
     if not text:
         raise HTTPException(status_code=422, detail="text: the ticket is empty")
     if len(text) > settings.max_ticket_chars:
         raise HTTPException(status_code=413, detail=f"text: the ticket has {len(text)} characters; the limit is {settings.max_ticket_chars}")
-    ticket = Ticket(text=text, title=body.title.strip(), product=body.product or None,
-                    history=tuple(Turn(role=t.role, text=t.text) for t in body.history))
-    # The LLM failing must not take the service down: fall back to the offline draft, flagged.
-    draft = pipeline.drafter.draft(ticket, k=body.k, fallback="offline")
+    # "cdn" becomes "CDN"; a product no case has is refused, never recorded as a new product.
+    product = Catalog.from_retriever(pipeline.retriever).product(body.product) if body.product else None
+    return Ticket(text=text, title=body.title.strip(), product=product,
+                  history=tuple(Turn(role=t.role, text=t.text) for t in body.history))
+
+
+def _response(ticket: Ticket, draft: Draft, pipeline: Pipeline, feedback: FeedbackStore) -> DraftResponse:
     top = pipeline.retriever.case_metadata(draft.citations[0].case_id) if draft.citations else None
     product = ticket.product or (str(top.get("product", "")) if top else "")
     subcategory = str(top.get("subcategory", "")) if top else ""
     draft_id = feedback.record_draft(ticket, draft, product, subcategory)
-    d = asdict(draft)
+    citations = [{**c, "product": str((pipeline.retriever.case_metadata(c["case_id"]) or {}).get("product", ""))}
+                 for c in asdict(draft)["citations"]]
     return DraftResponse(
         draft_id=draft_id, text=draft.text, action=draft.action, confidence=draft.confidence,
-        citations=d["citations"], links=list(draft.links), backend=draft.backend, fallback=draft.fallback,
+        citations=citations, links=list(draft.links), backend=draft.backend, fallback=draft.fallback,
         prompt_id=draft.prompt_id, prompt_version=draft.prompt_version, latency_ms=draft.latency_ms,
         usage={"prompt_tokens": draft.usage.prompt_tokens, "completion_tokens": draft.usage.completion_tokens},
         removed=list(draft.removed), notes=list(draft.notes),
     )
+
+
+@router.post("", response_model=DraftResponse, summary="Draft a reply for a ticket", responses=error_responses(413))
+def create_draft(body: DraftRequest, settings: SettingsDep, pipeline: PipelineDep, feedback: FeedbackDep) -> DraftResponse:
+    ticket = _ticket(body, settings, pipeline)
+    # The LLM failing must not take the service down: fall back to the offline draft, flagged.
+    draft = pipeline.drafter.draft(ticket, k=body.k, fallback="offline")
+    return _response(ticket, draft, pipeline, feedback)
+
+
+def _sse(event: str, data: object) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+_STREAM_DOC = """Server-sent events: `delta` events (`{"text": "…"}`) carry the draft's text as it is written, as
+the drafter passes it on after its safety checks; the last event is `draft` with the whole draft object (the
+same body as `POST /v1/drafts`), or `error` with the usual error body. Without an LLM the checked text comes
+as one `delta`."""
+
+
+@router.post("/stream", summary="Draft a reply, streamed as server-sent events", description=_STREAM_DOC,
+             response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}, **error_responses(413)})
+def stream_draft(body: DraftRequest, settings: SettingsDep, pipeline: PipelineDep, feedback: FeedbackDep) -> StreamingResponse:
+    ticket = _ticket(body, settings, pipeline)  # bad requests fail before the stream starts, with a status
+    events: queue.Queue[tuple[str, object]] = queue.Queue()
+    sent: list[str] = []
+
+    def on_delta(text: str) -> None:
+        sent.append(text)
+        events.put(("delta", {"text": text}))
+
+    def work() -> None:
+        try:
+            draft = pipeline.drafter.draft(ticket, k=body.k, fallback="offline", on_delta=on_delta)
+            if not sent:
+                events.put(("delta", {"text": draft.text}))
+            events.put(("draft", _response(ticket, draft, pipeline, feedback).model_dump()))
+        except RagError as exc:
+            status = status_of(exc)
+            events.put(("error", {"error": {"status": status, "message": str(exc)}}))
+        except Exception as exc:  # noqa: BLE001 - the stream must end with an event, not hang the client
+            events.put(("error", {"error": {"status": 500, "message": f"internal error: {type(exc).__name__}"}}))
+            raise
+        finally:
+            events.put(("end", None))
+
+    def generate() -> Iterator[str]:
+        threading.Thread(target=work, name="draft-stream", daemon=True).start()
+        while True:
+            event, data = events.get()
+            if event == "end":
+                return
+            yield _sse(event, data)
+
+    return StreamingResponse(generate(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,1 @@
+"""Adapters that plug the case retriever into other frameworks (optional extras)."""

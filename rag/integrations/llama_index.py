@@ -1,0 +1,106 @@
+"""The case retriever as a llama-index retriever, and a query engine over it.
+
+    pip install "qiniu-support-rag[llama-index]"
+
+    from rag.integrations.llama_index import make_retriever, make_query_engine
+    nodes = make_retriever(product="CDN").retrieve("证书过期了怎么办")
+    answer = make_query_engine().query("证书过期了怎么办")      # needs RAG_LLM_BASE_URL / RAG_LLM_MODEL
+
+The retrieval itself is the project's (hybrid lexical + dense, consensus rerank), not llama-index's: each
+result is a ``NodeWithScore`` over a ``TextNode`` whose id is the case id and whose text is the past case
+(title, question, the agent's substantive answer), with the case's metadata. No network at import or
+construction: the LLM client is built from settings and only calls out on a query.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from llama_index.core.callbacks import CallbackManager
+from llama_index.core.retrievers import BaseRetriever
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+from rag.catalog import Catalog
+from rag.errors import ConfigError
+
+if TYPE_CHECKING:
+    from llama_index.core.query_engine import RetrieverQueryEngine
+
+    from rag.pipeline import Pipeline
+    from rag.settings import Settings
+
+# Shown to the LLM with each case; the rest (ids, file, line, matched passage) is for the caller.
+_LLM_METADATA = ("title", "product", "subcategory")
+
+
+class CaseRetriever(BaseRetriever):
+    """A llama-index ``BaseRetriever`` over the project's ``rag.retrieve.CaseRetriever``."""
+
+    def __init__(self, pipeline: "Pipeline", *, product: str | None = None, scenario: str | None = None,
+                 top_k: int = 5, callback_manager: CallbackManager | None = None) -> None:
+        if top_k < 1:
+            raise ConfigError("top_k must be >= 1")
+        self.pipeline = pipeline
+        catalog = Catalog.from_retriever(pipeline.retriever)
+        self.product = catalog.product(product)
+        self.scenario = catalog.scenario(scenario)
+        self.top_k = top_k
+        super().__init__(callback_manager=callback_manager)
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        retriever = self.pipeline.retriever
+        hits = retriever.retrieve(query_bundle.query_str, self.top_k, product=self.product, scenario=self.scenario)
+        return [NodeWithScore(node=self._node(h, retriever.case_metadata(h.case_id) or {}), score=h.score) for h in hits]
+
+    @staticmethod
+    def _node(hit: Any, meta: dict) -> TextNode:
+        question = str(meta.get("question", ""))
+        answer = str(meta.get("answer", ""))
+        metadata = {
+            "case_id": hit.case_id, "title": hit.title, "product": hit.product, "subcategory": hit.subcategory,
+            "scenarios": str(meta.get("scenarios", "")), "source": str(meta.get("source", "")),
+            "line": int(meta.get("line", 0) or 0), "matched_text": hit.chunk_text,
+        }
+        hidden = [k for k in metadata if k not in _LLM_METADATA]
+        return TextNode(id_=hit.case_id, text=f"{hit.title}\n问题：{question}\n解答：{answer}", metadata=metadata,
+                        excluded_llm_metadata_keys=hidden, excluded_embed_metadata_keys=list(metadata))
+
+
+def _pipeline(settings: "Settings | None") -> "Pipeline":
+    from rag.pipeline import Pipeline
+    from rag.settings import load_settings
+
+    p = Pipeline(settings or load_settings())
+    p.ensure_ingested()  # a new user's first call works on the shipped sample corpus
+    return p
+
+
+def make_retriever(settings: "Settings | None" = None, *, product: str | None = None, top_k: int = 5,
+                   scenario: str | None = None) -> CaseRetriever:
+    """The case retriever on ``settings`` (default: the environment's, i.e. the embedded store and corpus)."""
+    return CaseRetriever(_pipeline(settings), product=product, scenario=scenario, top_k=top_k)
+
+
+def make_llm(settings: "Settings"):
+    """An OpenAI-compatible llama-index LLM from the project's settings (no request until it is used)."""
+    if not settings.llm_configured:
+        raise ConfigError("a query engine needs an LLM: set RAG_LLM_BASE_URL and RAG_LLM_MODEL")
+    from llama_index.llms.openai_like import OpenAILike
+
+    return OpenAILike(
+        model=settings.llm_model, api_base=settings.llm_base_url,
+        api_key=settings.llm_api_key.get_secret_value() or "none",
+        temperature=settings.llm_temperature, max_tokens=settings.llm_max_tokens, timeout=settings.llm_timeout,
+        max_retries=max(0, settings.llm_max_attempts - 1), is_chat_model=True, context_window=8192,
+    )
+
+
+def make_query_engine(settings: "Settings | None" = None, *, product: str | None = None,
+                      top_k: int = 5) -> "RetrieverQueryEngine":
+    """A llama-index ``RetrieverQueryEngine``: the case retriever, answered by the configured LLM."""
+    from llama_index.core.query_engine import RetrieverQueryEngine
+
+    pipeline = _pipeline(settings)
+    llm = make_llm(pipeline.settings)
+    retriever = CaseRetriever(pipeline, product=product, top_k=top_k)
+    return RetrieverQueryEngine.from_args(retriever, llm=llm)

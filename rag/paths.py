@@ -1,0 +1,83 @@
+"""Where things live: the one place that resolves default paths.
+
+Two kinds of files:
+
+- **Read-only resources** (prompts, the sample corpus, the evaluation baseline, the web page). In a source
+  checkout the checkout's own ``prompts/``, ``data/`` and ``eval/baseline.json`` win, so editing them takes
+  effect at once; an installed wheel carries copies as package data under ``rag/_bundled`` (copied there at
+  build time by ``setup.py``), read through ``importlib.resources``.
+- **User state** (the Chroma store, caches, the feedback database): under ``RAG_HOME`` when set; else in a
+  checkout its ``.rag/`` folder (each checkout keeps its own store, so two clones never share a single-writer
+  store); else the platform's user data directory (``platformdirs``), never inside site-packages.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+APP_NAME = "qiniu-support-rag"
+_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def checkout_root() -> Path | None:
+    """The source checkout this package runs from, or None when it runs from an installed wheel."""
+    root = _SOURCE_ROOT
+    if (root / "pyproject.toml").is_file() and (root / "prompts").is_dir() and (root / "rag" / "__init__.py").is_file():
+        return root
+    return None
+
+
+def bundled(name: str) -> Path:
+    """A resource shipped inside the wheel (``rag/_bundled/<name>``), as a filesystem path.
+
+    Prompts and the corpus are folders, read with ``Path`` APIs downstream; a wheel installed on disk
+    always gives a real path here (zip imports are not supported).
+    """
+    return Path(str(resources.files("rag") / "_bundled" / name))
+
+
+def resource(name: str) -> Path:
+    """``prompts``, ``data`` or ``baseline.json``: the checkout's copy when running from one, else the bundled one."""
+    root = checkout_root()
+    if root is not None:
+        return root / ("eval/baseline.json" if name == "baseline.json" else name)
+    return bundled(name)
+
+
+def state_home(env: dict[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("RAG_HOME"):
+        return Path(env["RAG_HOME"]).expanduser()
+    root = checkout_root()
+    if root is not None:
+        return root / ".rag"
+    from platformdirs import user_data_path
+
+    return user_data_path(APP_NAME, appauthor=False)
+
+
+@dataclass(frozen=True)
+class DefaultPaths:
+    home: Path
+    data_dir: Path
+    prompts_dir: Path
+    baseline: Path
+    store_path: Path
+    cache_dir: Path
+    feedback_db: Path
+
+
+def default_paths(home: Path | str | None = None) -> DefaultPaths:
+    h = Path(home).expanduser() if home else state_home()
+    return DefaultPaths(
+        home=h,
+        data_dir=resource("data"),
+        prompts_dir=resource("prompts"),
+        baseline=resource("baseline.json"),
+        store_path=h / "chroma",
+        cache_dir=h / "cache",
+        feedback_db=h / "feedback.sqlite3",
+    )

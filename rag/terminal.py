@@ -1,0 +1,70 @@
+"""What the CLI prints: rich tables and rules on a terminal, plain unwrapped lines when piped.
+
+Rich hard-wraps at 80 columns when stdout is not a terminal, which splits links in half; piped output is
+therefore plain text: a draft's text as written, tables as tab-separated rows under a ``# title`` line.
+rich is imported only when stdout is a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Sequence, TextIO
+
+
+class Output:
+    def __init__(self, stream: TextIO | None = None, *, rich: bool | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.rich = self.stream.isatty() if rich is None else rich
+        self._console = None
+
+    @property
+    def console(self):
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(file=self.stream)
+        return self._console
+
+    def text(self, s: str = "", *, end: str = "\n") -> None:
+        """Literal text: never markup, never wrapped when piped."""
+        if self.rich:
+            self.console.print(s, end=end, markup=False, highlight=False)
+        else:
+            self.stream.write(s + end)
+            self.stream.flush()
+
+    def styled(self, markup: str, plain: str) -> None:
+        """A line with rich markup on a terminal, its plain form when piped."""
+        if self.rich:
+            self.console.print(markup, highlight=False)
+        else:
+            self.text(plain)
+
+    def rule(self, title: str = "") -> None:
+        if self.rich:
+            self.console.rule(title)
+        else:
+            self.text(f"--- {title} ---" if title else "---")
+
+    def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], *,
+              right: Sequence[str] = (), lines: bool = False) -> None:
+        if self.rich:
+            from rich.markup import escape
+            from rich.table import Table
+
+            t = Table(title=escape(title), show_lines=lines)
+            for c in columns:
+                t.add_column(c, justify="right" if c in right else "left")
+            for row in rows:
+                t.add_row(*(escape(str(v)) for v in row))
+            self.console.print(t)
+            return
+        if title:
+            self.text(f"# {title}")
+        self.text("\t".join(columns))
+        for row in rows:
+            self.text("\t".join(" ".join(str(v).split()) for v in row))
+
+    def json(self, data: object) -> None:
+        self.text(json.dumps(data, ensure_ascii=False, indent=2))
