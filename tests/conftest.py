@@ -58,7 +58,7 @@ def make_settings(tmp_path, embedding_cache):
 @pytest.fixture(scope="session")
 def corpus_settings(tmp_path_factory, embedding_cache) -> Settings:
     root = tmp_path_factory.mktemp("corpus-store")
-    return load_settings(store_path=root / "chroma", cache_dir=embedding_cache, collection="corpus", data_dir=DATA_DIR)
+    return load_settings(home=root, store_path=root / "chroma", cache_dir=embedding_cache, collection="corpus", data_dir=DATA_DIR)
 
 
 @pytest.fixture(scope="session")

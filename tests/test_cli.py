@@ -181,11 +181,11 @@ def test_unknown_product_scenario_and_k0_are_refused(env):
     r = runner.invoke(app, ["search", "证书过期", "--product", "cdn", "--json"])
     assert r.exit_code == 0, r.output  # matched case-insensitively
     assert {h["product"] for h in json.loads(r.stdout)} == {"CDN"}
-    r = runner.invoke(app, ["search", "证书过期", "--product", "云主机"])
-    assert r.exit_code == 2 and "unknown product '云主机'" in r.output and "CDN" in r.output and "账户与财务" in r.output
+    r = runner.invoke(app, ["search", "证书过期", "--product", "不存在的产品"])
+    assert r.exit_code == 2 and "unknown product '不存在的产品'" in r.output and "CDN" in r.output and "账户与财务" in r.output
     r = runner.invoke(app, ["search", "证书过期", "--scenario", "nope"])
     assert r.exit_code == 2 and "unknown scenario 'nope'" in r.output
-    r = runner.invoke(app, ["draft", "证书过期", "--product", "云主机"])
+    r = runner.invoke(app, ["draft", "证书过期", "--product", "不存在的产品"])
     assert r.exit_code == 2 and "valid values" in r.output
     r = runner.invoke(app, ["search", "证书过期", "-k", "0"])
     assert r.exit_code == 2

@@ -37,7 +37,7 @@ class CaseRetriever(BaseRetriever):
     """A llama-index ``BaseRetriever`` over the project's ``rag.retrieve.CaseRetriever``."""
 
     def __init__(self, pipeline: "Pipeline", *, product: str | None = None, scenario: str | None = None,
-                 top_k: int = 5, callback_manager: CallbackManager | None = None) -> None:
+                 top_k: int = 5, exclude: tuple[str, ...] = (), callback_manager: CallbackManager | None = None) -> None:
         if top_k < 1:
             raise ConfigError("top_k must be >= 1")
         self.pipeline = pipeline
@@ -45,11 +45,13 @@ class CaseRetriever(BaseRetriever):
         self.product = catalog.product(product)
         self.scenario = catalog.scenario(scenario)
         self.top_k = top_k
+        self.exclude = tuple(exclude)  # case ids never returned: a leave-one-out evaluation sets it per query
         super().__init__(callback_manager=callback_manager)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         retriever = self.pipeline.retriever
-        hits = retriever.retrieve(query_bundle.query_str, self.top_k, product=self.product, scenario=self.scenario)
+        hits = retriever.retrieve(query_bundle.query_str, self.top_k, product=self.product, scenario=self.scenario,
+                                  exclude=self.exclude)
         return [NodeWithScore(node=self._node(h, retriever.case_metadata(h.case_id) or {}), score=h.score) for h in hits]
 
     @staticmethod
