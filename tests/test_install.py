@@ -22,7 +22,7 @@ import pytest
 
 from conftest import PROJECT_ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", ".rag", "build", "dist", "*.egg-info", "__pycache__", "test-artifacts",
                                 "runs", ".pytest_cache", ".hypothesis", "notebooks")
