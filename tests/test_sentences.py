@@ -51,6 +51,15 @@ def test_doc_links_are_qiniu_pages_without_customer_parts():
     assert not is_doc_link("https://res.customer.com/a.png")
 
 
+def test_a_dropped_piece_leaves_a_seam_not_a_fused_link():
+    answer = ("1.可以使用控制台的转码样式。https://developer.qiniu.com/dora/6486/submit-transcoding-task-quickly"
+              "2.使用详情参考https://github.com/qiniu/qshell/blob/master/docs/pfop.md。qshell account 此处填写ak 此处填写sk 此处填写用户名")
+    assert _kept(answer).splitlines() == [
+        "1.可以使用控制台的转码样式。https://developer.qiniu.com/dora/6486/submit-transcoding-task-quickly",
+        "qshell account 此处填写ak 此处填写sk 此处填写用户名",
+    ]
+
+
 def test_glued_version_numbers_are_told_apart():
     assert repair_versions("python sdk 使用7.13.27.14.0版本") == "python sdk 使用7.13.2 7.14.0版本"
     assert repair_versions("更新到7.13.0看下") == "更新到7.13.0看下"

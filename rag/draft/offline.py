@@ -156,9 +156,9 @@ def compose(ticket: Ticket, hits: Sequence[Hit]) -> Composition:
     notes: list[str] = [f"composed from case {chosen.case_id}"]
     supporters = [i for i in range(len(pool)) if i == chosen_i or (agreement and agreement[i] >= SUPPORT_FLOOR)]
     if not find_links(body):
-        extra = supporting_links(body, [pool[i] for i in supporters], [max(pool[i].score, 1e-6) for i in supporters], 1)
+        extra = supporting_links(body, [pool[i] for i in supporters], [max(pool[i].score, 1e-6) for i in supporters], 2)
         if extra:
-            body = f"{body}\n参考文档：{extra[0]}"
+            body = f"{body}\n参考文档：" + " ".join(extra)
             notes.append("doc link added from the supporting cases")
     if needs_staff(ticket.text) or past_action == "escalate":
         action: Action = "escalate"

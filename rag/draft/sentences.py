@@ -18,7 +18,7 @@ from rag.filler import is_filler, strip_image_markers
 from rag.links import clean_link, is_qiniu_host, separate_links
 
 _URL = re.compile(r"https?://[\x21-\x7e]+")
-_GREETING = re.compile(r"^\s*(您好|你好|亲|hi|hello)[，,！!。\s]*", re.I)
+_GREETING = re.compile(r"^\s*((您好|你好|亲|hi|hello)[，,！!。\s]*)+", re.I)
 _LEADING_FILLER = re.compile(
     r"^\s*((麻烦|请)?(您)?稍等(一下|下)?|嗯嗯|好的|收到|是的|对的|抱歉让您久等了|久等了|不好意思)[，,。！!\s]*"
 )
@@ -32,7 +32,9 @@ _QUESTION = re.compile(r"[？?]\s*$|(吗|呢|么)[。.]?\s*$")
 _THEIR_CONTEXT = re.compile(
     # what staff observed in that customer's account, file or site
     r"这边(看|查)(您|你们|到|了)|这边(核实|测试|排查|确认)(了|到|过)|核实(到|了|下来)|经(过)?(核实|排查|查询)|测试(了)?这个|"
-    r"看了下|看(了)?您(的|这边)|目前看|现在看|"
+    r"看了下|看(了)?您(的|这边)|目前看|现在看|看记录|(没有|没|并没有)(查看到|查到|看到)|这边(再)?(看|查看|查)(一)?下|"
+    r"(我们|这边)(这边)?(请求|测试|访问)(了)?(您|你们)|(是)?没有问题的|是正常(的|进行)|(都|是)对的|这个这边|"
+    r"您的(域名|空间|账号)(配置|设置)(的|了)|我们代理测试|这边(同步|反馈|提交|转)给|(您|你们)的[\u4e00-\u9fff]{1,4}这个|"
     # the state of that customer's request
     r"已(经)?(为您|帮您|给您|处理|下发|到账|解冻|恢复|修复|签发|更新|删除|关闭|开通|退款|退票|提交|反馈|同步|催|完成|可以了|好了)|"
     r"这边(已经|已|重新)|这边(帮您|为您|给您)(处理|操作|催|反馈|申请|提交|同步|查|人工)|处理(好|完成|完毕)|"
@@ -45,6 +47,8 @@ _THEIR_CONTEXT = re.compile(
 # A blank form ("开票金额:发票抬头: 发票类型: …"): the customer fills it in, but a label followed by the
 # next label reads like a labelled value to the guards, which would put a slot in it.
 _BLANK_FIELD = re.compile(r"[\u4e00-\u9fff]{2,8}[:：]\s*(?=[\u4e00-\u9fff]{2,8}[:：]|$)")
+_CORE = re.compile(r"[\s\W_]+")
+_STEP = re.compile(r"^\d{1,2}[.、]\s*")
 _TIME = re.compile(r"(?<!\d)\d{1,2}:\d{2}(:\d{2})?(?!\d)|\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}")
 # Tokens whose value might be the customer's: numbers of two digits and more, and ASCII words
 # holding a digit, dot, hyphen, underscore or @ (ids, hosts, bucket names, versions, emails).
@@ -62,6 +66,7 @@ class Piece:
     text: str
     line: int  # the answer line it came from: pieces of one line are joined back without a break
     links: tuple[str, ...]  # clean links it holds
+    index: int = 0  # position among the answer's pieces: a gap means a piece was dropped in between
 
 
 def protect_links(text: str) -> list[tuple[str, bool]]:
@@ -114,7 +119,7 @@ def pieces_of(answer: str) -> list[Piece]:
             if not sentence or is_filler(sentence):
                 continue
             links = tuple(dict.fromkeys(c for c in (clean_link(r) for r in _URL.findall(sentence)) if c))
-            out.append(Piece(sentence, line_no, links))
+            out.append(Piece(sentence, line_no, links, len(out)))
     return out
 
 
@@ -152,8 +157,9 @@ class Judge:
 
     def shared(self, value: str) -> bool:
         """Written by another case's agent too, or by this customer: not a fact of that one conversation."""
-        v = value.lower()
-        return v in self.ticket or any(v in a for a in self.others)
+        # "10" inside "100" or "2024" is not the same value: ASCII boundaries around it.
+        pattern = re.compile(r"(?<![0-9A-Za-z])" + re.escape(value.lower()) + r"(?![0-9A-Za-z])")
+        return bool(pattern.search(self.ticket)) or any(pattern.search(a) for a in self.others)
 
     def sentence_shared(self, piece: Piece) -> bool:
         """The whole sentence recurs in another answer (a team template): keep it as it is."""
@@ -166,8 +172,10 @@ class Judge:
             return "redaction token"
         if _QUESTION.search(_URL.sub("", text)):
             return "a question put to that customer"
-        if any(not is_doc_link(link) and not self.shared(link) for link in piece.links):
-            return "a link of that customer"
+        if any(not is_doc_link(link) and link.lower() not in self.ticket for link in piece.links):
+            # Only Qiniu's own pages read the same for everyone; another site's link, even one agents
+            # reuse, would be replaced by a slot downstream, and a slot must never stand where a link was.
+            return "a link that is not a Qiniu doc page"
         if "【" in text:
             return "a slot"
         if len(_BLANK_FIELD.findall(text)) >= 3:
@@ -178,6 +186,9 @@ class Judge:
             return "about that customer's case"
         if _TIME.search(_URL.sub("", text)):
             return "a date or time"
+        content = _CORE.sub("", _STEP.sub("", text))
+        if not piece.links and (is_filler(content) or len(content) < 8 and not _STEP.match(text)):
+            return "too short to carry knowledge"
         foreign = sorted(t for t in tokens_of(text) if not self.shared(t))
         if foreign:
             return f"values only that conversation holds ({', '.join(foreign[:3])})"
@@ -191,12 +202,14 @@ def reusable(pieces: Sequence[Piece], judge: Judge) -> list[Piece]:
 def join(pieces: Sequence[Piece]) -> str:
     """Pieces back into text: those of one answer line run on, a new line starts a new line."""
     lines: list[str] = []
-    last: int | None = None
+    last: Piece | None = None
     for p in pieces:
         starts_step = bool(re.match(r"\d{1,2}[.、]", p.text))
-        if lines and p.line == last and not starts_step:
-            lines[-1] += p.text
+        # A dropped piece in between leaves a seam: start a new line rather than fuse two sentences
+        # (or a link and the next word) that were never next to each other.
+        if lines and last is not None and p.line == last.line and p.index == last.index + 1 and not starts_step:
+            lines[-1] += (" " if last.links and lines[-1].endswith(last.links[-1]) else "") + p.text
         else:
             lines.append(p.text)
-        last = p.line
+        last = p
     return "\n".join(lines)

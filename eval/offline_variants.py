@@ -1,0 +1,76 @@
+"""What was tried for the offline composition, and its figure: ROUGE-L of the composed body alone
+(with "您好，" put back, before any action decision), leave-one-out over every case with an answer.
+
+    python eval/offline_variants.py
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rag import Pipeline, load_settings  # noqa: E402
+from rag.draft.offline import BODY_BUDGET, choose, reusable_body, support  # noqa: E402
+from rag.draft.sentences import Judge, join, pieces_of, reusable  # noqa: E402
+from rag.parse import parse_paths  # noqa: E402
+from rag.records import Ticket  # noqa: E402
+from rag.score.draft import rouge_l  # noqa: E402
+
+
+def merged(ticket, pool, chosen, floor):
+    """The chosen body plus the other supporters' kept sentences that do not repeat it."""
+    agreement = support(pool)
+    kept = []
+    for i, hit in enumerate(pool):
+        if i != chosen and agreement[i] < floor:
+            continue
+        judge = Judge.of(ticket.query_text, [o.answer for o in pool if o is not hit])
+        for p in reusable(pieces_of(hit.answer), judge):
+            core = re.sub(r"\s", "", p.text)
+            if not any(core in re.sub(r"\s", "", q.text) or re.sub(r"\s", "", q.text) in core for q in kept):
+                kept.append(p if i == chosen else type(p)(p.text, 1000 * (i + 1) + p.line, p.links, p.index))
+    kept.sort(key=lambda p: (p.line >= 1000, p.line, p.index))
+    return join(kept)
+
+
+def main() -> None:
+    pipeline = Pipeline(load_settings())
+    pipeline.ensure_ingested()
+    cases, _ = parse_paths([pipeline.settings.data_dir])
+    k = pipeline.settings.top_k
+    scores: dict[str, list[float]] = {}
+
+    def add(name: str, body: str, reference: str) -> None:
+        scores.setdefault(name, []).append(rouge_l(f"您好，{body}", reference))
+
+    for case in (c for c in cases if c.answer.strip()):
+        ticket = Ticket(case.question or case.title, title=case.title)
+        pool = pipeline.retriever.retrieve(ticket, k=k, exclude=[case.id])[:k]
+        others = lambda h: [o.answer for o in pool if o is not h]  # noqa: E731
+        bodies = [reusable_body(h.answer, others(h), ticket) for h in pool]
+        chosen = choose(ticket, pool, bodies)
+        first = next((i for i, b in enumerate(bodies) if len(b) >= 8), None)
+        ref = case.answer
+        add(f"default: chosen body, {BODY_BUDGET}-char budget", bodies[chosen] if chosen is not None else "", ref)
+        add("first retrieved hit's body instead of the chosen one", bodies[first] if first is not None else "", ref)
+        add("best of the candidates' bodies (oracle, reads the answer)",
+            max(bodies, key=lambda b: rouge_l(f"您好，{b}", ref)) if bodies else "", ref)
+        for budget in (250, 600):
+            short = [reusable_body(h.answer, others(h), ticket, budget) for h in pool]
+            add(f"sentence budget {budget} chars", short[chosen] if chosen is not None else "", ref)
+        for floor in (0.0, 0.3):
+            add(f"merge supporters' sentences (agreement >= {floor})",
+                merged(ticket, pool, chosen, floor) if chosen is not None else "", ref)
+    print("| variant | ROUGE-L of the body |")
+    print("|---|---|")
+    for name, xs in scores.items():
+        print(f"| {name} | {np.mean(xs):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
