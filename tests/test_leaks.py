@@ -61,6 +61,8 @@ def test_defects_are_counted():
     kinds = " ".join(det.defects(
         "您好，[REDACTED_PATH] 参考文档：https:\n参考 【您的域名】 这个demo\n您说的自主生成是什么意思呢？\n请用7.13.27.14.0版本"
     ))
+    assert det.defects("参考文档：https://developer.qiniu.com/fusion/kb/13") == ["cut link https://developer.qiniu.com/fusion/kb/13"]
+    assert det.defects("参考文档：https://developer.qiniu.com/fusion/kb/1325/refresh-the-cache。") == []
     for kind in ("redaction token", "cut link", "slot in place of a link", "question from another conversation",
                  "version numbers run together"):
         assert kind in kinds

@@ -50,12 +50,19 @@ _MIN_LENGTH = 4
 
 _REDACTION = re.compile(r"\[?REDACTED(?:_[A-Z_]+)?\]?")
 _CUT_LINK = re.compile(r"https?:(?!//[A-Za-z0-9\[])", re.I)
+_CUT_INSIDE = re.compile(r"[a-z0-9_\-.]")
+_GLUED_TAIL = re.compile(r"(?:[A-Z].*|\d{1,2}\.?|windows|linux|macos)$")
 _SLOT = re.compile(r"【[^】]{1,16}】")
 _LINK_CONTEXT = re.compile(r"(参考|文档|链接|地址|教程|详见|详情|demo|入口|网址|url|所示|下载)[\s：:]*$", re.I)
 _SENTENCE_END = re.compile(r"(?<=[。！？!?\n])")
 _QUESTION = re.compile(r"[？?]\s*$")
 _CLAUSE = re.compile(r"[，,；;：:]")
 _RUN_TOGETHER_VERSIONS = re.compile(r"(?<![\d.])\d+(?:\.\d+){4,}(?![\d.])")
+
+
+def _trim_url(url: str) -> str:
+    # A run of dashes is a separator line drawn after the link, not part of it.
+    return re.split(r"-{3,}", url, maxsplit=1)[0].rstrip(".,;:!?)-")
 
 
 def _compact(text: str) -> str:
@@ -76,7 +83,7 @@ def identifier_candidates(text: str) -> set[str]:
     found: set[str] = set()
     rest = text
     for m in _URL.finditer(text):
-        url = m.group(0).rstrip(".,;:!?)")
+        url = _trim_url(m.group(0))
         host = re.sub(r"^https?://", "", url, flags=re.I).split("/", 1)[0].split("?", 1)[0].split(":", 1)[0]
         found.add(host)
         found.update(v for v in _QUERY_VALUE.findall(url))
@@ -105,9 +112,10 @@ class DraftFindings:
 class LeakDetector:
     """Learned from a corpus: which strings belong to exactly one case, and which questions agents asked."""
 
-    def __init__(self, owners: Mapping[str, str], agent_questions: Iterable[str]) -> None:
+    def __init__(self, owners: Mapping[str, str], agent_questions: Iterable[str], links: Iterable[str] = ()) -> None:
         self.owners = dict(owners)
         self.agent_questions = frozenset(agent_questions)
+        self.links = frozenset(links)
         alternatives = sorted(self.owners, key=len, reverse=True)
         self._pattern = (
             re.compile(r"(?<![A-Za-z0-9])(?:" + "|".join(map(re.escape, alternatives)) + r")(?![A-Za-z0-9])", re.I)
@@ -137,7 +145,8 @@ class LeakDetector:
                 for sentence in _SENTENCE_END.split(turn.text):
                     if clause := question_clause(sentence):
                         questions.add(clause)
-        return cls(owners, questions)
+        links = {_trim_url(m.group(0)) for c in cases for t in c.turns for m in _URL.finditer(t.text)}
+        return cls(owners, questions, links)
 
     def leaks(self, draft: str, ticket: str, case_id: str | None = None) -> list[str]:
         """Strings of one other customer in ``draft`` that ``ticket`` does not contain."""
@@ -156,6 +165,15 @@ class LeakDetector:
         found: list[str] = []
         found += [f"redaction token {m.group(0)}" for m in _REDACTION.finditer(draft)]
         found += [f"cut link at {draft[max(0, m.start() - 10):m.end() + 2]!r}" for m in _CUT_LINK.finditer(draft)]
+        for m in _URL.finditer(draft):
+            url = _trim_url(m.group(0))
+            # Ends inside a word of a corpus link, as at a length limit. A parent path, a link without its
+            # query, or a corpus link with text glued to it ("bucketCDN", "apply2.") is not a cut.
+            if url not in self.links and any(
+                known.startswith(url) and _CUT_INSIDE.match(known[len(url):]) and not _GLUED_TAIL.match(known[len(url):])
+                for known in self.links
+            ):
+                found.append(f"cut link {url}")
         for m in _SLOT.finditer(draft):
             before, after = draft[max(0, m.start() - 12):m.start()], draft[m.end():m.end() + 2]
             if _LINK_CONTEXT.search(before) or after.startswith(("/", "?")):
