@@ -1,5 +1,7 @@
 """What was tried for the offline composition, and its figure: ROUGE-L of the composed body alone
 (with "您好，" put back, before any action decision), leave-one-out over every case with an answer.
+Then, for the answer/defer policy: ROUGE-L of the composed drafts that would still answer if every
+draft below a confidence were deferred (the composition's own support-based confidence).
 
     python eval/offline_variants.py
 """
@@ -15,7 +17,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag import Pipeline, load_settings  # noqa: E402
-from rag.draft.offline import BODY_BUDGET, choose, reusable_body, support  # noqa: E402
+from rag.draft.offline import BODY_BUDGET, choose, compose, reusable_body, support  # noqa: E402
 from rag.draft.sentences import Judge, join, pieces_of, reusable  # noqa: E402
 from rag.parse import parse_paths  # noqa: E402
 from rag.records import Ticket  # noqa: E402
@@ -44,6 +46,7 @@ def main() -> None:
     cases, _ = parse_paths([pipeline.settings.data_dir])
     k = pipeline.settings.top_k
     scores: dict[str, list[float]] = {}
+    answered: list[tuple[float, float]] = []
 
     def add(name: str, body: str, reference: str) -> None:
         scores.setdefault(name, []).append(rouge_l(f"您好，{body}", reference))
@@ -56,6 +59,9 @@ def main() -> None:
         chosen = choose(ticket, pool, bodies)
         first = next((i for i, b in enumerate(bodies) if len(b) >= 8), None)
         ref = case.answer
+        composition = compose(ticket, pool)
+        if composition.action == "answer":
+            answered.append((composition.confidence, rouge_l(composition.text, ref)))
         add(f"default: chosen body, {BODY_BUDGET}-char budget", bodies[chosen] if chosen is not None else "", ref)
         add("first retrieved hit's body instead of the chosen one", bodies[first] if first is not None else "", ref)
         add("best of the candidates' bodies (oracle, reads the answer)",
@@ -70,6 +76,12 @@ def main() -> None:
     print("|---|---|")
     for name, xs in scores.items():
         print(f"| {name} | {np.mean(xs):.3f} |")
+    print()
+    print("| defer below confidence | drafts answering | ROUGE-L over them |")
+    print("|---|---|---|")
+    for floor in (0.0, 0.2, 0.3, 0.4, 0.5):
+        kept = [r for c, r in answered if c >= floor]
+        print(f"| {floor} | {len(kept)} | {np.mean(kept):.3f} |")
 
 
 if __name__ == "__main__":
