@@ -236,9 +236,10 @@ def draft(
     drafter = p.make_drafter(variant=variant, offline=offline)
     o = _out()
     streaming = stream and not as_json and drafter.llm is not None
+    # Only sentences the guards have passed reach the terminal; the model's raw text never does.
     on_delta = (lambda d: o.text(d, end="")) if streaming else None
     if streaming:
-        o.rule("draft (streaming)")
+        o.rule("draft (streaming, checked sentence by sentence)")
     result = drafter.draft(Ticket(text=body, title=title, product=product), fallback=fallback, on_delta=on_delta)  # type: ignore[arg-type]
     if as_json:
         o.json(asdict(result))

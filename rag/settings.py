@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     llm_temperature: float = 0.2
     llm_max_tokens: int = 800
     llm_timeout: float = 30.0
+    llm_deadline: float = Field(default=60.0, gt=0, description="seconds for a whole draft's LLM work: attempts, waits, stream")
+    llm_max_reply_chars: int = Field(default=16000, ge=100, description="longest LLM reply accepted")
+    llm_max_concurrent: int = Field(default=4, ge=1, description="LLM calls in flight per drafter; more fall back")
+    llm_queue_seconds: float = Field(default=2.0, ge=0, description="wait for a free LLM slot before giving up")
     llm_max_attempts: int = 4
     llm_max_retry_seconds: float = 60.0
     llm_backoff_initial: float = 0.5

@@ -10,5 +10,7 @@ if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "we
 fi
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[dev,st]"
+# local-llm: llama-cpp-python compiles llama.cpp from source the first time (4-17 min on 2 cores); the wheel then
+# sits in pip's wheel cache. GGML_NATIVE=OFF keeps that cached wheel usable on any x86-64 CPU.
+CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF" .venv/bin/python -m pip install -q -e ".[dev,st,local-llm]"
 exec .venv/bin/python -m pytest "$@"

@@ -120,7 +120,7 @@ def test_draft_streams_from_an_llm(env, monkeypatch):
             content=sse("ACTION: answer\n", "您好，免费证书申请：", "https://portal.qiniu.com/certificate/apply")))
         r = runner.invoke(app, ["draft", "证书过期了怎么办"])
     assert r.exit_code == 0, r.output
-    assert route.called and "draft (streaming)" in r.output and "final draft" in r.output
+    assert route.called and "draft (streaming, checked" in r.output and "final draft" in r.output
     assert "backend: llm:m" in r.output
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import replace
 from typing import Callable, Literal, Sequence
 
-from rag.draft import offline
+from rag.draft import offline, output_checks
 from rag.draft.actions import classify_reply
 from rag.draft.guards import injection_signals, neutralise_ticket, repeats_prompt, scrub
 from rag.draft.llm import LLMClient
+from rag.draft.llm_bounds import Deadline
 from rag.draft.prompts import PromptPair
 from rag.errors import ContextLengthError, LLMError
 from rag.filler import strip_image_markers
@@ -67,6 +69,9 @@ class Drafter:
         self.llm = llm
         self.prompts = prompts or PromptPair.load(settings.prompts_dir, settings.prompt_variant)
         self.known_links = known_links_of(retriever)
+        # Bounds the LLM calls in flight: when every slot hangs on a slow endpoint, the next drafts fall
+        # back to offline at once instead of pinning the service's worker threads.
+        self._llm_slots = threading.BoundedSemaphore(settings.llm_max_concurrent)
 
     @property
     def backend(self) -> str:
@@ -81,6 +86,7 @@ class Drafter:
         fallback: Fallback = "none",
         on_delta: Callable[[str], None] | None = None,
     ) -> Draft:
+        """``on_delta`` receives the streamed reply only as checked, scrubbed sentences, never raw model text."""
         if isinstance(ticket, str):
             ticket = Ticket(text=ticket)
         started = time.perf_counter()
@@ -91,7 +97,7 @@ class Drafter:
             draft = self._offline(ticket, hits[:k], notes)
         else:
             try:
-                draft = self._llm(ticket, hits, notes, on_delta)
+                draft = self._llm_bounded(ticket, hits, notes, on_delta)
             except LLMError as exc:
                 if fallback != "offline":
                     raise
@@ -104,10 +110,9 @@ class Drafter:
         self, ticket: Ticket, text: str, action: Action, confidence: float, used: Sequence[Hit], *, backend: str,
         usage: Usage = Usage(), notes: Sequence[str] = (),
     ) -> Draft:
-        history = "\n".join(t.text for t in ticket.history)
         report = scrub(
             text,
-            f"{ticket.title}\n{ticket.text}\n{history}",
+            self._ticket_context(ticket),
             known_links=self.known_links,
             allowlist=self.settings.link_allowlist,
         )
@@ -131,6 +136,11 @@ class Drafter:
             notes=tuple(notes) + tuple(extra),
         )
 
+    @staticmethod
+    def _ticket_context(ticket: Ticket) -> str:
+        history = "\n".join(t.text for t in ticket.history)
+        return f"{ticket.title}\n{ticket.text}\n{history}"
+
     def _offline(self, ticket: Ticket, hits: Sequence[Hit], notes: list[str]) -> Draft:
         c = offline.compose(ticket, hits)
         return self._finish(ticket, c.text, c.action, c.confidence, c.used, backend="offline", notes=notes + list(c.notes))
@@ -146,21 +156,34 @@ class Drafter:
         )
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
-    def _llm(self, ticket: Ticket, hits: Sequence[Hit], notes: list[str], on_delta) -> Draft:
+    def _llm_bounded(self, ticket: Ticket, hits: Sequence[Hit], notes: list[str], on_delta) -> Draft:
+        deadline = Deadline.after(self.settings.llm_deadline)  # one budget for every attempt of this draft
+        if not self._llm_slots.acquire(timeout=min(self.settings.llm_queue_seconds, deadline.remaining())):
+            raise LLMError(f"all {self.settings.llm_max_concurrent} LLM slots are busy (RAG_LLM_MAX_CONCURRENT)")
+        try:
+            return self._llm(ticket, hits, notes, on_delta, deadline)
+        finally:
+            self._llm_slots.release()
+
+    def _llm(self, ticket: Ticket, hits: Sequence[Hit], notes: list[str], on_delta, deadline: Deadline) -> Draft:
         assert self.llm is not None
         used = list(hits[: self.settings.llm_context_cases])
         trimmed = False
+        context = self._ticket_context(ticket)
         while True:
             messages = self.messages(ticket, used)
+            checker = output_checks.ReplyChecker(context, messages[0]["content"], self.settings.link_allowlist)
             try:
                 if on_delta is not None:
+                    gate = output_checks.CheckedStream(checker, self._scrub_piece(context), on_delta)
                     parts = []
-                    for delta in self.llm.stream(messages):
+                    for delta in self.llm.stream(messages, deadline=deadline):
                         parts.append(delta)
-                        on_delta(delta)
+                        gate.feed(delta)
+                    gate.close()
                     text, usage = "".join(parts), Usage()
                 else:
-                    completion = self.llm.complete(messages)
+                    completion = self.llm.complete(messages, deadline=deadline)
                     text, usage = completion.text, completion.usage
                 break
             except ContextLengthError:
@@ -171,6 +194,10 @@ class Drafter:
                 trimmed = True
                 notes.append(f"context too long: retried with {len(used)} case(s)")
         action, body = parse_llm_reply(text)
+        verdict = checker.check(body)
+        if verdict.refusal:
+            raise LLMError(verdict.refusal)
+        body = output_checks.strip_invisible(body)
         if repeats_prompt(body, messages[0]["content"]):
             raise LLMError("the LLM reply quoted the system prompt; refused")
         if action is None:
@@ -178,4 +205,8 @@ class Drafter:
             notes.append("LLM gave no ACTION line; action inferred from the text")
         agreement = offline.support(used)
         confidence = round(float(min(1.0, max(agreement, default=0.0) * 1.5)), 3)
-        return self._finish(ticket, body, action, confidence, used, backend=self.backend, usage=usage, notes=notes)
+        draft = self._finish(ticket, body, action, confidence, used, backend=self.backend, usage=usage, notes=notes)
+        return output_checks.apply(draft, verdict)
+
+    def _scrub_piece(self, context: str) -> Callable[[str], str]:
+        return lambda piece: scrub(piece, context, known_links=self.known_links, allowlist=self.settings.link_allowlist).text

