@@ -33,7 +33,8 @@ from rag.settings import Settings
 
 Message = dict[str, str]
 
-_CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "context length", "too many tokens", "prompt is too long")
+_CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "context length", "too many tokens", "prompt is too long",
+                    "context window")  # llama.cpp: "Requested tokens (N) exceed context window of 4096"
 
 
 @dataclass(frozen=True)
