@@ -74,3 +74,15 @@ def test_kept_text_is_made_of_whole_pieces_of_the_answer(answer):
     for piece in reusable(pieces_of(answer), Judge.of("", [])):
         assert piece.text.strip() and "REDACTED" not in piece.text
         assert compact(piece.text) in compact(answer)  # nothing added, nothing cut inside a piece
+
+
+def test_a_sentence_said_twice_in_one_answer_is_kept_once():
+    from rag.draft.offline import reusable_body
+    from rag.records import Ticket
+
+    answer = ("删除您直接的A记录就可做CNAME解析(注意：A记录删除会导致您域名中的内容无法访问)\n"
+              "这个要到域名服务商后台调整解析\n删除您的A记录就可做CNAME解析(注意：A记录删除会导致您域名中的内容无法访问)")
+    assert reusable_body(answer, [], Ticket("A记录和CNAME冲突")).splitlines() == [
+        "删除您直接的A记录就可做CNAME解析(注意：A记录删除会导致您域名中的内容无法访问)",
+        "这个要到域名服务商后台调整解析",
+    ]
