@@ -226,3 +226,12 @@ def test_reply_cut_at_max_tokens_is_an_error(drafter):
         mock.post(URL).mock(return_value=httpx.Response(200, json=completion("ACTION: answer\n您好，步骤如下1.", finish="length")))
         with pytest.raises(LLMError, match="max_tokens"):
             drafter.draft(TICKET)
+
+
+def test_a_reply_with_only_the_action_line_is_no_draft(drafter):
+    with respx.mock() as mock:
+        mock.post(URL).mock(return_value=httpx.Response(200, json=completion("ACTION: ask_for_info")))
+        with pytest.raises(LLMError, match="no text besides the ACTION line"):
+            drafter.draft(TICKET)
+        draft = drafter.draft(TICKET, fallback="offline")
+    assert draft.fallback and draft.text.startswith("您好")

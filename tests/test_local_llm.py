@@ -107,8 +107,9 @@ def local_server():
 
 
 # Generous bounds: two shared cores; a draft takes 10-60 s there.
-LLM_ENV = {"llm_deadline": 400.0, "llm_timeout": 300.0, "llm_max_tokens": 600, "llm_context_cases": 3,
-           "llm_max_attempts": 2}
+# Greedy decoding (temperature 0): the streamed and the non-streamed draft of one ticket are the same reply.
+LLM_ENV = {"llm_deadline": 600.0, "llm_timeout": 600.0, "llm_max_tokens": 400, "llm_context_cases": 3,
+           "llm_max_attempts": 2, "llm_temperature": 0.0}
 
 
 @pytest.fixture

@@ -194,6 +194,8 @@ class Drafter:
                 trimmed = True
                 notes.append(f"context too long: retried with {len(used)} case(s)")
         action, body = parse_llm_reply(text)
+        if not body.strip():  # small models sometimes stop after the ACTION line: that is no draft
+            raise LLMError("the LLM reply has no text besides the ACTION line")
         verdict = checker.check(body)
         if verdict.refusal:
             raise LLMError(verdict.refusal)
