@@ -9,9 +9,10 @@ a customer's link is only cut at characters a URL cannot contain.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
-_URL = re.compile(r"https?://[\x21-\x7e]+")
+_URL = re.compile(r"https?://[\x21-\x7e]+", re.I)
 _REDACTION = re.compile(r"\[REDACTED_[A-Z_]+\]")
 _REDACTION_AT_END = re.compile(r"\[REDACTED_[A-Z_]+\]$")
 _HARD_STOPS = re.compile(r"[\"'\\]|-{3,}")
@@ -111,3 +112,63 @@ def separate_links(text: str) -> str:
         out.append(clean + (" " if tail and not tail[0].isspace() else "") + raw[len(clean):])
     out.append(text[pos:])
     return "".join(out)
+
+
+# What a guard must find, in text already in its normal form (``rag.normalise``): links with a
+# scheme in any case, protocol-relative ones, links without a scheme (``evil.example/login``) and
+# scripts or inline data. Each pattern starts only where a word cannot continue, so a 1 MB string
+# costs one pass.
+_SCHEMED = re.compile(r"(?<![a-z0-9+.\-])(?:https?|ftps?|wss?)://[\x21-\x7e]*", re.I)
+_UNSAFE = re.compile(
+    r"(?<![a-z0-9+.\-])(?:(?:javascript|vbscript|livescript)[ \t]*:[\x21-\x7e]*"
+    r"|data[ \t]*:[ \t]*[a-z]+/[a-z0-9.+\-]+[;,][\x21-\x7e]*"
+    r"|file:/[\x21-\x7e]*)",
+    re.I,
+)
+_PROTOCOL_RELATIVE = re.compile(r"(?<![a-z0-9:/])//(?:[a-z0-9\-]{1,63}\.)+[a-z0-9\-]{2,63}(?:[:/?#][\x21-\x7e]*)?", re.I)
+# A bare host followed by a path, port or query: a link to a browser even without a scheme. A
+# bare host alone is a domain, for the identifier checks.
+_BARE = re.compile(r"(?<![a-z0-9.\-@/_])(?:[a-z0-9\-]{1,63}\.)+[a-z][a-z0-9\-]{1,62}(?=[:/?#])[:/?#][\x21-\x7e]*", re.I)
+_BARE_IP = re.compile(r"(?<![\d.\-/])(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?/[\x21-\x7e]*")
+
+
+class LinkSpan(NamedTuple):
+    start: int
+    end: int
+    text: str
+    kind: str  # "url": http(s)/ftp/ws, with or without scheme; "unsafe": javascript:, data:, file:
+
+
+def _bare_host(text: str) -> str:
+    return re.split(r"[:/?#]", text, maxsplit=1)[0].lower()
+
+
+def link_spans(text: str) -> list[LinkSpan]:
+    """Every link in ``text`` (normalised), longest first where they overlap, in order of position."""
+    from rag.identifiers import is_domain  # the suffix list lives with the identifiers
+
+    found: list[LinkSpan] = []
+    for m in _UNSAFE.finditer(text):
+        found.append(LinkSpan(m.start(), m.end(), m.group(0), "unsafe"))
+    for pattern in (_SCHEMED, _PROTOCOL_RELATIVE):
+        found += [LinkSpan(m.start(), m.end(), m.group(0), "url") for m in pattern.finditer(text)]
+    for m in _BARE.finditer(text):
+        if is_domain(_bare_host(m.group(0))):
+            found.append(LinkSpan(m.start(), m.end(), m.group(0), "url"))
+    found += [LinkSpan(m.start(), m.end(), m.group(0), "url") for m in _BARE_IP.finditer(text)]
+    found.sort(key=lambda s: (s.start, -s.end))
+    out: list[LinkSpan] = []
+    for s in found:
+        if out and s.start < out[-1].end:
+            continue
+        out.append(s)
+    return out
+
+
+def absolute(link: str) -> str:
+    """A link with a scheme: ``//h/x`` and ``h/x`` are read as ``http://…``."""
+    if link.startswith("//"):
+        return "http:" + link
+    if not re.match(r"[a-z][a-z0-9+.\-]*://", link, re.I):
+        return "http://" + link
+    return link

@@ -10,12 +10,13 @@ from typing import Callable, Literal, Sequence
 
 from rag.draft import offline, output_checks
 from rag.draft.actions import classify_reply
-from rag.draft.guards import injection_signals, neutralise_ticket, repeats_prompt, scrub
+from rag.draft.guards import block, escape_field, repeats_prompt, scan_fields, scrub
 from rag.draft.llm import LLMClient
 from rag.draft.llm_bounds import Deadline
 from rag.draft.prompts import PromptPair
 from rag.errors import ContextLengthError, LLMError
 from rag.filler import strip_image_markers
+from rag.identifiers import CorpusIdentifiers
 from rag.links import find_links
 from rag.records import Action, Citation, Draft, Hit, Ticket, Usage
 from rag.retrieve import CaseRetriever
@@ -31,11 +32,19 @@ def format_cases(hits: Sequence[Hit]) -> str:
     for n, h in enumerate(hits, start=1):
         question = strip_image_markers(str(h.metadata.get("question", h.title)))[:300]
         answer = strip_image_markers(h.answer)[:CASE_ANSWER_CHARS]
+        # Case text is data too (feedback can become a case): escaped into its own block.
         blocks.append(
-            f"[案例 {n}] 编号 {h.case_id}｜{h.product}｜{h.subcategory}\n"
-            f"标题：{h.title}\n客户问题：{question}\n客服回复：{answer}"
+            f"<case_{n}>\n[案例 {n}] 编号 {h.case_id}｜{escape_field(h.product)}｜{escape_field(h.subcategory)}\n"
+            f"标题：{escape_field(h.title)}\n客户问题：{escape_field(question)}\n客服回复：{escape_field(answer)}\n</case_{n}>"
         )
     return "\n\n".join(blocks)
+
+
+def ticket_fields(ticket: Ticket) -> dict[str, str]:
+    """Every part of a ticket that reaches the prompt, by the name of its block."""
+    history = "\n".join(f"{'客户' if t.role == 'customer' else '客服'}：{t.text}" for t in ticket.history)
+    return {"ticket_title": ticket.title, "ticket_product": ticket.product or "", "conversation_history": history,
+            "customer_message": ticket.text}
 
 
 def parse_llm_reply(text: str) -> tuple[Action | None, str]:
@@ -72,6 +81,7 @@ class Drafter:
         # Bounds the LLM calls in flight: when every slot hangs on a slow endpoint, the next drafts fall
         # back to offline at once instead of pinning the service's worker threads.
         self._llm_slots = threading.BoundedSemaphore(settings.llm_max_concurrent)
+        self.corpus_ids = CorpusIdentifiers.from_chunks(retriever.chunks)
 
     @property
     def backend(self) -> str:
@@ -92,7 +102,7 @@ class Drafter:
         started = time.perf_counter()
         k = k or self.settings.top_k
         hits = self.retriever.retrieve(ticket, k=max(k, self.settings.llm_context_cases), exclude=exclude)
-        notes = [f"possible prompt injection: {p}" for p in injection_signals(ticket.text)]
+        notes = scan_fields(ticket_fields(ticket))
         if self.llm is None:
             draft = self._offline(ticket, hits[:k], notes)
         else:
@@ -115,6 +125,7 @@ class Drafter:
             self._ticket_context(ticket),
             known_links=self.known_links,
             allowlist=self.settings.link_allowlist,
+            corpus=self.corpus_ids,
         )
         extra = []
         if report.invented_links:
@@ -147,12 +158,11 @@ class Drafter:
 
     def messages(self, ticket: Ticket, hits: Sequence[Hit]) -> list[dict[str, str]]:
         system = self.prompts.system.render(allowed_domains="、".join(self.settings.link_allowlist))
-        history = "\n".join(f"{'客户' if t.role == 'customer' else '客服'}：{t.text}" for t in ticket.history)
-        body = f"{history}\n客户：{ticket.query_text}" if history else ticket.query_text
+        fields = ticket_fields(ticket)
+        fields["ticket_product"] = ticket.product or (hits[0].product if hits else "未知")
         user = self.prompts.user.render(
             cases=format_cases(hits) or "（没有找到相似案例）",
-            product=ticket.product or (hits[0].product if hits else "未知"),
-            ticket=neutralise_ticket(body),
+            ticket="\n".join(block(name, text) for name, text in fields.items()),
         )
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 

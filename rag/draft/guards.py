@@ -1,23 +1,40 @@
-"""Safety checks applied to every draft, whatever wrote it.
+"""Safety checks applied to every draft, whatever wrote it, and to everything that reaches a prompt.
 
-- Leakage: identifiers (domains, bucket names, order/request ids, hex ids, keys, emails, phones,
-  IPs, names after a label such as 发票抬头) that are not in the current ticket are replaced with a
-  fill-in slot such as 【您的域名】. The check does not need to know which retrieved case an
-  identifier came from: anything customer-specific that the customer did not write is foreign.
-- Links: a link stays only when its clean form is in the corpus's agent answers or its host is on
-  the official allow-list, and it is not another customer's address; others are removed and reported.
-- Injection: the ticket is data. Known injection phrasings are flagged; a draft that repeats the
+Every check reads the text in its normal form (``rag.normalise``: NFKC, zero-width and control
+characters gone, ``。`` between ASCII labels read as a dot) and edits the original at the spans it
+found, so obfuscation does not hide anything and a Chinese reply keeps its punctuation.
+
+- Leakage: identifiers (domains of any public-suffix TLD, bucket names, ids, keys, emails, phones in
+  their written forms, IPs, labelled names, and tokens the corpus saw in one customer's case only)
+  that are not in the current ticket are replaced with a fill-in slot such as 【您的域名】, where the
+  new customer's own detail belongs. Domains agents use across cases (a CA vendor, GitHub) are public
+  and stay.
+- Links, with or without a scheme, protocol-relative or ``javascript:``/``data:``: a link stays when
+  it is an official Qiniu address that carries no customer's id, the ticket's own, or on a host the
+  corpus shows agents using across cases. Anything else is removed, never replaced by a slot.
+- Injection: every field that reaches the prompt is escaped into its own delimited block and scanned
+  for injection phrasings (paraphrases and full-width tags included); a draft that repeats the
   system prompt is refused.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
-from typing import Iterable, Literal
+from typing import Iterable, Literal, Mapping
+from urllib.parse import parse_qsl, urlsplit
 
-from rag.identifiers import host_allowed, host_of, identifiers
-from rag.links import clean_link, raw_links
+from rag.identifiers import (
+    CorpusIdentifiers,
+    Found,
+    find_identifiers,
+    host_allowed,
+    host_of,
+    tokens,
+)
+from rag.links import LinkSpan, absolute, clean_link, link_spans
+from rag.normalise import normalise, strip_invisible, view
 
 SLOTS = {
     "email": "【您的邮箱】",
@@ -29,17 +46,34 @@ SLOTS = {
     "id": "【相关ID】",
 }
 
+# Read on the normal form, lower-cased, whitespace folded to one space. Each names an intent
+# (override the instructions, reveal them, change role, forge the prompt's structure) rather
+# than one wording, and every repetition is bounded, so a 1 MB ticket is one pass.
+_IGNORE_ZH = r"(忽略|无视|忘记|忘掉|不要理会|不用理会|别管|跳过|丢弃|抛开|不要遵守|不再遵守|停止遵守|覆盖)"
+_PRIOR_ZH = r"(以上|上面|上述|之前|前面|先前|此前|刚才|原来|原有|原先|你的|所有|全部|一切|系统)"
 INJECTION_PATTERNS = [
-    re.compile(p, re.I)
+    re.compile(p)
     for p in (
-        r"忽略(以上|之前|前面|上述)?(所有|全部)?(的)?(指令|指示|说明|规则|要求)",
-        r"(输出|打印|显示|告诉我|复述|泄露).{0,8}(系统提示|system\s*prompt|提示词|指令)",
-        r"ignore\s+(all\s+)?(the\s+)?(previous|prior|above)\s+(instructions|prompts?|rules)",
-        r"(print|reveal|show|repeat)\s+(me\s+)?(your|the)\s+(system\s+)?prompt",
-        r"you\s+are\s+now\s+",
-        r"(扮演|假装你是|现在你是)",
-        r"</?\s*(system|customer_message|assistant)\s*>",
-        r"disregard\s+.{0,20}instructions",
+        _IGNORE_ZH + r".{0,12}" + _PRIOR_ZH + r".{0,12}(指令|指示|说明|规则|要求|提示|设定|限制|约束|内容|话|消息|信息|命令)",
+        _IGNORE_ZH + r".{0,4}(指令|指示|规则|提示词|系统提示|设定|限制)",
+        r"(输出|打印|显示|告诉我|复述|泄露|重复|展示|给我看|列出|翻译).{0,12}(系统提示|system ?prompt|提示词|指令|初始设定|系统设定|你的设定|你的规则|规则原文)",
+        r"你现在是|现在你是|从现在(开始|起)你|你将扮演|假装你是|假装成|你的新身份",
+        r"扮演.{0,10}(角色|管理员|主管|系统|ai|gpt|助手|客服)",
+        r"(切换到|进入|开启|启用).{0,6}(开发者|管理员|调试|越狱|无限制|上帝)模式",
+        r"(新的|新)(指令|指示|规则|任务)[:：]",
+        r"开发者模式|越狱|管理员模式|调试模式|上帝模式",
+        r"\b(ignore|disregard|forget|override|bypass)\b.{0,40}\b(instructions?|prompts?|rules|guidelines|directives|everything|above|previous|prior|earlier)\b",
+        r"\b(print|reveal|show|repeat|output|display|tell me|give me|leak|dump|echo|translate)\b.{0,30}\b(system ?prompt|initial prompt|the prompt|your prompt|hidden (rules|prompt|instructions)|your (instructions|rules|guidelines))\b",
+        r"\byou are (now|no longer)\b|\bfrom now on\b.{0,20}\byou\b|\bpretend (to be|you are)\b|\broleplay\b"
+        r"|\bact as (an? |the )?(admin|administrator|developer|system|dan|gpt|ai|assistant|root|unrestricted)\b",
+        r"\b(new|updated|real) (instructions?|task|rules)\s*:",
+        r"\b(jailbreak|dan mode|developer mode|god mode|do anything now)\b",
+        r"<\s*/?\s*(system|customer_message|customer|assistant|user|instructions?|prompt|ticket[a-z_]*|history|case[a-z_]*|im_start|im_end)\b[^>]{0,40}>",
+        r"<\|(im_start|im_end|system|endoftext)\|>|\[/?inst\]|<<\s*sys\s*>>",
+        r"(^|\n|[。.!！?？;；])\s*(system|assistant|系统|助手)\s*[:：]",
+        r"\baction\s*[:：]\s*(answer|ask_for_info|escalate)\b",
+        r"(提示词|系统提示|system ?prompt|初始指令|你的设定|你的指令|你的规则).{0,10}(输出|打印|显示|复述|泄露|发给我|告诉我|念出来|写出来)",
+        r"```\s*(system|prompt)",
     )
 ]
 
@@ -58,22 +92,173 @@ class GuardReport:
         return self.removed_identifiers + self.removed_links
 
 
-def _in_ticket(value: str, ticket_lower: str) -> bool:
-    return value.lower() in ticket_lower
+LinkVerdict = Literal["official", "customer", "public", "foreign", "invented", "unsafe"]
+_KEEP = ("official", "customer", "public")
 
 
-LinkVerdict = Literal["official", "customer", "foreign", "invented"]
+def _context(ticket: str) -> str:
+    return normalise(ticket).lower()
 
 
-def link_verdict(clean: str, ticket_lower: str, known_links: frozenset[str] | set[str], allowlist: Iterable[str]) -> LinkVerdict:
-    """official: an allow-listed Qiniu address; customer: the ticket's own host; foreign: another
-    customer's address seen in a past case; invented: in neither the corpus nor the allow-list."""
-    host = host_of(clean)
-    if host and host_allowed(host, allowlist) and "[REDACTED_" not in clean:
-        return "official"
+def _link_key(url: str) -> str:
+    return url.split("://", 1)[-1].rstrip("/").lower()
+
+
+def _customer_part(url: str, ticket_lower: str, corpus: CorpusIdentifiers, allowlist: tuple[str, ...]) -> tuple[bool, bool]:
+    """(path carries a customer's id, query or fragment carries one).
+
+    A path is read for what only a customer has (a domain that is not public, a long hex or number,
+    an email, an IP, a redaction token); doc slugs such as ``s3-access-domainname`` are the page's
+    name. A query value is read for any id, and for tokens the corpus saw in one case only."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return True, True
+
+    def strong(value: str) -> bool:
+        if not value or value.lower() in ticket_lower:
+            return False
+        if "[REDACTED_" in value:
+            return True
+        for f in find_identifiers(value, allowlist):
+            if f.kind == "domain" and corpus.public_host(f.value):
+                continue
+            if f.kind in ("domain", "email", "ip", "phone") or (f.kind == "id" and not _is_slug(f.value)):
+                return True
+        return False
+
+    def specific(value: str) -> bool:
+        if not value or value.lower() in ticket_lower:
+            return False
+        if strong(value) or any(f.kind != "domain" or not corpus.public_host(f.value) for f in find_identifiers(value, allowlist)):
+            return True
+        return any(t.value.lower() in corpus.specific_tokens for t in tokens(value))
+
+    path = any(strong(seg) for seg in parts.path.split("/"))
+    query = any(specific(v) or specific(k) for k, v in parse_qsl(parts.query, keep_blank_values=True)) or specific(parts.fragment)
+    return path, query
+
+
+def _is_slug(value: str) -> bool:
+    """A mixed id in a path is usually a page's slug with a number in it; hex and long numbers are ids."""
+    return any(c.isalpha() for c in value) and ("-" in value or "_" in value)
+
+
+def link_verdict(
+    clean: str,
+    ticket_lower: str,
+    known_links: frozenset[str] | set[str],
+    allowlist: Iterable[str],
+    corpus: CorpusIdentifiers = CorpusIdentifiers(),
+) -> LinkVerdict:
+    """official: a Qiniu address with no customer's id in it; customer: the ticket's own host;
+    public: a host agents use across cases; foreign: another customer's address seen in a past
+    case; invented: none of these; unsafe: a script or inline-data link."""
+    allowlist = tuple(allowlist)
+    if re.match(r"(javascript|vbscript|livescript|data|file)\s*:", clean, re.I):
+        return "unsafe"
+    url = absolute(clean)
+    if re.match(r"[a-z]+://<[a-z_]+>(/|$)", url, re.I):
+        return "public"  # a documented template such as http://<domain>/<key>?e=<deadline>
+    host = host_of(url)
     if host and host in ticket_lower:
         return "customer"
-    return "foreign" if clean in known_links else "invented"
+    path_specific, query_specific = _customer_part(url, ticket_lower, corpus, allowlist)
+    if host and not path_specific and not query_specific:
+        if host_allowed(host, allowlist):
+            return "official"
+        if corpus.public_host(host):
+            return "public"
+    keys = {_link_key(k) for k in known_links}
+    return "foreign" if _link_key(url) in keys or (host and (host_allowed(host, allowlist) or corpus.public_host(host))) else "invented"
+
+
+def _without_query(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _apply(text: str, edits: list[tuple[int, int, str]]) -> str:
+    out, pos = [], 0
+    for a, b, repl in sorted(edits):
+        if a < pos:
+            continue
+        out.append(text[pos:a])
+        out.append(repl)
+        pos = b
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _judge_links(text: str, ticket_lower: str, known_links, allowlist, corpus):
+    """Edits for every link in ``text`` and the verdicts, as (clean, verdict, replacement or None)."""
+    v = view(text)
+    edits: list[tuple[int, int, str]] = []
+    judged: list[tuple[str, LinkVerdict]] = []
+    for span in link_spans(v.text):
+        a, b = v.span(span.start, span.end)
+        verdict, clean = _verdict_of(span, ticket_lower, known_links, allowlist, corpus)
+        if verdict in _KEEP and clean:
+            raw = span.text
+            tail = raw[len(clean):] if raw.startswith(clean) else ""
+            edits.append((a, b, clean + (" " + tail if tail and not tail[0].isspace() else tail)))
+        elif verdict == "foreign" and clean and _is_official_base(clean, ticket_lower, allowlist, corpus):
+            # An official page carrying another customer's id in its query: the page stays, the id goes.
+            base = _without_query(absolute(clean))
+            edits.append((a, b, base + " "))
+            judged.append((base, "official"))
+            judged.append((clean, "foreign"))
+            continue
+        else:
+            edits.append((a, b, ""))
+        judged.append((clean or span.text, verdict))
+    return edits, judged
+
+
+def _is_official_base(clean: str, ticket_lower: str, allowlist, corpus) -> bool:
+    url = absolute(clean)
+    host = host_of(url)
+    if not host or not host_allowed(host, allowlist):
+        return False
+    path_specific, _ = _customer_part(url, ticket_lower, corpus, tuple(allowlist))
+    return not path_specific
+
+
+def _verdict_of(span: LinkSpan, ticket_lower, known_links, allowlist, corpus) -> tuple[LinkVerdict, str | None]:
+    if span.kind == "unsafe":
+        return "unsafe", span.text
+    raw = span.text
+    scheme_less = not re.match(r"[a-z]+://", raw, re.I)
+    clean = clean_link(absolute(raw))
+    if clean is None:
+        return "invented", None
+    if scheme_less and not raw.startswith("//"):
+        clean_shown = clean.split("://", 1)[1]
+        verdict = link_verdict(clean, ticket_lower, known_links, allowlist, corpus)
+        return verdict, (clean_shown if verdict in _KEEP else clean)
+    return link_verdict(clean, ticket_lower, known_links, allowlist, corpus), clean
+
+
+def _identifier_edits(text: str, ticket_lower: str, allowlist, corpus: CorpusIdentifiers):
+    v = view(text)
+    found: list[Found] = []
+    for f in find_identifiers(v.text, allowlist):
+        if f.value.lower() in ticket_lower:
+            continue
+        if f.kind == "domain" and corpus.public_host(f.value):
+            continue
+        found.append(f)
+    taken = [(f.start, f.end) for f in found]
+    for t in tokens(v.text):
+        low = t.value.lower()
+        if low in corpus.specific_tokens and low not in corpus.public_tokens and low not in ticket_lower:
+            if not any(a < t.end and t.start < b for a, b in taken):
+                found.append(t)
+    edits = []
+    for f in found:
+        a, b = v.span(f.start, f.end)
+        edits.append((a, b, SLOTS[f.kind]))
+    return edits, [f.value for f in found]
 
 
 def scrub(
@@ -82,81 +267,93 @@ def scrub(
     *,
     known_links: frozenset[str] | set[str],
     allowlist: Iterable[str],
+    corpus: CorpusIdentifiers = CorpusIdentifiers(),
 ) -> GuardReport:
-    """Remove foreign identifiers and disallowed links from ``draft``."""
+    """Remove other customers' identifiers and disallowed links from ``draft``."""
     allowlist = tuple(allowlist)
-    ticket_lower = ticket.lower()
-    removed_links: list[str] = []
-    invented: list[str] = []
-    kept: list[str] = []
-    text = draft
-    for raw in sorted(set(raw_links(draft)), key=len, reverse=True):
-        clean = clean_link(raw)
-        if clean is None:
-            text = text.replace(raw, "")
-            continue
-        verdict = link_verdict(clean, ticket_lower, known_links, allowlist)
-        if verdict == "official":
-            kept.append(clean)
-            tail = raw[len(clean):] if raw.startswith(clean) else ""
-            text = text.replace(raw, clean + (" " + tail if tail and not tail.startswith(" ") else tail))
-        elif verdict == "customer":
-            kept.append(clean)
-        elif verdict == "foreign":
-            removed_links.append(clean)
-            text = text.replace(raw, SLOTS["domain"])
-        else:
-            invented.append(clean)
-            text = text.replace(raw, "")
-    removed_ids: list[str] = []
-    for kind, value in sorted(identifiers(text, allowlist), key=lambda kv: len(kv[1]), reverse=True):
-        if _in_ticket(value, ticket_lower):
-            continue
-        if value in text:
-            text = text.replace(value, SLOTS[kind])
-            removed_ids.append(value)
+    ticket_lower = _context(ticket)
+    text = strip_invisible(draft).replace("\u2028", " ").replace("\u2029", "\n")
+    edits, judged = _judge_links(text, ticket_lower, known_links, allowlist, corpus)
+    text = _apply(text, edits)
+    id_edits, removed_ids = _identifier_edits(text, ticket_lower, allowlist, corpus)
+    text = _apply(text, id_edits)
     text = re.sub(r"(【[^】]+】)(\s*\1)+", r"\1", text)
+    text = re.sub(r"[ \t]{2,}", " ", text)
     return GuardReport(
         text=text,
         removed_identifiers=tuple(dict.fromkeys(removed_ids)),
-        removed_links=tuple(dict.fromkeys(removed_links)),
-        invented_links=tuple(dict.fromkeys(invented)),
-        kept_links=tuple(dict.fromkeys(kept)),
+        removed_links=tuple(dict.fromkeys(c for c, v in judged if v == "foreign")),
+        invented_links=tuple(dict.fromkeys(c for c, v in judged if v in ("invented", "unsafe"))),
+        kept_links=tuple(dict.fromkeys(c for c, v in judged if v in _KEEP)),
     )
 
 
-def injection_signals(ticket: str) -> list[str]:
-    return [p.pattern for p in INJECTION_PATTERNS if p.search(ticket)]
+def _scan_form(text: str) -> str:
+    return re.sub(r"[ \t\u3000]+", " ", normalise(text).lower())
+
+
+def injection_signals(text: str) -> list[str]:
+    form = _scan_form(text)
+    return [p.pattern for p in INJECTION_PATTERNS if p.search(form)]
+
+
+def scan_fields(fields: Mapping[str, str]) -> list[str]:
+    """Injection notes for every prompt field, naming the field."""
+    return [f"possible prompt injection in {name}: {p}" for name, text in fields.items() for p in injection_signals(text or "")]
+
+
+_ANGLE = {"<": "&lt;", ">": "&gt;"}
+
+
+def escape_field(text: str) -> str:
+    """Text made safe to sit inside a delimited block: invisible characters dropped, ``&``, ``<``,
+    ``>`` and every character that normalises to them (``＜``, ``﹤``…) written as entities, so no
+    field can open or close a block, whatever width it is written in."""
+    out = []
+    for ch in strip_invisible(text):
+        if ch == "&":
+            out.append("&amp;")
+            continue
+        norm = unicodedata.normalize("NFKC", ch) if not ch.isascii() else ch
+        out.append(_ANGLE.get(norm, ch) if len(norm) == 1 else ("".join(_ANGLE.get(c, c) for c in norm)))
+    return "".join(out)
+
+
+def block(name: str, text: str) -> str:
+    """One prompt field in its own delimited block."""
+    return f"<{name}>\n{escape_field(text)}\n</{name}>"
 
 
 def neutralise_ticket(ticket: str) -> str:
     """Stop a ticket from closing the data block it is placed in."""
-    return re.sub(r"</?\s*customer_message\s*>", "[tag removed]", ticket, flags=re.I)
+    return escape_field(ticket)
 
 
 def repeats_prompt(draft: str, system_prompt: str, min_chars: int = 18) -> bool:
     """True when the draft quotes a line of the system prompt verbatim (prompt exfiltration)."""
-    compact = re.sub(r"\s+", "", draft)
-    for line in system_prompt.splitlines():
+    compact = re.sub(r"\s+", "", normalise(draft))
+    for line in normalise(system_prompt).splitlines():
         line = re.sub(r"\s+", "", line.lstrip("-# "))
         if len(line) >= min_chars and line[: min_chars * 2] in compact:
             return True
     return False
 
 
-def _links_judged(draft: str, ticket: str, known_links, allowlist) -> list[tuple[str, LinkVerdict]]:
-    t = ticket.lower()
-    return [(c, link_verdict(c, t, known_links, allowlist)) for c in (clean_link(r) for r in raw_links(draft)) if c]
+def _links_judged(draft: str, ticket: str, known_links, allowlist, corpus=CorpusIdentifiers()) -> list[tuple[str, LinkVerdict]]:
+    _, judged = _judge_links(strip_invisible(draft), _context(ticket), known_links, tuple(allowlist), corpus)
+    return judged
 
 
-def leaked_identifiers(draft: str, ticket: str, allowlist: Iterable[str], known_links: frozenset[str] | set[str] = frozenset()) -> list[str]:
+def leaked_identifiers(draft: str, ticket: str, allowlist: Iterable[str], known_links: frozenset[str] | set[str] = frozenset(),
+                       corpus: CorpusIdentifiers = CorpusIdentifiers()) -> list[str]:
     """For scoring: identifiers and other customers' links in ``draft`` that are not in the ticket."""
     allowlist = tuple(allowlist)
-    t = ticket.lower()
-    found = [v for _, v in identifiers(draft, allowlist) if v.lower() not in t]
-    return found + [c for c, v in _links_judged(draft, ticket, known_links, allowlist) if v == "foreign"]
+    _, found = _identifier_edits(strip_invisible(draft), _context(ticket), allowlist, corpus)
+    links = _links_judged(draft, ticket, known_links, allowlist, corpus)
+    return found + [c for c, v in links if v == "foreign"]
 
 
-def invented_links(draft: str, ticket: str, known_links: frozenset[str] | set[str], allowlist: Iterable[str]) -> list[str]:
+def invented_links(draft: str, ticket: str, known_links: frozenset[str] | set[str], allowlist: Iterable[str],
+                   corpus: CorpusIdentifiers = CorpusIdentifiers()) -> list[str]:
     """For scoring: links in neither the corpus's agent answers nor the allow-list (nor the ticket)."""
-    return [c for c, v in _links_judged(draft, ticket, known_links, tuple(allowlist)) if v == "invented"]
+    return [c for c, v in _links_judged(draft, ticket, known_links, tuple(allowlist), corpus) if v in ("invented", "unsafe")]

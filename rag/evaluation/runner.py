@@ -136,7 +136,8 @@ def run_eval(
         draft = drafter.draft(ticket, k=cfg.k, exclude=sorted(exclude), fallback="offline")
         error = next((n for n in draft.notes if "offline fallback" in n), "fallback") if draft.fallback else None
         scores = score_draft(draft, case.answer, f"{ticket.title}\n{ticket.text}", templates=templates,
-                             known_links=drafter.known_links, allowlist=settings.link_allowlist)
+                             known_links=drafter.known_links, allowlist=settings.link_allowlist,
+                             corpus=drafter.corpus_ids)
         findings = detector.check(draft.text, f"{ticket.title}\n{ticket.text}", case.id)
         scores["leaks_independent"] = float(len(findings.leaks))
         scores["defects"] = float(len(findings.defects))

@@ -9,6 +9,7 @@ import sacrebleu
 
 from rag.draft.actions import classify_reply
 from rag.draft.guards import invented_links, leaked_identifiers
+from rag.identifiers import CorpusIdentifiers
 from rag.links import find_links
 from rag.records import Draft
 from rag.score.templates import Template, templates_in
@@ -62,6 +63,7 @@ def score_draft(
     templates: Sequence[Template],
     known_links: Iterable[str],
     allowlist: Sequence[str],
+    corpus: CorpusIdentifiers = CorpusIdentifiers(),
 ) -> dict[str, float | None]:
     precision, recall = link_scores(draft.text, reference)
     return {
@@ -72,7 +74,7 @@ def score_draft(
         "link_recall": recall.value,
         "template_recall": template_recall(draft.text, reference, templates).value,
         "action_agreement": 1.0 if classify_reply(reference) == draft.action else 0.0,
-        "leaked_identifiers": float(len(leaked_identifiers(draft.text, ticket_text, allowlist, frozenset(known_links)))),
-        "invented_links": float(len(invented_links(draft.text, ticket_text, frozenset(known_links), allowlist))),
+        "leaked_identifiers": float(len(leaked_identifiers(draft.text, ticket_text, allowlist, frozenset(known_links), corpus))),
+        "invented_links": float(len(invented_links(draft.text, ticket_text, frozenset(known_links), allowlist, corpus))),
         "confidence": draft.confidence,
     }
