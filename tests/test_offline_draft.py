@@ -65,8 +65,9 @@ def test_no_leaks_or_invented_links_over_the_whole_corpus(drafter, corpus_pipeli
         ticket = Ticket(case.question or case.title, title=case.title)
         draft = drafter.draft(ticket, exclude=[case.id])
         context = f"{ticket.title}\n{ticket.text}"
-        assert leaked_identifiers(draft.text, context, drafter.settings.link_allowlist, drafter.known_links) == [], case.title
-        assert invented_links(draft.text, context, drafter.known_links, drafter.settings.link_allowlist) == []
+        # Public hosts (digicert.com, used by agents across cases) are not leaks: the corpus says so.
+        assert leaked_identifiers(draft.text, context, drafter.settings.link_allowlist, drafter.known_links, drafter.corpus_ids) == [], case.title
+        assert invented_links(draft.text, context, drafter.known_links, drafter.settings.link_allowlist, drafter.corpus_ids) == []
         assert draft.text.removeprefix(ENGLISH_NOTE + "\n").startswith("您好，")
         assert not re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", draft.text)
 
