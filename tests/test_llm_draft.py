@@ -171,7 +171,7 @@ def test_streaming_releases_only_checked_sentences_and_the_final_draft(drafter):
         route = mock.post(URL).mock(return_value=httpx.Response(200, headers={"content-type": "text/event-stream"}, content=sse(*parts)))
         draft = drafter.draft(TICKET, on_delta=seen.append)
     assert sent(route)["stream"] is True
-    assert seen == ["您好，免费证书申请：https://portal.qiniu.com/certificate/apply 。", "另见  。", "联系 【您的邮箱】"]
+    assert seen == ["您好，免费证书申请：https://portal.qiniu.com/certificate/apply 。", "另见 。", "联系 【您的邮箱】"]
     assert not any("ACTION" in s or "evil.example" in s or "a@b.co" in s for s in seen)
     assert draft.text.startswith("您好，免费证书申请：https://portal.qiniu.com/certificate/apply")
     assert "evil.example" not in draft.text
