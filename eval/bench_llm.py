@@ -27,7 +27,8 @@ from rag import Pipeline, load_settings  # noqa: E402
 from rag import local_llm  # noqa: E402
 from rag.draft.llm import Completion, LLMClient  # noqa: E402
 from rag.evaluation import EvalConfig, run_eval  # noqa: E402
-from rag.records import Usage  # noqa: E402
+from rag.draft.guards import neutralise_ticket  # noqa: E402
+from rag.records import Ticket, Usage  # noqa: E402
 
 _TICKET = re.compile(r"<customer_message>\n(.*)\n</customer_message>", re.S)
 
@@ -109,7 +110,7 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|---|---|")
     rows = []
     for r in llm_run.cases:
-        t = timings.get(r["ticket"].strip(), {})
+        t = timings.get(neutralise_ticket(Ticket(r["ticket"], title=r["title"]).query_text).strip(), {})
         o = offline[r["case_id"]]
         rows.append(t)
         print(f"| {r['title'][:18]} | {t.get('ttft', float('nan')):.1f} | {t.get('total', float('nan')):.1f} | "
