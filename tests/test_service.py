@@ -100,3 +100,122 @@ def test_llm_failure_falls_back_to_offline(service_settings):
     assert route.call_count == 2
     assert d["fallback"] is True and d["backend"] == "offline" and d["text"].startswith("您好")
     assert c.get  # the service stayed up for the request
+
+
+def _sse_events(body: str) -> list[tuple[str, dict]]:
+    import json
+
+    events = []
+    for block in body.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((fields["event"], json.loads(fields["data"])))
+    return events
+
+
+def test_openapi_declares_the_real_error_body_and_the_bearer_scheme(client):
+    spec = client.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["bearer"] == {**spec["components"]["securitySchemes"]["bearer"],
+                                                                "type": "http", "scheme": "bearer"}
+    assert "HTTPValidationError" not in spec["components"]["schemas"]  # FastAPI's {"detail": [...]} is not what we send
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            if path.startswith("/v1/"):
+                assert {"bearer": []} in op["security"], (method, path)
+            errors = {s: r for s, r in op["responses"].items() if int(s) >= 400}
+            assert errors, (method, path)
+            for status, r in errors.items():
+                ref = r["content"]["application/json"]["schema"]["$ref"]
+                assert ref == "#/components/schemas/ErrorBody", (method, path, status)
+
+
+def test_every_response_matches_its_documented_schema(client, service_settings, monkeypatch):
+    """Real responses for each documented status we can provoke, validated against the schema the spec gives."""
+    import jsonschema
+
+    from rag.errors import EmbeddingError, PromptError, StoreLockedError
+
+    spec = client.get("/openapi.json").json()
+
+    def check(method: str, path: str, template: str, r) -> None:
+        op = spec["paths"][template][method]
+        assert str(r.status_code) in op["responses"], (method, path, r.status_code, "undocumented status")
+        content = op["responses"][str(r.status_code)].get("content", {})
+        if "application/json" in content:
+            schema = {**content["application/json"]["schema"], "components": spec["components"]}
+            jsonschema.validate(r.json(), schema)
+
+    d = client.post("/v1/drafts", json={"text": "证书过期了怎么办"})
+    check("post", "/v1/drafts", "/v1/drafts", d)
+    case_id = d.json()["citations"][0]["case_id"]
+    for body in ({"text": ""}, {"text": "证" * 9000}, {"text": "证书", "product": "不存在的产品"}):
+        check("post", "/v1/drafts", "/v1/drafts", client.post("/v1/drafts", json=body))
+    check("post", "/v1/drafts", "/v1/drafts",
+          client.post("/v1/drafts", content=b"{", headers={"content-type": "application/json"}))
+    check("get", f"/v1/cases/{case_id}", "/v1/cases/{case_id}", client.get(f"/v1/cases/{case_id}"))
+    check("get", "/v1/cases/0000000000000000", "/v1/cases/{case_id}", client.get("/v1/cases/0000000000000000"))
+    check("post", "/v1/feedback", "/v1/feedback", client.post("/v1/feedback", json={"draft_id": d.json()["draft_id"], "verdict": "accepted"}))
+    check("post", "/v1/feedback", "/v1/feedback", client.post("/v1/feedback", json={"draft_id": "nope", "verdict": "accepted"}))
+    check("get", "/healthz", "/healthz", client.get("/healthz"))
+    with TestClient(create_app(service_settings), client=("10.1.2.3", 5000)) as remote:
+        check("post", "/v1/drafts", "/v1/drafts", remote.post("/v1/drafts", json={"text": "证书"}))
+    with TestClient(create_app(service_settings.updated(service_token="t")), client=LOCAL) as tok:
+        check("post", "/v1/drafts", "/v1/drafts", tok.post("/v1/drafts", json={"text": "证书"}))
+    drafter = client.app.state.pipeline.drafter
+    for exc, status in ((EmbeddingError("embedding endpoint down"), 502), (StoreLockedError("ingest running"), 503),
+                        (PromptError("prompts/default/user.md: unknown variable"), 500)):
+        def boom(*a, _exc=exc, **k):
+            raise _exc
+        monkeypatch.setattr(drafter, "draft", boom)
+        r = client.post("/v1/drafts", json={"text": "证书过期了怎么办"})
+        assert r.status_code == status and r.json()["error"]["message"] == str(exc)
+        check("post", "/v1/drafts", "/v1/drafts", r)
+
+
+def test_invalid_json_gets_a_clear_message(client):
+    r = client.post("/v1/drafts", content=b'{"text": "x",}', headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    message = r.json()["error"]["message"]
+    assert message.startswith("body: not valid JSON at character") and "JSON decode error" not in message
+
+
+def test_product_is_normalised_or_refused_never_recorded_as_new(client, service_settings):
+    import sqlite3
+
+    r = client.post("/v1/drafts", json={"text": "证书过期了怎么办", "product": "cdn"})
+    assert r.status_code == 200
+    assert all(c["product"] for c in r.json()["citations"])
+    r = client.post("/v1/drafts", json={"text": "证书过期了怎么办", "product": "不存在的产品"})
+    assert r.status_code == 422
+    assert "unknown product '不存在的产品'" in r.json()["error"]["message"] and "CDN" in r.json()["error"]["message"]
+    products = {p for (p,) in sqlite3.connect(service_settings.feedback_db).execute("SELECT product FROM drafts")}
+    assert products == {"CDN"}
+
+
+def test_stream_endpoint_sends_deltas_then_the_whole_draft(client):
+    r = client.post("/v1/drafts/stream", json={"text": "证书过期了，怎么重新申请免费证书？", "product": "CDN"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    events = _sse_events(r.text)
+    kinds = [e for e, _ in events]
+    assert kinds[-1] == "draft" and set(kinds[:-1]) == {"delta"}
+    final = events[-1][1]
+    assert "".join(d["text"] for e, d in events if e == "delta") == final["text"]  # offline: the checked text, once
+    assert len(final["draft_id"]) == 32 and final["citations"]
+    r = client.post("/v1/drafts/stream", json={"text": "  "})
+    assert r.status_code == 422 and r.json()["error"]["message"] == "text: the ticket is empty"
+
+
+def test_stream_endpoint_with_an_llm(service_settings):
+    from test_llm_draft import sse
+
+    s = service_settings.updated(llm_base_url="http://llm.test/v1", llm_model="m", llm_max_attempts=1)
+    with respx.mock() as mock:
+        mock.post("http://llm.test/v1/chat/completions").mock(return_value=httpx.Response(
+            200, headers={"content-type": "text/event-stream"},
+            content=sse("ACTION: answer\n", "您好，免费证书可在控制台申请。", "申请地址：https://portal.qiniu.com/certificate/apply")))
+        with TestClient(create_app(s, http_client=httpx.Client()), client=LOCAL) as c:
+            r = c.post("/v1/drafts/stream", json={"text": "证书过期了怎么办"})
+    events = _sse_events(r.text)
+    assert [e for e, _ in events].count("draft") == 1 and events[-1][0] == "draft"
+    assert len([e for e, _ in events if e == "delta"]) >= 1
+    final = events[-1][1]
+    assert final["backend"] == "llm:m" and "https://portal.qiniu.com/certificate/apply" in final["text"]
