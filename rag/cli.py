@@ -280,7 +280,7 @@ def eval_run(
     limit: Annotated[Optional[int], typer.Option(min=1, help="replay only this many cases (seeded sample)")] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="drafts in flight at once (useful with an LLM)")] = 1,
     judge: Annotated[bool, typer.Option(help="also score with the LLM judge rubric (prompts/judge.md)")] = False,
-    runs_dir: Annotated[Path, typer.Option("--out", help="folder for run folders")] = Path("eval/runs"),
+    runs_dir: Annotated[Optional[Path], typer.Option("--out", help="folder for run folders (default: eval/runs in a checkout, else $RAG_HOME/runs)")] = None,
     gate: Annotated[bool, typer.Option(help="exit 1 when below the baseline or on any leak (same kind of run only)")] = False,
     baseline_file: Annotated[Optional[Path], typer.Option("--baseline", help="baseline file (default: eval/baseline.json)")] = None,
     update_baseline: Annotated[bool, typer.Option(help="write this run's scores to the baseline")] = False,
@@ -299,6 +299,11 @@ def eval_run(
     cfg = EvalConfig(backend=backend, variant=variant, split=split, seed=seed, test_fraction=test_fraction,  # type: ignore[arg-type]
                      limit=limit, concurrency=concurrency, judge=judge)
     p = _pipeline()
+    if runs_dir is None:
+        from rag.paths import checkout_root
+
+        root = checkout_root()
+        runs_dir = root / "eval" / "runs" if root is not None else p.settings.home / "runs"
     baseline_path = baseline_file or p.settings.baseline_path
     # Refuse before spending minutes on a run whose result could not be used.
     if update_baseline and (backend != "offline" or split != "loo" or limit or variant != "default"):

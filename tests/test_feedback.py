@@ -63,3 +63,19 @@ def test_export_round_trips_through_the_parser(tmp_path, monkeypatch):
     assert "**费用中心** → 发票管理" in cases[1].answer and "---" in cases[1].answer
     r = CliRunner().invoke(app, ["feedback", "stats"])
     assert r.exit_code == 0 and "CDN" in r.output and "3 drafts" in r.output
+
+
+def test_a_later_verdict_never_loses_the_edited_text(tmp_path):
+    """Edited, then accepted without text: the history keeps both and the export uses the agent's text."""
+    from rag.feedback import FeedbackStore
+    from rag.records import Draft, Ticket
+
+    store = FeedbackStore(tmp_path / "f.sqlite3")
+    d = Draft(text="您好，原始草稿。", action="answer", confidence=0.9, citations=(), links=(), backend="offline",
+              prompt_id="offline", prompt_version="x", latency_ms=1.0)
+    draft_id = store.record_draft(Ticket("证书过期了怎么办"), d, "CDN", "证书问题")
+    store.add_feedback(draft_id, "edited", "您好，客服改过的草稿。")
+    store.add_feedback(draft_id, "accepted")
+    assert [h["verdict"] for h in store.history(draft_id)] == ["edited", "accepted"]
+    export = store.export_cases()
+    assert "客服改过的草稿" in export and "原始草稿" not in export
