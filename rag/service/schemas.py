@@ -45,6 +45,7 @@ class DraftResponse(BaseModel):
     usage: dict[str, int]
     removed: list[str]
     notes: list[str]
+    notes_zh: list[str] = Field(default_factory=list, description="the notes as Chinese messages (what the web page shows)")
 
 
 class CaseOut(BaseModel):

@@ -16,6 +16,7 @@ from rag.pipeline import Pipeline
 from rag.records import Draft, Ticket, Turn
 from rag.service.deps import FeedbackDep, PipelineDep, SettingsDep
 from rag.service.schemas import DraftRequest, DraftResponse, error_responses
+from rag.service.notes_zh import notes_zh
 from rag.service.statuses import status_of
 from rag.settings import Settings
 
@@ -46,7 +47,7 @@ def _response(ticket: Ticket, draft: Draft, pipeline: Pipeline, feedback: Feedba
         citations=citations, links=list(draft.links), backend=draft.backend, fallback=draft.fallback,
         prompt_id=draft.prompt_id, prompt_version=draft.prompt_version, latency_ms=draft.latency_ms,
         usage={"prompt_tokens": draft.usage.prompt_tokens, "completion_tokens": draft.usage.completion_tokens},
-        removed=list(draft.removed), notes=list(draft.notes),
+        removed=list(draft.removed), notes=list(draft.notes), notes_zh=notes_zh(draft.notes),
     )
 
 
