@@ -115,6 +115,27 @@ def test_llm_failures_are_recorded_not_fatal(corpus_settings, tmp_path):
     assert all(r["draft"]["fallback"] and "HTTP 500" in r["error"] for r in run.cases)
 
 
+def test_a_judge_failure_is_recorded_on_its_case_and_the_run_goes_on(corpus_settings, tmp_path):
+    s = corpus_settings.updated(llm_base_url="http://llm.test/v1", llm_model="m", llm_max_attempts=1, cache_dir=tmp_path / "cache")
+    replies = iter(['{"correct": 4, "complete": 3, "actionable": 4, "tone": 5, "reason": "ok"}', "I cannot grade this.",
+                    '{"correct": 5, "complete": 5, "actionable": 5, "tone": 5, "reason": "ok"}'])
+
+    def judge_reply(request):
+        return httpx.Response(200, json={
+            "id": "c", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": next(replies)}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}})
+
+    with respx.mock() as mock:  # offline drafts, judged by the "LLM": the second judgement is not JSON
+        mock.post("http://llm.test/v1/chat/completions").mock(side_effect=judge_reply)
+        run = run_eval(Pipeline(s), EvalConfig(backend="offline", limit=3, judge=True), tmp_path / "runs", run_name="judged")
+    assert run.summary["cases"] == 3 and run.summary["judge_errors"] == 1
+    failed = [r for r in run.cases if r["judge"] and "error" in r["judge"]]
+    assert len(failed) == 1 and "not the rubric's JSON" in failed[0]["judge"]["error"] and "judge:" in failed[0]["error"]
+    assert failed[0]["scores"]["judge_overall"] is None
+    assert run.summary["overall"]["judge_overall"] is not None  # the two good judgements still count
+
+
 def test_run_folders_never_overwrite_each_other(tmp_path):
     from rag.evaluation.runner import _run_folder
 

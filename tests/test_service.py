@@ -239,3 +239,20 @@ def test_every_note_the_drafter_writes_has_a_chinese_message(corpus_pipeline):
     assert len({n.split(" ")[0] for n in seen}) >= 3  # several kinds of notes were exercised
     assert notes_zh(["a note nobody wrote a message for"]) == ["系统说明：a note nobody wrote a message for"]
     assert translate("LLM failed, offline fallback: HTTP 500") == "大模型调用失败，已改用离线草稿（HTTP 500）"
+
+
+def test_stream_never_sends_raw_model_text(service_settings):
+    """Another customer's domain in the model's reply is replaced before any delta leaves the service."""
+    from test_llm_draft import sse
+
+    s = service_settings.updated(llm_base_url="http://llm.test/v1", llm_model="m", llm_max_attempts=1)
+    with respx.mock() as mock:
+        mock.post("http://llm.test/v1/chat/completions").mock(return_value=httpx.Response(
+            200, headers={"content-type": "text/event-stream"},
+            content=sse("ACTION: answer\n", "您好，请在 img.other-shop", "-cn.com 的配置里刷新缓存。", "刷新后约十分钟生效。")))
+        with TestClient(create_app(s, http_client=httpx.Client()), client=LOCAL) as c:
+            r = c.post("/v1/drafts/stream", json={"text": "CDN缓存怎么刷新"})
+    events = _sse_events(r.text)
+    streamed = "".join(d["text"] for e, d in events if e == "delta")
+    assert events[-1][0] == "draft" and "other-shop" not in streamed and "other-shop" not in events[-1][1]["text"]
+    assert "刷新后约十分钟生效" in streamed
