@@ -9,6 +9,9 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+_FIELDS = {"customer_message": "客户消息", "ticket_title": "标题", "ticket_product": "产品",
+           "conversation_history": "历史对话"}
+
 _PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = tuple(
     (re.compile(p), f) for p, f in (
         (r"^(?:composed|adapted) from case (\S+)$", lambda m: f"基于历史案例 {m[1]} 改写"),
@@ -16,7 +19,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = 
         (r"^the ticket does not describe the problem yet$", lambda m: "客户尚未描述具体问题"),
         (r"^low support \(([\d.]+)\): asking for details$", lambda m: f"相似案例支持度低（{m[1]}），已请客户补充信息"),
         (r"^English ticket: the reply says it draws on Chinese cases$", lambda m: "英文工单：回复中已说明参考的是中文案例"),
-        (r"^possible prompt injection: (.*)$", lambda m: f"疑似提示词注入：{m[1]}"),
+        (r"^possible prompt injection(?: in (\w+))?: (.*)$",
+         lambda m: f"疑似提示词注入{f'（{_FIELDS.get(m[1], m[1])}）' if m[1] else ''}：{m[2]}"),
         (r"^LLM failed, offline fallback: (.*)$", lambda m: f"大模型调用失败，已改用离线草稿（{m[1]}）"),
         (r"^context too long: retried with (\d+) case\(s\)$", lambda m: f"上下文过长，已改用 {m[1]} 个案例重试"),
         (r"^LLM gave no ACTION line; action inferred from the text$", lambda m: "大模型未给出处理方式，已根据回复内容判断"),
