@@ -72,11 +72,13 @@ class DefaultPaths:
 
 def default_paths(home: Path | str | None = None) -> DefaultPaths:
     h = Path(home).expanduser() if home else state_home()
+    # An installed rag writes `rag eval --update-baseline` to its home (never site-packages); read it back from there.
+    own_baseline = h / "baseline.json"
     return DefaultPaths(
         home=h,
         data_dir=resource("data"),
         prompts_dir=resource("prompts"),
-        baseline=resource("baseline.json"),
+        baseline=own_baseline if checkout_root() is None and own_baseline.is_file() else resource("baseline.json"),
         store_path=h / "chroma",
         cache_dir=h / "cache",
         feedback_db=h / "feedback.sqlite3",
