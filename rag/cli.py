@@ -391,7 +391,10 @@ def serve(
     with _Bar() as bar:  # ingest before serving, so a bad corpus is one clear line, not a failed start-up
         Pipeline(settings).ensure_ingested(progress=bar)
     _err_console().print(f"serving on http://{host}:{port}  (web page /, API /v1, OpenAPI /docs)", highlight=False, markup=False)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    from rag.service.security import uvicorn_proxy_options
+
+    # Proxy headers only from RAG_TRUSTED_PROXIES: uvicorn's default trusts X-Forwarded-For from loopback.
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", **uvicorn_proxy_options(settings))
 
 
 feedback_app = typer.Typer(rich_markup_mode=None, help="Feedback on drafts: statistics and export to the dataset format.")

@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     feedback_db: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]
     service_token: SecretStr = SecretStr("")
     max_ticket_chars: int = 8000
+    # HTTP posture (rag/service/security.py): checked before a request body is parsed
+    max_body_bytes: int = Field(default=262_144, ge=1024, description="largest raw request body")
+    max_title_chars: int = Field(default=300, ge=1)
+    max_history_turns: int = Field(default=20, ge=0)
+    max_history_chars: int = Field(default=16_000, ge=0)
+    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
+    trusted_proxies: tuple[str, ...] = ()
 
     # safety
     link_allowlist: tuple[str, ...] = DEFAULT_LINK_ALLOWLIST

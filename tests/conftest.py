@@ -31,12 +31,25 @@ for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 
+TEST_HOSTS = '["127.0.0.1", "localhost", "::1", "testserver"]'
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _testclient_host():
+    """Starlette's TestClient sends Host: testserver; session settings are built before per-test env."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAG_ALLOWED_HOSTS", TEST_HOSTS)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path):
     """No RAG_* variable of the developer's shell leaks into a test, and no test writes the checkout's .rag/."""
     for key in list(os.environ):
         if key.startswith("RAG_"):
             monkeypatch.delenv(key)
+    # Starlette's TestClient sends Host: testserver; the Host allow-list has its own tests.
+    monkeypatch.setenv("RAG_ALLOWED_HOSTS", TEST_HOSTS)
     monkeypatch.setenv("RAG_HOME", str(tmp_path / "rag-home"))
 
 

@@ -19,6 +19,7 @@ from rag.service.deps import Authorised
 from rag.service.routes import cases, drafts, feedback
 from rag.service.schemas import Health, error_responses
 from rag.service.statuses import status_of
+from rag.service.security import SecurityMiddleware
 from rag.settings import Settings
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -67,6 +68,7 @@ def create_app(settings: Settings, *, http_client: httpx.Client | None = None) -
                               '`{"error": {"status": <int>, "message": <str>}}`.')
     app.state.settings = settings
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(SecurityMiddleware, settings=settings)  # Host allow-list, body caps, before parsing
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
