@@ -134,3 +134,12 @@ def test_forwarded_for_does_not_make_a_remote_client_loopback(tmp_path):
     with pytest.raises(Exception) as exc:
         authorise(Request(scope))
     assert getattr(exc.value, "status_code", None) == 403
+
+
+def test_docs_page_loads_no_external_script(tmp_path):
+    from rag.service import create_app
+
+    app = create_app(load_settings(feedback_db=tmp_path / "f.sqlite3", store_path=tmp_path / "chroma"))
+    r = TestClient(app, base_url="http://127.0.0.1").get("/docs")  # no lifespan: the page needs no pipeline
+    assert r.status_code == 200 and "<script" not in r.text.lower() and "http" not in r.text.replace("/openapi.json", "")
+    assert "/v1/drafts" in r.text and "default-src 'none'" in r.headers["content-security-policy"]

@@ -19,6 +19,7 @@ from rag.service.deps import Authorised
 from rag.service.routes import cases, drafts, feedback
 from rag.service.schemas import Health, error_responses
 from rag.service.statuses import status_of
+from rag.service.docs_page import docs_page
 from rag.service.security import SecurityMiddleware
 from rag.settings import Settings
 
@@ -63,12 +64,13 @@ def create_app(settings: Settings, *, http_client: httpx.Client | None = None) -
         app.state.feedback = FeedbackStore(settings.feedback_db)
         yield
 
-    app = FastAPI(title="Qiniu support reply drafter", version=_version(), lifespan=lifespan,
+    app = FastAPI(title="Qiniu support reply drafter", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Suggested replies for Qiniu support tickets. Every error body is "
                               '`{"error": {"status": <int>, "message": <str>}}`.')
     app.state.settings = settings
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(SecurityMiddleware, settings=settings)  # Host allow-list, body caps, before parsing
+    app.get("/docs", include_in_schema=False)(lambda: docs_page(app))  # no CDN script (rag/service/docs_page.py)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
