@@ -33,6 +33,7 @@ from rag.records import Case, Turn
 GENERIC_ROOT_CAUSE = "需要根据具体情况分析，建议查看文档或联系技术支持"
 DATASET_SUFFIXES = (".md", ".txt")
 
+_LINE_BREAK = re.compile(r"\r\n|\n|\r")
 _SEPARATOR = re.compile(r"^-{3}\s*$")
 _TITLE = re.compile(r"^##\s+(.*\S)\s*$")
 _FIELD = re.compile(r"^\*\*(问题分类|适用场景)\*\*\s*[:：]\s*(.*?)\s*$")
@@ -192,20 +193,37 @@ def _build_case(raw: dict, source: str, occurrences: dict[str, int]) -> Case:
 
 
 def parse_text(text: str, source: str, *, strict: bool = False, warnings: list[str] | None = None) -> list[Case]:
-    """Parse one file's text. ``source`` names it in ids and messages."""
-    lines = text.splitlines()
+    """Parse one file's text. ``source`` names it in ids and messages.
+
+    Only CR, LF and CRLF end a line: ``str.splitlines`` would also break at U+2028/U+2029 and
+    a few control characters, which turned one pasted turn into a broken case. Content the parser
+    skips (text between separators that is not a case, a file that yields no case) is a warning
+    naming ``file:line``, never silence."""
+    lines = _LINE_BREAK.split(text)
     cases: list[Case] = []
     occurrences: dict[str, int] = {}
+    found_warnings: list[str] = []
+    first = True
     for block in _split_blocks(lines):
-        if not any(line.strip() for _, line in block) or _is_preamble(block):
+        if not any(line.strip() for _, line in block):
             continue
+        if _is_preamble(block):
+            if not first:
+                start = next(no for no, line in block if line.strip())
+                found_warnings.append(str(ParseError("text between separators that is not a case was skipped", source=source, line=start)))
+            first = False
+            continue
+        first = False
         try:
             cases.append(_build_case(_parse_block(block, source), source, occurrences))
         except ParseError as exc:
             if strict:
                 raise
-            if warnings is not None:
-                warnings.append(str(exc))
+            found_warnings.append(str(exc))
+    if not cases and not found_warnings and text.strip():
+        found_warnings.append(str(ParseError("the file yields no case (no '## title' blocks between '---' separators)", source=source, line=1)))
+    if warnings is not None:
+        warnings.extend(found_warnings)
     return cases
 
 
