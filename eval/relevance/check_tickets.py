@@ -66,6 +66,11 @@ def check(tickets_path: Path, data_dir: Path) -> tuple[list[dict], list[str], fl
         if not isinstance(t, dict):
             errors.append(f"{where}: expected a JSON object")
             continue
+        tid = t.get("id")
+        if isinstance(tid, str) and tid in seen:
+            errors.append(f"{where}: id {tid!r} already used on line {seen[tid]}")
+        elif isinstance(tid, str):
+            seen[tid] = lineno
         missing = [k for k in REQUIRED if k not in t]
         extra = [k for k in t if k not in REQUIRED + OPTIONAL]
         if missing:
@@ -73,10 +78,6 @@ def check(tickets_path: Path, data_dir: Path) -> tuple[list[dict], list[str], fl
             continue
         if extra:
             errors.append(f"{where}: unknown field(s) {', '.join(extra)}")
-        tid = t["id"]
-        if tid in seen:
-            errors.append(f"{where}: id {tid!r} already used on line {seen[tid]}")
-        seen[tid] = lineno
         for key in ("id", "text", "source"):
             if not isinstance(t[key], str) or not t[key].strip():
                 errors.append(f"{where}: field {key!r} must be a non-empty string")
