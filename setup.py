@@ -13,7 +13,8 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-BUNDLE = {"prompts": "prompts", "data": "data", "baseline.json": "eval/baseline.json"}
+BUNDLE = {"prompts": "prompts", "data": "data", "baseline.json": "eval/baseline.json",
+          "relevance": "eval/relevance"}
 
 
 class BuildWithResources(build_py):

@@ -39,11 +39,16 @@ def bundled(name: str) -> Path:
     return Path(str(resources.files("rag") / "_bundled" / name))
 
 
+# Resources whose checkout path differs from their bundled name.
+_IN_CHECKOUT = {"baseline.json": "eval/baseline.json", "relevance": "eval/relevance"}
+
+
 def resource(name: str) -> Path:
-    """``prompts``, ``data`` or ``baseline.json``: the checkout's copy when running from one, else the bundled one."""
+    """``prompts``, ``data``, ``baseline.json`` or ``relevance`` (the labels): the checkout's copy when running
+    from one, else the bundled one."""
     root = checkout_root()
     if root is not None:
-        return root / ("eval/baseline.json" if name == "baseline.json" else name)
+        return root / _IN_CHECKOUT.get(name, name)
     return bundled(name)
 
 
@@ -65,6 +70,7 @@ class DefaultPaths:
     data_dir: Path
     prompts_dir: Path
     baseline: Path
+    labels_dir: Path
     store_path: Path
     cache_dir: Path
     feedback_db: Path
@@ -79,6 +85,7 @@ def default_paths(home: Path | str | None = None) -> DefaultPaths:
         data_dir=resource("data"),
         prompts_dir=resource("prompts"),
         baseline=own_baseline if checkout_root() is None and own_baseline.is_file() else resource("baseline.json"),
+        labels_dir=resource("relevance"),
         store_path=h / "chroma",
         cache_dir=h / "cache",
         feedback_db=h / "feedback.sqlite3",

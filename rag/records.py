@@ -80,6 +80,8 @@ class Hit:
     answer: str
     metadata: dict[str, str | int | float | bool] = field(default_factory=dict, hash=False, compare=False)
     components: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
+    # Calibrated probability that this case addresses the ticket's problem (None: no match model ran).
+    match: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,10 @@ class Citation:
     title: str
     passage: str
     score: float
+    # "source": the draft is built from this case; "related": the closest case, shown to the agent but
+    # not used as the reply because it does not address this ticket.
+    relation: Literal["source", "related"] = "source"
+    match: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +134,8 @@ class Draft:
     removed: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     retrieved: tuple[str, ...] = ()  # ids of every case the retriever returned, best first
+    # Why the draft does what it does: fits, no_fit, vague, staff, bug_report, feature_request, off_topic, no_cases.
+    verdict: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from rag.paths import checkout_root, default_paths
 
 # The source checkout, or None for an installed wheel; every default path comes from ``rag.paths``.
 PROJECT_ROOT = checkout_root()
-_PATH_FIELDS = ("data_dir", "prompts_dir", "baseline_path", "store_path", "cache_dir", "feedback_db")
+_PATH_FIELDS = ("data_dir", "prompts_dir", "baseline_path", "labels_dir", "store_path", "cache_dir", "feedback_db")
 
 DEFAULT_LINK_ALLOWLIST = (
     "qiniu.com",
@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     consensus_weight: float = 0.7
     consensus_top: int = 12
     consensus_voters: int = 12
+    rerank: Literal["match", "consensus", "none"] = "match"
+    # A draft is `answer` only when the calibrated probability that the top case addresses the ticket
+    # reaches this; chosen on the problem-group labels for answer precision >= 0.85 (eval/fit_match.py).
+    answer_threshold: float | None = Field(default=None, ge=0.0, le=1.0,
+                                           description="unset: the threshold fitted with the match model")
 
     # LLM (any OpenAI-compatible endpoint); empty base URL and model means offline drafting
     llm_base_url: str | None = None
@@ -79,6 +84,9 @@ class Settings(BaseSettings):
     llm_price_completion_per_1k: float = 0.0
     prompts_dir: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]
     prompt_variant: str = "default"
+
+    # relevance labels: problem groups over the corpus and new tickets (eval/relevance/README.md)
+    labels_dir: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]
 
     # service and feedback
     feedback_db: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]

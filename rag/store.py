@@ -156,6 +156,13 @@ class ChunkStore:
         page = self._col.get(ids=list(ids), include=["documents", "metadatas"])
         return [StoredChunk(i, d or "", dict(m or {})) for i, d, m in zip(page["ids"], page["documents"], page["metadatas"])]
 
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors of some chunks, by id (the match features compare the ticket with each candidate)."""
+        if not ids:
+            return {}
+        page = self._col.get(ids=list(dict.fromkeys(ids)), include=["embeddings"])
+        return {i: np.asarray(v, dtype=np.float32) for i, v in zip(page["ids"], page["embeddings"])}
+
     def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[DenseMatch]:
         n = min(n, self.count())
         if n <= 0:

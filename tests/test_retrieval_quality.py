@@ -6,6 +6,8 @@ import pytest
 
 from rag.parse import parse_paths
 from rag.retrieve import CaseRetriever, RetrievalConfig
+from rag.score.labels import load_groups
+from rag.score.relevance import mean_of, ranking_scores
 from rag.score.retrieval import RelevanceTable, oracle_rankings, score_rankings
 
 from conftest import DATA_DIR, PROJECT_ROOT
@@ -24,10 +26,16 @@ def table():
 
 def _loo(pipeline, table, cfg):
     cases, t = table
-    by_id = {c.id: c for c in cases}
-    r = CaseRetriever(pipeline.store, pipeline.embedder, cfg)
-    rankings = {h: [x.case_id for x in r.retrieve(by_id[h].query_text, 5, exclude={h})] for h in t.evaluable}
-    return score_rankings(t, rankings, 5)
+    r = CaseRetriever(pipeline.store, pipeline.embedder, cfg, use_match_model=cfg.rerank == "match")
+    return {c.id: [x.case_id for x in r.retrieve(c.query_text, 10, exclude={c.id})] for c in cases}
+
+
+def _labelled(rankings, cases):
+    labels = load_groups(PROJECT_ROOT / "eval" / "relevance" / "groups")
+    ids = [c.id for c in cases]
+    rows = [ranking_scores(rankings[h], lambda c, h=h: labels.gain(h, c), [labels.gain(h, c) for c in ids if c != h])
+            for h in ids if labels.partners(h, ids)]
+    return mean_of(rows)
 
 
 def test_relevance_table_matches_the_definition(table):
@@ -38,13 +46,27 @@ def test_relevance_table_matches_the_definition(table):
     assert 0.45 < oracle.top1 < 0.5
 
 
-def test_fused_beats_each_part_and_the_baseline(corpus_pipeline, table):
-    lexical = _loo(corpus_pipeline, table, RetrievalConfig(mode="lexical", consensus_weight=0))
-    dense = _loo(corpus_pipeline, table, RetrievalConfig(mode="dense", consensus_weight=0))
-    fused = _loo(corpus_pipeline, table, RetrievalConfig())
+def test_fusion_beats_each_part_and_the_default_keeps_the_answers(corpus_pipeline, table):
+    """Measured figures are in the README's table; the margins here are about half of them."""
     cases, t = table
-    baseline = score_rankings(t, baseline_char_bm25(cases, t), 5)
-    for other in (lexical, dense, baseline):
-        assert fused.top1 > other.top1 + 0.02
-        assert fused.ndcg_at_k > other.ndcg_at_k + 0.02
-    assert fused.top1 >= 0.24  # measured 0.256; the README table has the figures
+    runs = {
+        "lexical": _loo(corpus_pipeline, table, RetrievalConfig(mode="lexical", rerank="none")),
+        "dense": _loo(corpus_pipeline, table, RetrievalConfig(mode="dense", rerank="none")),
+        "fused": _loo(corpus_pipeline, table, RetrievalConfig(rerank="none")),
+        "consensus": _loo(corpus_pipeline, table, RetrievalConfig(rerank="consensus")),
+        "default": _loo(corpus_pipeline, table, RetrievalConfig()),
+    }
+    overlap = {name: score_rankings(t, r, 5) for name, r in runs.items()}
+    overlap["baseline"] = score_rankings(t, baseline_char_bm25(cases, t), 5)
+    labelled = {name: _labelled(r, cases) for name, r in runs.items()}
+    # Fusion beats each part by answer overlap (0.238 against 0.217 / 0.190 / 0.202).
+    for other in ("lexical", "dense", "baseline"):
+        assert overlap["fused"].top1 > overlap[other].top1 + 0.01
+    # The consensus rerank wins answer overlap but loses the same problem (P@1 0.57 -> 0.48): not the default.
+    assert overlap["consensus"].top1 > overlap["fused"].top1
+    assert labelled["consensus"]["p_at_1"] < labelled["fused"]["p_at_1"] - 0.05
+    # The default (match rerank, shipped model: in-sample here) keeps answer overlap within the spread and is
+    # at least as good as the fused ranking on the same-problem labels.
+    assert overlap["default"].top1 > overlap["fused"].top1 - 0.03
+    assert labelled["default"]["mrr_at_10"] >= labelled["fused"]["mrr_at_10"] - 0.03
+    assert labelled["default"]["hit_at_5"] >= 0.8

@@ -10,7 +10,9 @@ from typing import Callable, Literal, Sequence
 
 from rag.draft import offline, output_checks
 from rag.draft.actions import classify_reply
-from rag.draft.guards import block, escape_field, repeats_prompt, scan_fields, scrub
+from rag.draft.deferral import VerdictTexts
+from rag.draft.guards import block, escape_field, injection_signals, repeats_prompt, scan_fields, scrub
+from rag.draft.policy import Verdict, decide
 from rag.draft.llm import LLMClient
 from rag.draft.llm_bounds import Deadline
 from rag.draft.prompts import PromptPair
@@ -25,6 +27,27 @@ from rag.settings import Settings
 Fallback = Literal["offline", "none"]
 _ACTION_LINE = re.compile(r"^\s*ACTION\s*[:：]\s*(answer|ask_for_info|escalate)\s*$", re.I | re.M)
 CASE_ANSWER_CHARS = 700
+
+
+# Why a draft is not an answer, for the agent reading it.
+_VERDICT_NOTES = {
+    "no_fit": "no past case fits (match {match:.2f} < {threshold:.2f}): asking the customer for details",
+    "no_cases": "no similar past case: asking the customer for details",
+    "vague": "the ticket does not describe the problem yet",
+    "off_topic": "the ticket is not about Qiniu's services",
+    "staff": "staff must act in the back office",
+    "bug_report": "a bug report: handed over to engineers",
+    "feature_request": "a feature request: handed over to the product team",
+}
+
+
+def without_injected_lines(ticket: Ticket) -> Ticket:
+    """The ticket minus the lines that carry injection signals (unchanged when nothing else would remain)."""
+    lines = ticket.text.splitlines()
+    kept = [line for line in lines if not injection_signals(line)]
+    if len(kept) == len(lines) or not "".join(kept).strip():
+        return ticket
+    return replace(ticket, text="\n".join(kept))
 
 
 def format_cases(hits: Sequence[Hit]) -> str:
@@ -82,6 +105,10 @@ class Drafter:
         # back to offline at once instead of pinning the service's worker threads.
         self._llm_slots = threading.BoundedSemaphore(settings.llm_max_concurrent)
         self.corpus_ids = CorpusIdentifiers.from_chunks(retriever.chunks)
+        self.texts = VerdictTexts(settings.prompts_dir)
+        model = getattr(retriever, "match_model", None)
+        self.threshold = (settings.answer_threshold if settings.answer_threshold is not None
+                          else model.threshold if model is not None else 0.5)
 
     @property
     def backend(self) -> str:
@@ -101,24 +128,27 @@ class Drafter:
             ticket = Ticket(text=ticket)
         started = time.perf_counter()
         k = k or self.settings.top_k
-        hits = self.retriever.retrieve(ticket, k=max(k, self.settings.llm_context_cases), exclude=exclude)
         notes = scan_fields(ticket_fields(ticket))
+        # Injected instructions say nothing about the problem: the match and the verdict are judged on the rest.
+        asked = without_injected_lines(ticket)
+        hits = self.retriever.retrieve(asked, k=max(k, self.settings.llm_context_cases), exclude=exclude)
+        verdict = decide(asked, hits, self.threshold)
         if self.llm is None:
-            draft = self._offline(ticket, hits[:k], notes)
+            draft = self._offline(ticket, hits[:k], verdict, notes)
         else:
             try:
-                draft = self._llm_bounded(ticket, hits, notes, on_delta)
+                draft = self._llm_bounded(ticket, hits, verdict, notes, on_delta)
             except LLMError as exc:
                 if fallback != "offline":
                     raise
-                draft = self._offline(ticket, hits[:k], notes + [f"LLM failed, offline fallback: {exc}"])
+                draft = self._offline(ticket, hits[:k], verdict, notes + [f"LLM failed, offline fallback: {exc}"])
                 draft = replace(draft, fallback=True)
         return replace(draft, latency_ms=round((time.perf_counter() - started) * 1000, 1),
-                       retrieved=tuple(h.case_id for h in hits[:k]))
+                       retrieved=tuple(h.case_id for h in hits[:k]), verdict=verdict.kind)
 
     def _finish(
         self, ticket: Ticket, text: str, action: Action, confidence: float, used: Sequence[Hit], *, backend: str,
-        usage: Usage = Usage(), notes: Sequence[str] = (),
+        usage: Usage = Usage(), notes: Sequence[str] = (), related: Sequence[Hit] = (),
     ) -> Draft:
         report = scrub(
             text,
@@ -136,7 +166,10 @@ class Drafter:
             text=report.text.strip(),
             action=action,
             confidence=confidence,
-            citations=tuple(Citation(h.case_id, h.title, h.chunk_text[:400], round(h.score, 4)) for h in used),
+            citations=tuple(Citation(h.case_id, h.title, h.chunk_text[:400], round(h.score, 4), "source", h.match)
+                            for h in used)
+            + tuple(Citation(h.case_id, h.title, h.chunk_text[:400], round(h.score, 4), "related", h.match)
+                    for h in related if h.case_id not in {u.case_id for u in used}),
             links=find_links(report.text),
             backend=backend,
             prompt_id=self.prompts.id if backend != "offline" else "offline",
@@ -152,36 +185,50 @@ class Drafter:
         history = "\n".join(t.text for t in ticket.history)
         return f"{ticket.title}\n{ticket.text}\n{history}"
 
-    def _offline(self, ticket: Ticket, hits: Sequence[Hit], notes: list[str]) -> Draft:
-        c = offline.compose(ticket, hits)
-        return self._finish(ticket, c.text, c.action, c.confidence, c.used, backend="offline", notes=notes + list(c.notes))
+    def _offline(self, ticket: Ticket, hits: Sequence[Hit], verdict: Verdict, notes: list[str]) -> Draft:
+        related = hits[:3]
+        if verdict.action == "answer":
+            c = offline.compose(ticket, hits, fitting={h.case_id for h in verdict.fitting})
+            notes = notes + list(c.notes)
+            # The fitting case's answer may hold nothing reusable (a status update): then it is not an answer.
+            return self._finish(ticket, c.text, c.action, verdict.match, c.used, backend="offline", notes=notes,
+                                related=related)
+        notes = notes + [_VERDICT_NOTES.get(verdict.kind, verdict.kind).format(match=verdict.match,
+                                                                                 threshold=verdict.threshold)]
+        text = self.texts.reply(verdict)
+        if offline.is_english(ticket):
+            text = f"{offline.ENGLISH_NOTE}\n{text}"
+        return self._finish(ticket, text, verdict.action, verdict.match, verdict.fitting,
+                            backend="offline", notes=notes, related=related)
 
-    def messages(self, ticket: Ticket, hits: Sequence[Hit]) -> list[dict[str, str]]:
+    def messages(self, ticket: Ticket, hits: Sequence[Hit], verdict: Verdict | None = None) -> list[dict[str, str]]:
         system = self.prompts.system.render(allowed_domains="、".join(self.settings.link_allowlist))
         fields = ticket_fields(ticket)
         fields["ticket_product"] = ticket.product or (hits[0].product if hits else "未知")
         user = self.prompts.user.render(
             cases=format_cases(hits) or "（没有找到相似案例）",
             ticket="\n".join(block(name, text) for name, text in fields.items()),
+            verdict=self.texts.instruction(verdict or decide(ticket, hits, self.threshold)),
         )
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
-    def _llm_bounded(self, ticket: Ticket, hits: Sequence[Hit], notes: list[str], on_delta) -> Draft:
+    def _llm_bounded(self, ticket: Ticket, hits: Sequence[Hit], verdict: Verdict, notes: list[str], on_delta) -> Draft:
         deadline = Deadline.after(self.settings.llm_deadline)  # one budget for every attempt of this draft
         if not self._llm_slots.acquire(timeout=min(self.settings.llm_queue_seconds, deadline.remaining())):
             raise LLMError(f"all {self.settings.llm_max_concurrent} LLM slots are busy (RAG_LLM_MAX_CONCURRENT)")
         try:
-            return self._llm(ticket, hits, notes, on_delta, deadline)
+            return self._llm(ticket, hits, verdict, notes, on_delta, deadline)
         finally:
             self._llm_slots.release()
 
-    def _llm(self, ticket: Ticket, hits: Sequence[Hit], notes: list[str], on_delta, deadline: Deadline) -> Draft:
+    def _llm(self, ticket: Ticket, hits: Sequence[Hit], verdict: Verdict, notes: list[str], on_delta,
+             deadline: Deadline) -> Draft:
         assert self.llm is not None
         used = list(hits[: self.settings.llm_context_cases])
         trimmed = False
         context = self._ticket_context(ticket)
         while True:
-            messages = self.messages(ticket, used)
+            messages = self.messages(ticket, used, verdict)
             checker = output_checks.ReplyChecker(context, messages[0]["content"], self.settings.link_allowlist)
             try:
                 if on_delta is not None:
@@ -206,19 +253,23 @@ class Drafter:
         action, body = parse_llm_reply(text)
         if not body.strip():  # small models sometimes stop after the ACTION line: that is no draft
             raise LLMError("the LLM reply has no text besides the ACTION line")
-        verdict = checker.check(body)
-        if verdict.refusal:
-            raise LLMError(verdict.refusal)
+        checked = checker.check(body)
+        if checked.refusal:
+            raise LLMError(checked.refusal)
         body = output_checks.strip_invisible(body)
         if repeats_prompt(body, messages[0]["content"]):
             raise LLMError("the LLM reply quoted the system prompt; refused")
         if action is None:
             action = classify_reply(body)
             notes.append("LLM gave no ACTION line; action inferred from the text")
-        agreement = offline.support(used)
-        confidence = round(float(min(1.0, max(agreement, default=0.0) * 1.5)), 3)
-        draft = self._finish(ticket, body, action, confidence, used, backend=self.backend, usage=usage, notes=notes)
-        return output_checks.apply(draft, verdict)
+        if action == "answer" and verdict.action != "answer":
+            # The model may not overrule the match verdict: no past case fits, so this is not an answer.
+            notes.append(f"LLM said answer, but no past case fits (match {verdict.match:.2f} < "
+                         f"{verdict.threshold:.2f}): marked {verdict.action}")
+            action = verdict.action
+        draft = self._finish(ticket, body, action, verdict.match, verdict.fitting, backend=self.backend, usage=usage,
+                             notes=notes, related=used)
+        return output_checks.apply(draft, checked)
 
     def _scrub_piece(self, context: str) -> Callable[[str], str]:
         return lambda piece: scrub(piece, context, known_links=self.known_links, allowlist=self.settings.link_allowlist).text

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Collection, Sequence
 
 import numpy as np
 from rapidfuzz.distance import LCSseq
@@ -22,6 +22,7 @@ from rapidfuzz.distance import LCSseq
 from rag.draft.actions import classify_reply, needs_staff
 from rag.draft.sentences import Judge, Piece, is_doc_link, join, pieces_of, reusable
 from rag.links import find_links
+from rag.draft.policy import is_vague as _is_vague_text
 from rag.records import Action, Hit, Ticket
 from rag.retrieve.consensus import consensus_scores
 from rag.similarity import normalise_answer, pairwise_rouge_l, rouge_l_f1
@@ -36,15 +37,6 @@ _MISSING_BY_PRODUCT = {
 }
 _MISSING_DEFAULT = "具体的报错信息或截图、相关域名或空间名，以及请求 ID（X-Reqid）"
 LOW_CONFIDENCE = 0.15
-# Words that open a conversation but say nothing about the problem.
-_EMPTY_TALK = re.compile(r"在吗|在不在|您好|你好|请问|咨询(一下|下)?|问(一下|下)|有个问题|有问题|客服|人工|麻烦|谢谢|急|hello|hi|\[图片\]|\[REDACTED_[A-Z_]+\]", re.I)
-_PUNCT = re.compile(r"[\s\W_]+")
-
-
-def is_vague(ticket: Ticket) -> bool:
-    """True when, greetings aside, the ticket says too little to answer."""
-    rest = _PUNCT.sub("", _EMPTY_TALK.sub("", ticket.query_text))
-    return len(rest) < 4
 
 
 @dataclass(frozen=True)
@@ -133,13 +125,15 @@ def supporting_links(body: str, hits: Sequence[Hit], weights: Sequence[float], l
     return [link for link, _ in ranked[:limit]]
 
 
-def choose(ticket: Ticket, pool: Sequence[Hit], bodies: Sequence[str]) -> int | None:
+def choose(ticket: Ticket, pool: Sequence[Hit], bodies: Sequence[str],
+           allowed: Sequence[bool] | None = None) -> int | None:
     """The candidate whose reusable part is best supported: retrieval score (relative to the best),
     agreement of its body with the other bodies (weighted by score) and closeness to the ticket.
 
     Leave-one-out over the corpus, bodies' ROUGE-L (``python eval/offline_variants.py``): first usable
-    hit 0.237, this blend 0.239; the best of the five would be 0.328."""
-    usable = [len(b) >= 8 for b in bodies]
+    hit 0.237, this blend 0.239; the best of the five would be 0.328. ``allowed`` limits the choice (the
+    cases the match verdict found to fit)."""
+    usable = [len(b) >= 8 and (allowed is None or allowed[i]) for i, b in enumerate(bodies)]
     if not any(usable):
         return None
     scores = np.array([max(h.score, 1e-6) for h in pool])
@@ -150,14 +144,21 @@ def choose(ticket: Ticket, pool: Sequence[Hit], bodies: Sequence[str]) -> int | 
     return int(max((i for i in range(len(pool)) if usable[i]), key=lambda i: blend[i]))
 
 
-def compose(ticket: Ticket, hits: Sequence[Hit]) -> Composition:
+def compose(ticket: Ticket, hits: Sequence[Hit], *, fitting: Collection[str] | None = None) -> Composition:
+    """A reply from the best reusable past answer among ``hits``.
+
+    ``fitting``: the ids of the cases the caller's match verdict found to address the ticket. The body then
+    comes from one of them only (the other hits still vote on agreement and links), and weak agreement is
+    no reason to ask for details: the verdict has already decided that a case fits.
+    """
     product = ticket.product or (hits[0].product if hits else None)
     if not hits:
         return Composition(f"您好，{missing_info_request(product)}", "ask_for_info", 0.0, (), ("no similar past case",))
     pool = list(hits[:5])
     agreement = support(pool)
     bodies = [reusable_body(h.answer, [o.answer for o in pool if o is not h], ticket) for h in pool]
-    chosen_i = choose(ticket, pool, bodies)
+    allowed = None if fitting is None else [h.case_id in fitting for h in pool]
+    chosen_i = choose(ticket, pool, bodies, allowed)
     if chosen_i is None:
         return Composition(
             f"您好，{missing_info_request(product)}", "ask_for_info", 0.0, tuple(pool[:1]),
@@ -168,7 +169,8 @@ def compose(ticket: Ticket, hits: Sequence[Hit]) -> Composition:
     confidence = round(float(min(1.0, agreement[chosen_i] * 1.5)) if agreement else 0.0, 3)
     past_action = classify_reply(chosen.answer)
     notes: list[str] = [f"composed from case {chosen.case_id}"]
-    supporters = [i for i in range(len(pool)) if i == chosen_i or (agreement and agreement[i] >= SUPPORT_FLOOR)]
+    supporters = [i for i in range(len(pool)) if i == chosen_i or (agreement and agreement[i] >= SUPPORT_FLOOR
+                                                                    and (allowed is None or allowed[i]))]
     if not find_links(body):
         extra = supporting_links(body, [pool[i] for i in supporters], [max(pool[i].score, 1e-6) for i in supporters], 2)
         if extra:
@@ -177,11 +179,11 @@ def compose(ticket: Ticket, hits: Sequence[Hit]) -> Composition:
     if needs_staff(ticket.text) or past_action == "escalate":
         action: Action = "escalate"
         text = f"您好，{body}\n{ESCALATION_NOTE}" if past_action != "escalate" else f"您好，{ESCALATION_NOTE}"
-    elif is_vague(ticket):
+    elif _is_vague_text(ticket.query_text):
         action = "ask_for_info"
         text = f"您好，请问具体遇到了什么问题呢？{missing_info_request(ticket.product)}"
         notes.append("the ticket does not describe the problem yet")
-    elif past_action == "ask_for_info" or confidence < LOW_CONFIDENCE:
+    elif past_action == "ask_for_info" or (confidence < LOW_CONFIDENCE and fitting is None):
         action = "ask_for_info"
         text = f"您好，{body}\n{missing_info_request(product)}"
         if confidence < LOW_CONFIDENCE:

@@ -20,7 +20,44 @@ def _cell(text: str, limit: int = 220) -> str:
     return " ".join(text.split())[:limit].replace("|", "｜")
 
 
-def markdown(summary: dict, records: list[dict]) -> str:
+def _decisions(records: list[dict]) -> tuple[list[float], list[bool]]:
+    rs = [r["decision"] for r in records if r.get("decision")]
+    return [d["match"] for d in rs], [d["top_fits"] for d in rs]
+
+
+def calibration_lines(title: str, records: list[dict]) -> list[str]:
+    """A reliability table: in each confidence bin, how often the top case really addressed the problem."""
+    from rag.score.relevance import expected_calibration_error, reliability_bins
+
+    prob, correct = _decisions(records)
+    if not prob:
+        return []
+    lines = ["", f"## Calibration: {title}", "",
+             f"Expected calibration error {expected_calibration_error(prob, correct):.3f} over {len(prob)} drafts "
+             "(confidence = probability that the top cited case addresses the ticket's problem).", "",
+             "| confidence bin | drafts | mean confidence | top case fits |", "|---|---|---|---|"]
+    lines += [f"| {b['low']:.1f}–{b['high']:.1f} | {b['n']} | {b['confidence']:.2f} | {b['accuracy']:.2f} |"
+              for b in reliability_bins(prob, correct)]
+    return lines
+
+
+def ticket_lines(summary: dict) -> list[str]:
+    nt = summary.get("new_tickets")
+    if not nt:
+        return []
+    cols = ("queries", "answered", "answer_precision", "deferral_recall", "coverage", "action_agreement", "ece",
+            "rel_p_at_1", "rel_mrr_at_10")
+    lines = ["", "## New tickets (never in the corpus; the match model was fitted on dev, test is held out)", "",
+             "| split | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for split in ("dev", "test", "all"):
+        lines.append(f"| {split} | " + " | ".join(_fmt(nt[split].get(c)) for c in cols) + " |")
+    lines += ["", "| kind (all) | tickets | answered | action agreement |", "|---|---|---|---|"]
+    lines += [f"| {k} | {v['tickets']} | {v['answered']} | {v['action_agreement']:.2f} |"
+              for k, v in nt["all"]["by_kind"].items()]
+    return lines
+
+
+def markdown(summary: dict, records: list[dict], tickets: list[dict] | None = None) -> str:
     o = summary["overall"]
     lines = [
         f"# Evaluation run: {summary['backend']} · prompt {summary['prompt']['id']}@{summary['prompt']['version']}",
@@ -39,6 +76,9 @@ def markdown(summary: dict, records: list[dict]) -> str:
               "|---|---|" + "---|" * len(REPORT_METRICS)]
     for product, row in summary["by_product"].items():
         lines.append(f"| {product} | {row['cases']} | " + " | ".join(_fmt(row.get(m)) for m in REPORT_METRICS) + " |")
+    lines += calibration_lines("leave-one-out (problem-group labels)", records)
+    lines += ticket_lines(summary)
+    lines += calibration_lines("new tickets", tickets or [])
     worst = sorted(records, key=lambda r: r["scores"]["rouge_l"])[:10]
     lines += ["", "## Ten worst cases (by ROUGE-L)", ""]
     for r in worst:
@@ -78,10 +118,44 @@ def plot(records: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write_run(folder: Path, summary: dict, records: list[dict]) -> None:
+def plot_reliability(series: dict[str, list[dict]], path: Path) -> None:
+    """Reliability diagram: mean confidence against how often the top case fits, per bin."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rag.score.relevance import reliability_bins
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+    for name, records in series.items():
+        prob, correct = _decisions(records)
+        bins = reliability_bins(prob, correct)
+        if bins:
+            ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o",
+                    label=f"{name} (n={len(prob)})")
+    ax.set_xlabel("confidence (P top case addresses the ticket)")
+    ax.set_ylabel("fraction where the top case fits")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title("Reliability of Draft.confidence")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_run(folder: Path, summary: dict, records: list[dict], tickets: list[dict] | None = None) -> None:
     (folder / "cases").mkdir(parents=True, exist_ok=True)
     for r in records:
         (folder / "cases" / f"{r['case_id']}.json").write_text(json.dumps(r, ensure_ascii=False, indent=2), encoding="utf-8")
+    if tickets:
+        (folder / "tickets").mkdir(parents=True, exist_ok=True)
+        for t in tickets:
+            (folder / "tickets" / f"{t['id']}.json").write_text(json.dumps(t, ensure_ascii=False, indent=2), encoding="utf-8")
     (folder / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
-    (folder / "report.md").write_text(markdown(summary, records), encoding="utf-8")
+    (folder / "report.md").write_text(markdown(summary, records, tickets), encoding="utf-8")
     plot(records, folder / "scores.png")
+    if any(r.get("decision") for r in records) or tickets:
+        plot_reliability({"leave-one-out": records, "new tickets": tickets or []}, folder / "reliability.png")

@@ -25,18 +25,22 @@ from rag.draft.llm_cache import CachedLLM
 from rag.draft.prompts import PromptPair
 from rag.errors import ConfigError, RagError
 from rag.evaluation.baseline import SAFETY_TOTALS
+from rag.evaluation.tickets import DECISION_METRICS, corpus_decision, replay, summarise_tickets
 from rag.parse import parse_paths
 from rag.pipeline import Pipeline
 from rag.records import Case, Ticket
 from rag.score.draft import score_draft
 from rag.score.leaks import LeakDetector
 from rag.score.retrieval import RelevanceTable, case_scores
+from rag.score.labels import GroupLabels, load_groups, load_tickets
+from rag.score.relevance import Decision, decision_scores
 from rag.score.templates import find_templates
 
 Progress = Callable[[int, int], None]
-METRICS = ("rouge_l", "rouge_l_answered", "bleu", "chrf", "link_precision", "link_recall", "template_recall", "action_agreement",
-           "leaked_identifiers", "invented_links", "leaks_independent", "defects", "confidence",
-           "retrieval_top1", "retrieval_best_of_k", "retrieval_ndcg", "retrieval_product_acc1", "judge_overall")
+METRICS = ("rouge_l", "rouge_l_answered", "bleu", "chrf", "link_precision", "link_recall", "template_recall",
+           "action_agreement", "leaked_identifiers", "invented_links", "leaks_independent", "defects", "confidence",
+           "retrieval_top1", "retrieval_best_of_k", "retrieval_ndcg", "retrieval_product_acc1", "judge_overall",
+           "rel_p_at_1", "rel_mrr_at_10", "rel_hit_at_5", "rel_ndcg_at_5")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class EvalConfig:
     concurrency: int = 1
     judge: bool = False
     k: int = 5
+    # Also replay the labelled new tickets (eval/relevance/new_tickets.jsonl) when they exist.
+    tickets: bool = True
 
 
 @dataclass
@@ -58,6 +64,7 @@ class EvalRun:
     folder: Path
     summary: dict
     cases: list[dict] = field(default_factory=list)
+    tickets: list[dict] = field(default_factory=list)
 
 
 def select_cases(cases: Sequence[Case], cfg: EvalConfig) -> tuple[list[Case], set[str]]:
@@ -109,6 +116,9 @@ def run_eval(
     pipeline.ensure_ingested()
     cases, _ = parse_paths([settings.data_dir])
     table = RelevanceTable(cases)
+    groups_dir = settings.labels_dir / "groups"
+    labels: GroupLabels | None = load_groups(groups_dir) if groups_dir.is_dir() else None
+    universe = [c.id for c in cases]
     templates = find_templates(cases)
     detector = LeakDetector.from_cases(cases)
     chosen, excluded = select_cases(cases, cfg)
@@ -145,6 +155,10 @@ def run_eval(
         scores["rouge_l_answered"] = scores["rouge_l"] if draft.action == "answer" else None
         retrieval = case_scores(table, case.id, draft.retrieved, cfg.k)
         scores.update({f"retrieval_{name}": value for name, value in retrieval.items()})
+        labelled = None
+        if labels is not None and case.id in labels.group_of:
+            labelled = corpus_decision(labels, case.id, universe, draft)
+            scores.update({f"rel_{name}": value for name, value in (labelled["ranking"] or {}).items()})
         judged = None
         if judge is not None:
             try:
@@ -157,7 +171,7 @@ def run_eval(
         record = {
             "case_id": case.id, "title": case.title, "product": case.product, "subcategory": case.subcategory,
             "ticket": ticket.text, "reference": case.answer, "draft": asdict(draft), "scores": scores,
-            "judge": judged, "error": error,
+            "judge": judged, "error": error, "decision": labelled["decision"] if labelled else None,
             "findings": {"leaks": list(findings.leaks), "defects": list(findings.defects)},
         }
         with lock:
@@ -170,9 +184,24 @@ def run_eval(
     workers = max(1, cfg.concurrency)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         records = list(pool.map(one, chosen))
+    ticket_records: list[dict] = []
+    tickets_file = settings.labels_dir / "new_tickets.jsonl"
+    if cfg.tickets and tickets_file.is_file() and not cfg.limit and not cfg.case_ids:
+        ticket_records = replay(drafter, load_tickets(tickets_file), k=cfg.k, progress=progress)
     seconds = time.perf_counter() - started
     folder = _run_folder(out_root, run_name, f"{cfg.backend}-{cfg.variant}")
     summary = summarise(records)
+    decided = [Decision(**r["decision"]) for r in records if r.get("decision")]
+    if decided:
+        d = decision_scores(decided)
+        summary["overall"].update({"answer_precision": d["answer_precision"], "deferral_recall": d["deferral_recall"],
+                                   "coverage": d["coverage"], "match_ece": d["ece"]})
+        summary["decisions"] = d
+    if ticket_records:
+        summary["new_tickets"] = summarise_tickets(ticket_records)
+        t = summary["new_tickets"]["all"]
+        summary["overall"].update({f"tickets_{m}": t[m] for m in (*DECISION_METRICS, "action_agreement", "rel_p_at_1",
+                                                                   "rel_mrr_at_10")})
     usage = [r["draft"]["usage"] for r in records]
     prompt_tokens = sum(u["prompt_tokens"] for u in usage)
     completion_tokens = sum(u["completion_tokens"] for u in usage)
@@ -191,8 +220,8 @@ def run_eval(
     })
     from rag.evaluation.report import write_run
 
-    write_run(folder, summary, records)
-    return EvalRun(folder, summary, records)
+    write_run(folder, summary, records, ticket_records)
+    return EvalRun(folder, summary, records, ticket_records)
 
 
 def _run_folder(out_root: Path, run_name: str | None, label: str) -> Path:
@@ -212,4 +241,5 @@ def _run_folder(out_root: Path, run_name: str | None, label: str) -> Path:
 def load_run(folder: Path) -> EvalRun:
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     records = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((folder / "cases").glob("*.json"))]
-    return EvalRun(folder, summary, records)
+    tickets = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((folder / "tickets").glob("*.json"))]
+    return EvalRun(folder, summary, records, tickets)

@@ -74,9 +74,22 @@ class LexicalIndex:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
 
+    def doc_freq(self, query: str) -> dict[str, int]:
+        """How many indexed texts hold each of the query's tokens (bm25s keeps scores per token, CSC)."""
+        vocab = getattr(self._bm25, "vocab_dict", None) or {}
+        indptr = self._bm25.scores["indptr"] if self.size else None
+        out = {}
+        for t in set(self._tokenize(query)):
+            i = vocab.get(t)
+            out[t] = int(indptr[i + 1] - indptr[i]) if i is not None and indptr is not None else 0
+        return out
+
     def search(self, query: str, n: int, allowed: Callable[[int], bool] | None = None) -> list[tuple[int, float]]:
         """Top-``n`` (row, score) with a positive score, skipping rows ``allowed`` rejects."""
-        scores = self.scores(query)
+        return self.top(self.scores(query), n, allowed)
+
+    def top(self, scores: np.ndarray, n: int, allowed: Callable[[int], bool] | None = None) -> list[tuple[int, float]]:
+        """Top-``n`` rows of precomputed ``scores`` (see ``search``)."""
         # Partial sort: on 100k chunks a full argsort costs more than the BM25 scoring itself.
         # Widen the window only when filters rejected too many of the best rows.
         m = min(self.size, max(4 * n, 256))

@@ -14,13 +14,15 @@ from rag.chunk import SCENARIO_SEP
 from rag.embed import Embedder
 from rag.identifiers import strip_identifiers
 from rag.records import Hit, Ticket
-from rag.retrieve.consensus import rerank
+from rag.retrieve.consensus import consensus_scores, rerank
 from rag.retrieve.fusion import best_per_case, rrf
 from rag.retrieve.lexical import LexicalIndex
+from rag.retrieve.match import CandidateText, MatchModel, idf_table, pair_features
 from rag.settings import Settings
 from rag.store import ChunkStore, StoredChunk
 
 Mode = Literal["lexical", "dense", "fused"]
+Rerank = Literal["match", "consensus", "none"]
 _DEFAULTS = Settings.model_fields
 
 # Greetings, thanks and redaction tokens carry no topic; dropping them keeps BM25 and the
@@ -36,6 +38,9 @@ def rewrite_query(text: str) -> str:
 @dataclass(frozen=True)
 class RetrievalConfig:
     mode: Mode = "fused"
+    # "match": the fitted match model orders the fused candidates (measured on the problem-group labels,
+    # see README); "consensus": answer agreement (raises answer char-ROUGE, lowers same-problem P@1).
+    rerank: Rerank = _DEFAULTS["rerank"].default
     lexical_field: Literal["key", "full"] = "full"
     # Defaults live in Settings (one place); a RetrievalConfig() matches what `rag` runs with.
     candidates: int = _DEFAULTS["candidates"].default
@@ -57,6 +62,7 @@ class RetrievalConfig:
             consensus_weight=s.consensus_weight,
             consensus_top=s.consensus_top,
             voters=s.consensus_voters,
+            rerank=s.rerank,
         )
         values.update(overrides)
         return cls(**values)
@@ -68,12 +74,23 @@ class Timing:
     dense_ms: float = 0.0
     lexical_ms: float = 0.0
     rerank_ms: float = 0.0
+    match_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Fused candidates for one query, best first, and (for the match rerank) one feature row each."""
+
+    case_ids: tuple[str, ...]
+    fused: dict[str, float]
+    matched: dict[str, tuple[str, dict[str, float]]]
+    features: np.ndarray | None = None
 
 
 class CaseRetriever:
     def __init__(
         self, store: ChunkStore, embedder: Embedder, config: RetrievalConfig = RetrievalConfig(), *,
-        lexical_cache: Path | None = None,
+        lexical_cache: Path | None = None, match_model: MatchModel | None = None, use_match_model: bool = True,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -90,6 +107,11 @@ class CaseRetriever:
         )
         self.lexical = LexicalIndex.cached([field_of(c) for c in self.chunks], lexical_cache)
         self.last_timing = Timing()
+        self.rows_of_case: dict[str, list[int]] = {}
+        for row, case_id in enumerate(self._case_of):
+            self.rows_of_case.setdefault(case_id, []).append(row)
+        # The match model also rates candidates under another rerank: the drafter's verdict needs it.
+        self.match_model = (match_model or MatchModel.load()) if use_match_model else None
 
     @property
     def case_ids(self) -> list[str]:
@@ -114,13 +136,11 @@ class CaseRetriever:
 
         return ok
 
-    def _lexical(self, query: str, ok, n: int) -> list[tuple[str, str, float]]:
-        hits = self.lexical.search(query, n * 4, allowed=lambda row: ok(self.chunks[row].metadata))
+    def _lexical(self, scores: np.ndarray, ok, n: int) -> list[tuple[str, str, float]]:
+        hits = self.lexical.top(scores, n * 4, allowed=lambda row: ok(self.chunks[row].metadata))
         return best_per_case([(self._case_of[r], self.chunks[r].id, s) for r, s in hits])[:n]
 
-    def _dense(self, query: str, ok, n: int, product: str | None, exclude: Collection[str]) -> list[tuple[str, str, float]]:
-        t0 = time.perf_counter()
-        vector = self.embedder.embed([query], "query")[0]
+    def _dense(self, vector: np.ndarray, ok, n: int, product: str | None, exclude: Collection[str]) -> list[tuple[str, str, float]]:
         t1 = time.perf_counter()
         clauses: list[dict] = []
         if product:
@@ -129,14 +149,13 @@ class CaseRetriever:
             clauses.append({"case_id": {"$nin": list(exclude)}})
         where = clauses[0] if len(clauses) == 1 else ({"$and": clauses} if clauses else None)
         matches = self.store.query(vector, n * 4, where=where)
-        self.last_timing.embed_ms = (t1 - t0) * 1000
         self.last_timing.dense_ms = (time.perf_counter() - t1) * 1000
         for m in matches:
             # A chunk ingested after this retriever was built: its metadata is enough to cite it.
             self._case_meta.setdefault(str(m.metadata.get("case_id")), m.metadata)
         return best_per_case([(str(m.metadata.get("case_id")), m.id, m.similarity) for m in matches if ok(m.metadata)])[:n]
 
-    def retrieve(
+    def candidates(
         self,
         query: str | Ticket,
         k: int = 5,
@@ -144,22 +163,33 @@ class CaseRetriever:
         product: str | None = None,
         scenario: str | None = None,
         exclude: Collection[str] = (),
-    ) -> list[Hit]:
+        with_features: bool | None = None,
+    ) -> Candidates:
+        """The fused candidate cases, best first, with their match features when a match rerank needs them."""
         text = query.query_text if isinstance(query, Ticket) else query
         if isinstance(query, Ticket) and product is None:
             product = query.product
         text = rewrite_query(text)
         cfg = self.config
+        features_wanted = self.match_model is not None if with_features is None else with_features
         ok = self._allowed(product, scenario, set(exclude))
         self.last_timing = Timing()
         n = max(cfg.candidates, k)
         rankings: dict[str, list[tuple[str, str, float]]] = {}
-        if cfg.mode in ("lexical", "fused"):
+        lexical_scores = np.zeros(len(self.chunks), dtype=np.float32)
+        vector = None
+        if cfg.mode in ("lexical", "fused") or features_wanted:
             t0 = time.perf_counter()
-            rankings["lexical"] = self._lexical(text, ok, n)
+            lexical_scores = self.lexical.scores(text)
+            if cfg.mode in ("lexical", "fused"):
+                rankings["lexical"] = self._lexical(lexical_scores, ok, n)
             self.last_timing.lexical_ms = (time.perf_counter() - t0) * 1000
-        if cfg.mode in ("dense", "fused"):
-            rankings["dense"] = self._dense(text, ok, n, product, set(exclude))
+        if cfg.mode in ("dense", "fused") or features_wanted:
+            t0 = time.perf_counter()
+            vector = self.embedder.embed([text], "query")[0]
+            self.last_timing.embed_ms = (time.perf_counter() - t0) * 1000
+            if cfg.mode in ("dense", "fused"):
+                rankings["dense"] = self._dense(vector, ok, n, product, set(exclude))
         if cfg.mode == "fused":
             fused = rrf(
                 {name: [c for c, _, _ in r] for name, r in rankings.items()},
@@ -176,21 +206,91 @@ class CaseRetriever:
                 entry = matched.setdefault(case_id, (chunk_id, {}))
                 entry[1][f"{name}_score"] = score
                 entry[1][f"{name}_rank"] = rank
+        features = None
+        if features_wanted and ordered and vector is not None:
+            t0 = time.perf_counter()
+            ordered = ordered[:n]
+            voters = ordered[: max(cfg.voters, 2)]
+            agreement = dict(zip(voters, consensus_scores(
+                [str(self._case_meta[c].get("answer", "")) for c in voters], [fused[c] for c in voters]).tolist()))
+            features = self.match_features(text, ordered, vector, lexical_scores, ok, matched, agreement)
+            self.last_timing.match_ms = (time.perf_counter() - t0) * 1000
+        return Candidates(tuple(ordered), fused, matched, features)
+
+    def retrieve(
+        self,
+        query: str | Ticket,
+        k: int = 5,
+        *,
+        product: str | None = None,
+        scenario: str | None = None,
+        exclude: Collection[str] = (),
+    ) -> list[Hit]:
+        cfg = self.config
+        cands = self.candidates(query, k, product=product, scenario=scenario, exclude=exclude)
+        fused, matched = cands.fused, cands.matched
+        probs: dict[str, float] = {}
+        if cands.features is not None and self.match_model is not None:
+            scores = self.match_model.scores(cands.features)
+            probs = dict(zip(cands.case_ids, self.match_model.probabilities(cands.features, scores).tolist()))
+            if cfg.rerank == "match":
+                order = sorted(range(len(cands.case_ids)), key=lambda i: (-scores[i], -fused[cands.case_ids[i]]))
+                # Hit.score stays a positive, rank-preserving number: the ranker's logistic output.
+                ranked = 1.0 / (1.0 + np.exp(-scores))
+                return [self._hit(cands.case_ids[i], float(ranked[i]), matched.get(cands.case_ids[i], ("", {})),
+                                  fused[cands.case_ids[i]], match=probs[cands.case_ids[i]]) for i in order[:k]]
         t0 = time.perf_counter()
+        ordered = list(cands.case_ids)
         top = ordered[: max(cfg.consensus_top, k)]
-        scores = [fused[c] for c in top]
-        if cfg.consensus_weight > 0 and len(top) > 1:
+        scores_ = [fused[c] for c in top]
+        if cfg.rerank == "consensus" and cfg.consensus_weight > 0 and len(top) > 1:
             voters = ordered[: max(cfg.voters, len(top))]
             answers = [str(self._case_meta[c].get("answer", "")) for c in voters]
             final = rerank([fused[c] for c in voters], answers, cfg.consensus_weight)[: len(top)]
             top = [top[i] for i in np.argsort(-final, kind="stable")]
-            scores = sorted(final.tolist(), reverse=True)
+            scores_ = sorted(final.tolist(), reverse=True)
         self.last_timing.rerank_ms = (time.perf_counter() - t0) * 1000
-        return [self._hit(c, s, matched.get(c, ("", {})), fused.get(c, 0.0)) for c, s in zip(top[:k], scores[:k])]
+        return [self._hit(c, s, matched.get(c, ("", {})), fused.get(c, 0.0), match=probs.get(c))
+                for c, s in zip(top[:k], scores_[:k])]
 
-    def _hit(self, case_id: str, score: float, match: tuple[str, dict[str, float]], fused: float) -> Hit:
+    def match_features(
+        self, text: str, case_ids: list[str], vector: np.ndarray, lexical_scores: np.ndarray, ok,
+        matched: dict[str, tuple[str, dict[str, float]]], agreement: dict[str, float],
+    ) -> np.ndarray:
+        """Features of each candidate case against the (rewritten) ticket text; see ``rag.retrieve.match``."""
+        rows = {c: [r for r in self.rows_of_case.get(c, []) if ok(self.chunks[r].metadata)] or
+                self.rows_of_case.get(c, []) for c in case_ids}
+        vectors = self.store.vectors([self.chunks[r].id for c in case_ids for r in rows[c]])
+        dense, lexical, texts = [], [], []
+        for c in case_ids:
+            sims = [float(np.dot(vectors[self.chunks[r].id], vector)) for r in rows[c] if self.chunks[r].id in vectors]
+            dense.append(max(sims, default=0.0))
+            lexical.append(max((float(lexical_scores[r]) for r in rows[c]), default=0.0))
+            meta = self._case_meta[c]
+            texts.append(CandidateText(
+                case_id=c,
+                title=str(meta.get("title", "")),
+                key_texts=tuple(str(self.chunks[r].metadata.get("key_text", "")) for r in rows[c]),
+                full_text=f"{meta.get('question', '')}\n{meta.get('answer', '')}",
+                answer=str(meta.get("answer", "")),
+            ))
+
+        def ranks(name: str) -> np.ndarray:
+            return np.array([matched.get(c, ("", {}))[1].get(f"{name}_rank", 0) for c in case_ids], dtype=np.float64)
+
+        return pair_features(
+            text, texts,
+            dense=np.asarray(dense), lexical=np.asarray(lexical),
+            rank_dense=ranks("dense"), rank_lexical=ranks("lexical"),
+            rank_fused=np.arange(1, len(case_ids) + 1, dtype=np.float64),
+            consensus=np.array([agreement.get(c, 0.0) for c in case_ids]),
+            idf=idf_table(text, self.lexical.doc_freq(text), self.lexical.size),
+        )
+
+    def _hit(self, case_id: str, score: float, matched: tuple[str, dict[str, float]], fused: float, *,
+             match: float | None = None) -> Hit:
         meta = self._case_meta[case_id]
-        chunk_id, components = match
+        chunk_id, components = matched
         row = self._row.get(chunk_id)
         chunk_text = self.chunks[row].text if row is not None else ""
         return Hit(
@@ -204,4 +304,5 @@ class CaseRetriever:
             answer=str(meta.get("answer", "")),
             metadata=dict(meta),
             components={**components, "rrf": fused},
+            match=match,
         )

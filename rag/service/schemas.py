@@ -28,13 +28,19 @@ class CitationOut(BaseModel):
     product: str = Field(default="", description="the cited case's product")
     passage: str
     score: float
+    relation: Literal["source", "related"] = Field(
+        default="source", description="source: the reply is built from this case; related: the closest case, "
+                                      "shown for reference because it does not address this ticket")
+    match: float | None = Field(default=None, description="probability that this case addresses the ticket")
 
 
 class DraftResponse(BaseModel):
     draft_id: str
     text: str
     action: Literal["answer", "ask_for_info", "escalate"]
-    confidence: float
+    confidence: float = Field(description="probability that the top cited case addresses the ticket's problem")
+    verdict: str = Field(default="", description="why this action: fits, no_fit, vague, off_topic, staff, "
+                                                 "bug_report, feature_request")
     citations: list[CitationOut]
     links: list[str]
     backend: str

@@ -44,7 +44,7 @@ def _response(ticket: Ticket, draft: Draft, pipeline: Pipeline, feedback: Feedba
                  for c in asdict(draft)["citations"]]
     return DraftResponse(
         draft_id=draft_id, text=draft.text, action=draft.action, confidence=draft.confidence,
-        citations=citations, links=list(draft.links), backend=draft.backend, fallback=draft.fallback,
+        verdict=draft.verdict, citations=citations, links=list(draft.links), backend=draft.backend, fallback=draft.fallback,
         prompt_id=draft.prompt_id, prompt_version=draft.prompt_version, latency_ms=draft.latency_ms,
         usage={"prompt_tokens": draft.usage.prompt_tokens, "completion_tokens": draft.usage.completion_tokens},
         removed=list(draft.removed), notes=list(draft.notes), notes_zh=notes_zh(draft.notes),

@@ -1,0 +1,114 @@
+"""Hand-made relevance labels (``eval/relevance/``): problem groups over the corpus and new tickets.
+
+Problem groups: one JSON file per dataset part, ``groups/<part>.json``; every case names the problem it
+is about (a global slug, so a later part can add cases to a group), the cases that are partly relevant
+to it, and whether its agent ever gave a substantive answer. Two cases "address the same problem"
+when they share a group and the candidate holds an answer. New tickets: ``new_tickets.jsonl``, one
+ticket per line with its matching cases (possibly none), the ideal action and a dev/test split.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Mapping, Sequence
+
+from rag.errors import ConfigError
+from rag.records import Action
+
+Split = Literal["dev", "test"]
+
+
+@dataclass(frozen=True)
+class GroupLabels:
+    group_of: Mapping[str, str]
+    partial: Mapping[str, frozenset[str]]
+    no_answer: frozenset[str]
+    titles: Mapping[str, str] = field(default_factory=dict)
+
+    def relevant(self, query_case: str, candidate: str) -> bool:
+        """The candidate's answer would genuinely help the query case's customer."""
+        return (candidate != query_case and candidate not in self.no_answer
+                and self.group_of.get(candidate) is not None
+                and self.group_of.get(candidate) == self.group_of.get(query_case))
+
+    def partly(self, query_case: str, candidate: str) -> bool:
+        return candidate in self.partial.get(query_case, frozenset()) or query_case in self.partial.get(candidate, frozenset())
+
+    def gain(self, query_case: str, candidate: str) -> float:
+        """Graded relevance: 1 same problem, 0.5 partly relevant, 0 otherwise."""
+        if self.relevant(query_case, candidate):
+            return 1.0
+        return 0.5 if self.partly(query_case, candidate) and candidate not in self.no_answer else 0.0
+
+    def partners(self, query_case: str, universe: Sequence[str] | None = None) -> list[str]:
+        ids = universe if universe is not None else list(self.group_of)
+        return [c for c in ids if self.relevant(query_case, c)]
+
+
+def load_groups(folder: Path) -> GroupLabels:
+    """Every ``*.json`` under ``folder`` (one per dataset part), merged."""
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        raise ConfigError(f"{folder}: no problem-group label files (*.json)")
+    group_of: dict[str, str] = {}
+    partial: dict[str, frozenset[str]] = {}
+    no_answer: set[str] = set()
+    titles: dict[str, str] = {}
+    for f in files:
+        try:
+            doc = json.loads(f.read_text(encoding="utf-8"))
+            for n, entry in enumerate(doc["cases"]):
+                cid = str(entry["id"])
+                group_of[cid] = str(entry["group"])
+                partial[cid] = frozenset(str(x) for x in entry.get("partial", ()))
+                titles[cid] = str(entry.get("title", ""))
+                if entry.get("no_answer"):
+                    no_answer.add(cid)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{f}: not a problem-group label file ({type(exc).__name__}: {exc})") from None
+    return GroupLabels(group_of, partial, frozenset(no_answer), titles)
+
+
+@dataclass(frozen=True)
+class LabelledTicket:
+    id: str
+    text: str
+    title: str
+    product: str | None
+    match: tuple[str, ...]
+    partial: tuple[str, ...]
+    action: Action
+    kind: str
+    split: Split
+    source: str = ""
+
+    @property
+    def covered(self) -> bool:
+        return bool(self.match)
+
+
+def load_tickets(path: Path) -> list[LabelledTicket]:
+    out = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            action = d["action"]
+            if action not in ("answer", "ask_for_info", "escalate"):
+                raise ValueError(f"unknown action {action!r}")
+            out.append(LabelledTicket(
+                id=str(d["id"]), text=str(d["text"]), title=str(d.get("title") or ""),
+                product=d.get("product") or None, match=tuple(d.get("match") or ()),
+                partial=tuple(d.get("partial") or ()), action=action, kind=str(d.get("kind", "")),
+                split="test" if d.get("split") == "test" else "dev", source=str(d.get("source", "")),
+            ))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path}:{n}: not a labelled ticket ({exc})") from None
+    return out

@@ -1,0 +1,171 @@
+"""The match model, the relevance metrics and the answer/defer policy, on small hand-made inputs."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from rag.draft import policy
+from rag.errors import ConfigError
+from rag.records import Hit, Ticket
+from rag.retrieve.match import FEATURES, FIT_FEATURES, CandidateText, Linear, MatchModel, fit_features, pair_features
+from rag.score.labels import load_groups, load_tickets
+from rag.score.relevance import (Decision, decision_scores, expected_calibration_error, ranking_scores,
+                                 threshold_for_precision)
+
+from conftest import PROJECT_ROOT
+
+LABELS = PROJECT_ROOT / "eval" / "relevance"
+
+
+def _features(query, candidates, dense):
+    n = len(candidates)
+    return pair_features(
+        query, candidates, dense=np.asarray(dense), lexical=np.linspace(3, 1, n),
+        rank_dense=np.arange(1, n + 1, dtype=float), rank_lexical=np.arange(1, n + 1, dtype=float),
+        rank_fused=np.arange(1, n + 1, dtype=float), consensus=np.zeros(n), idf={},
+    )
+
+
+def test_pair_features_read_the_question_side():
+    cands = [
+        CandidateText("a", "CDN 缓存刷新", ("CDN 缓存刷新\n更新了文件，CDN 还是旧的",), "刷新 缓存", "在控制台刷新缓存"),
+        CandidateText("b", "发票", ("发票\n发票什么时候开",), "开票", ""),
+    ]
+    x = _features("CDN 缓存怎么刷新", cands, [0.9, 0.8])
+    f = dict(zip(FEATURES, x[0]))
+    g = dict(zip(FEATURES, x[1]))
+    assert x.shape == (2, len(FEATURES))
+    assert f["cover_key"] > 0.5 and g["cover_key"] == 0.0
+    assert f["title_in_query"] > g["title_in_query"]
+    assert f["dense_gap"] == 0.0 and g["dense_gap"] == pytest.approx(-0.1)
+    assert f["has_answer"] == 1.0 and g["has_answer"] == 0.0
+
+
+def test_fit_features_margin_is_measured_against_the_other_candidates():
+    x = np.zeros((3, len(FEATURES)))
+    out = fit_features(x, np.array([2.0, 0.5, -1.0]))
+    margin = out[:, FIT_FEATURES.index("margin")]
+    assert margin.tolist() == [1.5, -1.5, -3.0]
+
+
+def test_model_round_trip_and_feature_mismatch_is_refused():
+    lin = Linear(FEATURES, (0.0,) * len(FEATURES), (1.0,) * len(FEATURES), (0.1,) * len(FEATURES), 0.0)
+    fit = Linear(FIT_FEATURES, (0.0,) * len(FIT_FEATURES), (1.0,) * len(FIT_FEATURES), (0.2,) * len(FIT_FEATURES), -1.0)
+    model = MatchModel(lin, fit, 0.6, "test")
+    again = MatchModel.from_dict(json.loads(json.dumps(model.to_dict())))
+    x = np.random.default_rng(0).normal(size=(4, len(FEATURES)))
+    assert np.allclose(again.probabilities(x), model.probabilities(x))
+    broken = model.to_dict()
+    broken["ranker"]["features"] = broken["ranker"]["features"][:-1]
+    with pytest.raises(ValueError, match="fit_match.py"):
+        MatchModel.from_dict(broken)
+
+
+def test_the_shipped_model_loads_and_rates_in_unit_interval():
+    model = MatchModel.load()
+    assert 0.0 < model.threshold < 1.0
+    typical = np.asarray(model.ranker.mean) + np.random.default_rng(1).normal(size=(5, len(FEATURES))) * np.asarray(
+        model.ranker.scale)
+    p = model.probabilities(typical)
+    assert ((p > 0) & (p < 1)).all()
+
+
+def test_ranking_metrics_on_a_toy_ranking():
+    gains = {"a": 1.0, "b": 0.5}
+    s = ranking_scores(["x", "b", "a"], lambda c: gains.get(c, 0.0), [1.0, 0.5])
+    assert s["p_at_1"] == 0.0 and s["mrr_at_10"] == pytest.approx(1 / 3) and s["hit_at_5"] == 1.0
+    assert 0 < s["ndcg_at_5"] < 1
+
+
+def test_calibration_error_and_threshold():
+    prob = [0.9] * 10 + [0.1] * 10
+    correct = [True] * 9 + [False] + [False] * 9 + [True]
+    assert expected_calibration_error(prob, correct) == pytest.approx(0.0)
+    assert expected_calibration_error([0.9] * 10, [False] * 10) == pytest.approx(0.9)
+    p = np.linspace(1, 0, 40)
+    y = np.array([True] * 15 + [False, True] * 5 + [False] * 15)
+    t = threshold_for_precision(p, y, 0.85, min_answered=5)
+    answered = p >= t
+    assert y[answered].mean() >= 0.85 and answered.sum() >= 15
+
+
+def test_decision_scores():
+    ds = [Decision(True, True, True, 0.9), Decision(True, False, True, 0.7), Decision(False, False, False, 0.1),
+          Decision(True, False, False, 0.6)]
+    s = decision_scores(ds)
+    assert s["answer_precision"] == pytest.approx(1 / 3, abs=1e-4)
+    assert s["deferral_recall"] == pytest.approx(0.5)
+    assert s["coverage"] == pytest.approx(0.5)
+
+
+def test_labels_load_and_name_bad_lines(tmp_path):
+    groups = load_groups(LABELS / "groups")
+    assert len(groups.group_of) == 114
+    some = next(c for c in groups.group_of if groups.partners(c))
+    partner = groups.partners(some)[0]
+    assert groups.relevant(some, partner) and groups.gain(some, partner) == 1.0
+    assert not groups.relevant(some, some)
+    tickets = load_tickets(LABELS / "new_tickets.jsonl")
+    assert len(tickets) >= 60 and sum(not t.covered for t in tickets) >= len(tickets) / 2
+    assert {t.split for t in tickets} == {"dev", "test"}
+    bad = tmp_path / "t.jsonl"
+    bad.write_text('{"id": "a", "text": "x", "action": "answer"}\n{"id": "b", "text": "y", "action": "reply"}\n')
+    with pytest.raises(ConfigError, match=r"t.jsonl:2: .*unknown action"):
+        load_tickets(bad)
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "p.json").write_text('{"cases": [{"id": "x"}]}')
+    with pytest.raises(ConfigError, match="p.json"):
+        load_groups(tmp_path / "g")
+
+
+def _hit(case_id: str, match: float, answer: str = "您好，在控制台 → CDN → 刷新预取 里提交 URL 即可。") -> Hit:
+    return Hit(case_id, match, "标题", "CDN", "", f"{case_id}:case", "", answer, match=match)
+
+
+def test_policy_answers_only_above_the_threshold():
+    t = Ticket("CDN 缓存怎么刷新？更新了图片还是旧的")
+    assert policy.decide(t, [_hit("a", 0.8), _hit("b", 0.2)], 0.6).action == "answer"
+    v = policy.decide(t, [_hit("a", 0.5), _hit("b", 0.2)], 0.6)
+    assert v.action == "ask_for_info" and v.kind == "no_fit" and "加速域名" in v.details
+
+
+@pytest.mark.parametrize("text, action, kind", [
+    ("帮我订一张明天去北京的机票", "ask_for_info", "off_topic"),
+    ("在吗", "ask_for_info", "vague"),
+    ("您好 有个问题 [图片]", "ask_for_info", "vague"),
+    ("能不能支持 AVIF 自动转换", "escalate", "feature_request"),
+    ("控制台里上传按钮点了没反应", "escalate", "bug_report"),
+    ("麻烦帮我重新下发一下 https 配置", "escalate", "staff"),
+    ("我们想私有化部署，能安排销售联系吗", "escalate", "staff"),
+])
+def test_policy_kinds(text, action, kind):
+    v = policy.decide(Ticket(text), [_hit("a", 0.05)], 0.6)
+    assert (v.action, v.kind) == (action, kind)
+
+
+def test_a_fitting_case_whose_answer_was_a_back_office_action_is_a_hand_over():
+    v = policy.decide(Ticket("https 配置一直在处理中"), [_hit("a", 0.9, "您好，已经为您重新下发配置，处理完成")], 0.6)
+    assert (v.action, v.kind) == ("escalate", "staff")
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(text=st.text(min_size=0, max_size=60), matches=st.lists(st.floats(0, 1), min_size=0, max_size=5),
+       threshold=st.floats(0.05, 0.95))
+def test_policy_never_answers_below_the_threshold(text, matches, threshold):
+    hits = [_hit(str(i), m) for i, m in enumerate(sorted(matches, reverse=True))]
+    v = policy.decide(Ticket(text), hits, threshold)
+    if v.action == "answer":
+        assert hits and hits[0].match >= threshold and v.fitting
+    assert v.match == pytest.approx(round(hits[0].match, 4) if hits else 0.0)
+
+
+@pytest.mark.parametrize("script", ["check_labels.py", "check_tickets.py"])
+def test_label_files_pass_their_checkers(script):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(LABELS / script)], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
