@@ -84,3 +84,13 @@ def test_the_llm_is_told_which_cases_fit(llm_drafter):
     source = [c.case_id for c in d.citations if c.relation == "source"]
     assert d.action == "answer" and source
     assert "与客户的问题相符" in user and source[0] in user
+
+
+def test_an_english_ticket_asks_the_llm_for_an_english_reply(llm_drafter):
+    reply = "ACTION: ask_for_info\nHello, could you tell us which SDK version you use and the full error message?"
+    with respx.mock(assert_all_called=True) as mock:
+        route = mock.post(URL).mock(return_value=httpx.Response(200, json=completion(reply)))
+        d = llm_drafter.draft(Ticket("The Go SDK returns 'incorrect region' when I upload, what should I change?"))
+    system = json.loads(route.calls[0].request.content)["messages"][0]["content"]
+    assert "英文" in system and "Hello" in system
+    assert d.text.startswith("Hello") and d.action == "ask_for_info"
