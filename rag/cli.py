@@ -428,7 +428,9 @@ def feedback_export(
     from rag.parse import parse_text
     from rag.settings import load_settings
 
-    text = FeedbackStore(load_settings().feedback_db).export_cases()
+    text, skipped = FeedbackStore(load_settings().feedback_db).export()
+    for message in skipped:  # one malformed item is skipped by id, never the whole export
+        _err("[yellow]skipped:[/]", message)
     cases = parse_text(text, out_file.name, strict=True)  # never write a file the next ingest would reject
     out_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_file.with_suffix(out_file.suffix + ".tmp")

@@ -9,6 +9,7 @@ to the dataset format, so the next ingest learns from them.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import uuid
 from collections import defaultdict
@@ -139,24 +140,57 @@ class FeedbackStore:
 
     def export_cases(self) -> str:
         """Accepted and edited drafts as dataset-format cases (one Markdown document)."""
+        return self.export()[0]
+
+    def export(self) -> tuple[str, list[str]]:
+        """(the document, one message per skipped item naming its draft id).
+
+        Every free-text field is folded to one line and stripped of Markdown structure, so a
+        ``product`` holding newlines and ``## title`` lines cannot forge a case; each item is checked
+        by the strict parser on its own, so one malformed item is skipped, never the whole export."""
+        from rag.errors import ParseError
+        from rag.parse import parse_text
+
         with closing(self._connect()) as db:
             rows = [r for r in self._latest(db) if r["verdict"] in ("accepted", "edited")]
         blocks = ["# 七牛云客服问答数据集 - 来自客服反馈", "", "本文档由 `rag feedback export` 生成：客服采纳或修改后的草稿。", ""]
+        skipped: list[str] = []
         for r in rows:
             answer = (r["final_text"] or r["draft_text"]).strip()
-            question = " ".join(r["ticket"].split()) or "（无）"
-            title = " ".join((r["title"] or question[:30]).split())
-            blocks += [
-                "---", "", f"## {title}", "", f"**问题分类**: {r['product'] or '其他'}｜{r['subcategory'] or '其他类咨询'}", "",
-                f"**适用场景**: {r['product'] or '其他'}", "", "### 问题描述", "", question, "", "### 客服解答", "",
+            question = _one_line(r["ticket"]) or "（无）"
+            title = _one_line(r["title"] or question[:30]) or "（无标题）"
+            product = _one_line(r["product"]).replace("｜", " ").replace("|", " ") or "其他"
+            subcategory = _one_line(r["subcategory"]) or "其他类咨询"
+            block = [
+                "---", "", f"## {title}", "", f"**问题分类**: {product}｜{subcategory}", "",
+                f"**适用场景**: {product}", "", "### 问题描述", "", question, "", "### 客服解答", "",
                 f"**客户**：{question}", f"**客服**：{_one_turn(answer)}", "", "### 根本原因分析", "",
                 "需要根据具体情况分析，建议查看文档或联系技术支持", "",
             ]
-        return "\n".join(blocks) + "\n"
+            if not _PRODUCT_NAME.fullmatch(product) or not _PRODUCT_NAME.fullmatch(subcategory):
+                skipped.append(f"feedback for draft {r['id']} skipped: product {product[:40]!r} is not a product name")
+                continue
+            try:
+                if len(parse_text("\n".join(block) + "\n", "feedback-item.md", strict=True)) != 1:
+                    raise ParseError("does not make exactly one case", source="feedback-item.md", line=0)
+            except ParseError as exc:
+                skipped.append(f"feedback for draft {r['id']} skipped: {exc.reason}")
+                continue
+            blocks += block
+        return "\n".join(blocks) + "\n", skipped
+
+
+_PRODUCT_NAME = re.compile(r"[\w\u4e00-\u9fff &/()（）.+\-]{1,30}")
+
+
+def _one_line(text: str | None) -> str:
+    """A field on one line with no Markdown structure at its start."""
+    line = " ".join((text or "").split())
+    return line.lstrip("#*-> ").strip()
 
 
 def _one_turn(text: str) -> str:
     # A line starting like a role marker or a section would break the dataset format.
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+    lines = [ln for ln in re.split(r"\r\n|\n|\r", text) if ln.strip()]
     safe = [(" " + ln) if ln.lstrip().startswith(("**", "#", "---")) else ln for ln in lines]
     return "\n".join(safe)

@@ -127,14 +127,15 @@ def llm_env(llm_settings, monkeypatch):
     return llm_settings
 
 
-def _checked(draft: dict, ticket: str, settings, *, usage: bool) -> None:
+def _checked(draft: dict, ticket: str, settings, guard, *, usage: bool) -> None:
     assert draft["action"] in ("answer", "ask_for_info", "escalate")
     assert draft["backend"] == f"llm:{local_llm.MODEL_NAME}" and draft["fallback"] is False, draft["notes"]
     assert CHINESE.search(draft["text"]), draft["text"]
     assert draft["citations"] and all(c["case_id"] for c in draft["citations"])
     # the guards ran: nothing in the final text that they would remove
-    assert leaked_identifiers(draft["text"], ticket, settings.link_allowlist) == []
-    assert invented_links(draft["text"], ticket, frozenset(), settings.link_allowlist) == [] or draft["removed"]
+    # public hosts used across the corpus (digicert.com) are not leaks: the corpus says so
+    assert leaked_identifiers(draft["text"], ticket, settings.link_allowlist, guard.known_links, guard.corpus_ids) == []
+    assert invented_links(draft["text"], ticket, guard.known_links, settings.link_allowlist, guard.corpus_ids) == []
     if usage:  # llama.cpp reports usage without streaming, never inside a stream
         assert draft["usage"]["prompt_tokens"] > 100 and draft["usage"]["completion_tokens"] > 0
 
@@ -143,11 +144,11 @@ def _checked(draft: dict, ticket: str, settings, *, usage: bool) -> None:
 
 @pytest.mark.llm_server
 @pytest.mark.e2e
-def test_rag_draft_with_the_real_model(llm_env):
+def test_rag_draft_with_the_real_model(llm_env, corpus_pipeline):
     runner = CliRunner()
     r = runner.invoke(app, ["draft", "--json", TICKET])
     assert r.exit_code == 0, r.output
-    _checked(json.loads(r.stdout), TICKET, llm_env, usage=True)
+    _checked(json.loads(r.stdout), TICKET, llm_env, corpus_pipeline.drafter, usage=True)
     r = runner.invoke(app, ["draft", "--stream", TICKET])
     assert r.exit_code == 0, r.output
     streamed, final = r.stdout.split("final draft (after safety checks)")
@@ -158,11 +159,11 @@ def test_rag_draft_with_the_real_model(llm_env):
 
 @pytest.mark.llm_server
 @pytest.mark.e2e
-def test_post_drafts_with_the_real_model(llm_settings):
+def test_post_drafts_with_the_real_model(llm_settings, corpus_pipeline):
     with TestClient(create_app(llm_settings), client=("127.0.0.1", 50000)) as client:
         r = client.post("/v1/drafts", json={"text": TICKET, "product": "CDN"})
         assert r.status_code == 200, r.text
-        _checked(r.json(), TICKET, llm_settings, usage=True)
+        _checked(r.json(), TICKET, llm_settings, corpus_pipeline.drafter, usage=True)
         with client.stream("POST", "/v1/drafts/stream", json={"text": TICKET, "product": "CDN"}) as s:
             assert s.headers["content-type"].startswith("text/event-stream")
             events = [(e.split("\n")[0].removeprefix("event: "), json.loads(e.split("\n")[1].removeprefix("data: ")))
@@ -171,7 +172,7 @@ def test_post_drafts_with_the_real_model(llm_settings):
     assert kinds[-1] == "draft" and set(kinds[:-1]) == {"delta"}
     assert CHINESE.search("".join(d["text"] for k, d in events if k == "delta"))
     assert not any("ACTION" in d["text"] for k, d in events if k == "delta")
-    _checked(events[-1][1], TICKET, llm_settings, usage=False)
+    _checked(events[-1][1], TICKET, llm_settings, corpus_pipeline.drafter, usage=False)
 
 
 @pytest.mark.llm_server

@@ -168,6 +168,7 @@ def apply(draft: Draft, verdict: ReplyVerdict) -> Draft:
     return replace(draft, action=action, confidence=round(confidence, 3), notes=tuple(notes))
 
 
+_ACTION_MARK = re.compile(r"[*`]*\bACTION\s*[:：]\s*[*`]*(answer|ask_for_info|escalate)?[*`]*[ \t]*\n?", re.I)
 _SENTENCE_END = re.compile(r"[。！？；\n]")  # not ASCII ? or ! : they occur inside links
 
 
@@ -206,6 +207,7 @@ class CheckedStream:
             return
         piece = self._text[self._released : end]
         self._released = end
-        piece = re.sub(r"^\s*ACTION\s*[:：]\s*\w*\s*$\n?", "", strip_invisible(piece), flags=re.I | re.M)
+        # the ACTION marker is metadata wherever the model put it (a 0.5B model wrote it mid-text)
+        piece = _ACTION_MARK.sub("", strip_invisible(piece))
         if piece.strip():
             self._emit(self._scrub(piece))
