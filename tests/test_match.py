@@ -169,3 +169,15 @@ def test_label_files_pass_their_checkers(script):
     done = subprocess.run([sys.executable, str(LABELS / script)], cwd=PROJECT_ROOT, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("reply, action, body", [
+    ("ACTION: answer\n您好，这样操作。", "answer", "您好，这样操作。"),
+    ("您好，这样操作。ACTION：ask_for_info", "ask_for_info", "您好，这样操作。"),
+    ("您好，ACTION: escalate 需要后台处理。\nACTION: answer", "escalate", "您好，需要后台处理。"),
+    ("您好，没有标记。", None, "您好，没有标记。"),
+])
+def test_the_action_marker_is_read_and_removed_wherever_the_model_put_it(reply, action, body):
+    from rag.draft.drafter import parse_llm_reply
+
+    assert parse_llm_reply(reply) == (action, body)

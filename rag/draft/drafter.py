@@ -25,7 +25,9 @@ from rag.retrieve import CaseRetriever
 from rag.settings import Settings
 
 Fallback = Literal["offline", "none"]
-_ACTION_LINE = re.compile(r"^\s*ACTION\s*[:：]\s*(answer|ask_for_info|escalate)\s*$", re.I | re.M)
+# Small models put the marker anywhere (first line, mid-sentence, twice): the first one is the action,
+# every one is removed from the text.
+_ACTION = re.compile(r"[ \t]*\bACTION\s*[:：]\s*(answer|ask_for_info|escalate)\b[ \t]*\n?", re.I)
 CASE_ANSWER_CHARS = 700
 
 
@@ -71,11 +73,10 @@ def ticket_fields(ticket: Ticket) -> dict[str, str]:
 
 
 def parse_llm_reply(text: str) -> tuple[Action | None, str]:
-    m = _ACTION_LINE.search(text)
+    m = _ACTION.search(text)
     if not m:
         return None, text.strip()
-    body = (text[: m.start()] + text[m.end() :]).strip()
-    return m.group(1).lower(), body  # type: ignore[return-value]
+    return m.group(1).lower(), _ACTION.sub("", text).strip()  # type: ignore[return-value]
 
 
 def known_links_of(retriever: CaseRetriever) -> frozenset[str]:
