@@ -85,13 +85,13 @@ class _Bar:
     """Adapts the library's progress callback to a rich progress bar (on stderr, so --json stays clean)."""
 
     def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
         self._progress = Progress(
             TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=_err_console(), transient=False,
         )
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
 
     def __enter__(self):
         self._progress.__enter__()
@@ -240,7 +240,7 @@ def draft(
     on_delta = (lambda d: o.text(d, end="")) if streaming else None
     if streaming:
         o.rule("draft (streaming, checked sentence by sentence)")
-    result = drafter.draft(Ticket(text=body, title=title, product=product), fallback=fallback, on_delta=on_delta)  # type: ignore[arg-type]
+    result = drafter.draft(Ticket(text=body, title=title, product=product), fallback=fallback, on_delta=on_delta)  # type: ignore[arg-type]  # a str checked against the Literal above
     if as_json:
         o.json(asdict(result))
         return
@@ -296,7 +296,7 @@ def eval_run(
 
     if backend not in ("offline", "llm") or split not in ("loo", "split"):
         raise RagError("--backend must be offline or llm, --split must be loo or split")
-    cfg = EvalConfig(backend=backend, variant=variant, split=split, seed=seed, test_fraction=test_fraction,  # type: ignore[arg-type]
+    cfg = EvalConfig(backend=backend, variant=variant, split=split, seed=seed, test_fraction=test_fraction,  # type: ignore[arg-type]  # strs checked against the Literals above
                      limit=limit, concurrency=concurrency, judge=judge)
     p = _pipeline()
     if runs_dir is None:

@@ -15,7 +15,7 @@ import sqlite3
 import threading
 from contextlib import closing
 from pathlib import Path
-from typing import Literal, Protocol, Sequence
+from typing import Any, Literal, Protocol, Sequence
 
 import httpx
 import numpy as np
@@ -124,7 +124,7 @@ class SentenceTransformerEmbedder:
         self.name = "st/" + "/".join(Path(model_path).parts[-2:])
         self.model_path = model_path
         self.max_chars = max_chars
-        self._model = None
+        self._model: Any = None  # a SentenceTransformer, loaded on first use; the package ships no types
         self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray:

@@ -83,7 +83,7 @@ def ingest(
         progress("embed", 0, len(to_add))
         for start in range(0, len(to_add), batch):
             part = to_add[start : start + batch]
-            vectors = embedder.embed([c.metadata["key_text"] for c in part], "query")
+            vectors = embedder.embed([str(c.metadata["key_text"]) for c in part], "query")
             store.upsert(part, vectors)
             progress("embed", start + len(part), len(to_add))
         # Add before delete: a changed case's new chunks have new ids, so an ingest stopped halfway

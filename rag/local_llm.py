@@ -271,9 +271,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"RAG_LLM_BASE_URL={info.base_url}")
             print(f"RAG_LLM_MODEL={info.model}")
         elif args.command == "status":
-            info = running(args.dir)
-            print(f"running: {info.base_url} {info.model} (pid {info.pid})" if info else "not running")
-            return 0 if info else 1
+            found = running(args.dir)
+            print(f"running: {found.base_url} {found.model} (pid {found.pid})" if found else "not running")
+            return 0 if found else 1
         else:
             print("stopped" if stop(args.dir) else "not running")
     except LocalModelError as exc:

@@ -28,7 +28,7 @@ from typing import Iterable, Iterator
 from rag.errors import ParseError
 from rag.filler import IMAGE_MARKER, is_filler
 from rag.links import find_links
-from rag.records import Case, Turn
+from rag.records import Case, Role, Turn
 
 GENERIC_ROOT_CAUSE = "需要根据具体情况分析，建议查看文档或联系技术支持"
 DATASET_SUFFIXES = (".md", ".txt")
@@ -39,7 +39,7 @@ _TITLE = re.compile(r"^##\s+(.*\S)\s*$")
 _FIELD = re.compile(r"^\*\*(问题分类|适用场景)\*\*\s*[:：]\s*(.*?)\s*$")
 _SECTION = re.compile(r"^###\s+(.*\S)\s*$")
 _TURN = re.compile(r"^\*\*([^*]{1,10})\*\*\s*[:：]\s?(.*)$")
-_ROLES = {"客户": "customer", "客服": "agent"}
+_ROLES: dict[str, Role] = {"客户": "customer", "客服": "agent"}
 _SECTIONS = {"问题描述": "question", "客服解答": "dialogue", "根本原因分析": "root_cause"}
 _REQUIRED = ("问题分类", "问题描述", "客服解答")
 
@@ -131,7 +131,7 @@ def _text(lines: list[tuple[int, str]]) -> str:
 
 
 def _parse_turns(lines: list[tuple[int, str]], source: str) -> tuple[Turn, ...]:
-    turns: list[tuple[str, int, list[str]]] = []
+    turns: list[tuple[Role, int, list[str]]] = []
     for no, line in lines:
         m = _TURN.match(line)
         if m:
@@ -148,7 +148,7 @@ def _parse_turns(lines: list[tuple[int, str]], source: str) -> tuple[Turn, ...]:
         text = "\n".join(parts).strip()
         out.append(
             Turn(
-                role=role,  # type: ignore[arg-type]
+                role=role,
                 text=text,
                 line=no,
                 is_filler=role == "agent" and is_filler(text),

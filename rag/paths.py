@@ -14,6 +14,7 @@ Two kinds of files:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -52,7 +53,7 @@ def resource(name: str) -> Path:
     return bundled(name)
 
 
-def state_home(env: dict[str, str] | None = None) -> Path:
+def state_home(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     if env.get("RAG_HOME"):
         return Path(env["RAG_HOME"]).expanduser()

@@ -29,11 +29,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore", frozen=True)
 
     # where things live (defaults filled in by ``_default_paths`` from ``rag.paths``)
-    home: Path | None = Field(default=None, description="user state folder (store, caches, feedback)")
-    data_dir: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]
-    store_path: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]
-    cache_dir: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]
-    baseline_path: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]
+    # The path fields' None default never survives: ``_default_paths`` fills every one of them before
+    # validation, so they are typed as the Path they always are (hence the assignment ignores).
+    home: Path = Field(default=None, validate_default=False,  # type: ignore[assignment]  # filled, see above
+                       description="user state folder (store, caches, feedback)")
+    data_dir: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]  # filled, see above
+    store_path: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]  # filled, see above
+    cache_dir: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]  # filled, see above
+    baseline_path: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]  # filled, see above
 
     # corpus and store
     chroma_url: str | None = Field(default=None, description="http://host:port of a `chroma run` server")
@@ -82,14 +85,14 @@ class Settings(BaseSettings):
     llm_context_cases: int = 5
     llm_price_prompt_per_1k: float = 0.0
     llm_price_completion_per_1k: float = 0.0
-    prompts_dir: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]
+    prompts_dir: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]  # filled by _default_paths
     prompt_variant: str = "default"
 
     # relevance labels: problem groups over the corpus and new tickets (eval/relevance/README.md)
-    labels_dir: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]
+    labels_dir: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]  # filled by _default_paths
 
     # service and feedback
-    feedback_db: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]
+    feedback_db: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]  # filled by _default_paths
     service_token: SecretStr = SecretStr("")
     max_ticket_chars: int = 8000
     # HTTP posture (rag/service/security.py): checked before a request body is parsed
@@ -110,7 +113,7 @@ class Settings(BaseSettings):
         if not isinstance(data, dict):
             return data
         missing = [f for f in _PATH_FIELDS if data.get(f) in (None, "")]
-        if missing:
+        if missing or data.get("home") in (None, ""):
             paths = default_paths(data.get("home") or None)
             data = {**data, **{f: getattr(paths, "baseline" if f == "baseline_path" else f) for f in missing},
                     "home": data.get("home") or paths.home}
@@ -138,7 +141,7 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read the environment once; overrides win (the CLI's flags, a test's tmp paths)."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)  # type: ignore[arg-type]  # objects: pydantic validates each at run time
     except ConfigError:
         raise
     except ValidationError as exc:  # name the variable and the problem, not a traceback

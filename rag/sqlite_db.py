@@ -9,7 +9,7 @@ from pathlib import Path
 
 def connect(path: Path, *, autocommit: bool = False) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=30, isolation_level=None if autocommit else "")
+    db = sqlite3.connect(path, timeout=30, isolation_level=None if autocommit else "DEFERRED")
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA busy_timeout=30000")
     db.execute("PRAGMA foreign_keys=ON")

@@ -147,7 +147,7 @@ class ChunkStore:
         return out
 
     def all_chunks(self) -> list[StoredChunk]:
-        out = []
+        out: list[StoredChunk] = []
         for page in self._iter(include=["documents", "metadatas"]):
             out.extend(StoredChunk(i, d or "", dict(m or {})) for i, d, m in zip(page["ids"], page["documents"], page["metadatas"]))
         return out

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Sequence, TextIO
+from typing import TYPE_CHECKING, Sequence, TextIO
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class Output:
     def __init__(self, stream: TextIO | None = None, *, rich: bool | None = None) -> None:
         self.stream = stream or sys.stdout
         self.rich = self.stream.isatty() if rich is None else rich
-        self._console = None
+        self._console: Console | None = None
 
     @property
-    def console(self):
+    def console(self) -> Console:
         if self._console is None:
             from rich.console import Console
 

@@ -76,7 +76,7 @@ def parse_llm_reply(text: str) -> tuple[Action | None, str]:
     m = _ACTION.search(text)
     if not m:
         return None, text.strip()
-    return m.group(1).lower(), _ACTION.sub("", text).strip()  # type: ignore[return-value]
+    return m.group(1).lower(), _ACTION.sub("", text).strip()  # type: ignore[return-value]  # _ACTION matches only Action values
 
 
 def known_links_of(retriever: CaseRetriever) -> frozenset[str]:

@@ -9,7 +9,7 @@ back-off waits and the stream) and a reply-size cap (``rag.draft.llm_bounds``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence, TypeVar, cast
 
 from tenacity import RetryCallState, retry_if_exception
 
@@ -31,7 +31,17 @@ from rag.records import Usage
 from rag.retry import is_transient, retrying
 from rag.settings import Settings
 
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
+
 Message = dict[str, str]
+_T = TypeVar("_T")
+
+
+def _sdk_messages(messages: Sequence[Message]) -> list[ChatCompletionMessageParam]:
+    # Our messages are plain {"role", "content"} dicts, the shape the SDK's TypedDicts describe; the cast
+    # only names that for the type checker (the SDK sends the dicts as they are).
+    return cast("list[ChatCompletionMessageParam]", list(messages))
 
 _CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "context length", "too many tokens", "prompt is too long",
                     "context window")  # llama.cpp: "Requested tokens (N) exceed context window of 4096"
@@ -93,13 +103,13 @@ class LLMClient:
             raise ReplyTooLargeError(f"the LLM reply has more than {self.settings.llm_max_reply_chars} characters; refused "
                                      "(RAG_LLM_MAX_REPLY_CHARS)")
 
-    def _call(self, fn: Callable[[], object], deadline: Deadline) -> object:
+    def _call(self, fn: Callable[[], _T], deadline: Deadline) -> _T:
         base = retrying(self.settings)
 
         def out_of_time(state: RetryCallState) -> bool:  # the next wait would end past the deadline
             return deadline.remaining() <= (state.upcoming_sleep or 0.0)
 
-        policy = base.copy(stop=base.stop | out_of_time,
+        policy = base.copy(stop=lambda state: bool(base.stop(state)) or out_of_time(state),
                            retry=retry_if_exception(lambda e: is_transient(e) and cause_is_bound(e) is None))
         try:
             for attempt in policy:
@@ -131,7 +141,7 @@ class LLMClient:
         resp = self._call(
             lambda: self._client.chat.completions.create(
                 model=self.model,
-                messages=list(messages),  # type: ignore[arg-type]
+                messages=_sdk_messages(messages),
                 temperature=self.settings.llm_temperature if temperature is None else temperature,
                 max_tokens=max_tokens or self.settings.llm_max_tokens,
                 timeout=self._timeout(deadline),
@@ -139,7 +149,7 @@ class LLMClient:
             deadline,
         )
         try:
-            choice = resp.choices[0]  # type: ignore[attr-defined]
+            choice = resp.choices[0]
             text = choice.message.content
         except (AttributeError, IndexError, TypeError) as exc:
             raise LLMError(f"LLM endpoint {self.base_url} returned a malformed response: no choices") from exc
@@ -158,7 +168,7 @@ class LLMClient:
         stream = self._call(
             lambda: self._client.chat.completions.create(
                 model=self.model,
-                messages=list(messages),  # type: ignore[arg-type]
+                messages=_sdk_messages(messages),
                 temperature=self.settings.llm_temperature,
                 max_tokens=self.settings.llm_max_tokens,
                 stream=True,
@@ -166,9 +176,9 @@ class LLMClient:
             ),
             deadline,
         )
-        finished = False
+        finished: str | None = None
         size = 0
-        events = iter(stream)  # type: ignore[call-overload]
+        events = iter(stream)
         try:
             while True:
                 with bounded(CallBounds(deadline, self.max_bytes)):  # every read of the body is bounded
@@ -185,7 +195,7 @@ class LLMClient:
                     if choice.finish_reason:
                         finished = choice.finish_reason
         except LLMError:
-            stream.close()  # type: ignore[attr-defined]
+            stream.close()
             raise
         except (httpx.HTTPError, openai.OpenAIError) as exc:
             if (bound := cause_is_bound(exc)) is not None:

@@ -96,7 +96,7 @@ def _bound_response(response: httpx.Response) -> None:
         response.close()
         raise ReplyTooLargeError(f"the LLM reply announces {int(length):,} bytes, over the {bounds.max_bytes:,}-byte "
                                  "budget; refused (RAG_LLM_MAX_REPLY_CHARS bounds it)")
-    response.stream = _BoundedStream(response.stream, bounds)  # type: ignore[arg-type]
+    response.stream = _BoundedStream(response.stream, bounds)  # type: ignore[arg-type]  # a sync Client's hook: a SyncByteStream
 
 
 def bound_client(client: httpx.Client) -> httpx.Client:
@@ -109,9 +109,9 @@ def bound_client(client: httpx.Client) -> httpx.Client:
 
 def cause_is_bound(exc: BaseException) -> LLMError | None:
     """The deadline or size error behind an SDK exception (the SDK wraps what a hook or stream raises)."""
-    seen = exc
+    seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, (LLMDeadlineError, ReplyTooLargeError)):
             return seen
-        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
+        seen = seen.__cause__ or seen.__context__
     return None

@@ -102,7 +102,9 @@ class Fitted:
 
 
 def _tops(pairs: PairSet, scores: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
-    feats, correct, rankings = [], [], []
+    feats: list[np.ndarray] = []
+    correct: list[bool] = []
+    rankings: list[list[str]] = []
     for i, s in enumerate(scores):
         if len(s) == 0:
             feats.append(np.zeros(len(FIT_FEATURES)))

@@ -128,12 +128,13 @@ def run_eval(
         if inner is None:
             raise ConfigError("--backend llm and --judge need RAG_LLM_BASE_URL and RAG_LLM_MODEL")
     llm = CachedLLM(inner, settings.cache_dir) if cfg.backend == "llm" and inner else None
-    drafter = Drafter(settings, pipeline.retriever, llm=llm,  # type: ignore[arg-type]
+    drafter = Drafter(settings, pipeline.retriever, llm=llm,  # type: ignore[arg-type]  # CachedLLM offers LLMClient's calls but is no LLMClient: no ChatModel protocol yet
                       prompts=PromptPair.load(settings.prompts_dir, cfg.variant))
     judge = None
     if cfg.judge:
         from rag.score.judge import Judge
 
+        assert inner is not None  # --judge without an LLM raised ConfigError above
         judge = Judge(CachedLLM(inner, settings.cache_dir), settings.prompts_dir)
     lock = threading.Lock()
     done = 0

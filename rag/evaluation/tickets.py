@@ -79,6 +79,6 @@ def corpus_decision(labels: GroupLabels, case_id: str, universe: Sequence[str], 
     if partners:
         ideal = [labels.gain(case_id, c) for c in universe if c != case_id]
         ranking = ranking_scores(list(draft.retrieved), lambda c: labels.gain(case_id, c), ideal)
-    return {"decision": {"answered": draft.action == "answer", "top_fits": bool(top) and labels.relevant(case_id, top),
+    return {"decision": {"answered": draft.action == "answer", "top_fits": bool(top and labels.relevant(case_id, top)),
                          "fits_exist": bool(partners), "match": draft.confidence},
             "ranking": ranking}

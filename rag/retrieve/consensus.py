@@ -18,7 +18,7 @@ def agreement_matrix(answers: Sequence[str]) -> np.ndarray:
     return pairwise_rouge_l([normalise_answer(a) for a in answers])
 
 
-def consensus_scores(answers: Sequence[str], weights: Sequence[float]) -> np.ndarray:
+def consensus_scores(answers: Sequence[str], weights: Sequence[float] | np.ndarray) -> np.ndarray:
     """Weighted mean agreement of each answer with the other candidates' answers."""
     n = len(answers)
     if n < 2:

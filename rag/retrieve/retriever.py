@@ -6,7 +6,7 @@ import re
 import time
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Collection, Literal
+from typing import Any, Collection, Literal
 
 import numpy as np
 
@@ -54,7 +54,7 @@ class RetrievalConfig:
 
     @classmethod
     def from_settings(cls, s: Settings, **overrides) -> "RetrievalConfig":
-        values = dict(
+        values: dict[str, Any] = dict(
             candidates=s.candidates,
             rrf_k=s.rrf_k,
             lexical_weight=s.lexical_weight,

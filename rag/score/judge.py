@@ -23,8 +23,8 @@ class Judge:
         reply = self.llm.complete([{"role": "user", "content": text}], temperature=0.0, max_tokens=300).text
         m = _JSON.search(reply)
         try:
-            data = json.loads(m.group(0)) if m else None
-            scores = {c: float(data[c]) for c in CRITERIA}  # type: ignore[index]
+            data = json.loads(m.group(0)) if m else {}
+            scores = {c: float(data[c]) for c in CRITERIA}
         except (ValueError, TypeError, KeyError) as exc:
             raise LLMError(f"the judge's reply is not the rubric's JSON: {reply[:200]!r}") from exc
         if not all(1 <= v <= 5 for v in scores.values()):

@@ -68,7 +68,7 @@ def create_app(settings: Settings, *, http_client: httpx.Client | None = None) -
                   description="Suggested replies for Qiniu support tickets. Every error body is "
                               '`{"error": {"status": <int>, "message": <str>}}`.')
     app.state.settings = settings
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
     app.add_middleware(SecurityMiddleware, settings=settings)  # Host allow-list, body caps, before parsing
     app.get("/docs", include_in_schema=False)(lambda: docs_page(app))  # no CDN script (rag/service/docs_page.py)
 

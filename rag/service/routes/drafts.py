@@ -15,7 +15,7 @@ from rag.feedback import FeedbackStore
 from rag.pipeline import Pipeline
 from rag.records import Draft, Ticket, Turn
 from rag.service.deps import FeedbackDep, PipelineDep, SettingsDep
-from rag.service.schemas import DraftRequest, DraftResponse, error_responses
+from rag.service.schemas import CitationOut, DraftRequest, DraftResponse, error_responses
 from rag.service.notes_zh import notes_zh
 from rag.service.statuses import status_of
 from rag.settings import Settings
@@ -40,8 +40,8 @@ def _response(ticket: Ticket, draft: Draft, pipeline: Pipeline, feedback: Feedba
     product = ticket.product or (str(top.get("product", "")) if top else "")
     subcategory = str(top.get("subcategory", "")) if top else ""
     draft_id = feedback.record_draft(ticket, draft, product, subcategory)
-    citations = [{**c, "product": str((pipeline.retriever.case_metadata(c["case_id"]) or {}).get("product", ""))}
-                 for c in asdict(draft)["citations"]]
+    citations = [CitationOut(**asdict(c), product=str((pipeline.retriever.case_metadata(c.case_id) or {}).get("product", "")))
+                 for c in draft.citations]
     return DraftResponse(
         draft_id=draft_id, text=draft.text, action=draft.action, confidence=draft.confidence,
         verdict=draft.verdict, citations=citations, links=list(draft.links), backend=draft.backend, fallback=draft.fallback,
