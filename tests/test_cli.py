@@ -76,6 +76,9 @@ def test_bad_settings_name_the_field(env, monkeypatch):
 
 def test_eval_update_baseline_gate_and_compare(env, tmp_path, monkeypatch):
     monkeypatch.setenv("RAG_BASELINE_PATH", str(tmp_path / "baseline.json"))
+    # No labels: the 141 new tickets would be replayed against this 3-case corpus on each of the three runs
+    # (337 s of the fast tier); the replay is covered over the real corpus in tests/test_evaluation.py.
+    monkeypatch.setenv("RAG_LABELS_DIR", str(tmp_path / "no-labels"))
     runs = tmp_path / "runs"
     r = runner.invoke(app, ["eval", "--out", str(runs), "--update-baseline"])
     assert r.exit_code == 0, r.output
