@@ -64,7 +64,21 @@ def test_openai_compatible_embeddings_with_respx(make_settings):
     import json
 
     sent = json.loads(route.calls.last.request.content)
-    assert sent["model"] == "bge-m3" and sent["input"] == ["passage: a", "passage: b"] or sent["input"] == ["a", "b"]
+    assert sent["model"] == "bge-m3" and sent["input"] == ["a", "b"]  # no e5 in the name: no prefix
+
+
+def test_openai_embeddings_prefix_e5_models(make_settings):
+    s = make_settings(embedding_backend="openai", embedding_base_url="http://emb.test/v1",
+                      embedding_model="multilingual-e5-small")
+    with respx.mock(assert_all_called=True) as mock:
+        route = mock.post("http://emb.test/v1/embeddings").mock(
+            side_effect=[httpx.Response(200, json=_embedding_body(2)), httpx.Response(200, json=_embedding_body(1))])
+        OpenAIEmbedder(s, http_client=httpx.Client()).embed(["a", "b"], "passage")
+        OpenAIEmbedder(s, http_client=httpx.Client()).embed(["c"], "query")
+    import json
+
+    sent = [json.loads(call.request.content)["input"] for call in route.calls]
+    assert sent == [["passage: a", "passage: b"], ["query: c"]]
 
 
 def test_openai_embeddings_persistent_failure_is_a_clear_error(make_settings):
