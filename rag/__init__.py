@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 _EXPORTS = {
     "Case": "rag.records", "Chunk": "rag.records", "Citation": "rag.records", "Draft": "rag.records",
-    "Hit": "rag.records", "Score": "rag.records", "Ticket": "rag.records", "Turn": "rag.records",
+    "Hit": "rag.records", "Ticket": "rag.records", "Turn": "rag.records",
     "Pipeline": "rag.pipeline", "RagError": "rag.errors", "Settings": "rag.settings", "load_settings": "rag.settings",
 }
 
@@ -39,5 +39,5 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from rag.errors import RagError
     from rag.pipeline import Pipeline
-    from rag.records import Case, Chunk, Citation, Draft, Hit, Score, Ticket, Turn
+    from rag.records import Case, Chunk, Citation, Draft, Hit, Ticket, Turn
     from rag.settings import Settings, load_settings

@@ -85,17 +85,6 @@ def raw_links(text: str) -> list[str]:
     return [m.group(0) for m in _URL.finditer(text)]
 
 
-def replace_links(text: str, repl) -> str:
-    """Rewrite each raw link in ``text`` with ``repl(raw, clean)``; ``repl`` returns the new text."""
-
-    def sub(m: re.Match[str]) -> str:
-        raw = m.group(0)
-        clean = clean_link(raw)
-        return repl(raw, clean)
-
-    return _URL.sub(sub, text)
-
-
 def separate_links(text: str) -> str:
     """Put a space after each clean link so the text glued to it reads as text again."""
     out: list[str] = []

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -52,11 +52,6 @@ class ParseReport:
     warnings: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     unreadable: tuple[str, ...] = ()  # files skipped whole (not UTF-8, unreadable)
-
-
-@dataclass
-class _Block:
-    lines: list[tuple[int, str]] = field(default_factory=list)
 
 
 def _split_blocks(lines: list[str]) -> Iterator[list[tuple[int, str]]]:

@@ -138,8 +138,4 @@ class Draft:
     verdict: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Score:
-    case_id: str
-    metrics: dict[str, float] = field(hash=False, compare=False)
     product: str = ""

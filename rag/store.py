@@ -152,10 +152,6 @@ class ChunkStore:
             out.extend(StoredChunk(i, d or "", dict(m or {})) for i, d, m in zip(page["ids"], page["documents"], page["metadatas"]))
         return out
 
-    def get(self, ids: Sequence[str]) -> list[StoredChunk]:
-        page = self._col.get(ids=list(ids), include=["documents", "metadatas"])
-        return [StoredChunk(i, d or "", dict(m or {})) for i, d, m in zip(page["ids"], page["documents"], page["metadatas"])]
-
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored vectors of some chunks, by id (the match features compare the ticket with each candidate)."""
         if not ids:

@@ -84,7 +84,6 @@ class GuardReport:
     removed_identifiers: tuple[str, ...] = ()
     removed_links: tuple[str, ...] = ()
     invented_links: tuple[str, ...] = ()
-    kept_links: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -284,7 +283,6 @@ def scrub(
         removed_identifiers=tuple(dict.fromkeys(removed_ids)),
         removed_links=tuple(dict.fromkeys(c for c, v in judged if v == "foreign")),
         invented_links=tuple(dict.fromkeys(c for c, v in judged if v in ("invented", "unsafe"))),
-        kept_links=tuple(dict.fromkeys(c for c, v in judged if v in _KEEP)),
     )
 
 

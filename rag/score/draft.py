@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import sacrebleu
@@ -19,14 +18,6 @@ _CHRF = sacrebleu.metrics.CHRF()
 _BLEU = sacrebleu.metrics.BLEU(tokenize="zh", effective_order=True)
 
 
-@dataclass(frozen=True)
-class MetricValue:
-    """A metric's value and why, ragas-style; ``None`` means not applicable to this case."""
-
-    value: float | None
-    reason: str = ""
-
-
 def rouge_l(draft: str, reference: str) -> float:
     return rouge_l_f1(normalise_answer(draft, 10_000), normalise_answer(reference, 10_000))
 
@@ -39,20 +30,19 @@ def chrf(draft: str, reference: str) -> float:
     return _CHRF.sentence_score(draft, [reference]).score / 100
 
 
-def link_scores(draft: str, reference: str) -> tuple[MetricValue, MetricValue]:
+def link_scores(draft: str, reference: str) -> tuple[float | None, float | None]:
+    """Precision (draft links found in the real answer) and recall; ``None`` when there is nothing to count."""
     d, r = set(find_links(draft)), set(find_links(reference))
     hit = len(d & r)
-    precision = MetricValue(hit / len(d) if d else None, f"{hit}/{len(d)} draft links in the real answer")
-    recall = MetricValue(hit / len(r) if r else None, f"{hit}/{len(r)} real-answer links in the draft")
-    return precision, recall
+    return (hit / len(d) if d else None), (hit / len(r) if r else None)
 
 
-def template_recall(draft: str, reference: str, templates: Sequence[Template]) -> MetricValue:
+def template_recall(draft: str, reference: str, templates: Sequence[Template]) -> float | None:
+    """Share of the team templates the agent used that the draft reproduces; ``None`` if the agent used none."""
     used = templates_in(reference, templates)
     if not used:
-        return MetricValue(None, "the agent used no team template")
-    found = templates_in(draft, used)
-    return MetricValue(len(found) / len(used), f"{len(found)}/{len(used)} templates reproduced")
+        return None
+    return len(templates_in(draft, used)) / len(used)
 
 
 def score_draft(
@@ -70,9 +60,9 @@ def score_draft(
         "rouge_l": rouge_l(draft.text, reference),
         "bleu": bleu(draft.text, reference),
         "chrf": chrf(draft.text, reference),
-        "link_precision": precision.value,
-        "link_recall": recall.value,
-        "template_recall": template_recall(draft.text, reference, templates).value,
+        "link_precision": precision,
+        "link_recall": recall,
+        "template_recall": template_recall(draft.text, reference, templates),
         "action_agreement": 1.0 if classify_reply(reference) == draft.action else 0.0,
         "leaked_identifiers": float(len(leaked_identifiers(draft.text, ticket_text, allowlist, frozenset(known_links), corpus))),
         "invented_links": float(len(invented_links(draft.text, ticket_text, frozenset(known_links), allowlist, corpus))),
