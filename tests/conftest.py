@@ -2,8 +2,8 @@
 
 The network is blocked for every test except loopback (``--allow-hosts`` in pyproject, from
 pytest-socket), so a hidden download fails here instead of hanging on a user's machine. Each test
-gets its own store and settings; the embedding cache is shared by the session so the real corpus
-is embedded once.
+gets its own store and settings; the embedding cache is shared by the session and kept between runs,
+so the real corpus is embedded once.
 """
 
 from __future__ import annotations
@@ -54,8 +54,13 @@ def _isolated_env(monkeypatch, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def embedding_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("embedding-cache")
+def embedding_cache(request, tmp_path_factory) -> Path:
+    """Kept between runs in pytest's cache folder (.pytest_cache/d/): the cache is keyed by model and exact
+    text, so a reused vector is the vector the model gives, and a rerun does not embed the corpus again
+    (its 349 chunks were ~20 s of a fast-tier run's CPU). `pytest --cache-clear` or `-p no:cacheprovider`
+    starts from an empty one."""
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    return cache.mkdir("embedding-cache") if cache is not None else tmp_path_factory.mktemp("embedding-cache")
 
 
 @pytest.fixture
