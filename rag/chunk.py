@@ -9,6 +9,7 @@ matching question against question beats matching question against answer (see R
 
 from __future__ import annotations
 
+from rag.dataset_format import format_provenance
 from rag.filler import strip_image_markers
 from rag.links import separate_links
 from rag.records import Case, Chunk, Turn
@@ -32,7 +33,7 @@ def _exchanges(turns: tuple[Turn, ...]) -> list[tuple[Turn, list[Turn]]]:
 
 def case_metadata(case: Case) -> dict[str, str | int | float | bool]:
     # Chroma metadata must be flat scalars; None would come back as "".
-    return {
+    meta: dict[str, str | int | float | bool] = {
         "case_id": case.id,
         "title": case.title,
         "product": case.product,
@@ -45,6 +46,9 @@ def case_metadata(case: Case) -> dict[str, str | int | float | bool]:
         "answer": _clean(case.answer),
         "question": _clean(case.question),
     }
+    if case.provenance is not None:  # only feedback cases carry it: the dataset's chunks are unchanged
+        meta["provenance"] = format_provenance(case.provenance)
+    return meta
 
 
 def chunk_case(case: Case) -> list[Chunk]:

@@ -397,7 +397,7 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info", **uvicorn_proxy_options(settings))
 
 
-feedback_app = typer.Typer(rich_markup_mode=None, help="Feedback on drafts: statistics and export to the dataset format.")
+feedback_app = typer.Typer(rich_markup_mode=None, help="Feedback on drafts: statistics, review (approve/reject) and export of approved items to the dataset format.")
 app.add_typer(feedback_app, name="feedback")
 
 
@@ -418,25 +418,100 @@ def feedback_stats() -> None:
                  right=cols[1:])
 
 
+@feedback_app.command("review")
+@_domain_errors
+def feedback_review(
+    as_json: Annotated[bool, typer.Option("--json", help="the pending items as JSON")] = False,
+) -> None:
+    """List accepted and edited drafts waiting for review, each with its diff against the draft."""
+    from dataclasses import asdict
+
+    from rag.feedback import FeedbackStore
+    from rag.feedback_review import pending
+    from rag.settings import load_settings
+
+    items = pending(FeedbackStore(load_settings().feedback_db))
+    if as_json:
+        _out().json([{**asdict(p.item), "diff": p.diff} for p in items])
+        return
+    out = _out()
+    out.text(f"{len(items)} item(s) pending review (approve: rag feedback approve ID; reject: rag feedback reject ID --reason …)")
+    for p in items:
+        i = p.item
+        out.rule(f"feedback {i.feedback_id} · {i.verdict} · {i.product}｜{i.subcategory} · {i.created}")
+        out.text(f"ticket: {' '.join(i.ticket.split())[:300]}")
+        out.text(p.diff or f"(accepted as drafted)\n{i.final_text}")
+
+
+def _reviewer(name: str | None) -> str:
+    import getpass
+
+    from rag.dataset_format import valid_reviewer
+
+    who = name or getpass.getuser()
+    if not valid_reviewer(who):
+        _err("[bold red]error:[/]", f"--by: {who[:60]!r} is not a reviewer name (letters, digits, '.', '@', '-', up to 40)")
+        raise typer.Exit(2)
+    return who
+
+
+@feedback_app.command("approve")
+@_domain_errors
+def feedback_approve(
+    feedback_id: Annotated[int, typer.Argument(help="the item's feedback id (see rag feedback review)")],
+    by: Annotated[Optional[str], typer.Option("--by", help="reviewer name (default: the login name)")] = None,
+) -> None:
+    """Approve one pending item: the next `rag feedback export` writes it as a case."""
+    from rag.feedback import FeedbackStore
+    from rag.settings import load_settings
+
+    item = FeedbackStore(load_settings().feedback_db).review(feedback_id, "approved", _reviewer(by))
+    _out().text(f"feedback {item.feedback_id} approved by {item.reviewer}")
+
+
+@feedback_app.command("reject")
+@_domain_errors
+def feedback_reject(
+    feedback_id: Annotated[int, typer.Argument(help="the item's feedback id (see rag feedback review)")],
+    reason: Annotated[str, typer.Option("--reason", help="why it must not become a case")],
+    by: Annotated[Optional[str], typer.Option("--by", help="reviewer name (default: the login name)")] = None,
+) -> None:
+    """Reject one pending item: it is never exported."""
+    from rag.feedback import FeedbackStore
+    from rag.settings import load_settings
+
+    if not reason.strip():
+        _err("[bold red]error:[/]", "--reason: say why the item is rejected")
+        raise typer.Exit(2)
+    item = FeedbackStore(load_settings().feedback_db).review(feedback_id, "rejected", _reviewer(by), reason.strip())
+    _out().text(f"feedback {item.feedback_id} rejected by {item.reviewer}")
+
+
 @feedback_app.command("export")
 @_domain_errors
 def feedback_export(
     out_file: Annotated[Path, typer.Option("--out", help="dataset file to write")] = Path("data/feedback_cases.md"),
 ) -> None:
-    """Write accepted and edited drafts as new cases in the dataset format (ingested by the next `rag ingest`)."""
+    """Write approved feedback as de-identified cases in the dataset format (ingested by the next `rag ingest`)."""
     from rag.feedback import FeedbackStore
-    from rag.parse import parse_text
+    from rag.feedback_export import corpus_identifiers, export_feedback
+    from rag.parse import parse_paths
     from rag.settings import load_settings
 
-    text, skipped = FeedbackStore(load_settings().feedback_db).export()
-    for message in skipped:  # one malformed item is skipped by id, never the whole export
+    settings = load_settings()
+    # Which hosts and tokens are public is the dataset's call (used across its cases), as in the guards.
+    dataset, _ = parse_paths([settings.data_dir]) if settings.data_dir.exists() else ([], None)
+    result = export_feedback(FeedbackStore(settings.feedback_db), allowlist=settings.link_allowlist,
+                             corpus=corpus_identifiers(dataset))
+    for message in result.skipped:  # one malformed item is skipped by id, never the whole export
         _err("[yellow]skipped:[/]", message)
-    cases = parse_text(text, out_file.name, strict=True)  # never write a file the next ingest would reject
     out_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_file.with_suffix(out_file.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_text(result.text, encoding="utf-8")
     tmp.replace(out_file)
-    _out().text(f"wrote {len(cases)} case(s) to {out_file}")
+    _out().text(f"wrote {len(result.cases)} case(s) to {out_file}; left out: {result.pending} pending review, "
+                f"{result.rejected} rejected by a reviewer, {len(result.skipped)} malformed; "
+                f"{result.collapsed} near-duplicate(s) folded into another case")
 
 
 def main() -> None:

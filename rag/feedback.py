@@ -2,14 +2,17 @@
 
 Every draft the service returns is recorded with an id; an agent then accepts it, edits it (the final
 text is kept) or rejects it (with a reason). Writes are single statements in WAL mode with a busy
-timeout, so concurrent requests queue instead of losing writes. Accepted and edited drafts export
-to the dataset format, so the next ingest learns from them.
+timeout, so concurrent requests queue instead of losing writes.
+
+Feedback is a proposal, not a corpus edit: an accepted or edited draft waits for a person's review
+(``reviews``: approved or rejected, by whom, when, bound to that exact feedback entry); only approved
+items are exported to the dataset format (``rag.feedback_export``). Databases written before the
+review step open unchanged: the new table and columns are added, nothing is rewritten.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import uuid
 from collections import defaultdict
@@ -38,11 +41,48 @@ CREATE TABLE IF NOT EXISTS feedback (
     final_text TEXT, reason TEXT
 );
 CREATE INDEX IF NOT EXISTS feedback_draft ON feedback(draft_id);
+CREATE TABLE IF NOT EXISTS reviews (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, feedback_id INTEGER NOT NULL REFERENCES feedback(id), created TEXT NOT NULL,
+    decision TEXT NOT NULL CHECK (decision IN ('approved', 'rejected')), reviewer TEXT NOT NULL, reason TEXT
+);
+CREATE INDEX IF NOT EXISTS reviews_feedback ON reviews(feedback_id);
 """
+# Columns added after the first release: (table, column, declaration). Added when missing, never dropped.
+_ADDED_COLUMNS = (
+    ("feedback", "product", "TEXT"),    # the agent's correction of the product, validated against the store's set
+    ("feedback", "scenarios", "TEXT"),  # the agent's scenarios, joined by '|', validated the same way
+)
+
+Decision = Literal["approved", "rejected"]
 
 
 class UnknownDraftError(RagError):
     pass
+
+
+class ReviewError(RagError):
+    """A review of a feedback entry that is not pending review (unknown id, rejected verdict)."""
+
+
+@dataclass(frozen=True)
+class FeedbackItem:
+    """The latest verdict on one draft, with the text it stands for and its review, if any."""
+
+    feedback_id: int
+    draft_id: str
+    created: str
+    verdict: str
+    title: str
+    ticket: str
+    draft_text: str
+    final_text: str
+    product: str
+    subcategory: str
+    scenarios: tuple[str, ...]
+    decision: str | None = None  # None: pending review
+    reviewer: str | None = None
+    reviewed_at: str | None = None
+    review_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +107,9 @@ class FeedbackStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as db:
             db.executescript(_SCHEMA)
+            for table, column, decl in _ADDED_COLUMNS:
+                if column not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
     def _connect(self) -> sqlite3.Connection:
         return connect(self.path, autocommit=True)
@@ -81,15 +124,48 @@ class FeedbackStore:
             )
         return draft_id
 
-    def add_feedback(self, draft_id: str, verdict: Verdict, final_text: str | None = None, reason: str | None = None) -> int:
+    def add_feedback(self, draft_id: str, verdict: Verdict, final_text: str | None = None, reason: str | None = None,
+                     *, product: str | None = None, scenarios: tuple[str, ...] = ()) -> int:
+        """``product``/``scenarios``: the agent's correction, already checked against the known set by the caller."""
         with closing(self._connect()) as db:
             if db.execute("SELECT 1 FROM drafts WHERE id = ?", (draft_id,)).fetchone() is None:
                 raise UnknownDraftError(f"no draft with id {draft_id!r}")
             cur = db.execute(
-                "INSERT INTO feedback (draft_id, created, verdict, final_text, reason) VALUES (?, ?, ?, ?, ?)",
-                (draft_id, _now(), verdict, final_text, reason),
+                "INSERT INTO feedback (draft_id, created, verdict, final_text, reason, product, scenarios) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (draft_id, _now(), verdict, final_text, reason, product, "|".join(scenarios) or None),
             )
             return int(cur.lastrowid or 0)
+
+    def items(self) -> list[FeedbackItem]:
+        """The latest accepted or edited verdict per draft, oldest first, with its latest review."""
+        with closing(self._connect()) as db:
+            rows = [r for r in self._latest(db) if r["verdict"] in ("accepted", "edited")]
+            reviews = {r["feedback_id"]: r for r in db.execute(
+                "SELECT * FROM reviews r WHERE r.id = (SELECT MAX(id) FROM reviews WHERE feedback_id = r.feedback_id)")}
+        out = []
+        for r in sorted(rows, key=lambda r: r["feedback_id"]):
+            rev = reviews.get(r["feedback_id"])
+            out.append(FeedbackItem(
+                feedback_id=r["feedback_id"], draft_id=r["id"], created=r["feedback_created"], verdict=r["verdict"],
+                title=r["title"], ticket=r["ticket"], draft_text=r["draft_text"],
+                final_text=(r["final_text"] or r["draft_text"]), product=r["feedback_product"] or r["product"],
+                subcategory=r["subcategory"], scenarios=tuple(s for s in (r["feedback_scenarios"] or "").split("|") if s),
+                decision=rev["decision"] if rev else None, reviewer=rev["reviewer"] if rev else None,
+                reviewed_at=rev["created"] if rev else None, review_reason=rev["reason"] if rev else None,
+            ))
+        return out
+
+    def review(self, feedback_id: int, decision: Decision, reviewer: str, reason: str | None = None) -> FeedbackItem:
+        """Approve or reject one item. Only the latest verdict on a draft can be reviewed: an agent who
+        changes the text afterwards makes a new item, pending again, so approval covers exactly one text."""
+        item = next((i for i in self.items() if i.feedback_id == feedback_id), None)
+        if item is None:
+            raise ReviewError(f"feedback {feedback_id} is not an item to review (unknown id, a rejected draft, "
+                              "or a draft that has a newer verdict): see `rag feedback review`")
+        with closing(self._connect()) as db:
+            db.execute("INSERT INTO reviews (feedback_id, created, decision, reviewer, reason) VALUES (?, ?, ?, ?, ?)",
+                       (feedback_id, _now(), decision, reviewer, reason))
+        return next(i for i in self.items() if i.feedback_id == feedback_id)
 
     def counts(self) -> tuple[int, int]:
         with closing(self._connect()) as db:
@@ -103,7 +179,8 @@ class FeedbackStore:
         """
         db.row_factory = sqlite3.Row
         return db.execute(
-            """SELECT d.*, f.verdict, f.reason,
+            """SELECT d.*, f.id AS feedback_id, f.created AS feedback_created, f.verdict, f.reason,
+                      f.product AS feedback_product, f.scenarios AS feedback_scenarios,
                       COALESCE(f.final_text, (SELECT g.final_text FROM feedback g WHERE g.draft_id = d.id
                                               AND g.final_text IS NOT NULL ORDER BY g.id DESC LIMIT 1)) AS final_text
                FROM drafts d JOIN feedback f ON f.id = (SELECT MAX(id) FROM feedback WHERE draft_id = d.id)"""
@@ -137,60 +214,3 @@ class FeedbackStore:
                 mean_edit_distance=round(sum(edits) / len(edits), 3) if edits else None,
             ))
         return out
-
-    def export_cases(self) -> str:
-        """Accepted and edited drafts as dataset-format cases (one Markdown document)."""
-        return self.export()[0]
-
-    def export(self) -> tuple[str, list[str]]:
-        """(the document, one message per skipped item naming its draft id).
-
-        Every free-text field is folded to one line and stripped of Markdown structure, so a
-        ``product`` holding newlines and ``## title`` lines cannot forge a case; each item is checked
-        by the strict parser on its own, so one malformed item is skipped, never the whole export."""
-        from rag.errors import ParseError
-        from rag.parse import parse_text
-
-        with closing(self._connect()) as db:
-            rows = [r for r in self._latest(db) if r["verdict"] in ("accepted", "edited")]
-        blocks = ["# 七牛云客服问答数据集 - 来自客服反馈", "", "本文档由 `rag feedback export` 生成：客服采纳或修改后的草稿。", ""]
-        skipped: list[str] = []
-        for r in rows:
-            answer = (r["final_text"] or r["draft_text"]).strip()
-            question = _one_line(r["ticket"]) or "（无）"
-            title = _one_line(r["title"] or question[:30]) or "（无标题）"
-            product = _one_line(r["product"]).replace("｜", " ").replace("|", " ") or "其他"
-            subcategory = _one_line(r["subcategory"]) or "其他类咨询"
-            block = [
-                "---", "", f"## {title}", "", f"**问题分类**: {product}｜{subcategory}", "",
-                f"**适用场景**: {product}", "", "### 问题描述", "", question, "", "### 客服解答", "",
-                f"**客户**：{question}", f"**客服**：{_one_turn(answer)}", "", "### 根本原因分析", "",
-                "需要根据具体情况分析，建议查看文档或联系技术支持", "",
-            ]
-            if not _PRODUCT_NAME.fullmatch(product) or not _PRODUCT_NAME.fullmatch(subcategory):
-                skipped.append(f"feedback for draft {r['id']} skipped: product {product[:40]!r} is not a product name")
-                continue
-            try:
-                if len(parse_text("\n".join(block) + "\n", "feedback-item.md", strict=True)) != 1:
-                    raise ParseError("does not make exactly one case", source="feedback-item.md", line=0)
-            except ParseError as exc:
-                skipped.append(f"feedback for draft {r['id']} skipped: {exc.reason}")
-                continue
-            blocks += block
-        return "\n".join(blocks) + "\n", skipped
-
-
-_PRODUCT_NAME = re.compile(r"[\w\u4e00-\u9fff &/()（）.+\-]{1,30}")
-
-
-def _one_line(text: str | None) -> str:
-    """A field on one line with no Markdown structure at its start."""
-    line = " ".join((text or "").split())
-    return line.lstrip("#*-> ").strip()
-
-
-def _one_turn(text: str) -> str:
-    # A line starting like a role marker or a section would break the dataset format.
-    lines = [ln for ln in re.split(r"\r\n|\n|\r", text) if ln.strip()]
-    safe = [(" " + ln) if ln.lstrip().startswith(("**", "#", "---")) else ln for ln in lines]
-    return "\n".join(safe)

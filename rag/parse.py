@@ -20,28 +20,34 @@ that names the file and line, and counts it in the report.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from rag.dataset_format import (
+    CATEGORY_FIELD,
+    FIELD_LINE as _FIELD,
+    GENERIC_ROOT_CAUSE,
+    LINE_BREAK as _LINE_BREAK,
+    PROVENANCE_FIELD,
+    REQUIRED as _REQUIRED,
+    ROLES as _ROLES,
+    SCENARIO_SEPARATORS,
+    SCENARIOS_FIELD,
+    SECTION_LINE as _SECTION,
+    SECTIONS as _SECTIONS,
+    SEPARATOR_LINE as _SEPARATOR,
+    TITLE_LINE as _TITLE,
+    TURN_LINE as _TURN,
+    parse_provenance,
+)
 from rag.errors import ParseError
 from rag.filler import IMAGE_MARKER, is_filler
 from rag.links import find_links
 from rag.records import Case, Role, Turn
 
-GENERIC_ROOT_CAUSE = "需要根据具体情况分析，建议查看文档或联系技术支持"
+__all__ = ["GENERIC_ROOT_CAUSE", "ParseReport", "parse_text", "parse_file", "parse_paths", "dataset_files", "read_dataset_file"]
 DATASET_SUFFIXES = (".md", ".txt")
-
-_LINE_BREAK = re.compile(r"\r\n|\n|\r")
-_SEPARATOR = re.compile(r"^-{3}\s*$")
-_TITLE = re.compile(r"^##\s+(.*\S)\s*$")
-_FIELD = re.compile(r"^\*\*(问题分类|适用场景)\*\*\s*[:：]\s*(.*?)\s*$")
-_SECTION = re.compile(r"^###\s+(.*\S)\s*$")
-_TURN = re.compile(r"^\*\*([^*]{1,10})\*\*\s*[:：]\s?(.*)$")
-_ROLES: dict[str, Role] = {"客户": "customer", "客服": "agent"}
-_SECTIONS = {"问题描述": "question", "客服解答": "dialogue", "根本原因分析": "root_cause"}
-_REQUIRED = ("问题分类", "问题描述", "客服解答")
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,7 @@ def _parse_block(block: list[tuple[int, str]], source: str) -> dict:
     start = next((no for no, line in block if line.strip()), block[0][0])
     title = None
     fields: dict[str, str] = {}
+    field_lines: dict[str, int] = {}
     sections: dict[str, list[tuple[int, str]]] = {}
     current: str | None = None
     for no, line in block:
@@ -107,6 +114,7 @@ def _parse_block(block: list[tuple[int, str]], source: str) -> dict:
             continue
         if current is None and (m := _FIELD.match(line)) is not None:
             fields[m.group(1)] = m.group(2)
+            field_lines[m.group(1)] = no
             continue
         if current is None:
             if line.strip():
@@ -118,7 +126,7 @@ def _parse_block(block: list[tuple[int, str]], source: str) -> dict:
     for name in _REQUIRED:
         if name not in fields and name not in sections:
             raise ParseError(f"case '{title}' has no '{name}'", source=source, line=start)
-    return {"title": title, "fields": fields, "sections": sections, "line": start}
+    return {"title": title, "fields": fields, "field_lines": field_lines, "sections": sections, "line": start}
 
 
 def _text(lines: list[tuple[int, str]]) -> str:
@@ -155,13 +163,16 @@ def _parse_turns(lines: list[tuple[int, str]], source: str) -> tuple[Turn, ...]:
 
 def _build_case(raw: dict, source: str, occurrences: dict[str, int]) -> Case:
     fields, sections, line = raw["fields"], raw["sections"], raw["line"]
-    category = fields.get("问题分类", "")
+    category = fields.get(CATEGORY_FIELD, "")
     product, sep, subcategory = category.partition("｜")
     if not sep:
         product, sep, subcategory = category.partition("|")
     if not product.strip():
         raise ParseError(f"case '{raw['title']}' has an empty 问题分类", source=source, line=line)
-    scenarios = tuple(s.strip() for s in re.split(r"[,，、]", fields.get("适用场景", "")) if s.strip())
+    scenarios = tuple(s.strip() for s in SCENARIO_SEPARATORS.split(fields.get(SCENARIOS_FIELD, "")) if s.strip())
+    provenance = None
+    if PROVENANCE_FIELD in fields:
+        provenance = parse_provenance(fields[PROVENANCE_FIELD], source=source, line=raw["field_lines"][PROVENANCE_FIELD])
     question = _text(sections.get("问题描述", []))
     turns = _parse_turns(sections.get("客服解答", []), source)
     if not question and not turns:
@@ -184,6 +195,7 @@ def _build_case(raw: dict, source: str, occurrences: dict[str, int]) -> Case:
         source=source,
         line=line,
         links=links,
+        provenance=provenance,
     )
 
 

@@ -22,6 +22,21 @@ class Turn:
 
 
 @dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where a case came from when a person, not the dataset, put it in the corpus: approved feedback.
+
+    ``copies``: how many near-duplicate feedback items were collapsed into this one case (one vote)."""
+
+    origin: Literal["feedback"]
+    feedback_ids: tuple[int, ...]
+    draft_ids: tuple[str, ...]
+    verdict: str
+    reviewer: str
+    reviewed_at: str
+    copies: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class Case:
     id: str
     title: str
@@ -34,6 +49,7 @@ class Case:
     source: str
     line: int
     links: tuple[str, ...] = ()
+    provenance: Provenance | None = None  # None: a case of the dataset itself
 
     @property
     def agent_turns(self) -> tuple[Turn, ...]:

@@ -5,6 +5,7 @@ from typer.testing import CliRunner
 
 from rag.cli import app
 from rag.feedback import FeedbackStore, UnknownDraftError
+from rag.feedback_export import export_feedback
 from rag.parse import parse_text
 from rag.records import Draft, Ticket
 
@@ -54,6 +55,8 @@ def test_export_round_trips_through_the_parser(tmp_path, monkeypatch):
     store.add_feedback(b, "edited", final_text="您好，发票请在：\n**费用中心** → 发票管理\n### 申请\n---\n即可")
     store.add_feedback(c, "rejected", reason="不对")
     monkeypatch.setenv("RAG_FEEDBACK_DB", str(db))
+    for item in store.items():  # only what a person approved is exported
+        assert CliRunner().invoke(app, ["feedback", "approve", str(item.feedback_id), "--by", "lead"]).exit_code == 0
     out = tmp_path / "data" / "feedback_cases.md"
     r = CliRunner().invoke(app, ["feedback", "export", "--out", str(out)])
     assert r.exit_code == 0, r.output
@@ -77,7 +80,8 @@ def test_a_later_verdict_never_loses_the_edited_text(tmp_path):
     store.add_feedback(draft_id, "edited", "您好，客服改过的草稿。")
     store.add_feedback(draft_id, "accepted")
     assert [h["verdict"] for h in store.history(draft_id)] == ["edited", "accepted"]
-    export = store.export_cases()
+    store.review(store.items()[0].feedback_id, "approved", "lead")
+    export = export_feedback(store, allowlist=()).text
     assert "客服改过的草稿" in export and "原始草稿" not in export
 
 
@@ -90,8 +94,11 @@ def test_a_forged_product_cannot_make_cases_and_a_bad_item_is_skipped_by_id(tmp_
     store.add_feedback(d1, "accepted")
     d2 = store.record_draft(Ticket("### 客服解答"), _draft("您好"), "CDN", "证书")
     store.add_feedback(d2, "accepted")
-    text, skipped = store.export()
+    for item in store.items():
+        store.review(item.feedback_id, "approved", "lead")
+    result = export_feedback(store, allowlist=())
+    text, skipped = result.text, result.skipped
     cases = parse_text(text, "fb.md", strict=True)
     assert [c.title for c in cases] == ["客服解答"]  # the "### 客服解答" ticket no longer breaks the export
     assert "evil.example" not in text and "伪造" not in text
-    assert len(skipped) == 1 and d1 in skipped[0]
+    assert len(skipped) == 1 and d1 in skipped[0] and "feedback 1 " in skipped[0]

@@ -6,7 +6,7 @@ import re
 import time
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Any, Collection, Literal
+from typing import Any, Collection, Literal, Sequence
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from rag.embed import Embedder
 from rag.identifiers import strip_identifiers
 from rag.records import Hit, Ticket
 from rag.retrieve.consensus import consensus_scores, rerank
+from rag.retrieve.duplicates import duplicate_groups
 from rag.retrieve.fusion import best_per_case, rrf
 from rag.retrieve.lexical import LexicalIndex
 from rag.retrieve.match import CandidateText, MatchModel, idf_table, pair_features
@@ -212,7 +213,8 @@ class CaseRetriever:
             ordered = ordered[:n]
             voters = ordered[: max(cfg.voters, 2)]
             agreement = dict(zip(voters, consensus_scores(
-                [str(self._case_meta[c].get("answer", "")) for c in voters], [fused[c] for c in voters]).tolist()))
+                [str(self._case_meta[c].get("answer", "")) for c in voters], [fused[c] for c in voters],
+                self._duplicate_groups(voters)).tolist()))
             features = self.match_features(text, ordered, vector, lexical_scores, ok, matched, agreement)
             self.last_timing.match_ms = (time.perf_counter() - t0) * 1000
         return Candidates(tuple(ordered), fused, matched, features)
@@ -246,12 +248,18 @@ class CaseRetriever:
         if cfg.rerank == "consensus" and cfg.consensus_weight > 0 and len(top) > 1:
             voters = ordered[: max(cfg.voters, len(top))]
             answers = [str(self._case_meta[c].get("answer", "")) for c in voters]
-            final = rerank([fused[c] for c in voters], answers, cfg.consensus_weight)[: len(top)]
+            final = rerank([fused[c] for c in voters], answers, cfg.consensus_weight, self._duplicate_groups(voters))[: len(top)]
             top = [top[i] for i in np.argsort(-final, kind="stable")]
             scores_ = sorted(final.tolist(), reverse=True)
         self.last_timing.rerank_ms = (time.perf_counter() - t0) * 1000
         return [self._hit(c, s, matched.get(c, ("", {})), fused.get(c, 0.0), match=probs.get(c))
                 for c, s in zip(top[:k], scores_[:k])]
+
+    def _duplicate_groups(self, case_ids: Sequence[str]) -> np.ndarray:
+        """Copies among the voters vote once (``rag.retrieve.duplicates``)."""
+        metas = [self._case_meta[c] for c in case_ids]
+        return duplicate_groups([str(m.get("answer", "")) for m in metas], [str(m.get("question", "")) for m in metas],
+                                [bool(m.get("provenance")) for m in metas])
 
     def match_features(
         self, text: str, case_ids: list[str], vector: np.ndarray, lexical_scores: np.ndarray, ok,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -22,6 +22,29 @@ class DraftRequest(BaseModel):
     k: int | None = Field(default=None, ge=1, le=20)
 
 
+class ProvenanceOut(BaseModel):
+    """Where a case came from when it is not from the dataset: reviewed feedback."""
+
+    origin: Literal["feedback"]
+    feedback_ids: list[int]
+    draft_ids: list[str]
+    verdict: str
+    reviewer: str
+    reviewed_at: str
+    copies: int = Field(description="near-duplicate feedback items collapsed into this case")
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping | None) -> "ProvenanceOut | None":
+        from rag.dataset_format import parse_provenance
+
+        value = str((meta or {}).get("provenance", ""))
+        if not value:
+            return None
+        p = parse_provenance(value)
+        return cls(origin=p.origin, feedback_ids=list(p.feedback_ids), draft_ids=list(p.draft_ids), verdict=p.verdict,
+                   reviewer=p.reviewer, reviewed_at=p.reviewed_at, copies=p.copies)
+
+
 class CitationOut(BaseModel):
     case_id: str
     title: str
@@ -32,6 +55,7 @@ class CitationOut(BaseModel):
         default="source", description="source: the reply is built from this case; related: the closest case, "
                                       "shown for reference because it does not address this ticket")
     match: float | None = Field(default=None, description="probability that this case addresses the ticket")
+    provenance: ProvenanceOut | None = Field(default=None, description="set when the cited case came from reviewed feedback")
 
 
 class DraftResponse(BaseModel):
@@ -65,6 +89,7 @@ class CaseOut(BaseModel):
     root_cause: str | None
     source: str
     line: int
+    provenance: ProvenanceOut | None = Field(default=None, description="set when the case came from reviewed feedback")
 
 
 class FeedbackRequest(BaseModel):
@@ -73,6 +98,10 @@ class FeedbackRequest(BaseModel):
     verdict: Literal["accepted", "edited", "rejected"]
     final_text: str | None = Field(default=None, max_length=20000)
     reason: str | None = Field(default=None, max_length=2000)
+    product: str | None = Field(default=None, max_length=100,
+                                description="the agent's correction of the product: one the store knows (422 lists them)")
+    scenarios: list[str] = Field(default_factory=list, max_length=10,
+                                 description="the agent's scenarios: each one the store knows (422 lists them)")
 
     @model_validator(mode="after")
     def _needs(self) -> "FeedbackRequest":

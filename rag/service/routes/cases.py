@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException
 
 from rag.chunk import SCENARIO_SEP
 from rag.service.deps import PipelineDep
-from rag.service.schemas import CaseOut, error_responses
+from rag.service.schemas import CaseOut, ProvenanceOut, error_responses
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 _ID = re.compile(r"^[0-9a-f]{16}$")
@@ -23,4 +23,5 @@ def get_case(case_id: str, pipeline: PipelineDep) -> CaseOut:
         scenarios=[s for s in str(meta.get("scenarios", "")).split(SCENARIO_SEP) if s],
         question=str(meta.get("question", "")), answer=str(meta.get("answer", "")),
         root_cause=str(meta.get("root_cause")) or None, source=str(meta.get("source", "")), line=int(meta.get("line", 0)),
+        provenance=ProvenanceOut.from_metadata(meta),
     )

@@ -15,7 +15,7 @@ from rag.feedback import FeedbackStore
 from rag.pipeline import Pipeline
 from rag.records import Draft, Ticket, Turn
 from rag.service.deps import FeedbackDep, PipelineDep, SettingsDep
-from rag.service.schemas import CitationOut, DraftRequest, DraftResponse, error_responses
+from rag.service.schemas import CitationOut, DraftRequest, DraftResponse, ProvenanceOut, error_responses
 from rag.service.notes_zh import notes_zh
 from rag.service.statuses import status_of
 from rag.settings import Settings
@@ -40,7 +40,10 @@ def _response(ticket: Ticket, draft: Draft, pipeline: Pipeline, feedback: Feedba
     product = ticket.product or (str(top.get("product", "")) if top else "")
     subcategory = str(top.get("subcategory", "")) if top else ""
     draft_id = feedback.record_draft(ticket, draft, product, subcategory)
-    citations = [CitationOut(**asdict(c), product=str((pipeline.retriever.case_metadata(c.case_id) or {}).get("product", "")))
+    metas = {c.case_id: pipeline.retriever.case_metadata(c.case_id) or {} for c in draft.citations}
+    # A cited case that came from feedback says so (provenance), so an agent can weigh it.
+    citations = [CitationOut(**asdict(c), product=str(metas[c.case_id].get("product", "")),
+                             provenance=ProvenanceOut.from_metadata(metas[c.case_id]))
                  for c in draft.citations]
     return DraftResponse(
         draft_id=draft_id, text=draft.text, action=draft.action, confidence=draft.confidence,

@@ -1,0 +1,115 @@
+"""De-identify text the way the dataset is: customer details become the dataset's redaction tokens.
+
+The dataset writes ``[REDACTED_EMAIL]``, ``[REDACTED_PHONE]``, ``[REDACTED_IP]``,
+``[REDACTED_PRIVATE_IP]``, ``[REDACTED_PATH]`` and ``[REDACTED_KEY]``; it has no token for a
+customer's domain, bucket, name or order id, so those get tokens of the same form
+(``[REDACTED_DOMAIN]``, ``[REDACTED_BUCKET]``, ``[REDACTED_NAME]``, ``[REDACTED_ID]``), which every
+reader of the dataset already treats as a redaction (``\\[REDACTED_[A-Z_]+\\]``).
+
+What to redact is found by the same detectors the guards use (``rag.identifiers`` on the normal
+form of ``rag.normalise``, links by ``rag.links``), so obfuscation that the guards see through
+does not get through here either. What stays: Qiniu's own links and hosts (the link allow-list),
+hosts and tokens the corpus uses across cases (``CorpusIdentifiers``: digicert.com, github.com,
+qshell) — though a public host's path is still a customer's path. Edits are made on the original
+text through the view's span map, so the rest keeps its full-width punctuation.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable
+from urllib.parse import urlsplit
+
+from rag.identifiers import CorpusIdentifiers, find_identifiers, host_allowed, host_of, tokens
+from rag.links import absolute, link_spans
+from rag.normalise import view
+
+_TOKEN_OF_KIND = {
+    "email": "[REDACTED_EMAIL]",
+    "phone": "[REDACTED_PHONE]",
+    "domain": "[REDACTED_DOMAIN]",
+    "bucket": "[REDACTED_BUCKET]",
+    "name": "[REDACTED_NAME]",
+    "id": "[REDACTED_ID]",
+}
+_TOKEN = re.compile(r"\[REDACTED_[A-Z_]+\]")
+_HEX_KEY = re.compile(r"_?[0-9a-fA-F]{16,}")
+# A surname right before an honorific ("王先生", "李女士"): the one unlabelled name form the
+# tickets use; the honorific stays so the reply still reads naturally.
+_HONORIFIC_NAME = re.compile(r"[\u4e00-\u9fff](?=先生|女士|小姐)")
+
+
+@dataclass(frozen=True)
+class Redaction:
+    text: str
+    counts: dict[str, int]  # token → how many times it was put in
+
+
+def _ip_token(value: str) -> str:
+    try:
+        return "[REDACTED_PRIVATE_IP]" if ipaddress.ip_address(value).is_private else "[REDACTED_IP]"
+    except ValueError:
+        return "[REDACTED_IP]"
+
+
+def _link_replacement(link: str, kind: str, allowlist: tuple[str, ...], corpus: CorpusIdentifiers) -> str | None:
+    """None: the link stays as written (one of Qiniu's own)."""
+    if kind != "url":
+        return "[REDACTED_PATH]"  # javascript:, data:, file: never belong in a case
+    url = absolute(link)
+    host = host_of(url)
+    try:
+        parts = urlsplit(url)
+        has_path = bool(parts.path.strip("/") or parts.query or parts.fragment)
+    except ValueError:
+        has_path = True
+    if host and host_allowed(host, allowlist):
+        return None
+    path = "/[REDACTED_PATH]" if has_path else ""
+    if host and corpus.public_host(host):
+        return f"{url.split('://', 1)[0]}://{host}{path}"
+    return "[REDACTED_DOMAIN]" + path
+
+
+def deidentify(text: str, *, allowlist: Iterable[str], corpus: CorpusIdentifiers = CorpusIdentifiers()) -> Redaction:
+    """``text`` with every customer-specific detail replaced by a redaction token."""
+    allow = tuple(allowlist)
+    v = view(text)
+    t = v.text
+    spans: list[tuple[int, int, str]] = []
+    for s in link_spans(t):
+        repl = _link_replacement(s.text, s.kind, allow, corpus)
+        if repl is not None:
+            spans.append((s.start, s.end, repl))
+    for f in find_identifiers(t, allow):
+        if f.kind == "domain" and corpus.public_host(f.value):
+            continue
+        if f.kind == "ip":
+            repl = _ip_token(f.value)
+        elif f.kind == "id" and _HEX_KEY.fullmatch(f.value):
+            repl = "[REDACTED_KEY]"
+        else:
+            repl = _TOKEN_OF_KIND.get(f.kind, "[REDACTED_ID]")
+        spans.append((f.start, f.end, repl))
+    for tok in tokens(t):
+        if tok.value.lower() not in corpus.public_tokens:
+            spans.append((tok.start, tok.end, "[REDACTED_KEY]" if _HEX_KEY.fullmatch(tok.value) else "[REDACTED_ID]"))
+    spans += [(m.start(), m.end(), "[REDACTED_NAME]") for m in _HONORIFIC_NAME.finditer(t)]
+    # Longest first where spans overlap (a link holds its host; a bucket label holds its name).
+    spans.sort(key=lambda s: (s[0], -s[1]))
+    out: list[str] = []
+    counts: Counter[str] = Counter()
+    pos = 0
+    for start, end, repl in spans:
+        a, b = v.span(start, end)
+        if a < pos:
+            continue
+        out.append(text[pos:a])
+        out.append(repl)
+        counts.update(_TOKEN.findall(repl))
+        pos = b
+    out.append(text[pos:])
+    return Redaction("".join(out), dict(counts))
