@@ -108,8 +108,8 @@ def valid_reviewer(name: str) -> bool:
 
 
 def one_line(text: str) -> str:
-    """A field's value on one line (every kind of whitespace folded)."""
-    return " ".join(text.split())
+    """A field's value on one line: line breaks become spaces; the ends are stripped, as the reader does."""
+    return " ".join(LINE_BREAK.split(text)).strip()
 
 
 def _is_structure(line: str) -> bool:
@@ -119,7 +119,7 @@ def _is_structure(line: str) -> bool:
 def text_lines(text: str, *, keep_blank: bool) -> list[str]:
     """A multi-line text as the reader will take it back: lines the reader would read as a title,
     section, field, turn or separator get a leading space, which keeps them text."""
-    lines = [ln.rstrip() for ln in LINE_BREAK.split(text.strip())]
+    lines = LINE_BREAK.split(text.strip())
     if not keep_blank:
         lines = [ln for ln in lines if ln.strip()]
     return [(" " + ln) if _is_structure(ln) else ln for ln in lines]

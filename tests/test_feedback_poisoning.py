@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 from rag.cli import app
 from rag.parse import parse_text
 from rag.pipeline import Pipeline
-from rag.records import Ticket
 from rag.service import create_app
 
 pytestmark = pytest.mark.e2e
@@ -44,10 +43,13 @@ def poisoned(make_settings, tmp_path, monkeypatch):
     return settings, data / "feedback_cases.md"
 
 
-def _draft_after_ingest(settings):
-    p = Pipeline(settings)
-    p.ingest()
-    return p.drafter.draft(Ticket(SAMPLE))
+def _draft_after_ingest(settings, case_id=None):
+    """Ingest the export, then draft the sample ticket through the service (what an agent sees)."""
+    Pipeline(settings).ingest()
+    with TestClient(create_app(settings), client=("127.0.0.1", 50000)) as client:
+        draft = client.post("/v1/drafts", json={"text": SAMPLE}).json()
+        case = client.get(f"/v1/cases/{case_id}").json() if case_id else None
+    return draft, case
 
 
 def test_unreviewed_phishing_feedback_never_reaches_the_corpus(poisoned):
@@ -56,9 +58,10 @@ def test_unreviewed_phishing_feedback_never_reaches_the_corpus(poisoned):
     assert r.exit_code == 0, r.output
     assert "wrote 0 case(s)" in r.output and "3 pending review" in r.output
     assert "qiniu-cert-renew" not in out.read_text(encoding="utf-8")
-    draft = _draft_after_ingest(settings)
-    assert "AccessKey/SecretKey" not in draft.text and "qiniu-cert-renew" not in draft.text
-    assert not any("qiniu-cert-renew" in link for link in draft.links)
+    draft, _ = _draft_after_ingest(settings)
+    assert "AccessKey/SecretKey" not in draft["text"] and "qiniu-cert-renew" not in draft["text"]
+    assert not any("qiniu-cert-renew" in link for link in draft["links"])
+    assert all(c["provenance"] is None for c in draft["citations"])
 
 
 def test_approved_copies_are_one_de_identified_case_and_the_link_never_reaches_a_draft(poisoned):
@@ -78,6 +81,11 @@ def test_approved_copies_are_one_de_identified_case_and_the_link_never_reaches_a
     (case,) = parse_text(text, out.name, strict=True)
     assert case.provenance is not None and case.provenance.copies == 3 and case.provenance.feedback_ids == (1, 2, 3)
     assert case.provenance.reviewer == "careless" and case.provenance.verdict == "edited"
-    draft = _draft_after_ingest(settings)
-    assert "qiniu-cert-renew" not in draft.text and not any("qiniu-cert-renew" in link for link in draft.links)
-    assert not (draft.action == "answer" and "AccessKey/SecretKey" in draft.text), (draft.action, draft.text)
+    draft, served = _draft_after_ingest(settings, case.id)
+    assert "qiniu-cert-renew" not in draft["text"] and not any("qiniu-cert-renew" in link for link in draft["links"])
+    assert not (draft["action"] == "answer" and "AccessKey/SecretKey" in draft["text"]), (draft["action"], draft["text"])
+    # The case is served with its provenance, and wherever it is cited the agent sees it came from feedback.
+    assert served["provenance"]["copies"] == 3 and served["provenance"]["reviewer"] == "careless"
+    cited = [c for c in draft["citations"] if c["case_id"] == case.id]
+    assert all(c["provenance"]["feedback_ids"] == [1, 2, 3] for c in cited)
+    print("approved path:", draft["action"], draft["confidence"], [(c["case_id"] == case.id, c["relation"]) for c in draft["citations"]], draft["text"][:120])
