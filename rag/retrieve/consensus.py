@@ -18,7 +18,7 @@ def agreement_matrix(answers: Sequence[str]) -> np.ndarray:
     return pairwise_rouge_l([normalise_answer(a) for a in answers])
 
 
-def consensus_scores(answers: Sequence[str], weights: Sequence[float] | np.ndarray, groups: Sequence[int] | None = None) -> np.ndarray:
+def consensus_scores(answers: Sequence[str], weights: Sequence[float] | np.ndarray, groups: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
     """Weighted mean agreement of each answer with the other candidates' answers.
 
     ``groups`` (``rag.retrieve.duplicates``): copies of one case are one voter, the heaviest of them,
@@ -46,7 +46,7 @@ def consensus_scores(answers: Sequence[str], weights: Sequence[float] | np.ndarr
 AGREEMENT_FLOOR = 0.25
 
 
-def rerank(fused: Sequence[float], answers: Sequence[str], alpha: float, groups: Sequence[int] | None = None) -> np.ndarray:
+def rerank(fused: Sequence[float], answers: Sequence[str], alpha: float, groups: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
     """Blend min-max normalised fused scores with consensus scaled by max(best agreement, floor)."""
     f = np.asarray(fused, dtype=np.float64)
     if len(f) < 2 or alpha <= 0:
