@@ -185,3 +185,22 @@ def test_near_duplicate_finals_become_one_case_counting_the_copies(tmp_path):
     first = result.cases[0].provenance
     assert first.copies == 3 and first.feedback_ids == (1, 2, 3) and first.reviewer == "lead,second"
     assert result.cases[1].provenance.copies == 1
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(_FILLER, st.one_of(_PHONE, _EMAIL, _DOMAIN), _OBFUSCATE), min_size=1, max_size=4))
+def test_nothing_of_the_kind_survives_the_whole_export(tmp_path_factory, parts):
+    """The same, through the store and the writer: in the ticket, the title and the agent's text."""
+    text = "".join(f"{filler} {obfuscate(value)} " for filler, value, obfuscate in parts)
+    store = FeedbackStore(tmp_path_factory.mktemp("fb") / "fb.sqlite3")
+    d = store.record_draft(Ticket("客户：" + text, title=text[:60]), _draft(), "CDN", "证书问题")
+    store.add_feedback(d, "edited", "您好，" + text)
+    store.review(store.items()[0].feedback_id, "approved", "lead")
+    result = export_feedback(store, allowlist=DEFAULT_LINK_ALLOWLIST)
+    (case,) = result.cases
+    view = normalise(result.text).lower()
+    for _, value, _ in parts:
+        assert value.lower() not in view
+    # Every field that came from the feedback (the provenance line holds hex draft ids, not a customer's data).
+    fields = normalise("\n".join((case.title, case.question, *(t.text for t in case.turns))))
+    assert not [f for f in find_identifiers(fields, DEFAULT_LINK_ALLOWLIST) if f.kind in ("phone", "email", "domain")]
