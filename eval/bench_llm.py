@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from rag import Pipeline, load_settings  # noqa: E402
 from rag import local_llm  # noqa: E402
-from rag.draft.llm import Completion, LLMClient  # noqa: E402
+from rag.draft.chat import ChatModel, Completion  # noqa: E402
 from rag.evaluation import EvalConfig, run_eval  # noqa: E402
 from rag.draft.guards import neutralise_ticket  # noqa: E402
 from rag.records import Ticket, Usage  # noqa: E402
@@ -34,13 +34,12 @@ _TICKET = re.compile(r"<customer_message>\n(.*)\n</customer_message>", re.S)
 
 
 class TimedLLM:
-    """Streams every call (so the first token can be timed) and hands back a whole completion."""
+    """A ``ChatModel`` that streams every call (so the first token can be timed) and hands back a whole
+    completion."""
 
-    def __init__(self, inner: LLMClient) -> None:
+    def __init__(self, inner: ChatModel) -> None:
         self.inner = inner
         self.model = inner.model
-        self.base_url = inner.base_url
-        self.settings = inner.settings
         self.timings: dict[str, dict] = {}
 
     def complete(self, messages, *, max_tokens=None, temperature=None, deadline=None) -> Completion:
@@ -66,7 +65,7 @@ class TimedLLM:
 class TimedPipeline(Pipeline):
     timed: TimedLLM | None = None
 
-    def llm(self):
+    def llm(self) -> ChatModel | None:
         inner = super().llm()
         self.timed = TimedLLM(inner) if inner else None
         return self.timed

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.configs import EmbeddingConfig, StoreConfig
 from rag.chunk import chunk_cases
 from rag.embed import make_embedder
 from rag.parse import parse_paths
@@ -87,7 +88,7 @@ def bench(size: int, base_chunks, base_vectors, query_vectors, n_queries: int, w
     chunks, vectors = synthetic(base_chunks, base_vectors, size)
     settings = load_settings(store_path=workdir / f"store-{size}", cache_dir=workdir / "cache", collection=f"bench{size}")
     embedder = FixedQueryEmbedder("bench", query_vectors)
-    store = ChunkStore(settings, embedder.name)
+    store = ChunkStore(StoreConfig.from_settings(settings), embedder.name)
     t0 = time.perf_counter()
     for start in range(0, len(chunks), 5000):
         store.upsert(chunks[start : start + 5000], vectors[start : start + 5000])
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=50)
     args = ap.parse_args(argv)
     settings = load_settings()
-    embedder = make_embedder(settings)
+    embedder = make_embedder(EmbeddingConfig.from_settings(settings))
     cases, _ = parse_paths([args.data])
     chunks = chunk_cases(cases)
     t0 = time.perf_counter()

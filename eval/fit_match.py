@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import Progress
 
+from rag.configs import EmbeddingConfig, StoreConfig
 from rag.embed import make_embedder
 from rag.evaluation.match_fit import PairSet, Query, collect, fit
 from rag.ingest import ingest
@@ -129,11 +130,11 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings(store_path=ROOT / ".rag" / "eval-loo" / "chroma", collection="loo",
                              cache_dir=ROOT / ".rag" / "cache")
-    embedder = make_embedder(settings)
+    embedder = make_embedder(EmbeddingConfig.from_settings(settings))
     ingest([args.data], settings, embedder)
     cases, _ = parse_paths([args.data])
     labels = load_groups(args.labels / "groups")
-    store = ChunkStore(settings, embedder.name, create=False)
+    store = ChunkStore(StoreConfig.from_settings(settings), embedder.name, create=False)
     retriever = CaseRetriever(store, embedder, RetrievalConfig(rerank="none"), lexical_cache=settings.cache_dir / "bm25",
                                use_match_model=False)
     queries = corpus_queries(cases, labels)

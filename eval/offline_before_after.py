@@ -22,7 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag import Pipeline, load_settings  # noqa: E402
-from rag.draft.drafter import Drafter  # noqa: E402
 from rag.parse import parse_paths  # noqa: E402
 from rag.records import Ticket  # noqa: E402
 from rag.score.draft import link_scores, rouge_l  # noqa: E402
@@ -60,7 +59,7 @@ def main() -> None:
     pipeline.ensure_ingested()
     cases, _ = parse_paths([pipeline.settings.data_dir])
     detector = LeakDetector.from_cases(cases)
-    drafter = Drafter(pipeline.settings, pipeline.retriever)
+    drafter = pipeline.make_drafter(offline=True)
     old = load_module_at(args.before, "rag/draft/offline.py")
 
     if args.summary:
@@ -73,7 +72,7 @@ def main() -> None:
         if case is None:
             raise SystemExit(f"no case titled {title!r} with an answer in {pipeline.settings.data_dir}")
         ticket = Ticket(case.question or case.title, title=case.title)
-        hits = drafter.retriever.retrieve(ticket, k=drafter.settings.top_k, exclude=[case.id])
+        hits = drafter.retriever.retrieve(ticket, k=drafter.config.top_k, exclude=[case.id])
         c = old.compose(ticket, hits)
         before = drafter._finish(ticket, c.text, c.action, c.confidence, c.used, backend="offline").text
         after = drafter.draft(ticket, exclude=[case.id]).text
@@ -92,7 +91,7 @@ def summarise(cases, drafter, old, detector, revision: str) -> None:
     rows = {"before": [], "after": []}
     for case in (c for c in cases if c.answer.strip()):
         ticket = Ticket(case.question or case.title, title=case.title)
-        hits = drafter.retriever.retrieve(ticket, k=drafter.settings.top_k, exclude=[case.id])
+        hits = drafter.retriever.retrieve(ticket, k=drafter.config.top_k, exclude=[case.id])
         c = old.compose(ticket, hits)
         drafts = {
             "before": drafter._finish(ticket, c.text, c.action, c.confidence, c.used, backend="offline"),

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from rich.progress import Progress
 
+from rag.configs import EmbeddingConfig, StoreConfig
 from rag.embed import make_embedder
 from rag.ingest import ingest
 from rag.parse import parse_paths
@@ -101,7 +102,7 @@ def out_of_fold_rankings(retriever: CaseRetriever, cases, labels: GroupLabels, t
 def run(data: Path, k: int = 5, setups: dict[str, RetrievalConfig] = SETUPS, labels_dir: Path = LABELS,
         ) -> tuple[list[tuple[str, RetrievalScores, dict, float]], dict[str, dict[str, list[str]]]]:
     settings = load_settings(store_path=Path(".rag/eval-loo/chroma"), collection="loo")
-    embedder = make_embedder(settings)
+    embedder = make_embedder(EmbeddingConfig.from_settings(settings))
     ingest([data], settings, embedder)
     cases, _ = parse_paths([data])
     table = RelevanceTable(cases)
@@ -109,7 +110,7 @@ def run(data: Path, k: int = 5, setups: dict[str, RetrievalConfig] = SETUPS, lab
     labels = load_groups(labels_dir / "groups") if (labels_dir / "groups").is_dir() else None
     from rag.store import ChunkStore
 
-    store = ChunkStore(settings, embedder.name, create=False)
+    store = ChunkStore(StoreConfig.from_settings(settings), embedder.name, create=False)
     rows: list[tuple[str, RetrievalScores, dict, float]] = []
     all_rankings: dict[str, dict[str, list[str]]] = {}
     rows.append(("RANDOM", mean_scores([score_rankings(table, r, k) for r in random_rankings(table)]),

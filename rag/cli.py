@@ -159,7 +159,7 @@ def _filters(p: "Pipeline", product: Optional[str], scenario: Optional[str]) -> 
     return catalog.product(product), catalog.scenario(scenario)
 
 
-_K = Annotated[int, typer.Option("-k", min=1, max=50, help="how many cases (1-50)")]
+_K = Annotated[Optional[int], typer.Option("-k", min=1, max=50, help="how many cases (1-50; default RAG_TOP_K)")]
 
 
 @app.command()
@@ -168,7 +168,7 @@ def search(
     query: Annotated[Optional[str], typer.Argument(help="the ticket text; '-' or nothing reads stdin")] = None,
     product: Annotated[Optional[str], typer.Option(help="only cases of this product, e.g. CDN")] = None,
     scenario: Annotated[Optional[str], typer.Option(help="only cases with this 适用场景 (see `rag stats`)")] = None,
-    k: _K = 5,
+    k: _K = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The past cases most similar to a ticket."""
@@ -181,7 +181,7 @@ def search(
     with _Bar() as bar:
         p.ensure_ingested(progress=bar)
     product, scenario = _filters(p, product, scenario)
-    hits = p.retriever.retrieve(text, k, product=product, scenario=scenario)
+    hits = p.retriever.retrieve(text, k or p.settings.top_k, product=product, scenario=scenario)
     o = _out()
     if as_json:
         o.json([asdict(h) for h in hits])
@@ -264,6 +264,16 @@ def draft(
         _err("[dim]note:[/]", note)
 
 
+def _variant(prompts_dir: Path, name: str) -> str:
+    """A prompt variant that exists, checked before a run starts (exit 2 listing the ones there are)."""
+    from rag.draft.prompts import variants
+
+    known = variants(prompts_dir) if prompts_dir.is_dir() else []
+    if name not in known:
+        raise RagError(f"--variant: no prompt variant '{name}' in {prompts_dir}; available: {', '.join(known) or 'none'}")
+    return name
+
+
 eval_app = typer.Typer(rich_markup_mode=None, help="Replay real tickets and score drafts against the real answers.")
 app.add_typer(eval_app, name="eval")
 
@@ -273,7 +283,7 @@ app.add_typer(eval_app, name="eval")
 def eval_run(
     ctx: typer.Context,
     backend: Annotated[str, typer.Option(help="offline or llm")] = "offline",
-    variant: Annotated[str, typer.Option(help="prompt variant in prompts/")] = "default",
+    variant: Annotated[Optional[str], typer.Option(help="prompt variant: a folder in prompts/ (default RAG_PROMPT_VARIANT)")] = None,
     split: Annotated[str, typer.Option(help="loo (leave-one-out) or split (seeded hold-out set)")] = "loo",
     seed: Annotated[int, typer.Option(help="seed for --split split and --limit sampling")] = 0,
     test_fraction: Annotated[float, typer.Option(help="share of cases held out with --split split")] = 0.2,
@@ -296,9 +306,10 @@ def eval_run(
 
     if backend not in ("offline", "llm") or split not in ("loo", "split"):
         raise RagError("--backend must be offline or llm, --split must be loo or split")
+    p = _pipeline()
+    variant = _variant(p.settings.prompts_dir, variant or p.settings.prompt_variant)
     cfg = EvalConfig(backend=backend, variant=variant, split=split, seed=seed, test_fraction=test_fraction,  # type: ignore[arg-type]  # strs checked against the Literals above
                      limit=limit, concurrency=concurrency, judge=judge)
-    p = _pipeline()
     if runs_dir is None:
         from rag.paths import checkout_root
 
@@ -383,6 +394,7 @@ def serve(
     """
     import uvicorn
 
+    from rag.configs import ServiceConfig
     from rag.pipeline import Pipeline
     from rag.service import create_app
     from rag.settings import load_settings
@@ -394,7 +406,7 @@ def serve(
     from rag.service.security import uvicorn_proxy_options
 
     # Proxy headers only from RAG_TRUSTED_PROXIES: uvicorn's default trusts X-Forwarded-For from loopback.
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", **uvicorn_proxy_options(settings))
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", **uvicorn_proxy_options(ServiceConfig.from_settings(settings)))
 
 
 feedback_app = typer.Typer(rich_markup_mode=None, help="Feedback on drafts: statistics, review (approve/reject) and export of approved items to the dataset format.")

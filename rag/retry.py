@@ -19,7 +19,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from rag.settings import Settings
+from rag.configs import RetryConfig
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -58,11 +58,11 @@ def retry_after_seconds(exc: BaseException | None) -> float | None:
 
 
 class _Wait:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, policy: RetryConfig) -> None:
         self._backoff = wait_exponential_jitter(
-            initial=settings.llm_backoff_initial, max=settings.llm_backoff_max, jitter=settings.llm_backoff_initial
+            initial=policy.backoff_initial, max=policy.backoff_max, jitter=policy.backoff_initial
         )
-        self._cap = max(settings.llm_backoff_max, 0.0)
+        self._cap = max(policy.backoff_max, 0.0)
 
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -72,11 +72,12 @@ class _Wait:
         return self._backoff(state)
 
 
-def retrying(settings: Settings, **overrides: Any) -> Retrying:
+def retrying(policy: RetryConfig, **overrides: Any) -> Retrying:
+    """Each endpoint passes its own bounds: the LLM's and the embedder's are separate settings."""
     return Retrying(
         retry=retry_if_exception(is_transient),
-        wait=_Wait(settings),
-        stop=stop_after_attempt(settings.llm_max_attempts) | stop_after_delay(settings.llm_max_retry_seconds),
+        wait=_Wait(policy),
+        stop=stop_after_attempt(policy.max_attempts) | stop_after_delay(policy.max_seconds),
         reraise=True,
         **overrides,
     )

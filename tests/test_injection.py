@@ -4,6 +4,7 @@ import httpx
 import pytest
 import respx
 
+from rag.configs import DraftConfig, LLMConfig
 from rag.draft.drafter import Drafter
 from rag.draft.guards import injection_signals, repeats_prompt
 from rag.draft.llm import LLMClient
@@ -21,7 +22,7 @@ PROBES = [
 
 @pytest.mark.parametrize("probe", PROBES)
 def test_offline_draft_is_unchanged_by_injection(corpus_pipeline, probe):
-    drafter = Drafter(corpus_pipeline.settings, corpus_pipeline.retriever)
+    drafter = corpus_pipeline.make_drafter()
     clean = drafter.draft(Ticket(BASE_TICKET, product="CDN"))
     attacked = drafter.draft(Ticket(f"{BASE_TICKET}\n{probe}", product="CDN"))
     assert attacked.action == clean.action
@@ -34,7 +35,7 @@ def test_offline_draft_is_unchanged_by_injection(corpus_pipeline, probe):
 @pytest.fixture
 def llm_drafter(corpus_settings, corpus_pipeline):
     s = corpus_settings.updated(**dict(llm_base_url="http://llm.test/v1", llm_model="m", llm_max_attempts=1))
-    return Drafter(s, corpus_pipeline.retriever, llm=LLMClient(s, http_client=httpx.Client()))
+    return Drafter(DraftConfig.from_settings(s), corpus_pipeline.retriever, llm=LLMClient(LLMConfig.from_settings(s), http_client=httpx.Client()))
 
 
 def _reply(text):

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from rag.configs import DraftConfig, LLMConfig
 from rag.draft.drafter import Drafter
 from rag.draft.llm import LLMClient
 from rag.draft.llm_bounds import LLMDeadlineError, ReplyTooLargeError
@@ -127,7 +128,7 @@ def make_drafter(corpus_settings, corpus_pipeline, bad_server):
         values.update(overrides)
         s = corpus_settings.updated(**values)
         corpus_pipeline.retriever.retrieve(TICKET, k=5)  # indexes built now, so the timings below are the LLM's
-        return Drafter(s, corpus_pipeline.retriever, llm=LLMClient(s, http_client=httpx.Client()))
+        return Drafter(DraftConfig.from_settings(s), corpus_pipeline.retriever, llm=LLMClient(LLMConfig.from_settings(s), http_client=httpx.Client()))
 
     return make
 

@@ -7,6 +7,7 @@ import httpx
 import pytest
 import respx
 
+from rag.configs import DraftConfig, LLMConfig
 from rag.draft.drafter import Drafter
 from rag.draft.llm import LLMClient
 from rag.errors import ContextLengthError, LLMError
@@ -38,7 +39,7 @@ def llm_settings(corpus_settings):
 
 @pytest.fixture
 def drafter(llm_settings, corpus_pipeline):
-    return Drafter(llm_settings, corpus_pipeline.retriever, llm=LLMClient(llm_settings, http_client=httpx.Client()))
+    return Drafter(DraftConfig.from_settings(llm_settings), corpus_pipeline.retriever, llm=LLMClient(LLMConfig.from_settings(llm_settings), http_client=httpx.Client()))
 
 
 def sent(route, n=-1) -> dict:

@@ -21,6 +21,7 @@ from nbclient import NotebookClient
 from typer.testing import CliRunner
 
 from rag import local_llm
+from rag.configs import LLMConfig
 from rag.cli import app
 from rag.draft.guards import invented_links, leaked_identifiers
 from rag.draft.llm import LLMClient
@@ -199,7 +200,7 @@ def test_post_drafts_with_the_real_model(llm_settings, corpus_pipeline):
 @pytest.mark.e2e
 def test_the_judge_scores_two_cases(llm_settings):
     cases = [c for c in parse_paths([DATA_DIR])[0] if c.answer.strip()][:2]
-    judge = Judge(LLMClient(llm_settings, http_client=httpx.Client()), llm_settings.prompts_dir)
+    judge = Judge(LLMClient(LLMConfig.from_settings(llm_settings), http_client=httpx.Client()), llm_settings.prompts_dir)
     for case, draft in zip(cases, (cases[0].answer, "您好，请稍等。")):  # the real answer, then filler
         try:
             judged = judge.judge(case.question, case.answer, draft)

@@ -3,7 +3,6 @@ import re
 import pytest
 
 from rag.draft.actions import classify_reply
-from rag.draft.drafter import Drafter
 from rag.draft.guards import invented_links, leaked_identifiers
 from rag.draft.offline import ENGLISH_NOTE, reusable_body
 from rag.records import Ticket
@@ -13,7 +12,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def drafter(corpus_pipeline):
-    return Drafter(corpus_pipeline.settings, corpus_pipeline.retriever)
+    return corpus_pipeline.make_drafter()
 
 
 def test_reusable_body_removes_filler_greetings_dates_and_status_lines():
@@ -66,8 +65,8 @@ def test_no_leaks_or_invented_links_over_the_whole_corpus(drafter, corpus_pipeli
         draft = drafter.draft(ticket, exclude=[case.id])
         context = f"{ticket.title}\n{ticket.text}"
         # Public hosts (digicert.com, used by agents across cases) are not leaks: the corpus says so.
-        assert leaked_identifiers(draft.text, context, drafter.settings.link_allowlist, drafter.known_links, drafter.corpus_ids) == [], case.title
-        assert invented_links(draft.text, context, drafter.known_links, drafter.settings.link_allowlist, drafter.corpus_ids) == []
+        assert leaked_identifiers(draft.text, context, drafter.config.link_allowlist, drafter.known_links, drafter.corpus_ids) == [], case.title
+        assert invented_links(draft.text, context, drafter.known_links, drafter.config.link_allowlist, drafter.corpus_ids) == []
         assert draft.text.removeprefix(ENGLISH_NOTE + "\n").startswith("您好，")
         assert not re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", draft.text)
 

@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from rag.configs import ServiceConfig
 from rag.service.security import SecurityMiddleware, uvicorn_proxy_options
 from rag.settings import load_settings
 
@@ -20,7 +21,7 @@ from rag.settings import load_settings
 def _app(**overrides):
     settings = load_settings(**overrides)
     app = FastAPI()
-    app.add_middleware(SecurityMiddleware, settings=settings)
+    app.add_middleware(SecurityMiddleware, config=ServiceConfig.from_settings(settings))
 
     @app.post("/v1/drafts")
     async def drafts(body: dict) -> dict:
@@ -64,7 +65,7 @@ def test_a_declared_oversized_body_is_refused_before_it_is_read():
 
         scope = {"type": "http", "method": "POST", "path": "/v1/drafts", "headers": [
             (b"host", b"127.0.0.1"), (b"content-type", b"application/json"), (b"content-length", str(100 * 1024 * 1024).encode())]}
-        await SecurityMiddleware(app, load_settings(max_body_bytes=4096))(scope, receive, send)
+        await SecurityMiddleware(app, ServiceConfig.from_settings(load_settings(max_body_bytes=4096)))(scope, receive, send)
         return sent
 
     sent = asyncio.run(run())
@@ -83,7 +84,7 @@ def test_a_streamed_body_is_cut_at_the_cap():
             sent.append(message)
 
         scope = {"type": "http", "method": "POST", "path": "/v1/drafts", "headers": [(b"host", b"127.0.0.1")]}
-        await SecurityMiddleware(_app(), load_settings(max_body_bytes=4096))(scope, receive, send)
+        await SecurityMiddleware(_app(), ServiceConfig.from_settings(load_settings(max_body_bytes=4096)))(scope, receive, send)
         return sent, reads
 
     sent, reads = asyncio.run(run())
@@ -117,8 +118,8 @@ def test_a_3mb_title_is_refused_by_the_default_body_cap(client):
 
 
 def test_proxy_headers_are_trusted_only_when_configured():
-    assert uvicorn_proxy_options(load_settings()) == {"proxy_headers": False, "forwarded_allow_ips": ""}
-    opts = uvicorn_proxy_options(load_settings(trusted_proxies=("10.0.0.5",)))
+    assert uvicorn_proxy_options(ServiceConfig.from_settings(load_settings())) == {"proxy_headers": False, "forwarded_allow_ips": ""}
+    opts = uvicorn_proxy_options(ServiceConfig.from_settings(load_settings(trusted_proxies=("10.0.0.5",))))
     assert opts == {"proxy_headers": True, "forwarded_allow_ips": "10.0.0.5"}
 
 
@@ -128,7 +129,7 @@ def test_forwarded_for_does_not_make_a_remote_client_loopback(tmp_path):
     from starlette.requests import Request
 
     app = FastAPI()
-    app.state.settings = load_settings(feedback_db=tmp_path / "f.sqlite3")
+    app.state.service = ServiceConfig.from_settings(load_settings(feedback_db=tmp_path / "f.sqlite3"))
     scope = {"type": "http", "method": "GET", "path": "/v1/x", "app": app, "client": ("10.1.2.3", 5000),
              "headers": [(b"x-forwarded-for", b"127.0.0.1"), (b"host", b"127.0.0.1")]}
     with pytest.raises(Exception) as exc:

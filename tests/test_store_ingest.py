@@ -3,6 +3,7 @@ import shutil
 
 import pytest
 
+from rag.configs import EmbeddingConfig, StoreConfig
 from rag.embed import make_embedder
 from rag.errors import EmbeddingMismatchError, StoreLockedError
 from rag.ingest import ingest
@@ -20,12 +21,12 @@ def dataset(tmp_path):
 
 
 def _store(settings):
-    return ChunkStore(settings, make_embedder(settings).name, create=False)
+    return ChunkStore(StoreConfig.from_settings(settings), make_embedder(EmbeddingConfig.from_settings(settings)).name, create=False)
 
 
 def test_reingest_is_idempotent(make_settings, dataset):
     s = make_settings()
-    e = make_embedder(s)
+    e = make_embedder(EmbeddingConfig.from_settings(s))
     first = ingest([dataset], s, e)
     assert (first.cases, first.added, first.deleted) == (3, first.chunks, 0)
     before = {c.id: (c.text, c.metadata) for c in _store(s).all_chunks()}
@@ -37,7 +38,7 @@ def test_reingest_is_idempotent(make_settings, dataset):
 
 def test_changed_case_replaces_its_chunks_without_orphans(make_settings, dataset):
     s = make_settings()
-    e = make_embedder(s)
+    e = make_embedder(EmbeddingConfig.from_settings(s))
     ingest([dataset], s, e)
     old_ids = _store(s).ids()
     f = dataset / "part1.md"
@@ -55,7 +56,7 @@ def test_changed_case_replaces_its_chunks_without_orphans(make_settings, dataset
 
 def test_removed_case_and_pruned_file(make_settings, dataset):
     s = make_settings()
-    e = make_embedder(s)
+    e = make_embedder(EmbeddingConfig.from_settings(s))
     shutil.copy(TEST_DATA / "small.md", dataset / "part2.md")
     ingest([dataset], s, e)
     assert len({c.metadata["source"] for c in _store(s).all_chunks()}) == 2
@@ -69,22 +70,23 @@ def test_removed_case_and_pruned_file(make_settings, dataset):
 
 def test_a_second_ingest_is_refused_while_one_holds_the_lock(make_settings, dataset):
     s = make_settings()
-    lock = ingest_lock(s)
+    lock = ingest_lock(StoreConfig.from_settings(s))
     acquire(lock)
     try:
         with pytest.raises(StoreLockedError, match="another ingest"):
-            ingest([dataset], s, make_embedder(s))
+            ingest([dataset], s, make_embedder(EmbeddingConfig.from_settings(s)))
     finally:
         lock.release()
-    assert ingest([dataset], s, make_embedder(s)).cases == 3
+    assert ingest([dataset], s, make_embedder(EmbeddingConfig.from_settings(s))).cases == 3
 
 
 def _ingest_in_process(settings, dataset, queue):
+    from rag.configs import EmbeddingConfig as Config
     from rag.embed import make_embedder as mk
     from rag.ingest import ingest as run
 
     try:
-        summary = run([dataset], settings, mk(settings), wait_for_lock=120)
+        summary = run([dataset], settings, mk(Config.from_settings(settings)), wait_for_lock=120)
         queue.put(("ok", summary.added))
     except Exception as exc:  # report, don't hang the parent
         queue.put(("error", repr(exc)))
@@ -108,14 +110,14 @@ def test_two_concurrent_ingests_leave_a_consistent_store(make_settings, dataset)
 
 def test_store_refuses_another_embedding_model(make_settings, dataset):
     s = make_settings()
-    ingest([dataset], s, make_embedder(s))
+    ingest([dataset], s, make_embedder(EmbeddingConfig.from_settings(s)))
     with pytest.raises(EmbeddingMismatchError, match="was built with embedding model"):
-        ChunkStore(s, "openai/text-embedding-3-small")
+        ChunkStore(StoreConfig.from_settings(s), "openai/text-embedding-3-small")
 
 
 def test_metadata_round_trips_flat(make_settings, dataset):
     s = make_settings()
-    ingest([dataset], s, make_embedder(s))
+    ingest([dataset], s, make_embedder(EmbeddingConfig.from_settings(s)))
     chunk = next(c for c in _store(s).all_chunks() if c.metadata["kind"] == "case" and c.metadata["title"] == "证书过期怎么办")
     assert chunk.metadata["root_cause"] == "证书过期，需要重新申请或上传新证书"
     assert chunk.metadata["has_links"] is True
@@ -124,7 +126,7 @@ def test_metadata_round_trips_flat(make_settings, dataset):
 
 def test_an_unreadable_file_never_loses_its_stored_cases(make_settings, dataset):
     s = make_settings()
-    e = make_embedder(s)
+    e = make_embedder(EmbeddingConfig.from_settings(s))
     first = ingest([dataset], s, e)
     f = dataset / "part1.md"
     f.write_bytes(f.read_bytes() + "\n## 坏\n".encode("gbk"))  # the whole file is now not UTF-8
@@ -138,7 +140,7 @@ def test_a_retriever_built_before_a_new_ingest_keeps_working(make_settings, data
     from rag.retrieve import CaseRetriever
 
     s = make_settings()
-    e = make_embedder(s)
+    e = make_embedder(EmbeddingConfig.from_settings(s))
     ingest([dataset], s, e)
     retriever = CaseRetriever(_store(s), e)
     new = dataset / "part2.md"
@@ -150,7 +152,7 @@ def test_a_retriever_built_before_a_new_ingest_keeps_working(make_settings, data
 
 def test_rebuild_drops_and_refills_the_collection(make_settings, dataset):
     s = make_settings()
-    e = make_embedder(s)
+    e = make_embedder(EmbeddingConfig.from_settings(s))
     first = ingest([dataset], s, e)
     rebuilt = ingest([dataset], s, e, rebuild=True)
     assert rebuilt.added == first.chunks and rebuilt.deleted == 0

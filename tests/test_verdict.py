@@ -6,6 +6,7 @@ import httpx
 import pytest
 import respx
 
+from rag.configs import DraftConfig, LLMConfig
 from rag.draft.drafter import Drafter
 from rag.draft.llm import LLMClient
 from rag.records import Ticket
@@ -26,13 +27,13 @@ def completion(text: str) -> dict:
 
 @pytest.fixture
 def offline(corpus_pipeline):
-    return Drafter(corpus_pipeline.settings, corpus_pipeline.retriever)
+    return corpus_pipeline.make_drafter()
 
 
 @pytest.fixture
 def llm_drafter(corpus_settings, corpus_pipeline):
     s = corpus_settings.updated(llm_base_url=BASE, llm_model="m", llm_max_attempts=1)
-    return Drafter(s, corpus_pipeline.retriever, llm=LLMClient(s, http_client=httpx.Client()))
+    return Drafter(DraftConfig.from_settings(s), corpus_pipeline.retriever, llm=LLMClient(LLMConfig.from_settings(s), http_client=httpx.Client()))
 
 
 def test_a_covered_ticket_is_answered_from_a_fitting_case(offline):

@@ -12,8 +12,9 @@ from rag.draft import offline, output_checks
 from rag.draft.actions import classify_reply
 from rag.draft.deferral import VerdictTexts
 from rag.draft.guards import block, escape_field, injection_signals, repeats_prompt, scan_fields, scrub
+from rag.configs import DraftConfig
+from rag.draft.chat import ChatModel
 from rag.draft.policy import Verdict, decide
-from rag.draft.llm import LLMClient
 from rag.draft.llm_bounds import Deadline
 from rag.draft.prompts import PromptPair
 from rag.errors import ContextLengthError, LLMError
@@ -22,7 +23,6 @@ from rag.identifiers import CorpusIdentifiers
 from rag.links import find_links
 from rag.records import Action, Citation, Draft, Hit, Ticket, Usage
 from rag.retrieve import CaseRetriever
-from rag.settings import Settings
 
 Fallback = Literal["offline", "none"]
 # Small models put the marker anywhere (first line, mid-sentence, twice): the first one is the action,
@@ -89,26 +89,28 @@ def known_links_of(retriever: CaseRetriever) -> frozenset[str]:
 
 
 class Drafter:
+    """Build it through ``Pipeline.make_drafter`` (every face does); tests may wire one by hand."""
+
     def __init__(
         self,
-        settings: Settings,
+        config: DraftConfig,
         retriever: CaseRetriever,
         *,
-        llm: LLMClient | None = None,
+        llm: ChatModel | None = None,
         prompts: PromptPair | None = None,
     ) -> None:
-        self.settings = settings
+        self.config = config
         self.retriever = retriever
         self.llm = llm
-        self.prompts = prompts or PromptPair.load(settings.prompts_dir, settings.prompt_variant)
+        self.prompts = prompts or PromptPair.load(config.prompts_dir, config.prompt_variant)
         self.known_links = known_links_of(retriever)
         # Bounds the LLM calls in flight: when every slot hangs on a slow endpoint, the next drafts fall
         # back to offline at once instead of pinning the service's worker threads.
-        self._llm_slots = threading.BoundedSemaphore(settings.llm_max_concurrent)
+        self._llm_slots = threading.BoundedSemaphore(config.llm_max_concurrent)
         self.corpus_ids = CorpusIdentifiers.from_chunks(retriever.chunks)
-        self.texts = VerdictTexts(settings.prompts_dir)
+        self.texts = VerdictTexts(config.prompts_dir)
         model = getattr(retriever, "match_model", None)
-        self.threshold = (settings.answer_threshold if settings.answer_threshold is not None
+        self.threshold = (config.answer_threshold if config.answer_threshold is not None
                           else model.threshold if model is not None else 0.5)
 
     @property
@@ -128,11 +130,11 @@ class Drafter:
         if isinstance(ticket, str):
             ticket = Ticket(text=ticket)
         started = time.perf_counter()
-        k = k or self.settings.top_k
+        k = k or self.config.top_k
         notes = scan_fields(ticket_fields(ticket))
         # Injected instructions say nothing about the problem: the match and the verdict are judged on the rest.
         asked = without_injected_lines(ticket)
-        hits = self.retriever.retrieve(asked, k=max(k, self.settings.llm_context_cases), exclude=exclude)
+        hits = self.retriever.retrieve(asked, k=max(k, self.config.context_cases), exclude=exclude)
         verdict = decide(asked, hits, self.threshold)
         if self.llm is None:
             draft = self._offline(ticket, hits[:k], verdict, notes)
@@ -155,7 +157,7 @@ class Drafter:
             text,
             self._ticket_context(ticket),
             known_links=self.known_links,
-            allowlist=self.settings.link_allowlist,
+            allowlist=self.config.link_allowlist,
             corpus=self.corpus_ids,
         )
         extra = []
@@ -203,7 +205,7 @@ class Drafter:
                             backend="offline", notes=notes, related=related)
 
     def messages(self, ticket: Ticket, hits: Sequence[Hit], verdict: Verdict | None = None) -> list[dict[str, str]]:
-        system = self.prompts.system.render(allowed_domains="、".join(self.settings.link_allowlist))
+        system = self.prompts.system.render(allowed_domains="、".join(self.config.link_allowlist))
         fields = ticket_fields(ticket)
         fields["ticket_product"] = ticket.product or (hits[0].product if hits else "未知")
         user = self.prompts.user.render(
@@ -214,9 +216,9 @@ class Drafter:
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
     def _llm_bounded(self, ticket: Ticket, hits: Sequence[Hit], verdict: Verdict, notes: list[str], on_delta) -> Draft:
-        deadline = Deadline.after(self.settings.llm_deadline)  # one budget for every attempt of this draft
-        if not self._llm_slots.acquire(timeout=min(self.settings.llm_queue_seconds, deadline.remaining())):
-            raise LLMError(f"all {self.settings.llm_max_concurrent} LLM slots are busy (RAG_LLM_MAX_CONCURRENT)")
+        deadline = Deadline.after(self.config.llm_deadline)  # one budget for every attempt of this draft
+        if not self._llm_slots.acquire(timeout=min(self.config.llm_queue_seconds, deadline.remaining())):
+            raise LLMError(f"all {self.config.llm_max_concurrent} LLM slots are busy (RAG_LLM_MAX_CONCURRENT)")
         try:
             return self._llm(ticket, hits, verdict, notes, on_delta, deadline)
         finally:
@@ -225,12 +227,12 @@ class Drafter:
     def _llm(self, ticket: Ticket, hits: Sequence[Hit], verdict: Verdict, notes: list[str], on_delta,
              deadline: Deadline) -> Draft:
         assert self.llm is not None
-        used = list(hits[: self.settings.llm_context_cases])
+        used = list(hits[: self.config.context_cases])
         trimmed = False
         context = self._ticket_context(ticket)
         while True:
             messages = self.messages(ticket, used, verdict)
-            checker = output_checks.ReplyChecker(context, messages[0]["content"], self.settings.link_allowlist)
+            checker = output_checks.ReplyChecker(context, messages[0]["content"], self.config.link_allowlist)
             try:
                 if on_delta is not None:
                     gate = output_checks.CheckedStream(checker, self._scrub_piece(context), on_delta)
@@ -273,4 +275,4 @@ class Drafter:
         return output_checks.apply(draft, checked)
 
     def _scrub_piece(self, context: str) -> Callable[[str], str]:
-        return lambda piece: scrub(piece, context, known_links=self.known_links, allowlist=self.settings.link_allowlist).text
+        return lambda piece: scrub(piece, context, known_links=self.known_links, allowlist=self.config.link_allowlist).text

@@ -8,7 +8,6 @@ back-off waits and the stream) and a reply-size cap (``rag.draft.llm_bounds``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence, TypeVar, cast
 
 from tenacity import RetryCallState, retry_if_exception
@@ -17,6 +16,8 @@ import httpx
 import openai
 from openai import OpenAI
 
+from rag.configs import LLMConfig
+from rag.draft.chat import Completion, Message
 from rag.draft.llm_bounds import (
     CallBounds,
     Deadline,
@@ -29,12 +30,10 @@ from rag.draft.llm_bounds import (
 from rag.errors import ContextLengthError, LLMError
 from rag.records import Usage
 from rag.retry import is_transient, retrying
-from rag.settings import Settings
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
 
-Message = dict[str, str]
 _T = TypeVar("_T")
 
 
@@ -43,15 +42,9 @@ def _sdk_messages(messages: Sequence[Message]) -> list[ChatCompletionMessagePara
     # only names that for the type checker (the SDK sends the dicts as they are).
     return cast("list[ChatCompletionMessageParam]", list(messages))
 
+
 _CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "context length", "too many tokens", "prompt is too long",
                     "context window")  # llama.cpp: "Requested tokens (N) exceed context window of 4096"
-
-
-@dataclass(frozen=True)
-class Completion:
-    text: str
-    usage: Usage
-    model: str
 
 
 def _is_context_error(exc: openai.APIStatusError) -> bool:
@@ -73,38 +66,40 @@ def _describe(exc: BaseException) -> str:
 
 
 class LLMClient:
-    def __init__(self, settings: Settings, *, http_client: httpx.Client | None = None) -> None:
-        if not settings.llm_configured:
+    """A ``ChatModel`` (``rag.draft.chat``) over an OpenAI-compatible endpoint."""
+
+    def __init__(self, config: LLMConfig, *, http_client: httpx.Client | None = None) -> None:
+        if not config.configured:
             raise LLMError("no LLM endpoint configured (set RAG_LLM_BASE_URL and RAG_LLM_MODEL)")
-        self.settings = settings
-        self.model = str(settings.llm_model)
-        self.base_url = str(settings.llm_base_url)
-        timeout = httpx.Timeout(settings.llm_timeout, connect=min(10.0, settings.llm_timeout))
+        self.config = config
+        self.model = str(config.model)
+        self.base_url = str(config.base_url)
+        timeout = httpx.Timeout(config.timeout, connect=min(10.0, config.timeout))
         self._client = OpenAI(
             base_url=self.base_url,
-            api_key=settings.llm_api_key.get_secret_value() or "not-needed",
+            api_key=config.api_key.get_secret_value() or "not-needed",
             timeout=timeout,
             max_retries=0,
             http_client=bound_client(http_client or httpx.Client(timeout=timeout)),
         )
         # JSON may escape every CJK character as \uXXXX (6 bytes) and SSE wraps each token in ~200 bytes.
-        self.max_bytes = max(1 << 20, 64 * settings.llm_max_reply_chars)
+        self.max_bytes = max(1 << 20, 64 * config.max_reply_chars)
 
     def deadline(self) -> Deadline:
-        return Deadline.after(self.settings.llm_deadline)
+        return Deadline.after(self.config.deadline)
 
     def _timeout(self, deadline: Deadline) -> httpx.Timeout:
         """No single read may wait longer than the time left when the attempt starts."""
-        left = max(0.05, min(self.settings.llm_timeout, deadline.remaining()))
+        left = max(0.05, min(self.config.timeout, deadline.remaining()))
         return httpx.Timeout(left, connect=min(10.0, left))
 
     def _check_size(self, chars: int) -> None:
-        if chars > self.settings.llm_max_reply_chars:
-            raise ReplyTooLargeError(f"the LLM reply has more than {self.settings.llm_max_reply_chars} characters; refused "
+        if chars > self.config.max_reply_chars:
+            raise ReplyTooLargeError(f"the LLM reply has more than {self.config.max_reply_chars} characters; refused "
                                      "(RAG_LLM_MAX_REPLY_CHARS)")
 
     def _call(self, fn: Callable[[], _T], deadline: Deadline) -> _T:
-        base = retrying(self.settings)
+        base = retrying(self.config.retry)
 
         def out_of_time(state: RetryCallState) -> bool:  # the next wait would end past the deadline
             return deadline.remaining() <= (state.upcoming_sleep or 0.0)
@@ -142,8 +137,8 @@ class LLMClient:
             lambda: self._client.chat.completions.create(
                 model=self.model,
                 messages=_sdk_messages(messages),
-                temperature=self.settings.llm_temperature if temperature is None else temperature,
-                max_tokens=max_tokens or self.settings.llm_max_tokens,
+                temperature=self.config.temperature if temperature is None else temperature,
+                max_tokens=max_tokens or self.config.max_tokens,
                 timeout=self._timeout(deadline),
             ),
             deadline,
@@ -157,7 +152,7 @@ class LLMClient:
             raise LLMError(f"LLM endpoint {self.base_url} returned an empty reply")
         self._check_size(len(text))
         if getattr(choice, "finish_reason", None) == "length":
-            raise LLMError(f"the reply was cut at max_tokens={self.settings.llm_max_tokens}; raise RAG_LLM_MAX_TOKENS")
+            raise LLMError(f"the reply was cut at max_tokens={self.config.max_tokens}; raise RAG_LLM_MAX_TOKENS")
         u = getattr(resp, "usage", None)
         usage = Usage(getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0)
         return Completion(text, usage, str(getattr(resp, "model", self.model)))
@@ -169,8 +164,8 @@ class LLMClient:
             lambda: self._client.chat.completions.create(
                 model=self.model,
                 messages=_sdk_messages(messages),
-                temperature=self.settings.llm_temperature,
-                max_tokens=self.settings.llm_max_tokens,
+                temperature=self.config.temperature,
+                max_tokens=self.config.max_tokens,
                 stream=True,
                 timeout=self._timeout(deadline),
             ),
@@ -204,7 +199,7 @@ class LLMClient:
         if not finished:
             raise LLMError(f"the reply stream from {self.base_url} ended without a finish reason (incomplete)")
         if finished == "length":
-            raise LLMError(f"the reply was cut at max_tokens={self.settings.llm_max_tokens}; raise RAG_LLM_MAX_TOKENS")
+            raise LLMError(f"the reply was cut at max_tokens={self.config.max_tokens}; raise RAG_LLM_MAX_TOKENS")
 
 
 __all__ = ["LLMClient", "Completion", "is_transient"]

@@ -14,17 +14,21 @@ from contextlib import closing
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from rag.draft.llm import Completion, LLMClient, Message
+from rag.configs import LLMConfig
+from rag.draft.chat import ChatModel, Completion, Message
 from rag.draft.llm_bounds import Deadline
 from rag.records import Usage
 from rag.sqlite_db import connect
 
 
 class CachedLLM:
-    def __init__(self, inner: LLMClient, cache_dir: Path) -> None:
+    """A ``ChatModel`` around another one; ``config`` gives the endpoint and the defaults the key records."""
+
+    def __init__(self, inner: ChatModel, cache_dir: Path, config: LLMConfig) -> None:
         self.inner = inner
+        self.config = config
         self.model = inner.model
-        self.base_url = inner.base_url
+        self.base_url = str(config.base_url)
         cache_dir.mkdir(parents=True, exist_ok=True)
         self._path = cache_dir / "llm-cache.sqlite3"
         self.hits = 0
@@ -36,13 +40,12 @@ class CachedLLM:
         return connect(self._path)
 
     def key(self, messages: Sequence[Message], max_tokens: int | None, temperature: float | None) -> str:
-        s = self.inner.settings
         payload = {
             "model": self.model,
             "base_url": self.base_url,
             "messages": list(messages),
-            "max_tokens": max_tokens or s.llm_max_tokens,
-            "temperature": s.llm_temperature if temperature is None else temperature,
+            "max_tokens": max_tokens or self.config.max_tokens,
+            "temperature": self.config.temperature if temperature is None else temperature,
         }
         return hashlib.sha256(json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
 

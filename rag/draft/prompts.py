@@ -70,7 +70,7 @@ class PromptPair:
     def load(cls, prompts_dir: Path, variant: str) -> "PromptPair":
         folder = prompts_dir / variant
         if not folder.is_dir():
-            known = sorted(p.name for p in prompts_dir.iterdir() if p.is_dir()) if prompts_dir.is_dir() else []
+            known = variants(prompts_dir) if prompts_dir.is_dir() else []
             raise PromptError(f"no prompt variant '{variant}' in {prompts_dir} (known: {', '.join(known) or 'none'})")
         return cls(
             variant,

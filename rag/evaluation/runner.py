@@ -20,9 +20,6 @@ from typing import Callable, Literal, Sequence
 
 import numpy as np
 
-from rag.draft.drafter import Drafter
-from rag.draft.llm_cache import CachedLLM
-from rag.draft.prompts import PromptPair
 from rag.errors import ConfigError, RagError
 from rag.evaluation.baseline import SAFETY_TOTALS
 from rag.evaluation.tickets import DECISION_METRICS, corpus_decision, replay, summarise_tickets
@@ -122,20 +119,17 @@ def run_eval(
     templates = find_templates(cases)
     detector = LeakDetector.from_cases(cases)
     chosen, excluded = select_cases(cases, cfg)
-    inner = None
-    if cfg.backend == "llm" or cfg.judge:
-        inner = pipeline.llm()  # one client for drafts and judgements; each keeps its own cache counts
-        if inner is None:
-            raise ConfigError("--backend llm and --judge need RAG_LLM_BASE_URL and RAG_LLM_MODEL")
-    llm = CachedLLM(inner, settings.cache_dir) if cfg.backend == "llm" and inner else None
-    drafter = Drafter(settings, pipeline.retriever, llm=llm,  # type: ignore[arg-type]  # CachedLLM offers LLMClient's calls but is no LLMClient: no ChatModel protocol yet
-                      prompts=PromptPair.load(settings.prompts_dir, cfg.variant))
+    # Drafts and judgements each get their own cached client, so each keeps its own cache counts.
+    llm = pipeline.cached_llm() if cfg.backend == "llm" else None
+    judge_llm = pipeline.cached_llm() if cfg.judge else None
+    if (cfg.backend == "llm" and llm is None) or (cfg.judge and judge_llm is None):
+        raise ConfigError("--backend llm and --judge need RAG_LLM_BASE_URL and RAG_LLM_MODEL")
+    drafter = pipeline.make_drafter(variant=cfg.variant, offline=llm is None, llm=llm)
     judge = None
-    if cfg.judge:
+    if judge_llm is not None:
         from rag.score.judge import Judge
 
-        assert inner is not None  # --judge without an LLM raised ConfigError above
-        judge = Judge(CachedLLM(inner, settings.cache_dir), settings.prompts_dir)
+        judge = Judge(judge_llm, settings.prompts_dir)
     lock = threading.Lock()
     done = 0
 

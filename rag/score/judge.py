@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+from rag.draft.chat import ChatModel
 from rag.draft.prompts import PromptTemplate
 from rag.errors import LLMError
 
@@ -14,7 +15,7 @@ _JSON = re.compile(r"\{.*\}", re.S)
 
 
 class Judge:
-    def __init__(self, llm, prompts_dir: Path) -> None:
+    def __init__(self, llm: ChatModel, prompts_dir: Path) -> None:
         self.llm = llm
         self.prompt = PromptTemplate.load(prompts_dir / "judge.md", "judge")
 

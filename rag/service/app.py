@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rag.configs import ServiceConfig
 from rag.errors import RagError
 from rag.feedback import FeedbackStore
 from rag.pipeline import Pipeline
@@ -55,21 +56,24 @@ def _openapi(app: FastAPI) -> dict:
 
 
 def create_app(settings: Settings, *, http_client: httpx.Client | None = None) -> FastAPI:
+    service = ServiceConfig.from_settings(settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         pipeline = Pipeline(settings, http_client=http_client)
         pipeline.ensure_ingested()
         pipeline.drafter  # build the indexes now, not on the first agent's request  # noqa: B018
         app.state.pipeline = pipeline
-        app.state.feedback = FeedbackStore(settings.feedback_db)
+        app.state.feedback = FeedbackStore(service.feedback_db)
         yield
 
     app = FastAPI(title="Qiniu support reply drafter", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Suggested replies for Qiniu support tickets. Every error body is "
                               '`{"error": {"status": <int>, "message": <str>}}`.')
     app.state.settings = settings
+    app.state.service = service
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
-    app.add_middleware(SecurityMiddleware, settings=settings)  # Host allow-list, body caps, before parsing
+    app.add_middleware(SecurityMiddleware, config=service)  # Host allow-list, body caps, before parsing
     app.get("/docs", include_in_schema=False)(lambda: docs_page(app))  # no CDN script (rag/service/docs_page.py)
 
     @app.exception_handler(StarletteHTTPException)
@@ -94,7 +98,7 @@ def create_app(settings: Settings, *, http_client: httpx.Client | None = None) -
         products = sorted({str((p.retriever.case_metadata(c) or {}).get("product", "")) for c in p.retriever.case_ids} - {""})
         return Health(status="ok", cases=len(p.retriever.case_ids), chunks=len(p.retriever.chunks),
                       backend=p.drafter.backend, products=products,
-                      max_ticket_chars=settings.max_ticket_chars)
+                      max_ticket_chars=service.max_ticket_chars)
 
     page_html = (resources.files("rag.service") / "static" / "index.html").read_text(encoding="utf-8")
 

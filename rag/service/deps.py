@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
+from rag.configs import ServiceConfig
 from rag.feedback import FeedbackStore
 from rag.pipeline import Pipeline
 from rag.settings import Settings
@@ -16,6 +17,10 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 def _settings(request: Request) -> Settings:
     return request.app.state.settings
+
+
+def _service(request: Request) -> ServiceConfig:
+    return request.app.state.service
 
 
 def _pipeline(request: Request) -> Pipeline:
@@ -28,8 +33,8 @@ def _feedback(request: Request) -> FeedbackStore:
 
 def authorise(request: Request) -> None:
     """A bearer token when one is configured; with none configured, loopback clients only."""
-    settings: Settings = request.app.state.settings
-    token = settings.service_token.get_secret_value()
+    config: ServiceConfig = request.app.state.service
+    token = config.service_token.get_secret_value()
     if token:
         given = request.headers.get("authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
@@ -41,6 +46,7 @@ def authorise(request: Request) -> None:
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
+ServiceDep = Annotated[ServiceConfig, Depends(_service)]
 PipelineDep = Annotated[Pipeline, Depends(_pipeline)]
 FeedbackDep = Annotated[FeedbackStore, Depends(_feedback)]
 Authorised = Depends(authorise)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from typing import Any, Awaitable, Callable
 
-from rag.settings import Settings
+from rag.configs import ServiceConfig
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -40,9 +40,9 @@ def _host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
-def uvicorn_proxy_options(settings: Settings) -> dict[str, Any]:
-    """uvicorn's proxy-header options from settings: none trusted unless configured."""
-    trusted = list(settings.trusted_proxies)
+def uvicorn_proxy_options(config: ServiceConfig) -> dict[str, Any]:
+    """uvicorn's proxy-header options: none trusted unless configured."""
+    trusted = list(config.trusted_proxies)
     return {"proxy_headers": bool(trusted), "forwarded_allow_ips": ",".join(trusted) if trusted else ""}
 
 
@@ -60,28 +60,28 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
-def draft_caps_problem(body: Any, settings: Settings) -> str | None:
+def draft_caps_problem(body: Any, config: ServiceConfig) -> str | None:
     """The first cap a draft request breaks, named by field, or None."""
     if not isinstance(body, dict):
         return None
     title = body.get("title")
-    if isinstance(title, str) and len(title) > settings.max_title_chars:
-        return f"title: {len(title)} characters; the limit is {settings.max_title_chars} (RAG_MAX_TITLE_CHARS)"
+    if isinstance(title, str) and len(title) > config.max_title_chars:
+        return f"title: {len(title)} characters; the limit is {config.max_title_chars} (RAG_MAX_TITLE_CHARS)"
     history = body.get("history")
     if isinstance(history, list):
-        if len(history) > settings.max_history_turns:
-            return f"history: {len(history)} turns; the limit is {settings.max_history_turns} (RAG_MAX_HISTORY_TURNS)"
+        if len(history) > config.max_history_turns:
+            return f"history: {len(history)} turns; the limit is {config.max_history_turns} (RAG_MAX_HISTORY_TURNS)"
         total = sum(len(t.get("text", "")) for t in history if isinstance(t, dict) and isinstance(t.get("text"), str))
-        if total > settings.max_history_chars:
-            return f"history: {total} characters in all; the limit is {settings.max_history_chars} (RAG_MAX_HISTORY_CHARS)"
+        if total > config.max_history_chars:
+            return f"history: {total} characters in all; the limit is {config.max_history_chars} (RAG_MAX_HISTORY_CHARS)"
     return None
 
 
 class SecurityMiddleware:
-    def __init__(self, app, settings: Settings) -> None:
+    def __init__(self, app, config: ServiceConfig) -> None:
         self.app = app
-        self.settings = settings
-        self.allowed_hosts = {h.lower().strip("[]") for h in settings.allowed_hosts}
+        self.config = config
+        self.allowed_hosts = {h.lower().strip("[]") for h in config.allowed_hosts}
 
     async def _reply(self, send: Send, status: int, message: str) -> None:
         body = json.dumps({"error": {"status": status, "message": message}}, ensure_ascii=False).encode("utf-8")
@@ -101,7 +101,7 @@ class SecurityMiddleware:
         if scope.get("method") not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        cap = self.settings.max_body_bytes
+        cap = self.config.max_body_bytes
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
             await self._reply(send, 413, f"body: {declared} bytes; the limit is {cap} (RAG_MAX_BODY_BYTES)")
@@ -156,7 +156,7 @@ class SecurityMiddleware:
         if _has_lone_surrogate(parsed):
             return 400, "body: a string holds an unpaired surrogate (for example \\ud800); send valid Unicode"
         if path.rstrip("/").startswith("/v1/drafts"):
-            problem = draft_caps_problem(parsed, self.settings)
+            problem = draft_caps_problem(parsed, self.config)
             if problem:
                 return 413, problem
         return None

