@@ -183,3 +183,23 @@ def test_one_factory_builds_every_drafter_and_an_ingest_resets_it(small, tmp_pat
     p.ingest([extra])
     assert p.store is not old_store and p.retriever is not old_retriever and p.drafter is not first
     assert "证书到期怎么续期" in {h.title for h in p.retriever.retrieve("证书到期怎么续期", 5)}
+
+
+def test_eval_never_grades_a_corpus_other_than_the_ingested_one(small, tmp_path, monkeypatch):
+    runner = CliRunner()
+    assert runner.invoke(app, ["ingest"]).exit_code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    text = (TEST_DATA / "small.md").read_text(encoding="utf-8").replace("证书过期怎么办", "证书到期怎么续期")
+    (elsewhere / "part1.md").write_text(text, encoding="utf-8")
+    monkeypatch.setenv("RAG_DATA_DIR", str(elsewhere))
+    monkeypatch.setenv("RAG_LABELS_DIR", str(tmp_path / "no-labels"))
+    r = runner.invoke(app, ["eval", "--limit", "1", "--out", str(tmp_path / "runs")])
+    message = " ".join(r.output.split())
+    assert r.exit_code == 2 and "1 only in the store, 1 only in the files" in message, r.output
+    assert not (tmp_path / "runs").exists()
+    runner.invoke(app, ["ingest", "--prune"])  # the store now holds the other corpus: it is graded
+    r = runner.invoke(app, ["eval", "--limit", "3", "--out", str(tmp_path / "runs")])
+    assert r.exit_code == 0, r.output
+    (run,) = (tmp_path / "runs").iterdir()
+    assert "证书到期怎么续期" in {json.loads(p.read_text(encoding="utf-8"))["title"] for p in (run / "cases").glob("*.json")}

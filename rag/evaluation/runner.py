@@ -22,8 +22,8 @@ import numpy as np
 
 from rag.errors import ConfigError, RagError
 from rag.evaluation.baseline import SAFETY_TOTALS
+from rag.evaluation.corpus import graded_cases
 from rag.evaluation.tickets import DECISION_METRICS, corpus_decision, replay, summarise_tickets
-from rag.parse import parse_paths
 from rag.pipeline import Pipeline
 from rag.records import Case, Ticket
 from rag.score.draft import score_draft
@@ -111,7 +111,7 @@ def run_eval(
 ) -> EvalRun:
     settings = pipeline.settings
     pipeline.ensure_ingested()
-    cases, _ = parse_paths([settings.data_dir])
+    cases = graded_cases(settings.data_dir, pipeline.retriever.case_ids)
     table = RelevanceTable(cases)
     groups_dir = settings.labels_dir / "groups"
     labels: GroupLabels | None = load_groups(groups_dir) if groups_dir.is_dir() else None
