@@ -74,8 +74,8 @@ def test_openai_embeddings_prefix_e5_models(make_settings):
     with respx.mock(assert_all_called=True) as mock:
         route = mock.post("http://emb.test/v1/embeddings").mock(
             side_effect=[httpx.Response(200, json=_embedding_body(2)), httpx.Response(200, json=_embedding_body(1))])
-        OpenAIEmbedder(s, http_client=httpx.Client()).embed(["a", "b"], "passage")
-        OpenAIEmbedder(s, http_client=httpx.Client()).embed(["c"], "query")
+        OpenAIEmbedder(EmbeddingConfig.from_settings(s), http_client=httpx.Client()).embed(["a", "b"], "passage")
+        OpenAIEmbedder(EmbeddingConfig.from_settings(s), http_client=httpx.Client()).embed(["c"], "query")
     import json
 
     sent = [json.loads(call.request.content)["input"] for call in route.calls]
