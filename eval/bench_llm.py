@@ -21,14 +21,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from rag import Pipeline, load_settings  # noqa: E402
-from rag import local_llm  # noqa: E402
-from rag.draft.chat import ChatModel, Completion  # noqa: E402
-from rag.evaluation import EvalConfig, run_eval  # noqa: E402
-from rag.draft.guards import neutralise_ticket  # noqa: E402
-from rag.records import Ticket, Usage  # noqa: E402
+from rag import Pipeline, load_settings
+from rag import local_llm
+from rag.draft.chat import ChatModel, Completion
+from rag.evaluation import EvalConfig, run_eval
+from rag.draft.guards import neutralise_ticket
+from rag.records import Ticket, Usage
 
 _TICKET = re.compile(r"<customer_message>\n(.*)\n</customer_message>", re.S)
 

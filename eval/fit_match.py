@@ -24,7 +24,7 @@ from rich.progress import Progress
 
 from rag.configs import EmbeddingConfig, StoreConfig
 from rag.embed import make_embedder
-from rag.evaluation.match_fit import PairSet, Query, collect, fit
+from rag.evaluation.match_fit import PairSet, Query, collect, corpus_queries, fit, ticket_queries
 from rag.ingest import ingest
 from rag.parse import parse_paths
 from rag.retrieve import CaseRetriever, RetrievalConfig
@@ -38,25 +38,6 @@ from rag.store import ChunkStore
 ROOT = Path(__file__).resolve().parent.parent
 LABELS = ROOT / "eval" / "relevance"
 TARGET_PRECISION = 0.85
-
-
-def corpus_queries(cases, labels: GroupLabels) -> list[Query]:
-    ids = [c.id for c in cases]
-    out = []
-    for c in cases:
-        if c.id not in labels.group_of:
-            continue
-        out.append(Query(
-            id=c.id, text=c.query_text, exclude=frozenset({c.id}), fold_key=labels.group_of[c.id],
-            relevant=lambda cand, q=c.id: labels.relevant(q, cand),
-            fits_exist=bool(labels.partners(c.id, ids)),
-        ))
-    return out
-
-
-def ticket_queries(tickets) -> list[Query]:
-    return [Query(id=t.id, text=f"{t.title}\n{t.text}".strip(), exclude=frozenset(), fold_key=t.id,
-                  relevant=lambda cand, m=frozenset(t.match): cand in m, fits_exist=t.covered) for t in tickets]
 
 
 def ranking_table(queries, rankings, labels_gain) -> dict[str, float]:

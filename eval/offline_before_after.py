@@ -19,13 +19,12 @@ import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from rag import Pipeline, load_settings  # noqa: E402
-from rag.parse import parse_paths  # noqa: E402
-from rag.records import Ticket  # noqa: E402
-from rag.score.draft import link_scores, rouge_l  # noqa: E402
-from rag.score.leaks import LeakDetector  # noqa: E402
+from rag import Pipeline, load_settings
+from rag.parse import parse_paths
+from rag.records import Ticket
+from rag.score.draft import link_scores, rouge_l
+from rag.score.leaks import LeakDetector
 
 README_TITLES = ("如何更换SSL证书", "上传图片是否支持敏感色情图片的识别", "视频打不开，想了解什么原因？")
 BEFORE = "55f4e93"  # main just before sentence-level composition
@@ -100,7 +99,7 @@ def summarise(cases, drafter, old, detector, revision: str) -> None:
         for name, d in drafts.items():
             found = detector.check(d.text, f"{ticket.title}\n{ticket.text}", case.id)
             p, r = link_scores(d.text, case.answer)
-            rows[name].append((rouge_l(d.text, case.answer), d.action, p.value, r.value,
+            rows[name].append((rouge_l(d.text, case.answer), d.action, p, r,
                                len(found.leaks), len(found.defects)))
 
     def mean(xs):

@@ -9,19 +9,17 @@ draft below a confidence were deferred (the composition's own support-based conf
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag import Pipeline, load_settings  # noqa: E402
-from rag.draft.offline import BODY_BUDGET, choose, compose, reusable_body, support  # noqa: E402
-from rag.draft.sentences import Judge, join, pieces_of, reusable  # noqa: E402
-from rag.parse import parse_paths  # noqa: E402
-from rag.records import Ticket  # noqa: E402
-from rag.score.draft import rouge_l  # noqa: E402
+from rag import Pipeline, load_settings
+from rag.draft.offline import BODY_BUDGET, choose, compose, reusable_body, support
+from rag.draft.sentences import Judge, join, pieces_of, reusable
+from rag.parse import parse_paths
+from rag.records import Ticket
+from rag.score.draft import rouge_l
 
 
 def merged(ticket, pool, chosen, floor):

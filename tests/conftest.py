@@ -8,6 +8,7 @@ so the real corpus is embedded once.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -15,6 +16,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from typing import Callable
 
 import httpx
 import pytest
@@ -87,13 +90,38 @@ def corpus_pipeline(corpus_settings) -> Pipeline:
     return p
 
 
-def free_port() -> int:
+def _sse_body(*chunks: str, finish: bool = True) -> bytes:
+    """An OpenAI chat-completions stream carrying ``chunks`` as deltas (cut before the finish when not ``finish``)."""
+    events = []
+    for text in chunks:
+        events.append({"id": "s", "object": "chat.completion.chunk", "created": 0, "model": "qwen-test",
+                       "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]})
+    if finish:
+        events.append({"id": "s", "object": "chat.completion.chunk", "created": 0, "model": "qwen-test",
+                       "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    body = "".join(f"data: {json.dumps(e, ensure_ascii=False)}\n\n" for e in events)
+    return (body + ("data: [DONE]\n\n" if finish else "")).encode()
+
+
+@pytest.fixture
+def sse() -> Callable[..., bytes]:
+    """Builds an SSE body for respx: ``sse("ACTION: answer\\n", "您好，…", finish=True)``."""
+    return _sse_body
+
+
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def bin_path(name: str) -> str:
+@pytest.fixture
+def free_port() -> Callable[[], int]:
+    """A function returning a free loopback port."""
+    return _free_port
+
+
+def _bin_path(name: str) -> str:
     candidate = Path(sys.executable).parent / name
     found = str(candidate) if candidate.exists() else shutil.which(name)
     if not found:
@@ -114,6 +142,12 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
             pass
         time.sleep(0.3)
     pytest.fail(f"server at {url} did not come up in {timeout}s")
+
+
+@pytest.fixture
+def bin_path() -> Callable[[str], str]:
+    """A function returning the path of a console script of this environment (fails the test if missing)."""
+    return _bin_path
 
 
 @pytest.fixture
@@ -139,7 +173,7 @@ def start_server():
 @pytest.fixture
 def live_server(tmp_path, embedding_cache, start_server, monkeypatch):
     """A real `rag serve` process on a loopback port, with its own store and feedback database."""
-    port = free_port()
+    port = _free_port()
     env = {"RAG_STORE_PATH": str(tmp_path / "chroma"), "RAG_CACHE_DIR": str(embedding_cache),
            "RAG_DATA_DIR": str(DATA_DIR), "RAG_FEEDBACK_DB": str(tmp_path / "feedback.sqlite3")}
     for k, v in env.items():

@@ -1,6 +1,7 @@
 """The server path: the same ingest and retrieval code against a real `chroma run` process on loopback."""
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -10,12 +11,12 @@ from rag.ingest import ingest
 from rag.retrieve import CaseRetriever
 from rag.store import ChunkStore
 
-from conftest import TEST_DATA, bin_path, free_port
+TEST_DATA = Path(__file__).parent / "data"
 
 pytestmark = pytest.mark.server
 
 
-def test_ingest_and_search_through_a_chroma_server(tmp_path, make_settings, start_server):
+def test_ingest_and_search_through_a_chroma_server(tmp_path, make_settings, start_server, free_port, bin_path):
     port = free_port()
     start_server(
         [bin_path("chroma"), "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1", "--port", str(port)],

@@ -1,7 +1,11 @@
+from pathlib import Path
+
 from rag.chunk import chunk_case, chunk_cases
 from rag.parse import parse_file, parse_paths
+from rag.settings import PROJECT_ROOT
 
-from conftest import DATA_DIR, TEST_DATA
+DATA_DIR = PROJECT_ROOT / "data"
+TEST_DATA = Path(__file__).parent / "data"
 
 
 def test_one_case_chunk_plus_one_per_exchange():

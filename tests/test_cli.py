@@ -2,13 +2,14 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from rag.cli import app
 
-from conftest import TEST_DATA
+TEST_DATA = Path(__file__).parent / "data"
 
 runner = CliRunner()
 
@@ -109,11 +110,9 @@ def test_eval_update_baseline_gate_and_compare(env, tmp_path, monkeypatch):
     assert r.exit_code == 2 and "not an evaluation run folder" in r.output
 
 
-def test_draft_streams_from_an_llm(env, monkeypatch):
+def test_draft_streams_from_an_llm(env, monkeypatch, sse):
     import httpx
     import respx
-
-    from test_llm_draft import sse
 
     monkeypatch.setenv("RAG_LLM_BASE_URL", "http://llm.test/v1")
     monkeypatch.setenv("RAG_LLM_MODEL", "m")

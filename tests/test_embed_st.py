@@ -1,6 +1,7 @@
 """The local sentence-transformers path, with a model folder shipped inside a PyPI package (no hub)."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from rag.ingest import ingest
 from rag.retrieve import CaseRetriever
 from rag.store import ChunkStore
 
-from conftest import TEST_DATA
+TEST_DATA = Path(__file__).parent / "data"
 
 
 def test_packaged_model_embeds_offline():

@@ -8,6 +8,7 @@ when an injection phrasing goes unflagged in any prompt field. The aim is 0 surv
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,10 @@ from rag.normalise import normalise
 from rag.parse import parse_paths
 from rag.settings import DEFAULT_LINK_ALLOWLIST
 
-from conftest import DATA_DIR, TEST_DATA
+from rag.settings import PROJECT_ROOT
+
+DATA_DIR = PROJECT_ROOT / "data"
+TEST_DATA = Path(__file__).parent / "data"
 
 ROWS = [json.loads(line) for line in (TEST_DATA / "guard_probes.jsonl").read_text(encoding="utf-8").split("\n") if line.strip()]  # U+2028 is not a line break
 TICKET = "我的域名 mine.example.com 的证书过期了，怎么重新申请？"

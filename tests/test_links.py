@@ -1,8 +1,12 @@
+from pathlib import Path
+
 import pytest
 
 from rag.links import clean_link, find_links, raw_links, separate_links
+from rag.settings import PROJECT_ROOT
 
-from conftest import CORPUS, TEST_DATA
+CORPUS = PROJECT_ROOT / "data" / "qiniu_support_tickets_part15.md"
+TEST_DATA = Path(__file__).parent / "data"
 
 
 def _table():

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import respx
 
-from conftest import PROJECT_ROOT
+from rag.settings import PROJECT_ROOT
 
 pytest.importorskip("llama_index.core")
 

@@ -152,19 +152,7 @@ def test_context_length_error_trims_cases_and_retries_once(drafter):
     assert route.call_count == 2
 
 
-def sse(*chunks: str, finish: bool = True) -> bytes:
-    events = []
-    for text in chunks:
-        events.append({"id": "s", "object": "chat.completion.chunk", "created": 0, "model": "qwen-test",
-                       "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]})
-    if finish:
-        events.append({"id": "s", "object": "chat.completion.chunk", "created": 0, "model": "qwen-test",
-                       "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    body = "".join(f"data: {json.dumps(e, ensure_ascii=False)}\n\n" for e in events)
-    return (body + ("data: [DONE]\n\n" if finish else "")).encode()
-
-
-def test_streaming_releases_only_checked_sentences_and_the_final_draft(drafter):
+def test_streaming_releases_only_checked_sentences_and_the_final_draft(drafter, sse):
     parts = ["ACTION: answer\n", "您好，免费证书申请：", "https://portal.qiniu.com/certificate/apply 。",
              "另见 https://evil.example.net/x 。", "联系 a@b.co"]
     seen: list[str] = []
@@ -187,7 +175,7 @@ class CutStream(httpx.SyncByteStream):
         raise httpx.RemoteProtocolError("peer closed connection without sending complete message body")
 
 
-def test_stream_cut_midway_is_never_a_complete_draft(drafter):
+def test_stream_cut_midway_is_never_a_complete_draft(drafter, sse):
     first = sse("ACTION: answer\n", "您好，免费证书", finish=False)
     with respx.mock() as mock:
         mock.post(URL).mock(return_value=httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=CutStream(first)))

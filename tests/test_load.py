@@ -1,13 +1,10 @@
 """The load script runs against a live service with zero errors (a short run; the real one is longer)."""
 
-import sys
 
 import pytest
 
-from conftest import PROJECT_ROOT
 
-sys.path.insert(0, str(PROJECT_ROOT / "eval"))
-from load_service import main as load_main  # noqa: E402
+from rag.evaluation.load_service import main as load_main
 
 pytestmark = pytest.mark.server
 

@@ -30,7 +30,9 @@ from rag.parse import parse_paths
 from rag.score.judge import CRITERIA, Judge
 from rag.service import create_app
 
-from conftest import DATA_DIR, PROJECT_ROOT
+from rag.settings import PROJECT_ROOT
+
+DATA_DIR = PROJECT_ROOT / "data"
 
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 TICKET = "我的CDN域名证书过期了，怎么更换免费证书？"

@@ -14,7 +14,7 @@ from rag.score.labels import load_groups, load_tickets
 from rag.score.relevance import (Decision, decision_scores, expected_calibration_error, ranking_scores,
                                  threshold_for_precision)
 
-from conftest import PROJECT_ROOT
+from rag.settings import PROJECT_ROOT
 
 LABELS = PROJECT_ROOT / "eval" / "relevance"
 

@@ -4,7 +4,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import PROJECT_ROOT
+from rag.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
 

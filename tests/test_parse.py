@@ -1,12 +1,17 @@
 import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from rag.errors import ParseError
 from rag.parse import GENERIC_ROOT_CAUSE, parse_file, parse_paths, parse_text
 
-from conftest import CORPUS, DATA_DIR, TEST_DATA
+from rag.settings import PROJECT_ROOT
+
+DATA_DIR = PROJECT_ROOT / "data"
+CORPUS = PROJECT_ROOT / "data" / "qiniu_support_tickets_part15.md"
+TEST_DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,14 @@
 """Property tests: whatever the input, the parser raises nothing but ParseError."""
 
+from pathlib import Path
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag.errors import ParseError
 from rag.parse import parse_text
 
-from conftest import TEST_DATA
+TEST_DATA = Path(__file__).parent / "data"
 
 SAMPLE = (TEST_DATA / "small.md").read_text(encoding="utf-8")
 LINES = SAMPLE.splitlines()

@@ -1,6 +1,5 @@
 """Leave-one-out retrieval on the real corpus: the fused retriever must beat each part alone."""
 
-import sys
 
 import pytest
 
@@ -10,10 +9,11 @@ from rag.score.labels import load_groups
 from rag.score.relevance import mean_of, ranking_scores
 from rag.score.retrieval import RelevanceTable, oracle_rankings, score_rankings
 
-from conftest import DATA_DIR, PROJECT_ROOT
+from rag.settings import PROJECT_ROOT
 
-sys.path.insert(0, str(PROJECT_ROOT / "eval"))
-from retrieval_loo import baseline_char_bm25  # noqa: E402
+DATA_DIR = PROJECT_ROOT / "data"
+
+from rag.evaluation.retrieval_loo import baseline_char_bm25
 
 pytestmark = pytest.mark.e2e
 

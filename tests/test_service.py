@@ -204,9 +204,7 @@ def test_stream_endpoint_sends_deltas_then_the_whole_draft(client):
     assert r.status_code == 422 and r.json()["error"]["message"] == "text: the ticket is empty"
 
 
-def test_stream_endpoint_with_an_llm(service_settings):
-    from test_llm_draft import sse
-
+def test_stream_endpoint_with_an_llm(service_settings, sse):
     s = service_settings.updated(llm_base_url="http://llm.test/v1", llm_model="m", llm_max_attempts=1)
     with respx.mock() as mock:
         mock.post("http://llm.test/v1/chat/completions").mock(return_value=httpx.Response(
@@ -241,10 +239,8 @@ def test_every_note_the_drafter_writes_has_a_chinese_message(corpus_pipeline):
     assert translate("LLM failed, offline fallback: HTTP 500") == "大模型调用失败，已改用离线草稿（HTTP 500）"
 
 
-def test_stream_never_sends_raw_model_text(service_settings):
+def test_stream_never_sends_raw_model_text(service_settings, sse):
     """Another customer's domain in the model's reply is replaced before any delta leaves the service."""
-    from test_llm_draft import sse
-
     s = service_settings.updated(llm_base_url="http://llm.test/v1", llm_model="m", llm_max_attempts=1)
     with respx.mock() as mock:
         mock.post("http://llm.test/v1/chat/completions").mock(return_value=httpx.Response(

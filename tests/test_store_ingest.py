@@ -1,5 +1,6 @@
 import multiprocessing
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -9,7 +10,7 @@ from rag.errors import EmbeddingMismatchError, StoreLockedError
 from rag.ingest import ingest
 from rag.store import ChunkStore, acquire, ingest_lock
 
-from conftest import TEST_DATA
+TEST_DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture

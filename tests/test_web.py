@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from conftest import PROJECT_ROOT
+from rag.settings import PROJECT_ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 

@@ -15,12 +15,15 @@ scikit-learn is needed here only: the shipped model is two dot products.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Sequence
 
 import numpy as np
 
+from rag.records import Case
 from rag.retrieve.match import FEATURES, FIT_FEATURES, Linear, MatchModel, fit_features
 from rag.retrieve.retriever import CaseRetriever
+from rag.score.labels import GroupLabels, LabelledTicket
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,27 @@ class PairSet:
 
     def __add__(self, other: "PairSet") -> "PairSet":
         return PairSet(self.queries + other.queries, self.case_ids + other.case_ids, self.features + other.features)
+
+
+def corpus_queries(cases: Sequence[Case], labels: GroupLabels) -> list[Query]:
+    """Leave-one-out queries over the corpus (the case itself excluded), labelled by the problem groups."""
+    ids = [c.id for c in cases]
+    out: list[Query] = []
+    for c in cases:
+        if c.id not in labels.group_of:
+            continue
+        out.append(Query(
+            id=c.id, text=c.query_text, exclude=frozenset({c.id}), fold_key=labels.group_of[c.id],
+            relevant=partial(labels.relevant, c.id),
+            fits_exist=bool(labels.partners(c.id, ids)),
+        ))
+    return out
+
+
+def ticket_queries(tickets: Sequence[LabelledTicket]) -> list[Query]:
+    """The new tickets as queries, relevant when a candidate is one of the ticket's labelled matches."""
+    return [Query(id=t.id, text=f"{t.title}\n{t.text}".strip(), exclude=frozenset(), fold_key=t.id,
+                  relevant=frozenset(t.match).__contains__, fits_exist=t.covered) for t in tickets]
 
 
 def collect(retriever: CaseRetriever, queries: Sequence[Query], k: int = 5,
