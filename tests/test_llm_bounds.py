@@ -23,6 +23,10 @@ from rag.draft.llm_bounds import LLMDeadlineError, ReplyTooLargeError
 from rag.records import Ticket
 from rag.service import create_app
 
+# End-to-end: every test drafts over the real corpus (the session's ingested store) and waits out real
+# deadlines, ~45 s of wall time that is mostly waiting; the fast tier leaves them to the full run.
+pytestmark = pytest.mark.e2e
+
 TICKET = Ticket("证书过期了，怎么重新申请免费证书？", product="CDN")
 
 
