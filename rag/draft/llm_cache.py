@@ -7,10 +7,7 @@ content hash is included), temperature and max tokens.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -18,7 +15,7 @@ from rag.configs import LLMConfig
 from rag.draft.chat import ChatModel, Completion, Message
 from rag.draft.llm_bounds import Deadline
 from rag.records import Usage
-from rag.sqlite_db import connect
+from rag.disk_cache import DiskCache, digest
 
 
 class CachedLLM:
@@ -29,15 +26,9 @@ class CachedLLM:
         self.config = config
         self.model = inner.model
         self.base_url = str(config.base_url)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        self._path = cache_dir / "llm-cache.sqlite3"
+        self._cache = DiskCache(cache_dir / "llm-cache.sqlite3", "completion", "body", "TEXT")
         self.hits = 0
         self.misses = 0
-        with closing(self._connect()) as db, db:
-            db.execute("CREATE TABLE IF NOT EXISTS completion (key TEXT PRIMARY KEY, body TEXT NOT NULL)")
-
-    def _connect(self) -> sqlite3.Connection:
-        return connect(self._path)
 
     def key(self, messages: Sequence[Message], max_tokens: int | None, temperature: float | None) -> str:
         payload = {
@@ -47,24 +38,22 @@ class CachedLLM:
             "max_tokens": max_tokens or self.config.max_tokens,
             "temperature": self.config.temperature if temperature is None else temperature,
         }
-        return hashlib.sha256(json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+        return digest(json.dumps(payload, ensure_ascii=False, sort_keys=True))
 
     def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None, temperature: float | None = None,
                  deadline: Deadline | None = None) -> Completion:
         key = self.key(messages, max_tokens, temperature)
-        with closing(self._connect()) as db:
-            row = db.execute("SELECT body FROM completion WHERE key = ?", (key,)).fetchone()
-        if row:
+        stored = self._cache.get(key)
+        if stored is not None:
             self.hits += 1
-            body = json.loads(row[0])
+            body = json.loads(stored)
             # A cached reply cost nothing this time; the usage it carried is kept for reporting.
             return Completion(body["text"], Usage(body["prompt_tokens"], body["completion_tokens"]), body["model"] + " (cached)")
         completion = self.inner.complete(messages, max_tokens=max_tokens, temperature=temperature, deadline=deadline)
         self.misses += 1
         body = {"text": completion.text, "model": completion.model, "prompt_tokens": completion.usage.prompt_tokens,
                 "completion_tokens": completion.usage.completion_tokens}
-        with closing(self._connect()) as db, db:
-            db.execute("INSERT OR REPLACE INTO completion VALUES (?, ?)", (key, json.dumps(body, ensure_ascii=False)))
+        self._cache.put(key, json.dumps(body, ensure_ascii=False))
         return completion
 
     def stream(self, messages: Sequence[Message], *, deadline: Deadline | None = None) -> Iterator[str]:
