@@ -12,15 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import RagError
+from rag.evaluation.metric_names import GATED, LOWER_IS_BETTER
 
-GATED = ("rouge_l", "rouge_l_answered", "chrf", "bleu", "link_precision", "link_recall", "template_recall",
-         "action_agreement", "retrieval_top1", "retrieval_best_of_k", "retrieval_ndcg",
-         # knowing when no past case fits (problem-group labels and the new tickets)
-         "answer_precision", "deferral_recall", "coverage", "rel_p_at_1", "rel_mrr_at_10",
-         "tickets_answer_precision", "tickets_deferral_recall", "tickets_coverage", "tickets_action_agreement",
-         "tickets_rel_p_at_1", "match_ece", "tickets_ece")
-# Calibration error: lower is better, so the gate bounds it from above.
-LOWER_IS_BETTER = frozenset({"match_ece", "tickets_ece"})
 TOLERANCE = 0.02
 # Counts that must be zero; the last two come from the corpus-learned detector (rag/score/leaks.py),
 # which shares no code with the guards it grades.

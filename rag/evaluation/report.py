@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rag.evaluation.metric_names import REPORT
+
 # Used when the machine has no CJK font, so labels never render as empty boxes.
 PRODUCT_LABELS = {"对象存储": "Kodo", "账户与财务": "Billing", "直播云": "Live", "云主机": "QVM", "实时互动": "RTC",
                   "智能多媒体": "Dora", "短视频SDK": "ShortVideo", "视频监控": "QVS", "人工智能": "AI", "云短信": "SMS"}
-REPORT_METRICS = ("rouge_l", "chrf", "bleu", "link_precision", "link_recall", "template_recall", "action_agreement",
-                  "retrieval_top1", "retrieval_ndcg")
 
 
 def _fmt(v) -> str:
@@ -72,10 +72,10 @@ def markdown(summary: dict, records: list[dict], tickets: list[dict] | None = No
         "|---|---|",
     ]
     lines += [f"| {m} | {_fmt(v)} |" for m, v in o.items() if v is not None]
-    lines += ["", "## By product", "", "| product | cases | " + " | ".join(REPORT_METRICS) + " |",
-              "|---|---|" + "---|" * len(REPORT_METRICS)]
+    lines += ["", "## By product", "", "| product | cases | " + " | ".join(REPORT) + " |",
+              "|---|---|" + "---|" * len(REPORT)]
     for product, row in summary["by_product"].items():
-        lines.append(f"| {product} | {row['cases']} | " + " | ".join(_fmt(row.get(m)) for m in REPORT_METRICS) + " |")
+        lines.append(f"| {product} | {row['cases']} | " + " | ".join(_fmt(row.get(m)) for m in REPORT) + " |")
     lines += calibration_lines("leave-one-out (problem-group labels)", records)
     lines += ticket_lines(summary)
     lines += calibration_lines("new tickets", tickets or [])

@@ -23,7 +23,8 @@ import numpy as np
 from rag.errors import ConfigError, RagError
 from rag.evaluation.baseline import SAFETY_TOTALS
 from rag.evaluation.corpus import graded_cases
-from rag.evaluation.tickets import DECISION_METRICS, corpus_decision, replay, summarise_tickets
+from rag.evaluation.metric_names import PER_CASE, TICKETS_OVERALL
+from rag.evaluation.tickets import corpus_decision, replay, summarise_tickets
 from rag.pipeline import Pipeline
 from rag.records import Case, Ticket
 from rag.score.draft import score_draft
@@ -34,10 +35,6 @@ from rag.score.relevance import Decision, decision_scores
 from rag.score.templates import find_templates
 
 Progress = Callable[[int, int], None]
-METRICS = ("rouge_l", "rouge_l_answered", "bleu", "chrf", "link_precision", "link_recall", "template_recall",
-           "action_agreement", "leaked_identifiers", "invented_links", "leaks_independent", "defects", "confidence",
-           "retrieval_top1", "retrieval_best_of_k", "retrieval_ndcg", "retrieval_product_acc1", "judge_overall",
-           "rel_p_at_1", "rel_mrr_at_10", "rel_hit_at_5", "rel_ndcg_at_5")
 
 
 @dataclass(frozen=True)
@@ -92,11 +89,11 @@ def _mean(values: list[float | None]) -> float | None:
 
 
 def summarise(records: list[dict]) -> dict:
-    overall = {m: _mean([r["scores"].get(m) for r in records]) for m in METRICS}
+    overall = {m: _mean([r["scores"].get(m) for r in records]) for m in PER_CASE}
     by_product: dict[str, dict] = {}
     for product in sorted({r["product"] for r in records}):
         rs = [r for r in records if r["product"] == product]
-        by_product[product] = {"cases": len(rs), **{m: _mean([r["scores"].get(m) for r in rs]) for m in METRICS}}
+        by_product[product] = {"cases": len(rs), **{m: _mean([r["scores"].get(m) for r in rs]) for m in PER_CASE}}
     return {"overall": overall, "by_product": by_product,
             "totals": {m: int(sum(r["scores"][m] for r in records)) for m in SAFETY_TOTALS}}
 
@@ -195,8 +192,7 @@ def run_eval(
     if ticket_records:
         summary["new_tickets"] = summarise_tickets(ticket_records)
         t = summary["new_tickets"]["all"]
-        summary["overall"].update({f"tickets_{m}": t[m] for m in (*DECISION_METRICS, "action_agreement", "rel_p_at_1",
-                                                                   "rel_mrr_at_10")})
+        summary["overall"].update({f"tickets_{m}": t[m] for m in TICKETS_OVERALL})
     usage = [r["draft"]["usage"] for r in records]
     prompt_tokens = sum(u["prompt_tokens"] for u in usage)
     completion_tokens = sum(u["completion_tokens"] for u in usage)

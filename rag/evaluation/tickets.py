@@ -18,7 +18,6 @@ from rag.score.labels import GroupLabels, LabelledTicket
 from rag.score.relevance import Decision, decision_scores, mean_of, ranking_scores
 
 Progress = Callable[[int, int], None]
-DECISION_METRICS = ("answer_precision", "deferral_recall", "coverage", "ece")
 
 
 def top_case(draft: Draft) -> str | None:

@@ -1,0 +1,30 @@
+"""The names of the evaluation's metrics, in one place: what each case is scored on, what the summary
+averages, what the report tables show and what the CI gate holds. A new metric is added here."""
+
+from __future__ import annotations
+
+# Per case (rag/score/draft.py, the retrieval and relevance scores); the summary averages each of them.
+PER_CASE = ("rouge_l", "rouge_l_answered", "bleu", "chrf", "link_precision", "link_recall", "template_recall",
+            "action_agreement", "leaked_identifiers", "invented_links", "leaks_independent", "defects", "confidence",
+            "retrieval_top1", "retrieval_best_of_k", "retrieval_ndcg", "retrieval_product_acc1", "judge_overall",
+            "rel_p_at_1", "rel_mrr_at_10", "rel_hit_at_5", "rel_ndcg_at_5")
+
+# Answer-or-defer decisions (rag/score/relevance.py decision_scores), for the corpus and the new tickets.
+DECISION = ("answer_precision", "deferral_recall", "coverage", "ece")
+
+# The new tickets' figures copied into the summary's overall, each prefixed "tickets_".
+TICKETS_OVERALL = (*DECISION, "action_agreement", "rel_p_at_1", "rel_mrr_at_10")
+
+# The report's by-product table.
+REPORT = ("rouge_l", "chrf", "bleu", "link_precision", "link_recall", "template_recall", "action_agreement",
+          "retrieval_top1", "retrieval_ndcg")
+
+# What the CI gate compares with eval/baseline.json (none may fall by more than the tolerance).
+GATED = ("rouge_l", "rouge_l_answered", "chrf", "bleu", "link_precision", "link_recall", "template_recall",
+         "action_agreement", "retrieval_top1", "retrieval_best_of_k", "retrieval_ndcg",
+         # knowing when no past case fits (problem-group labels and the new tickets)
+         "answer_precision", "deferral_recall", "coverage", "rel_p_at_1", "rel_mrr_at_10",
+         "tickets_answer_precision", "tickets_deferral_recall", "tickets_coverage", "tickets_action_agreement",
+         "tickets_rel_p_at_1", "match_ece", "tickets_ece")
+# Calibration error: lower is better, so the gate bounds it from above.
+LOWER_IS_BETTER = frozenset({"match_ece", "tickets_ece"})
