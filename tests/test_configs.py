@@ -203,3 +203,15 @@ def test_eval_never_grades_a_corpus_other_than_the_ingested_one(small, tmp_path,
     assert r.exit_code == 0, r.output
     (run,) = (tmp_path / "runs").iterdir()
     assert "证书到期怎么续期" in {json.loads(p.read_text(encoding="utf-8"))["title"] for p in (run / "cases").glob("*.json")}
+
+
+def test_no_face_builds_a_drafter_but_the_factory():
+    """The CLI, the service, evaluation, the scripts and the notebook get their drafter from Pipeline.make_drafter."""
+    builders = []
+    for path in [*sorted((PROJECT_ROOT / "rag").rglob("*.py")), *sorted((PROJECT_ROOT / "eval").rglob("*.py"))]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        builders += [f"{path.relative_to(PROJECT_ROOT)}:{node.lineno}" for node in ast.walk(tree)
+                     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Drafter"]
+    assert len(builders) == 1 and builders[0].startswith("rag/pipeline.py:"), builders
+    notebook = (PROJECT_ROOT / "eval" / "notebooks" / "prompt_tuning.ipynb").read_text(encoding="utf-8")
+    assert "Drafter(" not in notebook and "run_eval(" in notebook
