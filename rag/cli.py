@@ -107,10 +107,13 @@ class _Bar:
 
 
 def _print_summary(summary) -> None:
-    rows = [(name, str(getattr(summary, name))) for name in ("files", "cases", "chunks", "added", "deleted", "unchanged", "skipped")]
+    rows = [(name, str(getattr(summary, name)))
+            for name in ("files", "cases", "chunks", "added", "deleted", "unchanged", "skipped", "generation")]
     _out().table("ingest", ("item", "value"), [*rows, ("seconds", f"{summary.seconds:.1f}")], right=("value",))
     for w in summary.warnings:
         _err("[yellow]skipped:[/]", w)
+    for note in summary.notes:
+        _err("[yellow]note:[/]", note)
 
 
 @app.command()

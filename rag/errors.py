@@ -8,6 +8,7 @@ else is a bug and keeps its traceback.
     ├── ParseError               a dataset file that does not follow the format (file + line)
     ├── StoreError               the vector store cannot be opened or written
     │   ├── StoreLockedError     another ingest holds the store
+    │   ├── StoreDamagedError    a store file is damaged (names it; the fix is `rag ingest --rebuild`)
     │   └── EmbeddingMismatchError  the store was built with another embedding model
     ├── EmbeddingError           the embedding backend failed
     ├── PromptError              a prompt template is missing, or a variable is missing/unknown
@@ -41,6 +42,12 @@ class StoreError(RagError):
 
 class StoreLockedError(StoreError):
     pass
+
+
+class StoreDamagedError(StoreError):
+    def __init__(self, message: str, *, path: str) -> None:
+        self.path = path
+        super().__init__(message)
 
 
 class EmbeddingMismatchError(StoreError):

@@ -3,6 +3,11 @@
 Reconciliation is per source file: chunks of cases that are no longer in a file are deleted, so a
 changed case (new content, new id) replaces its chunks and leaves no orphans. Chunks already in
 the store are neither re-embedded nor re-written, so re-ingesting the same data changes nothing.
+
+An ingest that changed the store raises its generation, which a running service watches. A rebuild
+fills a new collection while the old one is still served, switches to it, then drops the old one; a
+damaged embedded store is checked first: a rebuild moves damaged files aside (kept), any other
+ingest stops with the one-line message.
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ from rag.embed import Embedder
 from rag.parse import parse_paths
 from rag.records import Chunk
 from rag.settings import Settings
+from rag.errors import StoreDamagedError
 from rag.store import ChunkStore, acquire, ingest_lock
+from rag.store_generation import remove_orphan_segments
+from rag.store_health import check_store, set_aside, sqlite_check
 
 # (stage, done, total): the CLI draws a progress bar from it; the library stays UI-free.
 Progress = Callable[[str, int, int], None]
@@ -35,6 +43,8 @@ class IngestSummary:
     skipped: int
     seconds: float
     warnings: tuple[str, ...] = field(default=())
+    generation: int = 0  # the store's generation after this ingest (a running service reloads on a new one)
+    notes: tuple[str, ...] = field(default=())  # what the ingest did besides the cases (a damaged store moved aside)
 
 
 def no_progress(stage: str, done: int, total: int) -> None:
@@ -72,12 +82,15 @@ def ingest(
     where = StoreConfig.from_settings(settings)
     lock = ingest_lock(where)
     acquire(lock, wait=wait_for_lock)
+    notes: list[str] = []
     try:
-        store = ChunkStore(where, embedder.name)
         if rebuild:
-            store.drop()
+            store = _rebuild_target(where, embedder.name, notes)
+            existing: dict[str, set[str]] = {}
+        else:
+            check_store(where)
             store = ChunkStore(where, embedder.name)
-        existing = store.chunk_ids_by_source()
+            existing = store.chunk_ids_by_source()
         # A file that could not be read at all says nothing about its cases: keep what the store has.
         sources = set(report.sources) - set(report.unreadable)
         to_add, to_delete = plan(chunks, existing, sources, prune and not report.unreadable)
@@ -91,6 +104,13 @@ def ingest(
         # Add before delete: a changed case's new chunks have new ids, so an ingest stopped halfway
         # leaves old and new side by side (the next ingest removes the old), never neither.
         store.delete(to_delete)
+        if rebuild:
+            store.activate()  # the switch: one metadata write; readers move to the new collection
+            store.drop_inactive()
+            if not where.chroma_url:
+                remove_orphan_segments(where.store_path)
+        elif to_add or to_delete:
+            store.bump_generation()
     finally:
         lock.release()
     return IngestSummary(
@@ -103,4 +123,26 @@ def ingest(
         skipped=report.skipped,
         seconds=time.perf_counter() - started,
         warnings=report.warnings,
+        generation=store.generation,
+        notes=tuple(notes),
     )
+
+
+def _rebuild_target(config: StoreConfig, model: str, notes: list[str]) -> ChunkStore:
+    """An empty collection of the next generation; the served one stays until the switch.
+
+    A store whose SQLite file is damaged cannot hold a new collection: its files are moved aside first.
+    """
+    if not config.chroma_url:
+        try:
+            sqlite_check(config)
+        except StoreDamagedError as exc:
+            notes.append(f"{exc.path} was damaged; the old store's files were moved to {set_aside(config)}")
+            return ChunkStore.next_generation(config, model, fresh=True)
+    try:
+        return ChunkStore.next_generation(config, model)
+    except StoreDamagedError:
+        if config.chroma_url:
+            raise
+        notes.append(f"the store could not be opened; its files were moved to {set_aside(config)}")
+        return ChunkStore.next_generation(config, model, fresh=True)

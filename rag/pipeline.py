@@ -24,10 +24,11 @@ from rag.ingest import IngestSummary, Progress, no_progress, ingest
 from rag.retrieve import CaseRetriever, RetrievalConfig
 from rag.settings import Settings
 from rag.store import ChunkStore
+from rag.store_health import check_store
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, *, http_client: httpx.Client | None = None) -> None:
+    def __init__(self, settings: Settings, *, http_client: httpx.Client | None = None, fresh_store: bool = False) -> None:
         self.settings = settings
         self.components = Components.from_settings(settings)  # each adapter gets only its own part
         self._http_client = http_client
@@ -37,6 +38,8 @@ class Pipeline:
         self._store: ChunkStore | None = None
         self._retriever: CaseRetriever | None = None
         self._drafter: Drafter | None = None
+        # A reload after another process's ingest must not reuse this process's cached embedded store.
+        self._fresh_store = fresh_store
 
     @property
     def embedder(self) -> Embedder:
@@ -58,7 +61,8 @@ class Pipeline:
 
     def ensure_ingested(self, progress: Progress = no_progress) -> IngestSummary | None:
         """On first use with an empty store, ingest ``data/`` so a new user gets a draft at once."""
-        store = ChunkStore(self.components.store, self.embedder.name)
+        check_store(self.components.store)
+        store = ChunkStore(self.components.store, self.embedder.name, fresh=self._fresh_store)
         if store.count() > 0:
             return None
         return self.ingest(progress=progress)
@@ -67,7 +71,8 @@ class Pipeline:
     def store(self) -> ChunkStore:
         with self._lock:
             if self._store is None:
-                self._store = ChunkStore(self.components.store, self.embedder.name, create=False)
+                check_store(self.components.store)  # a damaged file: one line naming it, before native code reads it
+                self._store = ChunkStore(self.components.store, self.embedder.name, create=False, fresh=self._fresh_store)
             return self._store
 
     @property

@@ -4,6 +4,10 @@ Both go through the same code; only the client differs. Vectors are always compu
 project's embedder and passed in, so Chroma's default embedding function (an ONNX download) is
 never used. The collection records the embedding model that built it; opening it with another
 model is refused rather than mixing vector spaces.
+
+Generations: every ingest that changes the store bumps a generation number kept in a small pointer
+collection (``rag.store_generation``), and ``--rebuild`` fills a new collection before the pointer
+switches to it, so a running service sees a whole store, old or new, never a half-built one.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from filelock import FileLock, Timeout
 from rag.errors import EmbeddingMismatchError, StoreError, StoreLockedError
 from rag.records import Chunk
 from rag.configs import StoreConfig
+from rag.store_generation import Active, drop_inactive, next_collection, read_active, write_active
+from rag.store_health import damaged_store_error
 
 SCHEMA_VERSION = 1
 _PAGE = 2000
@@ -39,8 +45,14 @@ class DenseMatch:
     metadata: dict[str, Any]
 
 
-def _client(config: StoreConfig):
+def _client(config: StoreConfig, *, fresh: bool = False):
+    """A Chroma client; ``fresh`` drops this process's cached embedded system for the path first.
+
+    The embedded client caches each collection's vector index in memory and never sees what another
+    process (an ingest) wrote to it later; a fresh system reads the files again.
+    """
     import chromadb
+    from chromadb.api.shared_system_client import SharedSystemClient
     from chromadb.config import Settings as ChromaSettings
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
@@ -56,10 +68,14 @@ def _client(config: StoreConfig):
                 settings=chroma_settings,
             )
         config.store_path.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            SharedSystemClient._identifier_to_system.pop(str(config.store_path), None)
         return chromadb.PersistentClient(path=str(config.store_path), settings=chroma_settings)
     except StoreError:
         raise
     except Exception as exc:  # chromadb raises bare ValueError/ConnectionError variants
+        if damaged := damaged_store_error(config, exc):
+            raise damaged from exc
         raise StoreError(f"cannot open the Chroma store at {config.location}: {exc}") from exc
 
 
@@ -76,35 +92,116 @@ def ingest_lock(config: StoreConfig) -> FileLock:
 
 
 class ChunkStore:
-    def __init__(self, config: StoreConfig, embedding_model: str, *, create: bool = True) -> None:
+    def __init__(self, config: StoreConfig, embedding_model: str, *, create: bool = True, fresh: bool = False,
+                 _active: Active | None = None) -> None:
         self.config = config
         self.embedding_model = embedding_model
-        self._client = _client(config)
-        name = config.collection
+        self._client = _client(config, fresh=fresh)
+        self.active = _active or self._read_active()
+        self._col = self._open(self.active.collection, create)
+
+    def _read_active(self) -> Active:
+        try:
+            return read_active(self._client, self.config.collection)
+        except Exception as exc:
+            if damaged := damaged_store_error(self.config, exc):
+                raise damaged from exc
+            raise StoreError(f"cannot read the store's active collection: {exc}") from exc
+
+    def _open(self, name: str, create: bool):
         try:
             if create:
-                self._col = self._client.get_or_create_collection(
+                col = self._client.get_or_create_collection(
                     name,
                     configuration={"hnsw": {"space": "cosine"}},
-                    metadata={"embedding_model": embedding_model, "schema": SCHEMA_VERSION},
+                    metadata={"embedding_model": self.embedding_model, "schema": SCHEMA_VERSION},
                     embedding_function=None,
                 )
             else:
-                self._col = self._client.get_collection(name, embedding_function=None)
+                col = self._client.get_collection(name, embedding_function=None)
         except Exception as exc:
+            if damaged := damaged_store_error(self.config, exc):
+                raise damaged from exc
             if not create and "does not exist" in str(exc).lower():
-                raise StoreError(f"the store has no collection '{name}' yet: run `rag ingest` first") from exc
+                raise StoreError(f"the store has no collection '{self.config.collection}' yet: run `rag ingest` first") from exc
             raise StoreError(f"cannot open collection '{name}': {exc}") from exc
-        stored_model = (self._col.metadata or {}).get("embedding_model")
-        if stored_model and stored_model != embedding_model:
+        stored_model = (col.metadata or {}).get("embedding_model")
+        if stored_model and stored_model != self.embedding_model:
             raise EmbeddingMismatchError(
-                f"collection '{name}' was built with embedding model '{stored_model}', "
-                f"but this run uses '{embedding_model}'. Use the same model, or another RAG_COLLECTION, "
+                f"collection '{self.config.collection}' was built with embedding model '{stored_model}', "
+                f"but this run uses '{self.embedding_model}'. Use the same model, or another RAG_COLLECTION, "
                 "or rebuild with `rag ingest --rebuild`."
             )
+        return col
+
+    @property
+    def generation(self) -> int:
+        """The generation this handle opened (see ``current_generation`` for the store's latest)."""
+        return self.active.generation
+
+    def current_generation(self) -> int:
+        """The store's generation now, read afresh: a running service compares it with what it serves."""
+        return self._read_active().generation
+
+    def _follow(self, call):
+        """Run a read; when a rebuild dropped this collection meanwhile, reopen the active one and retry once."""
+        try:
+            return call()
+        except Exception as exc:
+            from chromadb.errors import NotFoundError
+
+            if not isinstance(exc, NotFoundError):
+                if damaged := damaged_store_error(self.config, exc):
+                    raise damaged from exc
+                raise
+            active = self._read_active()
+            if active.collection == self.active.collection:
+                raise StoreError(f"collection '{active.collection}' disappeared: {exc}") from exc
+            self.active, self._col = active, self._open(active.collection, create=False)
+            return call()
+
+    @staticmethod
+    def peek_generation(config: StoreConfig) -> int:
+        """The store's generation without opening its collection (a service waiting for a repaired store)."""
+        client = _client(config)
+        try:
+            return read_active(client, config.collection).generation
+        except Exception as exc:
+            if damaged := damaged_store_error(config, exc):
+                raise damaged from exc
+            raise StoreError(f"cannot read the store's active collection: {exc}") from exc
+
+    @classmethod
+    def next_generation(cls, config: StoreConfig, embedding_model: str, *, fresh: bool = False) -> "ChunkStore":
+        """An empty collection for a rebuild, served only once ``activate`` switches to it.
+
+        The served collection is not opened: it may hold another embedding model, or be damaged.
+        """
+        client = _client(config, fresh=fresh)
+        try:
+            active = read_active(client, config.collection)
+            name = next_collection(client, config.collection, active)
+        except Exception as exc:
+            if damaged := damaged_store_error(config, exc):
+                raise damaged from exc
+            raise StoreError(f"cannot prepare a new collection for '{config.collection}': {exc}") from exc
+        return cls(config, embedding_model, create=True, _active=Active(name, active.generation + 1))
+
+    def activate(self) -> None:
+        """Point the store at this collection, with this handle's generation (one metadata write)."""
+        write_active(self._client, self.config.collection, self.active)
+
+    def bump_generation(self) -> None:
+        """Mark the store changed: a running service reloads its indexes when it sees a new generation."""
+        self.active = Active(self.active.collection, self.current_generation() + 1)
+        self.activate()
+
+    def drop_inactive(self) -> list[str]:
+        """Drop the collections a rebuild replaced (never the active one); returns their names."""
+        return drop_inactive(self._client, self.config.collection, self.active)
 
     def count(self) -> int:
-        return self._col.count()
+        return self._follow(lambda: self._col.count())
 
     def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         if not chunks:
@@ -127,7 +224,7 @@ class ChunkStore:
     def _iter(self, where: dict | None = None, include: list[str] | None = None) -> Iterator[dict]:
         offset = 0
         while True:
-            page = self._col.get(where=where, limit=_PAGE, offset=offset, include=include or ["metadatas"])
+            page = self._follow(lambda: self._col.get(where=where, limit=_PAGE, offset=offset, include=include or ["metadatas"]))
             ids = page["ids"]
             if not ids:
                 return
@@ -154,26 +251,26 @@ class ChunkStore:
         """Stored vectors of some chunks, by id (the match features compare the ticket with each candidate)."""
         if not ids:
             return {}
-        page = self._col.get(ids=list(dict.fromkeys(ids)), include=["embeddings"])
+        page = self._follow(lambda: self._col.get(ids=list(dict.fromkeys(ids)), include=["embeddings"]))
         return {i: np.asarray(v, dtype=np.float32) for i, v in zip(page["ids"], page["embeddings"])}
 
     def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[DenseMatch]:
         n = min(n, self.count())
         if n <= 0:
             return []
-        res = self._col.query(
+        res = self._follow(lambda: self._col.query(
             query_embeddings=[np.asarray(vector, dtype=np.float32)],
             n_results=n,
             where=where,
             include=["documents", "metadatas", "distances"],
-        )
+        ))
         return [
             DenseMatch(i, 1.0 - float(d), doc or "", dict(m or {}))
             for i, d, doc, m in zip(res["ids"][0], res["distances"][0], res["documents"][0], res["metadatas"][0])
         ]
 
     def drop(self) -> None:
-        self._client.delete_collection(self.config.collection)
+        self._client.delete_collection(self.active.collection)
 
 
 def acquire(lock: FileLock, *, wait: float = 0.0) -> None:

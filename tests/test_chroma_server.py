@@ -34,3 +34,23 @@ def test_ingest_and_search_through_a_chroma_server(tmp_path, make_settings, star
     store = ChunkStore(StoreConfig.from_settings(s), e.name, create=False)
     hits = CaseRetriever(store, e).retrieve("证书过期了怎么续", k=2)
     assert hits[0].title == "证书过期怎么办"
+
+
+def test_generations_and_a_rebuild_switch_through_a_chroma_server(tmp_path, make_settings, start_server):
+    port = free_port()
+    start_server(
+        [bin_path("chroma"), "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1", "--port", str(port)],
+        f"http://127.0.0.1:{port}/api/v2/heartbeat",
+    )
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(TEST_DATA / "small.md", data / "part1.md")
+    s = make_settings(chroma_url=f"http://127.0.0.1:{port}", store_path=tmp_path / "unused")
+    e = make_embedder(EmbeddingConfig.from_settings(s))
+    first = ingest([data], s, e)
+    reader = ChunkStore(StoreConfig.from_settings(s), e.name, create=False)  # opened before the rebuild, like a running service's
+    assert ingest([data], s, e).generation == first.generation  # nothing changed
+    rebuilt = ingest([data], s, e, rebuild=True)
+    assert rebuilt.generation == first.generation + 1 == reader.current_generation()
+    assert reader.count() == first.chunks  # its collection was dropped: it follows the pointer
+    assert reader.active.collection == f"{s.collection}.g{rebuilt.generation}"

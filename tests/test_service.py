@@ -160,7 +160,7 @@ def test_every_response_matches_its_documented_schema(client, service_settings, 
         check("post", "/v1/drafts", "/v1/drafts", remote.post("/v1/drafts", json={"text": "证书"}))
     with TestClient(create_app(service_settings.updated(service_token="t")), client=LOCAL) as tok:
         check("post", "/v1/drafts", "/v1/drafts", tok.post("/v1/drafts", json={"text": "证书"}))
-    drafter = client.app.state.pipeline.drafter
+    drafter = client.app.state.served.current().pipeline.drafter
     for exc, status in ((EmbeddingError("embedding endpoint down"), 502), (StoreLockedError("ingest running"), 503),
                         (PromptError("prompts/default/user.md: unknown variable"), 500)):
         def boom(*a, _exc=exc, **k):

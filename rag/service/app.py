@@ -22,6 +22,7 @@ from rag.service.schemas import Health, error_responses
 from rag.service.statuses import status_of
 from rag.service.docs_page import docs_page
 from rag.service.security import SecurityMiddleware
+from rag.service.served import ServedPipeline
 from rag.settings import Settings
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -60,10 +61,8 @@ def create_app(settings: Settings, *, http_client: httpx.Client | None = None) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        pipeline = Pipeline(settings, http_client=http_client)
-        pipeline.ensure_ingested()
-        pipeline.drafter  # build the indexes now, not on the first agent's request  # noqa: B018
-        app.state.pipeline = pipeline
+        # Builds the indexes now, not on the first agent's request; reloads them after an ingest.
+        app.state.served = ServedPipeline(settings, http_client=http_client)
         app.state.feedback = FeedbackStore(service.feedback_db)
         yield
 
@@ -94,11 +93,12 @@ def create_app(settings: Settings, *, http_client: httpx.Client | None = None) -
 
     @app.get("/healthz", response_model=Health, tags=["health"], responses=error_responses(500, 503))
     def healthz(request: Request) -> Health:
-        p: Pipeline = request.app.state.pipeline
+        served = request.app.state.served.current()  # a damaged store: 503 with its one-line message
+        p: Pipeline = served.pipeline
         products = sorted({str((p.retriever.case_metadata(c) or {}).get("product", "")) for c in p.retriever.case_ids} - {""})
         return Health(status="ok", cases=len(p.retriever.case_ids), chunks=len(p.retriever.chunks),
                       backend=p.drafter.backend, products=products,
-                      max_ticket_chars=service.max_ticket_chars)
+                      max_ticket_chars=service.max_ticket_chars, generation=served.generation)
 
     page_html = (resources.files("rag.service") / "static" / "index.html").read_text(encoding="utf-8")
 

@@ -24,7 +24,7 @@ def _service(request: Request) -> ServiceConfig:
 
 
 def _pipeline(request: Request) -> Pipeline:
-    return request.app.state.pipeline
+    return request.app.state.served.current().pipeline  # reloaded when an ingest changed the store
 
 
 def _feedback(request: Request) -> FeedbackStore:

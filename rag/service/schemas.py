@@ -125,6 +125,8 @@ class Health(BaseModel):
     backend: str
     products: list[str]
     max_ticket_chars: int
+    generation: int = Field(description="the store generation served: every ingest that changes the store raises it, "
+                                        "and the service reloads its indexes when it sees a new one")
 
 
 class ErrorDetail(BaseModel):
@@ -148,7 +150,7 @@ _ERROR_TEXT = {
     429: "too many requests in flight",
     500: "server misconfiguration (prompts, settings, store built with another model)",
     502: "the LLM or embedding endpoint failed",
-    503: "the store is busy (another ingest holds it) or unavailable",
+    503: "the store is busy (another ingest holds it), unavailable or damaged (the message names the file and the fix)",
 }
 
 
