@@ -28,7 +28,6 @@ import json
 import resource
 import socket
 import statistics
-import sys
 import threading
 import time
 import tracemalloc
@@ -36,7 +35,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 LOCAL = ("127.0.0.1", 50000)
 BASE = "http://127.0.0.1:8000"  # a Host the default allow-list accepts (TestClient's own "testserver" is refused)

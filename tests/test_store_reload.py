@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,8 +27,7 @@ from rag.service.app import create_app
 from rag.store_generation import pointer_name
 from rag.store_health import SQLITE_NAME, check_store, vector_segment
 
-from conftest import TEST_DATA
-
+TEST_DATA = Path(__file__).parent / "data"
 LOCAL = ("127.0.0.1", 50000)
 NEW_CASE = """# 测试数据集 - Part 2
 
