@@ -36,7 +36,7 @@ def test_ingest_and_search_through_a_chroma_server(tmp_path, make_settings, star
     assert hits[0].title == "证书过期怎么办"
 
 
-def test_generations_and_a_rebuild_switch_through_a_chroma_server(tmp_path, make_settings, start_server):
+def test_generations_and_a_rebuild_switch_through_a_chroma_server(tmp_path, make_settings, start_server, free_port, bin_path):
     port = free_port()
     start_server(
         [bin_path("chroma"), "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1", "--port", str(port)],
