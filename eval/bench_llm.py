@@ -1,13 +1,16 @@
 """Benchmark the LLM path against the local model: latency, tokens/s and scores beside the offline drafter.
 
-    python eval/bench_llm.py [--cases 8] [--seed 0] [--base-url URL --model NAME]
+    python eval/bench_llm.py [--cases 8] [--seed 0] [--base-url URL --model NAME] [--variant small ...]
 
 Without ``--base-url`` it starts (or reuses) the local llama.cpp server (``rag.local_llm``; needs the
 ``local-llm`` extra: ``bash scripts/local-llm.sh start``). It runs the same evaluation as
 ``rag eval --backend llm --limit N --seed S`` on that fixed subset, with every call streamed and timed
 (time to first token, total), no LLM cache, then ``rag eval --limit N --seed S`` offline on the same
 cases, and prints one row per case and the means. Tokens are counted as stream chunks (llama.cpp sends
-one token per chunk). This is a benchmark, not a test: it prints figures and asserts nothing.
+one token per chunk). A draft is *usable* when the model's reply became the draft: not empty, Chinese,
+not cut at max_tokens, passing the output checks (anything else is an offline fallback, with its reason).
+The generation settings default to the ones ``scripts/local-llm.sh start`` prints for the local model
+(``rag.local_llm.SMALL_MODEL_ENV``). This is a benchmark, not a test: it prints figures and asserts nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from rag.evaluation import EvalConfig, run_eval
 from rag.draft.guards import neutralise_ticket
 from rag.records import Ticket, Usage
 
+_CHINESE = re.compile(r"[\u4e00-\u9fff]")
 _TICKET = re.compile(r"<customer_message>\n(.*)\n</customer_message>", re.S)
 
 
@@ -76,8 +80,13 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--base-url")
     ap.add_argument("--model")
-    ap.add_argument("--max-tokens", type=int, default=600)
-    ap.add_argument("--context-cases", type=int, default=3)
+    small = {k.removeprefix("RAG_").lower(): v for k, v in local_llm.SMALL_MODEL_ENV.items()}
+    ap.add_argument("--variant", default=small["prompt_variant"])
+    ap.add_argument("--max-tokens", type=int, default=int(small["llm_max_tokens"]))
+    ap.add_argument("--context-cases", type=int, default=int(small["llm_context_cases"]))
+    ap.add_argument("--case-chars", type=int, default=int(small["llm_case_chars"]))
+    ap.add_argument("--temperature", type=float, default=float(small["llm_temperature"]))
+    ap.add_argument("--llm-seed", type=int, default=int(small["llm_seed"]))
     ap.add_argument("--deadline", type=float, default=300.0, help="per draft; generous: two shared cores")
     args = ap.parse_args()
     if args.base_url:
@@ -88,39 +97,49 @@ def main() -> int:
     llm_cache = Path(tempfile.mkdtemp(prefix="bench-llm-"))  # no cached replies: every draft meets the model
     base = load_settings()
     settings = base.updated(llm_base_url=base_url, llm_model=model, llm_max_tokens=args.max_tokens,
-                            llm_context_cases=args.context_cases, llm_deadline=args.deadline,
+                            llm_context_cases=args.context_cases, llm_case_chars=args.case_chars,
+                            llm_temperature=args.temperature, llm_seed=args.llm_seed, llm_deadline=args.deadline,
                             llm_timeout=args.deadline, cache_dir=llm_cache)
     out = ROOT / "eval" / "runs"
     pipeline = TimedPipeline(settings)
     pipeline.ensure_ingested()
-    print(f"model {model} at {base_url}; {args.cases} cases, seed {args.seed}, max_tokens {args.max_tokens}, "
-          f"{args.context_cases} cases in the prompt")
+    print(f"model {model} at {base_url}; {args.cases} cases, seed {args.seed}; prompt variant {args.variant}, "
+          f"{args.context_cases} cases of {args.case_chars} chars in the prompt, max_tokens {args.max_tokens}, "
+          f"temperature {args.temperature:g}, sampling seed {args.llm_seed}")
     print(f"same cases as: rag eval --backend llm --limit {args.cases} --seed {args.seed}  (and without --backend llm)")
     started = time.perf_counter()
-    llm_run = run_eval(pipeline, EvalConfig(backend="llm", limit=args.cases, seed=args.seed, k=5), out)
+    llm_run = run_eval(pipeline, EvalConfig(backend="llm", variant=args.variant, limit=args.cases, seed=args.seed, k=5),
+                       out)
     llm_seconds = time.perf_counter() - started
     offline_run = run_eval(Pipeline(base), EvalConfig(limit=args.cases, seed=args.seed, k=5), out)
     timings = pipeline.timed.timings if pipeline.timed else {}
     offline = {r["case_id"]: r for r in offline_run.cases}
 
     print()
-    print("| case | TTFT s | total s | tokens | tok/s | action LLM / offline | ROUGE-L LLM / offline | chrF LLM / offline | fallback |")
+    print("| case | TTFT s | total s | tokens | tok/s | action LLM / offline | ROUGE-L LLM / offline | chrF LLM / offline | outcome |")
     print("|---|---|---|---|---|---|---|---|---|")
     rows = []
+    usable = 0
     for r in llm_run.cases:
         t = timings.get(neutralise_ticket(Ticket(r["ticket"], title=r["title"]).query_text).strip(), {})
         o = offline[r["case_id"]]
         rows.append(t)
+        ok = not r["draft"]["fallback"] and bool(_CHINESE.search(r["draft"]["text"]))
+        usable += ok
+        reason = next((n.removeprefix("LLM failed, offline fallback: ") for n in r["draft"]["notes"]
+                       if n.startswith("LLM failed, offline fallback: ")), "refused")
+        outcome = "LLM draft" if ok else f"offline fallback: {reason[:60]}"
         print(f"| {r['title'][:18]} | {t.get('ttft', float('nan')):.1f} | {t.get('total', float('nan')):.1f} | "
               f"{t.get('tokens', 0)} | {t.get('tok_s', 0):.1f} | {r['draft']['action']} / {o['draft']['action']} | "
               f"{r['scores']['rouge_l']:.3f} / {o['scores']['rouge_l']:.3f} | {r['scores']['chrf']:.3f} / {o['scores']['chrf']:.3f} | "
-              f"{'yes' if r['draft']['fallback'] else ''} |")
+              f"{outcome} |")
     timed = [t for t in rows if t]
 
     def med(key: str) -> float:
         return statistics.median(t[key] for t in timed) if timed else float("nan")
 
     print()
+    print(f"usable LLM drafts: {usable}/{len(llm_run.cases)}")
     print(f"LLM: {len(timed)} timed drafts in {llm_seconds:.0f} s; median TTFT {med('ttft'):.1f} s, median total "
           f"{med('total'):.1f} s, median {med('tok_s'):.1f} tokens/s; {llm_run.summary['errors']} fell back to offline")
     print("| backend | ROUGE-L | chrF | BLEU | action agreement | link P | link R | leaks | invented links | confidence |")

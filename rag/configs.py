@@ -100,12 +100,13 @@ class LLMConfig:
     deadline: float
     max_reply_chars: int
     retry: RetryConfig
+    seed: int | None = None  # sent to the endpoint when set (reproducible runs)
 
     @classmethod
     def from_settings(cls, s: Settings) -> "LLMConfig":
         return cls(base_url=s.llm_base_url, model=s.llm_model, api_key=s.llm_api_key, temperature=s.llm_temperature,
                    max_tokens=s.llm_max_tokens, timeout=s.llm_timeout, deadline=s.llm_deadline,
-                   max_reply_chars=s.llm_max_reply_chars, retry=RetryConfig.for_llm(s))
+                   max_reply_chars=s.llm_max_reply_chars, retry=RetryConfig.for_llm(s), seed=s.llm_seed)
 
     @property
     def configured(self) -> bool:
@@ -124,13 +125,15 @@ class DraftConfig:
     llm_deadline: float
     llm_max_concurrent: int
     llm_queue_seconds: float
+    case_chars: int = 700  # characters of each past answer shown to the LLM
 
     @classmethod
     def from_settings(cls, s: Settings) -> "DraftConfig":
         return cls(prompts_dir=s.prompts_dir, prompt_variant=s.prompt_variant, top_k=s.top_k,
                    context_cases=s.llm_context_cases, link_allowlist=s.link_allowlist,
                    answer_threshold=s.answer_threshold, llm_deadline=s.llm_deadline,
-                   llm_max_concurrent=s.llm_max_concurrent, llm_queue_seconds=s.llm_queue_seconds)
+                   llm_max_concurrent=s.llm_max_concurrent, llm_queue_seconds=s.llm_queue_seconds,
+                   case_chars=s.llm_case_chars)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,9 +24,17 @@ _SEPARATORS = {"\u2028", "\u2029", "\r", "\x85", "\x0b", "\x0c"}
 _DOTS = {"\u3002", "\uff61", "\uff0e"}  # 。｡． used as a dot between ASCII labels
 
 
+# Also invisible, though not in a "C" category: the Hangul fillers (Lo), the Mongolian vowel separator,
+# and variation selectors (Mn), which render as nothing when they follow a letter.
+_INVISIBLE_EXTRA = frozenset("\u180e\u3164\u115f\u1160\uffa0") | frozenset(map(chr, range(0xFE00, 0xFE10)))
+_HAS_EXTRA = re.compile("[\u180e\u3164\u115f\u1160\uffa0\ufe00-\ufe0f]")
+
+
 def is_invisible(ch: str) -> bool:
     cat = unicodedata.category(ch)
-    return (cat == "Cf") or (cat == "Cc" and ch not in _KEEP_CONTROLS and ch not in _SEPARATORS)
+    # Cs/Co/Cn (surrogates, private use, unassigned) show nothing a reader could check either.
+    return (cat in ("Cf", "Cs", "Co", "Cn") or ch in _INVISIBLE_EXTRA
+            or (cat == "Cc" and ch not in _KEEP_CONTROLS and ch not in _SEPARATORS))
 
 
 _ASCII_DOT = re.compile(r"(?<=[A-Za-z0-9])[\u3002\uff61](?=[A-Za-z0-9])")
@@ -34,12 +42,13 @@ _ASCII_DOT = re.compile(r"(?<=[A-Za-z0-9])[\u3002\uff61](?=[A-Za-z0-9])")
 
 def _plain(text: str) -> bool:
     """Nothing for the view to do but dots: ``isprintable`` is False for every Cc, Cf and separator."""
-    return text.replace("\n", "").replace("\t", "").isprintable() and unicodedata.is_normalized("NFKC", text)
+    return (text.replace("\n", "").replace("\t", "").isprintable() and not _HAS_EXTRA.search(text)
+            and unicodedata.is_normalized("NFKC", text))
 
 
 def strip_invisible(text: str) -> str:
     """``text`` without zero-width, bidi and control characters (tab and newline stay)."""
-    if text.replace("\n", "").replace("\t", "").isprintable():
+    if text.replace("\n", "").replace("\t", "").isprintable() and not _HAS_EXTRA.search(text):
         return text
     return "".join(ch for ch in text if not is_invisible(ch))
 
@@ -84,6 +93,8 @@ def view(text: str) -> View:
         else:
             norm = unicodedata.normalize("NFKC", ch)
         for piece in norm:
+            if is_invisible(piece):  # a compatibility form may fold into an invisible one (U+FFA0 -> U+3164)
+                continue
             out.append(piece)
             starts.append(i)
             ends.append(i + 1)

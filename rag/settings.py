@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     llm_model: str | None = None
     llm_api_key: SecretStr = SecretStr("")
     llm_temperature: float = 0.2
+    llm_seed: int | None = Field(default=None, description="sampling seed sent to the endpoint (reproducible runs)")
     llm_max_tokens: int = 800
     llm_timeout: float = 30.0
     llm_deadline: float = Field(default=60.0, gt=0, description="seconds for a whole draft's LLM work: attempts, waits, stream")
@@ -96,6 +97,7 @@ class Settings(BaseSettings):
     llm_backoff_initial: float = 0.5
     llm_backoff_max: float = 8.0
     llm_context_cases: int = 5
+    llm_case_chars: int = Field(default=700, ge=50, description="characters of each past answer shown to the LLM")
     llm_price_prompt_per_1k: float = 0.0
     llm_price_completion_per_1k: float = 0.0
     prompts_dir: Path = Field(default=None, validate_default=False)  # type: ignore[assignment]  # filled by _default_paths

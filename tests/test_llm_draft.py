@@ -224,3 +224,55 @@ def test_a_reply_with_only_the_action_line_is_no_draft(drafter):
             drafter.draft(TICKET)
         draft = drafter.draft(TICKET, fallback="offline")
     assert draft.fallback and draft.text.startswith("您好")
+
+
+def test_a_reply_cut_at_max_tokens_falls_back_flagged(drafter):
+    with respx.mock() as mock:
+        mock.post(URL).mock(return_value=httpx.Response(200, json=completion("您好，步骤如下1.", finish="length")))
+        draft = drafter.draft(TICKET, fallback="offline")
+    assert draft.fallback and draft.backend == "offline"
+    assert any("offline fallback" in n and "max_tokens" in n for n in draft.notes)
+
+
+def test_the_body_alone_takes_the_verdicts_action(drafter):
+    """The prompts ask for the body only; a reply with no ACTION line is the verdict's action, no note."""
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(return_value=httpx.Response(200, json=completion(GOOD.removeprefix("ACTION: answer\n"))))
+        draft = drafter.draft(TICKET)
+    system = sent(route)["messages"][0]["content"]
+    assert "只写给客户的回复正文" in system and "第一行" not in system
+    assert draft.verdict == "fits" and draft.action == "answer" and draft.text.startswith("您好")
+    assert not any("ACTION" in n or "inferred" in n for n in draft.notes)
+
+
+def test_an_action_line_at_the_end_may_only_lower_the_action(drafter):
+    lowered = "您好，这个需要确认您的域名配置后才能判断。\nACTION: ask_for_info"
+    with respx.mock() as mock:
+        mock.post(URL).mock(return_value=httpx.Response(200, json=completion(lowered)))
+        draft = drafter.draft(TICKET)
+    assert draft.action == "ask_for_info" and "ACTION" not in draft.text
+    assert any("verdict said answer: marked ask_for_info" in n for n in draft.notes)
+
+
+def test_the_prompt_shows_cut_cases_and_no_empty_blocks(llm_settings, corpus_pipeline):
+    settings = llm_settings.updated(llm_context_cases=2, llm_case_chars=120, llm_seed=7, prompt_variant="small")
+    drafter = Drafter(DraftConfig.from_settings(settings), corpus_pipeline.retriever,
+                      llm=LLMClient(LLMConfig.from_settings(settings), http_client=httpx.Client()))
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(return_value=httpx.Response(200, json=completion(GOOD)))
+        draft = drafter.draft(TICKET)
+    body = sent(route)
+    user = body["messages"][1]["content"]
+    assert body["seed"] == 7 and draft.prompt_id == "small"
+    assert "<case_2>" in user and "<case_3>" not in user
+    for answer in user.split("客服回复：")[1:]:
+        assert len(answer.split("\n</case_")[0]) <= 120 + 40  # escaping may lengthen it a little
+    assert "<conversation_history>" not in user and "<ticket_title>" not in user  # empty: left out
+    assert "<customer_message>" in user and "<ticket_product>" in user
+
+
+def test_no_seed_is_sent_unless_set(drafter):
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(return_value=httpx.Response(200, json=completion(GOOD)))
+        drafter.draft(TICKET)
+    assert "seed" not in sent(route)

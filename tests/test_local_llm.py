@@ -7,6 +7,7 @@ installs it, so CI runs them. A server already started by ``scripts/local-llm.sh
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import json
@@ -109,10 +110,11 @@ def local_server():
         local_llm.stop()
 
 
-# Generous bounds: two shared cores; a draft takes 10-60 s there.
-# Greedy decoding (temperature 0): the streamed and the non-streamed draft of one ticket are the same reply.
-LLM_ENV = {"llm_deadline": 600.0, "llm_timeout": 600.0, "llm_max_tokens": 800, "llm_context_cases": 1,
-           "llm_max_attempts": 2, "llm_temperature": 0.0}
+# The settings `scripts/local-llm.sh start` prints for this model (short prompt, two cases of 400 characters,
+# greedy decoding with a fixed seed: the streamed and the non-streamed draft of one ticket are the same reply),
+# with generous bounds: two shared cores, where a draft takes 30-150 s.
+SMALL_MODEL = {k.removeprefix("RAG_").lower(): v for k, v in local_llm.SMALL_MODEL_ENV.items()}
+LLM_ENV = {**SMALL_MODEL, "llm_deadline": 600.0, "llm_timeout": 600.0, "llm_max_attempts": 2}
 
 
 @pytest.fixture
@@ -130,26 +132,16 @@ def llm_env(llm_settings, monkeypatch):
     return llm_settings
 
 
-# What the 0.5B model does wrong under greedy decoding, and the path catches (measured: with the match verdict in
-# the prompt it stops after the ACTION line on the README's ticket, or loops past max_tokens with 3 cases).
-UNUSABLE_REPLY = ("no text besides the ACTION line", "cut at max_tokens")
-
-
-def _checked_or_caught(draft: dict, ticket: str, settings, guard, *, usage: bool) -> None:
-    """A checked real-model draft, or the offline draft flagged with the reason the model's reply was refused."""
-    if draft["backend"] == "offline":
-        assert draft["fallback"] is True and draft["action"] in ("answer", "ask_for_info", "escalate")
-        reasons = [n for n in draft["notes"] if n.startswith("LLM failed, offline fallback: ")]
-        assert reasons and any(r in reasons[0] for r in UNUSABLE_REPLY), draft["notes"]
-        assert CHINESE.search(draft["text"]) and draft["citations"]
-        return
-    _checked(draft, ticket, settings, guard, usage=usage)
-
-
 def _checked(draft: dict, ticket: str, settings, guard, *, usage: bool) -> None:
-    assert draft["action"] in ("answer", "ask_for_info", "escalate")
+    """A draft the real model wrote (never the offline fallback), in Chinese, cited, and clean after the guards.
+
+    A refused reply would come back as the flagged offline fallback; the fallback itself is proven by respx
+    tests (tests/test_llm_draft.py), so here it is a failure, with the reason in the message.
+    """
     assert draft["backend"] == f"llm:{local_llm.MODEL_NAME}" and draft["fallback"] is False, draft["notes"]
-    assert CHINESE.search(draft["text"]), draft["text"]
+    assert draft["action"] in ("answer", "ask_for_info", "escalate")
+    assert draft["prompt_id"] == "small"
+    assert CHINESE.search(draft["text"]) and "ACTION" not in draft["text"], draft["text"]
     assert draft["citations"] and all(c["case_id"] for c in draft["citations"])
     # the guards ran: nothing in the final text that they would remove
     # public hosts used across the corpus (digicert.com) are not leaks: the corpus says so
@@ -157,26 +149,28 @@ def _checked(draft: dict, ticket: str, settings, guard, *, usage: bool) -> None:
     assert invented_links(draft["text"], ticket, guard.known_links, settings.link_allowlist, guard.corpus_ids) == []
     if usage:  # llama.cpp reports usage without streaming, never inside a stream
         assert draft["usage"]["prompt_tokens"] > 100 and draft["usage"]["completion_tokens"] > 0
-
-
+    else:
+        assert draft["usage"]["prompt_tokens"] == 0
 
 
 @pytest.mark.llm_server
 @pytest.mark.e2e
 def test_rag_draft_with_the_real_model(llm_env, corpus_pipeline):
     runner = CliRunner()
-    r = runner.invoke(app, ["draft", "--json", "--fallback", "offline", TICKET])
+    r = runner.invoke(app, ["draft", "--json", TICKET])  # no fallback: a refused reply fails the command
     assert r.exit_code == 0, r.output
-    _checked_or_caught(json.loads(r.stdout), TICKET, llm_env, corpus_pipeline.drafter, usage=True)
-    r = runner.invoke(app, ["draft", "--stream", "--fallback", "offline", TICKET])
+    draft = json.loads(r.stdout)
+    _checked(draft, TICKET, llm_env, corpus_pipeline.drafter, usage=True)
+    assert draft["verdict"] == "fits" and draft["action"] == "answer"  # the README's ticket has a fitting case
+    r = runner.invoke(app, ["draft", "--stream", TICKET])
     assert r.exit_code == 0, r.output
     streamed, final = r.stdout.split("final draft (after safety checks)")
     assert "checked sentence by sentence" in streamed
-    assert "ACTION:" not in streamed and "ACTION:" not in final
-    if "offline fallback" in final:  # the --json run above checked the reason; here the flag is shown
-        assert "backend: offline (offline fallback)" in final and CHINESE.search(final), final
-    else:
-        assert CHINESE.search(streamed) and f"backend: llm:{local_llm.MODEL_NAME}" in final
+    assert "ACTION:" not in streamed and "ACTION:" not in final and "offline fallback" not in final
+    assert f"backend: llm:{local_llm.MODEL_NAME}" in final
+    # greedy decoding: the checked sentences streamed are the reply the --json run printed
+    shown = re.sub(r"\s", "", streamed.split("checked sentence by sentence", 1)[1])
+    assert CHINESE.search(shown) and re.sub(r"\s", "", draft["text"])[:20] in shown
 
 
 @pytest.mark.llm_server
@@ -185,17 +179,19 @@ def test_post_drafts_with_the_real_model(llm_settings, corpus_pipeline):
     with TestClient(create_app(llm_settings), client=("127.0.0.1", 50000)) as client:
         r = client.post("/v1/drafts", json={"text": TICKET})
         assert r.status_code == 200, r.text
-        _checked_or_caught(r.json(), TICKET, llm_settings, corpus_pipeline.drafter, usage=True)
+        _checked(r.json(), TICKET, llm_settings, corpus_pipeline.drafter, usage=True)
         with client.stream("POST", "/v1/drafts/stream", json={"text": TICKET, "product": "CDN"}) as s:
             assert s.headers["content-type"].startswith("text/event-stream")
             events = [(e.split("\n")[0].removeprefix("event: "), json.loads(e.split("\n")[1].removeprefix("data: ")))
                       for e in s.read().decode().strip().split("\n\n")]
     kinds = [k for k, _ in events]
-    assert kinds[-1] == "draft" and set(kinds[:-1]) <= {"delta"}
-    assert not any("ACTION" in d["text"] for k, d in events if k == "delta")
-    if events[-1][1]["backend"] != "offline":
-        assert CHINESE.search("".join(d["text"] for k, d in events if k == "delta"))
-    _checked_or_caught(events[-1][1], TICKET, llm_settings, corpus_pipeline.drafter, usage=False)
+    assert kinds[-1] == "draft" and set(kinds[:-1]) == {"delta"}
+    deltas = "".join(d["text"] for k, d in events if k == "delta")
+    assert "ACTION" not in deltas and CHINESE.search(deltas)
+    final = events[-1][1]
+    _checked(final, TICKET, llm_settings, corpus_pipeline.drafter, usage=False)
+    # what was streamed is the checked draft, sentence by sentence
+    assert re.sub(r"\s", "", deltas) == re.sub(r"\s", "", final["text"])
 
 
 @pytest.mark.llm_server
@@ -216,7 +212,7 @@ def test_the_judge_scores_two_cases(llm_settings):
 @pytest.mark.e2e
 def test_prompt_tuning_notebook_on_the_real_model(llm_env, monkeypatch, tmp_path):
     monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))  # no cached replies: the model answers
-    monkeypatch.setenv("RAG_NOTEBOOK_SUBSET", "1")  # 2 variants + offline on one case: ~1 min per draft under load
+    monkeypatch.setenv("RAG_NOTEBOOK_SUBSET", "1")  # 3 variants + offline on one case: 1-2 min per draft under load
     monkeypatch.setenv("MPLBACKEND", "Agg")
     path = PROJECT_ROOT / "eval" / "notebooks" / "prompt_tuning.ipynb"
     nb = nbformat.read(path, as_version=4)
@@ -225,4 +221,7 @@ def test_prompt_tuning_notebook_on_the_real_model(llm_env, monkeypatch, tmp_path
         o.get("text", "") + str(o.get("data", {}).get("text/markdown", "")) for c in nb.cells if c.cell_type == "code" for o in c.outputs
     )
     assert "real LLM: True" in outputs
-    assert "| default |" in outputs and "| concise |" in outputs and "Best variant" in outputs
+    assert "| default |" in outputs and "| concise |" in outputs and "| small |" in outputs and "Best variant" in outputs
+    # the variant this model is run with gave a real draft (a refused reply would be an offline fallback)
+    refused = ast.literal_eval(re.search(r"LLM replies refused \(offline fallback\): (\{.*\})", outputs).group(1))
+    assert refused["small"] == 0, refused

@@ -70,7 +70,8 @@ def test_the_llm_is_told_no_case_fits_and_cannot_answer_anyway(llm_drafter):
         d = llm_drafter.draft(UNCOVERED)
     assert route.call_count == 1
     user = json.loads(route.calls[0].request.content)["messages"][1]["content"]
-    assert "都不能直接解决客户的问题" in user and "ask_for_info" in user
+    assert "没有能直接解决客户问题的参考案例" in user and "请客户补充" in user
+    assert "<case_1>" not in user  # cases that do not fit are not shown: a small model copies them anyway
     assert d.action == "ask_for_info" and d.verdict == "no_fit"
     assert any("no past case fits" in n for n in d.notes)
     assert all(c.relation == "related" for c in d.citations)

@@ -52,11 +52,11 @@ def without_injected_lines(ticket: Ticket) -> Ticket:
     return replace(ticket, text="\n".join(kept))
 
 
-def format_cases(hits: Sequence[Hit]) -> str:
+def format_cases(hits: Sequence[Hit], answer_chars: int = CASE_ANSWER_CHARS) -> str:
     blocks = []
     for n, h in enumerate(hits, start=1):
         question = strip_image_markers(str(h.metadata.get("question", h.title)))[:300]
-        answer = strip_image_markers(h.answer)[:CASE_ANSWER_CHARS]
+        answer = strip_image_markers(h.answer)[:answer_chars]
         # Case text is data too (feedback can become a case): escaped into its own block.
         blocks.append(
             f"<case_{n}>\n[案例 {n}] 编号 {h.case_id}｜{escape_field(h.product)}｜{escape_field(h.subcategory)}\n"
@@ -208,10 +208,16 @@ class Drafter:
         system = self.prompts.system.render(allowed_domains="、".join(self.config.link_allowlist))
         fields = ticket_fields(ticket)
         fields["ticket_product"] = ticket.product or (hits[0].product if hits else "未知")
+        verdict = verdict or decide(ticket, hits, self.threshold)
+        # Cases that do not fit are not shown: told not to use them, a 0.5B model copied them anyway, and a
+        # big model has nothing to take from them that the verdict's list of details does not say.
+        shown = hits if verdict.action == "answer" else []
         user = self.prompts.user.render(
-            cases=format_cases(hits) or "（没有找到相似案例）",
-            ticket="\n".join(block(name, text) for name, text in fields.items()),
-            verdict=self.texts.instruction(verdict or decide(ticket, hits, self.threshold)),
+            cases=format_cases(shown, self.config.case_chars) or "（没有可以直接参考的案例）",
+            # An empty block is noise a small model tries to answer; the message block is always there.
+            ticket="\n".join(block(name, text) for name, text in fields.items()
+                             if text.strip() or name == "customer_message"),
+            verdict=self.texts.instruction(verdict),
         )
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
@@ -262,17 +268,34 @@ class Drafter:
         body = output_checks.strip_invisible(body)
         if repeats_prompt(body, messages[0]["content"]):
             raise LLMError("the LLM reply quoted the system prompt; refused")
-        if action is None:
-            action = classify_reply(body)
-            notes.append("LLM gave no ACTION line; action inferred from the text")
-        if action == "answer" and verdict.action != "answer":
-            # The model may not overrule the match verdict: no past case fits, so this is not an answer.
-            notes.append(f"LLM said answer, but no past case fits (match {verdict.match:.2f} < "
-                         f"{verdict.threshold:.2f}): marked {verdict.action}")
-            action = verdict.action
+        action = self._action(action, body, verdict, notes)
         draft = self._finish(ticket, body, action, verdict.match, verdict.fitting, backend=self.backend, usage=usage,
                              notes=notes, related=used)
         return output_checks.apply(draft, checked)
+
+    @staticmethod
+    def _action(said: Action | None, body: str, verdict: Verdict, notes: list[str]) -> Action:
+        """The verdict decides the action; the model's reply may only make it more cautious.
+
+        The prompts ask for the body alone (a 0.5B model asked for the action first often stopped after it);
+        a model that still writes an ``ACTION:`` line anywhere is read, so a big model can say the cases do
+        not fit, and a reply that mainly asks for details or hands over is not labelled an answer.
+        """
+        if said is None:
+            inferred = classify_reply(body)
+            if verdict.action == "answer" and inferred != "answer":
+                notes.append(f"the LLM reply does not answer: action inferred from the text ({inferred})")
+                return inferred
+            return verdict.action
+        if said == verdict.action:
+            return verdict.action
+        if said == "answer":
+            # The model may not overrule the match verdict: no past case fits, so this is not an answer.
+            notes.append(f"LLM said answer, but no past case fits (match {verdict.match:.2f} < "
+                         f"{verdict.threshold:.2f}): marked {verdict.action}")
+            return verdict.action
+        notes.append(f"LLM said {said} where the match verdict said {verdict.action}: marked {said}")
+        return said
 
     def _scrub_piece(self, context: str) -> Callable[[str], str]:
         return lambda piece: scrub(piece, context, known_links=self.known_links, allowlist=self.config.link_allowlist).text

@@ -85,6 +85,10 @@ class LLMClient:
         # JSON may escape every CJK character as \uXXXX (6 bytes) and SSE wraps each token in ~200 bytes.
         self.max_bytes = max(1 << 20, 64 * config.max_reply_chars)
 
+    @property
+    def _seed(self) -> int | openai.Omit:
+        return openai.omit if self.config.seed is None else self.config.seed
+
     def deadline(self) -> Deadline:
         return Deadline.after(self.config.deadline)
 
@@ -139,6 +143,7 @@ class LLMClient:
                 messages=_sdk_messages(messages),
                 temperature=self.config.temperature if temperature is None else temperature,
                 max_tokens=max_tokens or self.config.max_tokens,
+                seed=self._seed,
                 timeout=self._timeout(deadline),
             ),
             deadline,
@@ -166,6 +171,7 @@ class LLMClient:
                 messages=_sdk_messages(messages),
                 temperature=self.config.temperature,
                 max_tokens=self.config.max_tokens,
+                seed=self._seed,
                 stream=True,
                 timeout=self._timeout(deadline),
             ),

@@ -1,8 +1,9 @@
 """Checks on what an LLM wrote, made on a normalised view so invisible characters cannot slip past them.
 
-Every check reads ``normalise(text)``: NFKC (full-width letters and compatibility forms become plain
-ones), zero-width and other format characters and control characters removed. The draft keeps its
-own characters (NFKC would turn Chinese full-width punctuation into ASCII) minus the invisible ones.
+Every check reads ``rag.normalise.normalise(text)``, the one normal form the guards read too: NFKC
+(full-width letters and compatibility forms become plain ones), zero-width, format and control characters
+removed. The draft keeps its own characters (NFKC would turn Chinese full-width punctuation into ASCII)
+minus the invisible ones.
 
 - ``echoes_prompt``: any 18 letters/digits in a row of a system-prompt line appearing in the reply,
   compared with spacing, punctuation and invisible characters removed. Refused.
@@ -25,28 +26,10 @@ from typing import Callable
 from rag.draft.guards import injection_signals
 from rag.identifiers import host_allowed, host_of, identifiers
 from rag.links import clean_link, raw_links
+from rag.normalise import normalise, strip_invisible
 from rag.records import Draft
 
 ECHO_CHARS = 18
-
-# Format (Cf) characters are invisible by definition: zero-width space/joiners, bidi controls, BOM, soft hyphen.
-_INVISIBLE_EXTRA = "\u180e\u3164\u115f\u1160\uffa0"  # Mongolian vowel separator and the Hangul fillers
-
-
-def _visible(ch: str) -> bool:
-    if ch in "\n\t":
-        return True
-    cat = unicodedata.category(ch)
-    return cat not in ("Cc", "Cf", "Cs", "Co", "Cn") and ch not in _INVISIBLE_EXTRA and not ("\ufe00" <= ch <= "\ufe0f")
-
-
-def strip_invisible(text: str) -> str:
-    return "".join(ch for ch in text if _visible(ch))
-
-
-def normalise(text: str) -> str:
-    return strip_invisible(unicodedata.normalize("NFKC", strip_invisible(text)))
-
 
 def compact(text: str) -> str:
     """Letters and digits only, lower case: spacing and punctuation cannot break a match."""
