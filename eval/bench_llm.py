@@ -30,7 +30,7 @@ from rag import local_llm
 from rag.draft.chat import ChatModel, Completion
 from rag.evaluation import EvalConfig, run_eval
 from rag.draft.guards import neutralise_ticket
-from rag.records import Ticket, Usage
+from rag.records import Usage
 
 _CHINESE = re.compile(r"[\u4e00-\u9fff]")
 _TICKET = re.compile(r"<customer_message>\n(.*)\n</customer_message>", re.S)
@@ -121,14 +121,15 @@ def main() -> int:
     rows = []
     usable = 0
     for r in llm_run.cases:
-        t = timings.get(neutralise_ticket(Ticket(r["ticket"], title=r["title"]).query_text).strip(), {})
+        t = timings.get(neutralise_ticket(r["ticket"]).strip(), {})  # the message block holds the ticket's text only
         o = offline[r["case_id"]]
         rows.append(t)
         ok = not r["draft"]["fallback"] and bool(_CHINESE.search(r["draft"]["text"]))
         usable += ok
         reason = next((n.removeprefix("LLM failed, offline fallback: ") for n in r["draft"]["notes"]
                        if n.startswith("LLM failed, offline fallback: ")), "refused")
-        outcome = "LLM draft" if ok else f"offline fallback: {reason[:60]}"
+        outcome = ("LLM draft" if ok else f"offline fallback: {reason[:60]}" if r["draft"]["fallback"]
+                   else "LLM draft, not in Chinese")
         print(f"| {r['title'][:18]} | {t.get('ttft', float('nan')):.1f} | {t.get('total', float('nan')):.1f} | "
               f"{t.get('tokens', 0)} | {t.get('tok_s', 0):.1f} | {r['draft']['action']} / {o['draft']['action']} | "
               f"{r['scores']['rouge_l']:.3f} / {o['scores']['rouge_l']:.3f} | {r['scores']['chrf']:.3f} / {o['scores']['chrf']:.3f} | "

@@ -29,6 +29,8 @@ Fallback = Literal["offline", "none"]
 # every one is removed from the text.
 _ACTION = re.compile(r"[ \t]*\bACTION\s*[:：]\s*(answer|ask_for_info|escalate)\b[ \t]*\n?", re.I)
 CASE_ANSWER_CHARS = 700
+_CHINESE_REPLY = "用中文回复，以“您好，”开头"
+_ENGLISH_REPLY = 'The customer wrote in English: reply in English, starting with "Hello,"'
 
 
 # Why a draft is not an answer, for the agent reading it.
@@ -205,7 +207,12 @@ class Drafter:
                             backend="offline", notes=notes, related=related)
 
     def messages(self, ticket: Ticket, hits: Sequence[Hit], verdict: Verdict | None = None) -> list[dict[str, str]]:
-        system = self.prompts.system.render(allowed_domains="、".join(self.config.link_allowlist))
+        values = {"allowed_domains": "、".join(self.config.link_allowlist)}
+        if "reply_language" in self.prompts.system.variables:
+            # A variant may state the language outright: told "if the customer wrote in English, reply in
+            # English", the 0.5B model answered Chinese tickets in English when no case was shown.
+            values["reply_language"] = _ENGLISH_REPLY if offline.is_english(ticket) else _CHINESE_REPLY
+        system = self.prompts.system.render(**values)
         fields = ticket_fields(ticket)
         fields["ticket_product"] = ticket.product or (hits[0].product if hits else "未知")
         verdict = verdict or decide(ticket, hits, self.threshold)
