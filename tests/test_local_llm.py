@@ -114,7 +114,7 @@ def local_server():
 # greedy decoding with a fixed seed: the streamed and the non-streamed draft of one ticket are the same reply),
 # with generous bounds: two shared cores, where a draft takes 30-150 s.
 SMALL_MODEL = {k.removeprefix("RAG_").lower(): v for k, v in local_llm.SMALL_MODEL_ENV.items()}
-LLM_ENV = {**SMALL_MODEL, "llm_deadline": 600.0, "llm_timeout": 600.0, "llm_max_attempts": 2}
+LLM_ENV = {**SMALL_MODEL, "llm_deadline": 600.0, "llm_timeout": 600.0, "llm_max_attempts": 1}
 
 
 @pytest.fixture
