@@ -276,3 +276,19 @@ def test_no_seed_is_sent_unless_set(drafter):
         route = mock.post(URL).mock(return_value=httpx.Response(200, json=completion(GOOD)))
         drafter.draft(TICKET)
     assert "seed" not in sent(route)
+
+
+def test_escaped_case_text_copied_by_the_model_is_read_back(drafter):
+    """Case text sits escaped in its block; a small model copies ``-&gt;`` where the agent wrote ``->``."""
+    copied = "您好，点击开启-&gt;免费证书，勾选 [同意] &amp; 确认。\n第二步在域名管理里开启 HTTPS。"
+    with respx.mock() as mock:
+        mock.post(URL).mock(return_value=httpx.Response(200, json=completion(copied)))
+        draft = drafter.draft(TICKET)
+    seen: list[str] = []
+    with respx.mock() as mock:
+        mock.post(URL).mock(return_value=httpx.Response(200, content=sse(*copied.partition("\n")),
+                                                        headers={"content-type": "text/event-stream"}))
+        streamed = drafter.draft(TICKET, on_delta=seen.append)
+    assert "开启->免费证书" in draft.text and "[同意] & 确认" in draft.text and "&gt;" not in draft.text
+    assert "开启->免费证书" in "".join(seen) and "&" + "gt;" not in "".join(seen)
+    assert streamed.text == draft.text

@@ -11,7 +11,8 @@ from typing import Callable, Literal, Sequence
 from rag.draft import offline, output_checks
 from rag.draft.actions import classify_reply
 from rag.draft.deferral import VerdictTexts
-from rag.draft.guards import block, escape_field, injection_signals, repeats_prompt, scan_fields, scrub
+from rag.draft.guards import (block, escape_field, injection_signals, repeats_prompt, scan_fields, scrub,
+                              unescape_field)
 from rag.configs import DraftConfig
 from rag.draft.chat import ChatModel
 from rag.draft.policy import Verdict, decide
@@ -266,7 +267,7 @@ class Drafter:
                 used = used[: max(1, len(used) // 2)]
                 trimmed = True
                 notes.append(f"context too long: retried with {len(used)} case(s)")
-        action, body = parse_llm_reply(text)
+        action, body = parse_llm_reply(unescape_field(text))
         if not body.strip():  # small models sometimes stop after the ACTION line: that is no draft
             raise LLMError("the LLM reply has no text besides the ACTION line")
         checked = checker.check(body)
@@ -305,4 +306,5 @@ class Drafter:
         return said
 
     def _scrub_piece(self, context: str) -> Callable[[str], str]:
-        return lambda piece: scrub(piece, context, known_links=self.known_links, allowlist=self.config.link_allowlist).text
+        return lambda piece: scrub(unescape_field(piece), context, known_links=self.known_links,
+                                   allowlist=self.config.link_allowlist).text

@@ -317,6 +317,11 @@ def escape_field(text: str) -> str:
     return "".join(out)
 
 
+def unescape_field(text: str) -> str:
+    """A model's copy of escaped case text, read back: it copies ``-&gt;`` where the agent wrote ``->``."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def block(name: str, text: str) -> str:
     """One prompt field in its own delimited block."""
     return f"<{name}>\n{escape_field(text)}\n</{name}>"
