@@ -278,7 +278,7 @@ def test_no_seed_is_sent_unless_set(drafter):
     assert "seed" not in sent(route)
 
 
-def test_escaped_case_text_copied_by_the_model_is_read_back(drafter):
+def test_escaped_case_text_copied_by_the_model_is_read_back(drafter, sse):
     """Case text sits escaped in its block; a small model copies ``-&gt;`` where the agent wrote ``->``."""
     copied = "您好，点击开启-&gt;免费证书，勾选 [同意] &amp; 确认。\n第二步在域名管理里开启 HTTPS。"
     with respx.mock() as mock:
