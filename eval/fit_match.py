@@ -27,7 +27,7 @@ from rag.embed import make_embedder
 from rag.evaluation.match_fit import PairSet, Query, collect, corpus_queries, fit, ticket_queries
 from rag.ingest import ingest
 from rag.parse import parse_paths
-from rag.retrieve import CaseRetriever, RetrievalConfig
+from rag.retrieve import CaseRetriever, Filters, RetrievalConfig
 from rag.retrieve.match import MODEL_FILE, MatchModel
 from rag.score.labels import GroupLabels, load_groups, load_tickets
 from rag.score.relevance import (Decision, decision_scores, expected_calibration_error, mean_of, ranking_scores,
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     consensus = CaseRetriever(store, embedder, RetrievalConfig(rerank="consensus"),
                               lexical_cache=settings.cache_dir / "bm25", use_match_model=False)
     report["corpus_consensus_rerank"] = ranking_table(
-        queries, [[h.case_id for h in consensus.retrieve(q.text, 10, exclude=q.exclude)] for q in queries], gain)
+        queries, [[h.case_id for h in consensus.retrieve(q.text, Filters.of(exclude=q.exclude), 10).hits] for q in queries], gain)
     report["test_fused_no_rerank"] = ranking_table(test_pairs.queries, [list(i) for i in test_pairs.case_ids], tgain)
 
     fitted = fit(corpus_pairs + dev_pairs,

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from rag import Pipeline, load_settings
 from rag.parse import parse_paths
 from rag.records import Ticket
+from rag.retrieve import Filters
 from rag.score.draft import link_scores, rouge_l
 from rag.score.leaks import LeakDetector
 
@@ -71,7 +72,7 @@ def main() -> None:
         if case is None:
             raise SystemExit(f"no case titled {title!r} with an answer in {pipeline.settings.data_dir}")
         ticket = Ticket(case.question or case.title, title=case.title)
-        hits = drafter.retriever.retrieve(ticket, k=drafter.config.top_k, exclude=[case.id])
+        hits = drafter.retriever.retrieve(ticket, Filters.of(exclude=[case.id]), drafter.config.top_k).hits
         c = old.compose(ticket, hits)
         before = drafter._finish(ticket, c.text, c.action, c.confidence, c.used, backend="offline").text
         after = drafter.draft(ticket, exclude=[case.id]).text
@@ -90,7 +91,7 @@ def summarise(cases, drafter, old, detector, revision: str) -> None:
     rows = {"before": [], "after": []}
     for case in (c for c in cases if c.answer.strip()):
         ticket = Ticket(case.question or case.title, title=case.title)
-        hits = drafter.retriever.retrieve(ticket, k=drafter.config.top_k, exclude=[case.id])
+        hits = drafter.retriever.retrieve(ticket, Filters.of(exclude=[case.id]), drafter.config.top_k).hits
         c = old.compose(ticket, hits)
         drafts = {
             "before": drafter._finish(ticket, c.text, c.action, c.confidence, c.used, backend="offline"),

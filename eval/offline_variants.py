@@ -19,6 +19,7 @@ from rag.draft.offline import BODY_BUDGET, choose, compose, reusable_body, suppo
 from rag.draft.sentences import Judge, join, pieces_of, reusable
 from rag.parse import parse_paths
 from rag.records import Ticket
+from rag.retrieve import Filters
 from rag.score.draft import rouge_l
 
 
@@ -51,7 +52,7 @@ def main() -> None:
 
     for case in (c for c in cases if c.answer.strip()):
         ticket = Ticket(case.question or case.title, title=case.title)
-        pool = pipeline.retriever.retrieve(ticket, k=k, exclude=[case.id])[:k]
+        pool = pipeline.retriever.retrieve(ticket, Filters.of(exclude=[case.id]), k).hits[:k]
         others = lambda h: [o.answer for o in pool if o is not h]  # noqa: E731
         bodies = [reusable_body(h.answer, others(h), ticket) for h in pool]
         chosen = choose(ticket, pool, bodies)

@@ -7,10 +7,10 @@ service now refuse it with the valid values, after matching case-insensitively (
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Iterable
 
-from rag.chunk import SCENARIO_SEP
 from rag.errors import UnknownValueError
+from rag.records import CaseRecord
 
 
 @dataclass(frozen=True)
@@ -19,18 +19,14 @@ class Catalog:
     scenarios: tuple[str, ...]
 
     @classmethod
-    def from_metadata(cls, metas: Iterable[Mapping]) -> "Catalog":
+    def of(cls, cases: Iterable[CaseRecord]) -> "Catalog":
         products: set[str] = set()
         scenarios: set[str] = set()
-        for m in metas:
-            if m.get("product"):
-                products.add(str(m["product"]))
-            scenarios.update(s for s in str(m.get("scenarios", "")).split(SCENARIO_SEP) if s)
+        for c in cases:
+            if c.product:
+                products.add(c.product)
+            scenarios.update(s for s in c.scenarios if s)
         return cls(tuple(sorted(products)), tuple(sorted(scenarios)))
-
-    @classmethod
-    def from_retriever(cls, retriever) -> "Catalog":
-        return cls.from_metadata(retriever.case_metadata(c) or {} for c in retriever.case_ids)
 
     def product(self, value: str | None) -> str | None:
         return _match("product", value, self.products)

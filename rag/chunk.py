@@ -9,12 +9,9 @@ matching question against question beats matching question against answer (see R
 
 from __future__ import annotations
 
-from rag.dataset_format import format_provenance
 from rag.filler import strip_image_markers
 from rag.links import separate_links
-from rag.records import Case, Chunk, Turn
-
-SCENARIO_SEP = "|"
+from rag.records import Case, CaseRecord, Chunk, Turn
 
 
 def _clean(text: str) -> str:
@@ -31,61 +28,36 @@ def _exchanges(turns: tuple[Turn, ...]) -> list[tuple[Turn, list[Turn]]]:
     return [(q, answers) for q, answers in out if answers and _clean(q.text)]
 
 
-def case_metadata(case: Case) -> dict[str, str | int | float | bool]:
-    # Chroma metadata must be flat scalars; None would come back as "".
-    meta: dict[str, str | int | float | bool] = {
-        "case_id": case.id,
-        "title": case.title,
-        "product": case.product,
-        "subcategory": case.subcategory,
-        "scenarios": SCENARIO_SEP.join(case.scenarios),
-        "root_cause": case.root_cause or "",
-        "has_links": bool(case.links),
-        "source": case.source,
-        "line": case.line,
-        "answer": _clean(case.answer),
-        "question": _clean(case.question),
-    }
-    if case.provenance is not None:  # only feedback cases carry it: the dataset's chunks are unchanged
-        meta["provenance"] = format_provenance(case.provenance)
-    return meta
+def case_record(case: Case) -> CaseRecord:
+    """What the store keeps of ``case`` (see ``rag.cases`` for how it is stored)."""
+    return CaseRecord(
+        id=case.id, title=case.title, product=case.product, subcategory=case.subcategory, scenarios=case.scenarios,
+        root_cause=case.root_cause, source=case.source, line=case.line, question=_clean(case.question),
+        answer=_clean(case.answer), has_links=bool(case.links), provenance=case.provenance,
+    )
 
 
 def chunk_case(case: Case) -> list[Chunk]:
-    meta = case_metadata(case)
-    answer = meta["answer"]
-    question = _clean(case.question)
+    record = case_record(case)
+    question = record.question
     first_turn = _clean(case.first_customer_turn)
     key_parts = [case.title, question]
     if first_turn and first_turn not in question:
         key_parts.append(first_turn)
     key = "\n".join(p for p in key_parts if p)
     chunks = [
-        Chunk(
-            id=f"{case.id}:case",
-            case_id=case.id,
-            kind="case",
-            text=f"{case.title}\n{question}\n{answer}".strip(),
-            metadata={**meta, "kind": "case", "exchange": 0, "key_text": key},
-        )
+        Chunk(id=f"{case.id}:case", case_id=case.id, kind="case", text=f"{case.title}\n{question}\n{record.answer}".strip(),
+              key_text=key, exchange=0, case=record)
     ]
     exchanges = _exchanges(case.turns)
-    exchange_meta = {k: v for k, v in meta.items() if k not in ("answer", "question")}
     if sum(1 for t in case.turns if t.role == "customer") > 1:
         for n, (q, answers) in enumerate(exchanges, start=1):
             q_text = _clean(q.text)
             a_text = "\n".join(_clean(a.text) for a in answers)
-            chunks.append(
-                Chunk(
-                    id=f"{case.id}:ex{n}",
-                    case_id=case.id,
-                    kind="exchange",
-                    text=f"{q_text}\n{a_text}",
-                    # The answer and question live once, on the case chunk (looked up by case id): copying
-                    # them here made a 2,000-exchange dialogue quadratic in store size and ingest time.
-                    metadata={**exchange_meta, "kind": "exchange", "exchange": n, "key_text": f"{case.title}\n{q_text}"},
-                )
-            )
+            # The case's fields live once, on the case chunk (looked up by case id): copying the answer here
+            # made a 2,000-exchange dialogue quadratic in store size and ingest time.
+            chunks.append(Chunk(id=f"{case.id}:ex{n}", case_id=case.id, kind="exchange", text=f"{q_text}\n{a_text}",
+                                key_text=f"{case.title}\n{q_text}", exchange=n))
     return chunks
 
 

@@ -137,18 +137,16 @@ def stats() -> None:
     """Cases per product and subcategory in the store, and the scenarios (适用场景) --scenario accepts."""
     from collections import Counter
 
-    from rag.catalog import Catalog
-
     p = _pipeline()
-    cases = {c.metadata["case_id"]: c.metadata for c in p.store.all_chunks()}
-    counts = Counter((m.get("product", ""), m.get("subcategory", "")) for m in cases.values())
-    by_product = Counter(m.get("product", "") for m in cases.values())
+    cases = p.cases
+    counts = Counter((c.product, c.subcategory) for c in cases)
+    by_product = Counter(c.product for c in cases)
     rows = [(str(product), str(sub), str(n)) for (product, sub), n in
             sorted(counts.items(), key=lambda kv: (-by_product[kv[0][0]], kv[0][0], -kv[1]))]
     o = _out()
-    o.table(f"{len(cases)} cases, {p.store.count()} chunks", ("product", "subcategory", "cases"), rows, right=("cases",))
+    o.table(f"{len(cases)} cases, {len(cases.chunks)} chunks", ("product", "subcategory", "cases"), rows, right=("cases",))
     o.text("  ".join(f"{k}: {v}" for k, v in by_product.most_common()))
-    catalog = Catalog.from_metadata(cases.values())
+    catalog = cases.catalog
     o.text(f"scenarios ({len(catalog.scenarios)}): " + ", ".join(catalog.scenarios))
 
 
@@ -156,9 +154,7 @@ def _filters(p: "Pipeline", product: Optional[str], scenario: Optional[str]) -> 
     """Check --product and --scenario against the store (exit 2 listing the valid values), case-insensitively."""
     if product is None and scenario is None:
         return None, None
-    from rag.catalog import Catalog
-
-    catalog = Catalog.from_retriever(p.retriever)
+    catalog = p.cases.catalog
     return catalog.product(product), catalog.scenario(scenario)
 
 
@@ -184,10 +180,14 @@ def search(
     with _Bar() as bar:
         p.ensure_ingested(progress=bar)
     product, scenario = _filters(p, product, scenario)
-    hits = p.retriever.retrieve(text, k or p.settings.top_k, product=product, scenario=scenario)
+    from rag.retrieve import Filters
+
+    hits = p.retriever.retrieve(text, Filters.of(product=product, scenario=scenario), k or p.settings.top_k).hits
     o = _out()
     if as_json:
-        o.json([asdict(h) for h in hits])
+        o.json([{"case_id": h.case_id, "score": h.score, "title": h.title, "product": h.product,
+                 "subcategory": h.subcategory, "chunk_id": h.chunk_id, "chunk_text": h.chunk_text, "answer": h.answer,
+                 "case": asdict(h.case), "components": h.components, "match": h.match} for h in hits])
         return
     o.table("", ("#", "score", "case", "title", "product", "matched text"),
             [(str(n), f"{h.score:.3f}", h.case_id, h.title, f"{h.product}｜{h.subcategory}", " ".join(h.chunk_text.split())[:240])
@@ -261,7 +261,7 @@ def draft(
     o.styled(f"action: [bold]{result.action}[/]   " + escape(tail).format(flag=" [yellow](offline fallback)[/]" if result.fallback else ""),
              f"action: {result.action}   " + tail.format(flag=" (offline fallback)" if result.fallback else ""))
     o.table("cited cases", ("case", "title", "product", "score"),
-            [(c.case_id, c.title, str((p.retriever.case_metadata(c.case_id) or {}).get("product", "")), f"{c.score:.3f}")
+            [(c.case_id, c.title, getattr(p.cases.get(c.case_id), "product", ""), f"{c.score:.3f}")
              for c in result.citations], right=("score",))
     for note in result.notes:
         _err("[dim]note:[/]", note)

@@ -24,11 +24,14 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, NamedTuple
+from typing import TYPE_CHECKING, Iterable, NamedTuple
 from urllib.parse import urlsplit
 
 from rag.links import link_spans
 from rag.normalise import normalise
+
+if TYPE_CHECKING:
+    from rag.cases import CaseRepository
 
 # Special-use names (RFC 2606/6761) are not on the suffix list, but an attacker's test page is a host too.
 SPECIAL_USE = frozenset({"example", "test", "invalid", "localhost", "local", "internal", "onion", "lan", "home", "corp"})
@@ -208,18 +211,12 @@ class CorpusIdentifiers:
         )
 
     @classmethod
-    def from_chunks(cls, chunks: Iterable) -> "CorpusIdentifiers":
-        """From stored chunks (``.text``, ``.metadata`` with ``case_id`` and ``answer``): what a
-        running service knows without re-reading the dataset files."""
+    def from_cases(cls, cases: "CaseRepository") -> "CorpusIdentifiers":
+        """From the store's cases and chunks: what a running service knows without re-reading the dataset files."""
         texts: dict[str, list[str]] = defaultdict(list)
-        answers: dict[str, str] = {}
-        for c in chunks:
-            case_id = str(c.metadata.get("case_id", ""))
-            texts[case_id].append(c.text)
-            texts[case_id].append(str(c.metadata.get("question", "")))
-            if c.metadata.get("kind") == "case" or case_id not in answers:
-                answers[case_id] = str(c.metadata.get("answer", ""))
-        return cls.learn((cid, "\n".join(parts), answers.get(cid, "")) for cid, parts in texts.items())
+        for c in cases.chunks:
+            texts[c.case_id].append(c.text)
+        return cls.learn((r.id, "\n".join([*texts[r.id], r.question]), r.answer) for r in cases)
 
     def public_host(self, host: str) -> bool:
         return bool(host) and registrable(host) in self.public_domains

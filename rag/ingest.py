@@ -15,8 +15,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
+from rag.cases import covered_sources, encode_chunk, ids_by_source
 from rag.chunk import chunk_cases
 from rag.configs import StoreConfig
 from rag.embed import Embedder
@@ -45,6 +46,7 @@ class IngestSummary:
     warnings: tuple[str, ...] = field(default=())
     generation: int = 0  # the store's generation after this ingest (a running service reloads on a new one)
     notes: tuple[str, ...] = field(default=())  # what the ingest did besides the cases (a damaged store moved aside)
+    migrated: int = 0  # stored chunks whose metadata an older version wrote, rewritten in place
 
 
 def no_progress(stage: str, done: int, total: int) -> None:
@@ -76,7 +78,7 @@ def ingest(
     started = time.perf_counter()
     paths = list(paths)
     progress("parse", 0, len(paths))
-    cases, report = parse_paths(paths, strict=settings.strict)
+    cases, report = parse_paths(paths, strict=settings.strict, root=settings.data_dir)
     progress("parse", len(paths), len(paths))
     chunks = chunk_cases(cases)
     where = StoreConfig.from_settings(settings)
@@ -86,30 +88,34 @@ def ingest(
     try:
         if rebuild:
             store = _rebuild_target(where, embedder.name, notes)
+            stored: dict[str, dict[str, Any]] = {}
             existing: dict[str, set[str]] = {}
         else:
             check_store(where)
             store = ChunkStore(where, embedder.name)
-            existing = store.chunk_ids_by_source()
+            stored = store.metadata()
+            existing = ids_by_source(stored)
         # A file that could not be read at all says nothing about its cases: keep what the store has.
-        sources = set(report.sources) - set(report.unreadable)
+        sources = covered_sources(stored, set(report.sources) - set(report.unreadable))
         to_add, to_delete = plan(chunks, existing, sources, prune and not report.unreadable)
+        stale = [c for c in chunks if c.id in stored and stored[c.id] != encode_chunk(c)]
         batch = max(1, settings.embedding_batch_size)
         progress("embed", 0, len(to_add))
         for start in range(0, len(to_add), batch):
             part = to_add[start : start + batch]
-            vectors = embedder.embed([str(c.metadata["key_text"]) for c in part], "query")
+            vectors = embedder.embed([c.key_text for c in part], "query")
             store.upsert(part, vectors)
             progress("embed", start + len(part), len(to_add))
         # Add before delete: a changed case's new chunks have new ids, so an ingest stopped halfway
         # leaves old and new side by side (the next ingest removes the old), never neither.
         store.delete(to_delete)
+        store.rewrite_metadata(stale)
         if rebuild:
             store.activate()  # the switch: one metadata write; readers move to the new collection
             store.drop_inactive()
             if not where.chroma_url:
                 remove_orphan_segments(where.store_path)
-        elif to_add or to_delete:
+        elif to_add or to_delete or stale:
             store.bump_generation()
     finally:
         lock.release()
@@ -125,6 +131,7 @@ def ingest(
         warnings=report.warnings,
         generation=store.generation,
         notes=tuple(notes),
+        migrated=len(stale),
     )
 
 

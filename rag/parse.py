@@ -234,57 +234,83 @@ def parse_text(text: str, source: str, *, strict: bool = False, warnings: list[s
     return cases
 
 
-def read_dataset_file(path: Path) -> str:
+def read_dataset_file(path: Path, source: str | None = None) -> str:
     """Read a dataset file as UTF-8; a file that is not UTF-8 is an error naming the line."""
+    name = source or path.name
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ParseError(f"cannot read the file: {exc.strerror or exc}", source=path.name, line=0) from None
+        raise ParseError(f"cannot read the file: {exc.strerror or exc}", source=name, line=0) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise ParseError(f"not valid UTF-8 (byte {exc.start})", source=path.name, line=line) from None
+        raise ParseError(f"not valid UTF-8 (byte {exc.start})", source=name, line=line) from None
 
 
-def dataset_files(paths: Iterable[Path]) -> list[Path]:
-    """Expand folders into their dataset files, sorted so ingest order is stable."""
-    files: list[Path] = []
+def source_name(file: Path, base: Path) -> str:
+    """How a dataset file is named in case ids and the store: its path relative to ``base``, with '/'."""
+    try:
+        return file.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return file.name
+
+
+def dataset_files(paths: Iterable[Path], root: Path | None = None) -> list[tuple[Path, str]]:
+    """Expand folders into their dataset files (sorted, so ingest order is stable), each with its source name.
+
+    The name is the path relative to ``root`` when the file lies under it, else relative to the folder it
+    was found in (a file given on its own: its name). Two ``part1.md`` in different folders stay two
+    sources; a file directly in the root is named as before, by its file name.
+    """
+    files: list[tuple[Path, str]] = []
     for p in paths:
         p = Path(p)
+        base = root if root is not None and _inside(p, root) else (p if p.is_dir() else p.parent)
         if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in DATASET_SUFFIXES and not f.name.startswith(".")))
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in DATASET_SUFFIXES and not f.name.startswith("."))
+            files.extend((f, source_name(f, base)) for f in found)
         elif p.is_file():
-            files.append(p)
+            files.append((p, source_name(p, base)))
         else:
             raise ParseError("no such file or folder", source=str(p), line=0)
     return files
 
 
-def parse_file(path: Path, *, strict: bool = False, warnings: list[str] | None = None) -> list[Case]:
-    text = read_dataset_file(path)
-    return parse_text(text, path.name, strict=strict, warnings=warnings)
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
 
 
-def parse_paths(paths: Iterable[Path], *, strict: bool = False) -> tuple[list[Case], ParseReport]:
-    """Parse every dataset file under ``paths``. Unreadable files are skipped (or raise, when strict)."""
+def parse_file(path: Path, *, strict: bool = False, warnings: list[str] | None = None, source: str | None = None) -> list[Case]:
+    text = read_dataset_file(path, source)
+    return parse_text(text, source or path.name, strict=strict, warnings=warnings)
+
+
+def parse_paths(paths: Iterable[Path], *, strict: bool = False, root: Path | None = None) -> tuple[list[Case], ParseReport]:
+    """Parse every dataset file under ``paths`` (named relative to ``root``, see ``dataset_files``).
+
+    Unreadable files are skipped (or raise, when strict)."""
     cases: list[Case] = []
     warnings: list[str] = []
     unreadable: list[str] = []
-    files = dataset_files(paths)
-    for f in files:
+    files = dataset_files(paths, root)
+    for f, name in files:
         try:
-            cases.extend(parse_file(f, strict=strict, warnings=warnings))
+            cases.extend(parse_file(f, strict=strict, warnings=warnings, source=name))
         except ParseError as exc:
             if strict:
                 raise
             warnings.append(str(exc))
-            unreadable.append(f.name)
+            unreadable.append(name)
     return cases, ParseReport(
         files=len(files),
         cases=len(cases),
         skipped=len(warnings),
         warnings=tuple(warnings),
-        sources=tuple(f.name for f in files),
+        sources=tuple(name for _, name in files),
         unreadable=tuple(unreadable),
     )

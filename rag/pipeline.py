@@ -21,6 +21,7 @@ from rag.draft.llm_cache import CachedLLM
 from rag.draft.prompts import PromptPair
 from rag.embed import Embedder, make_embedder
 from rag.ingest import IngestSummary, Progress, no_progress, ingest
+from rag.cases import CaseRepository
 from rag.retrieve import CaseRetriever, RetrievalConfig
 from rag.settings import Settings
 from rag.store import ChunkStore
@@ -36,6 +37,7 @@ class Pipeline:
         self._embedder: Embedder | None = None
         # What an ingest makes stale: opened on first use, dropped by ``ingest``.
         self._store: ChunkStore | None = None
+        self._cases: CaseRepository | None = None
         self._retriever: CaseRetriever | None = None
         self._drafter: Drafter | None = None
         # A reload after another process's ingest must not reuse this process's cached embedded store.
@@ -57,7 +59,7 @@ class Pipeline:
 
     def _forget_store(self) -> None:
         with self._lock:
-            self._store = self._retriever = self._drafter = None
+            self._store = self._cases = self._retriever = self._drafter = None
 
     def ensure_ingested(self, progress: Progress = no_progress) -> IngestSummary | None:
         """On first use with an empty store, ingest ``data/`` so a new user gets a draft at once."""
@@ -76,11 +78,19 @@ class Pipeline:
             return self._store
 
     @property
+    def cases(self) -> CaseRepository:
+        """The cases of the store, read once: every face asks this, never Chroma's metadata."""
+        with self._lock:
+            if self._cases is None:
+                self._cases = CaseRepository.from_store(self.store)
+            return self._cases
+
+    @property
     def retriever(self) -> CaseRetriever:
         with self._lock:
             if self._retriever is None:
                 self._retriever = CaseRetriever(self.store, self.embedder, RetrievalConfig.from_settings(self.settings),
-                                                lexical_cache=self.settings.cache_dir / "bm25")
+                                                cases=self.cases, lexical_cache=self.settings.cache_dir / "bm25")
             return self._retriever
 
     def llm(self) -> ChatModel | None:

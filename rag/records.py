@@ -74,30 +74,68 @@ class Case:
 
 
 @dataclass(frozen=True, slots=True)
+class CaseRecord:
+    """What the store keeps of a case: enough to cite it, filter by it and show it (no turns)."""
+
+    id: str
+    title: str
+    product: str
+    subcategory: str
+    scenarios: tuple[str, ...]
+    root_cause: str | None
+    source: str  # the dataset file, as a path relative to the ingested root
+    line: int
+    question: str  # links separated, image markers removed
+    answer: str  # the substantive agent answer, cleaned the same way
+    has_links: bool = False
+    provenance: Provenance | None = None  # None: a case of the dataset itself
+
+
+@dataclass(frozen=True, slots=True)
 class Chunk:
+    """A searchable piece of a case. The case chunk carries its case record; an exchange chunk refers to
+    its case by ``case_id`` and ``exchange`` (its number in the dialogue)."""
+
     id: str
     case_id: str
     kind: Literal["case", "exchange"]
     text: str
-    metadata: dict[str, str | int | float | bool] = field(default_factory=dict, hash=False, compare=False)
+    key_text: str  # the question side: what gets embedded
+    exchange: int = 0
+    case: CaseRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Hit:
     """One retrieved past case, with the chunk that matched best."""
 
-    case_id: str
+    case: CaseRecord
     score: float
-    title: str
-    product: str
-    subcategory: str
     chunk_id: str
     chunk_text: str
-    answer: str
-    metadata: dict[str, str | int | float | bool] = field(default_factory=dict, hash=False, compare=False)
     components: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
     # Calibrated probability that this case addresses the ticket's problem (None: no match model ran).
     match: float | None = None
+
+    @property
+    def case_id(self) -> str:
+        return self.case.id
+
+    @property
+    def title(self) -> str:
+        return self.case.title
+
+    @property
+    def product(self) -> str:
+        return self.case.product
+
+    @property
+    def subcategory(self) -> str:
+        return self.case.subcategory
+
+    @property
+    def answer(self) -> str:
+        return self.case.answer
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import numpy as np
 from filelock import FileLock, Timeout
 
+from rag.cases import encode_chunk, ids_by_source
 from rag.errors import EmbeddingMismatchError, StoreError, StoreLockedError
 from rag.records import Chunk
 from rag.configs import StoreConfig
@@ -214,7 +215,7 @@ class ChunkStore:
                 ids=[c.id for c in part],
                 embeddings=np.asarray(vectors[start : start + _PAGE], dtype=np.float32),
                 documents=[c.text for c in part],
-                metadatas=[dict(c.metadata) for c in part],
+                metadatas=[encode_chunk(c) for c in part],  # type: ignore[misc]  # chromadb's Metadata is invariant
             )
 
     def delete(self, ids: Sequence[str]) -> None:
@@ -234,12 +235,26 @@ class ChunkStore:
     def ids(self, where: dict | None = None) -> set[str]:
         return {i for page in self._iter(where, include=[]) for i in page["ids"]}
 
+    def metadata(self) -> dict[str, dict[str, Any]]:
+        """Every stored chunk's metadata, by id."""
+        return {i: dict(m or {}) for page in self._iter() for i, m in zip(page["ids"], page["metadatas"])}
+
     def chunk_ids_by_source(self) -> dict[str, set[str]]:
-        out: dict[str, set[str]] = {}
-        for page in self._iter():
-            for i, meta in zip(page["ids"], page["metadatas"]):
-                out.setdefault(str(meta.get("source", "")), set()).add(i)
-        return out
+        return ids_by_source(self.metadata())
+
+    def rewrite_metadata(self, chunks: Sequence[Chunk]) -> None:
+        """Store these chunks' metadata as this version encodes it, keeping their vectors (a migration)."""
+        for start in range(0, len(chunks), _PAGE):
+            part = chunks[start : start + _PAGE]
+            ids = [c.id for c in part]
+            # Chroma merges metadata on update: keys this version no longer writes are set to None to go.
+            page = self._col.get(ids=ids, include=["metadatas"])
+            old = {i: m or {} for i, m in zip(page["ids"], page["metadatas"])}
+            metas = []
+            for c in part:
+                new = encode_chunk(c)
+                metas.append({**{k: None for k in old.get(c.id, {}) if k not in new}, **new})
+            self._col.update(ids=ids, metadatas=metas)
 
     def all_chunks(self) -> list[StoredChunk]:
         out: list[StoredChunk] = []

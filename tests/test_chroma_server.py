@@ -32,7 +32,7 @@ def test_ingest_and_search_through_a_chroma_server(tmp_path, make_settings, star
     assert first.added == first.chunks > 0 and again.added == 0
     assert not (tmp_path / "unused" / "chroma.sqlite3").exists()  # nothing went to the embedded store
     store = ChunkStore(StoreConfig.from_settings(s), e.name, create=False)
-    hits = CaseRetriever(store, e).retrieve("证书过期了怎么续", k=2)
+    hits = CaseRetriever(store, e).retrieve("证书过期了怎么续", k=2).hits
     assert hits[0].title == "证书过期怎么办"
 
 

@@ -1,5 +1,6 @@
 from pathlib import Path
 
+from rag.cases import decode_chunk, encode_chunk
 from rag.chunk import chunk_case, chunk_cases
 from rag.parse import parse_file, parse_paths
 from rag.settings import PROJECT_ROOT
@@ -23,13 +24,17 @@ def test_chunk_text_and_metadata():
     assert "[图片]" not in case_chunk.text
     assert "cache-refresh Tip" in case_chunk.text  # the glued word is separated from the link
     assert second.text == "刷新了多久生效\n一般5-10分钟生效"
-    assert second.metadata["key_text"] == "如何刷新CDN缓存\n刷新了多久生效"
+    assert second.key_text == "如何刷新CDN缓存\n刷新了多久生效"
+    case = case_chunk.case
+    assert case is not None and case.id == refresh.id and case.product == "CDN" and case.subcategory == "刷新缓存问题"
+    assert case.scenarios == ("CDN",) and case.root_cause is None and case.has_links is True
+    assert case.source == "small.md"
+    # Exchange chunks refer to their case and copy none of its fields.
+    assert [(c.case_id, c.exchange, c.case) for c in (first, second)] == [(refresh.id, 1, None), (refresh.id, 2, None)]
     for chunk in (case_chunk, first, second):
-        m = chunk.metadata
-        assert m["case_id"] == refresh.id and m["product"] == "CDN" and m["subcategory"] == "刷新缓存问题"
-        assert m["scenarios"] == "CDN" and m["root_cause"] == "" and m["has_links"] is True
-        assert m["source"] == "small.md"
-        assert all(isinstance(v, (str, int, float, bool)) for v in m.values())
+        meta = encode_chunk(chunk)
+        assert all(isinstance(v, (str, int, float, bool)) for v in meta.values())
+        assert decode_chunk(chunk.id, chunk.text, meta) == chunk  # what is stored reads back as the same chunk
     assert len({case_chunk.id, first.id, second.id}) == 3
 
 

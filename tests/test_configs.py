@@ -182,7 +182,7 @@ def test_one_factory_builds_every_drafter_and_an_ingest_resets_it(small, tmp_pat
     (extra / "part2.md").write_text(text, encoding="utf-8")
     p.ingest([extra])
     assert p.store is not old_store and p.retriever is not old_retriever and p.drafter is not first
-    assert "证书到期怎么续期" in {h.title for h in p.retriever.retrieve("证书到期怎么续期", 5)}
+    assert "证书到期怎么续期" in {h.title for h in p.retriever.retrieve("证书到期怎么续期", k=5)}
 
 
 def test_eval_never_grades_a_corpus_other_than_the_ingested_one(small, tmp_path, monkeypatch):

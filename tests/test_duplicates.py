@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rag.chunk import case_metadata
+from rag.chunk import case_record
 from rag.parse import parse_paths
 from rag.retrieve.consensus import agreement_matrix, consensus_scores, rerank
 from rag.retrieve.duplicates import duplicate_groups
@@ -43,6 +43,6 @@ def test_a_template_answering_different_questions_still_votes_unless_it_came_fro
 def test_no_two_cases_of_the_corpus_are_copies():
     """So the corpus's rankings, and every figure measured on them, are unchanged."""
     cases, _ = parse_paths(["data"])
-    metas = [case_metadata(c) for c in cases]
-    groups = duplicate_groups([str(m["answer"]) for m in metas], [str(m["question"]) for m in metas], [False] * len(metas))
+    records = [case_record(c) for c in cases]
+    groups = duplicate_groups([r.answer for r in records], [r.question for r in records], [False] * len(records))
     assert len(set(groups.tolist())) == len(cases) == 114

@@ -43,6 +43,6 @@ def test_ingest_and_search_with_the_st_backend(make_settings, tmp_path):
     e = make_embedder(EmbeddingConfig.from_settings(s))
     assert ingest([data], s, e).added > 0
     store = ChunkStore(StoreConfig.from_settings(s), e.name, create=False)
-    assert CaseRetriever(store, e).retrieve("发票怎么开", k=1)[0].title == "发票怎么开"
+    assert CaseRetriever(store, e).retrieve("发票怎么开", k=1).hits[0].title == "发票怎么开"
     with pytest.raises(EmbeddingMismatchError):  # the same collection with the default model is refused
         ChunkStore(StoreConfig.from_settings(make_settings()), make_embedder(EmbeddingConfig.from_settings(make_settings())).name)

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from typer.testing import CliRunner
 
+from rag.cases import decode_chunk, encode_chunk
 from rag.chunk import chunk_case
 from rag.cli import app
 from rag.deidentify import deidentify
@@ -167,12 +168,14 @@ def test_provenance_reaches_chunk_metadata_and_the_api_models(tmp_path):
     store = _store(tmp_path, ["您好，请续费。"])
     store.review(1, "approved", "lead")
     (case,) = export_feedback(store, allowlist=()).cases
-    meta = chunk_case(case)[0].metadata
-    out = ProvenanceOut.from_metadata(meta)
+    meta = encode_chunk(chunk_case(case)[0])
+    stored = decode_chunk("x:case", "", meta).case
+    assert stored is not None and stored.provenance == case.provenance  # what Chroma keeps reads back exactly
+    out = ProvenanceOut.of(stored.provenance)
     assert out is not None and out.feedback_ids == [1] and out.reviewer == "lead" and out.copies == 1
     assert out.draft_ids == [store.items()[0].draft_id] and out.reviewed_at == case.provenance.reviewed_at
     dataset_cases, _ = parse_paths(["data"])
-    assert "provenance" not in chunk_case(dataset_cases[0])[0].metadata  # the dataset's chunks are unchanged
+    assert "provenance" not in encode_chunk(chunk_case(dataset_cases[0])[0])  # the dataset's chunks are unchanged
 
 
 def test_near_duplicate_finals_become_one_case_counting_the_copies(tmp_path):

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import respx
 
+from rag.retrieve import Filters
 from rag.settings import PROJECT_ROOT
 
 pytest.importorskip("llama_index.core")
@@ -120,7 +121,7 @@ def test_retriever_evaluator_on_the_labelled_set_matches_the_projects_figures(co
         result = evaluator.evaluate(query=text, expected_ids=relevant)
         li_hit.append(result.metric_vals_dict["hit_rate"])
         li_mrr.append(result.metric_vals_dict["mrr"])
-        ranked = [h.case_id for h in corpus_pipeline.retriever.retrieve(text, k, exclude=[case_id])]
+        ranked = [h.case_id for h in corpus_pipeline.retriever.retrieve(text, Filters.of(exclude=[case_id]), k)]
         assert result.retrieved_ids == ranked  # the adapter returns exactly the project's ranking
         first = next((i for i, c in enumerate(ranked) if c in relevant), None)
         own_hit.append(1.0 if first is not None else 0.0)

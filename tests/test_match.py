@@ -8,7 +8,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from rag.draft import policy
 from rag.errors import ConfigError
-from rag.records import Hit, Ticket
+from rag.records import CaseRecord, Hit, Ticket
 from rag.retrieve.match import FEATURES, FIT_FEATURES, CandidateText, Linear, MatchModel, fit_features, pair_features
 from rag.score.labels import load_groups, load_tickets
 from rag.score.relevance import (Decision, decision_scores, expected_calibration_error, ranking_scores,
@@ -121,7 +121,9 @@ def test_labels_load_and_name_bad_lines(tmp_path):
 
 
 def _hit(case_id: str, match: float, answer: str = "您好，在控制台 → CDN → 刷新预取 里提交 URL 即可。") -> Hit:
-    return Hit(case_id, match, "标题", "CDN", "", f"{case_id}:case", "", answer, match=match)
+    case = CaseRecord(id=case_id, title="标题", product="CDN", subcategory="", scenarios=(), root_cause=None,
+                      source="x.md", line=1, question="", answer=answer)
+    return Hit(case, match, f"{case_id}:case", "", match=match)
 
 
 def test_policy_answers_only_above_the_threshold():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rag.cases import encode_chunk
 from rag.chunk import chunk_case
 from rag.parse import parse_text
 
@@ -50,8 +51,9 @@ def test_exchange_chunks_do_not_copy_the_answer():
     case = parse_text(CASE.replace("**客户**：证书过期了\u2028怎么办\u2029谢谢\n**客服**：您好，请在控制台重新申请免费证书。", turns), "x.md")[0]
     chunks = chunk_case(case)
     assert len(chunks) == 301
-    answer_len = len(chunks[0].metadata["answer"])
+    metas = [encode_chunk(c) for c in chunks]
+    answer_len = len(chunks[0].case.answer)
     assert answer_len > 10_000
-    total_meta = sum(len(str(v)) for c in chunks for v in c.metadata.values())
+    total_meta = sum(len(str(v)) for m in metas for v in m.values())
     assert total_meta < answer_len * 3  # linear in the dialogue, not 300 copies of the answer
-    assert all("answer" not in c.metadata for c in chunks[1:])
+    assert all(c.case is None for c in chunks[1:]) and all(set(m) == set(metas[1]) for m in metas[1:])

@@ -4,7 +4,7 @@
 import pytest
 
 from rag.parse import parse_paths
-from rag.retrieve import CaseRetriever, RetrievalConfig
+from rag.retrieve import CaseRetriever, Filters, RetrievalConfig
 from rag.score.labels import load_groups
 from rag.score.relevance import mean_of, ranking_scores
 from rag.score.retrieval import RelevanceTable, oracle_rankings, score_rankings
@@ -27,7 +27,7 @@ def table():
 def _loo(pipeline, table, cfg):
     cases, t = table
     r = CaseRetriever(pipeline.store, pipeline.embedder, cfg, use_match_model=cfg.rerank == "match")
-    return {c.id: [x.case_id for x in r.retrieve(c.query_text, 10, exclude={c.id})] for c in cases}
+    return {c.id: r.retrieve(c.query_text, Filters.of(exclude={c.id}), 10).case_ids for c in cases}
 
 
 def _labelled(rankings, cases):

@@ -1,7 +1,7 @@
 import pytest
 
 from rag.records import Ticket
-from rag.retrieve import CaseRetriever, RetrievalConfig
+from rag.retrieve import CaseRetriever, Filters, RetrievalConfig
 from rag.retrieve.consensus import rerank
 from rag.retrieve.fusion import best_per_case, rrf
 from rag.retrieve.retriever import rewrite_query
@@ -33,7 +33,9 @@ def test_query_rewrite_drops_greetings_redactions_links_and_ids():
 
 @pytest.mark.e2e
 def test_certificate_ticket_finds_certificate_cases(corpus_pipeline):
-    hits = corpus_pipeline.retriever.retrieve("证书过期了，怎么重新配置免费证书", k=5)
+    result = corpus_pipeline.retriever.retrieve("证书过期了，怎么重新配置免费证书", k=5)
+    hits = list(result.hits)
+    assert result.timing.lexical_ms > 0 and result.timing.dense_ms > 0 and result.timing.match_ms > 0
     assert len(hits) == 5 and len({h.case_id for h in hits}) == 5
     assert sum("证书" in h.title for h in hits) >= 4
     assert hits[0].chunk_text and hits[0].answer
@@ -44,21 +46,21 @@ def test_certificate_ticket_finds_certificate_cases(corpus_pipeline):
 @pytest.mark.e2e
 def test_filters_and_exclusion(corpus_pipeline):
     r = corpus_pipeline.retriever
-    by_product = r.retrieve("怎么查看账单和消费明细", k=5, product="账户与财务")
+    by_product = r.retrieve("怎么查看账单和消费明细", Filters(product="账户与财务"), 5).hits
     assert by_product and all(h.product == "账户与财务" for h in by_product)
-    by_scenario = r.retrieve("证书", k=5, scenario="SSL证书")
-    assert by_scenario and all("SSL证书" in h.metadata["scenarios"].split("|") for h in by_scenario)
-    first = r.retrieve("证书过期了，怎么重新配置免费证书", k=3)
-    without = r.retrieve("证书过期了，怎么重新配置免费证书", k=3, exclude={first[0].case_id})
-    assert first[0].case_id not in {h.case_id for h in without}
-    assert r.retrieve(Ticket("证书过期", product="不存在的产品"), k=3) == []
+    by_scenario = r.retrieve("证书", Filters(scenarios=("SSL证书",)), 5).hits
+    assert by_scenario and all("SSL证书" in h.case.scenarios for h in by_scenario)
+    first = r.retrieve("证书过期了，怎么重新配置免费证书", k=3).hits
+    without = r.retrieve("证书过期了，怎么重新配置免费证书", Filters.of(exclude={first[0].case_id}), 3)
+    assert first[0].case_id not in without.case_ids
+    assert r.retrieve(Ticket("证书过期", product="不存在的产品"), k=3).hits == ()
 
 
 @pytest.mark.e2e
 def test_modes_all_return_cases(corpus_pipeline):
     for mode in ("lexical", "dense", "fused"):
         r = CaseRetriever(corpus_pipeline.store, corpus_pipeline.embedder, RetrievalConfig(mode=mode))
-        assert len(r.retrieve("CDN 刷新缓存多久生效", k=3)) == 3
+        assert len(r.retrieve("CDN 刷新缓存多久生效", k=3).hits) == 3
 
 
 def test_lexical_index_is_saved_and_reloaded(tmp_path):

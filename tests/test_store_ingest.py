@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.cases import CaseRepository
 from rag.configs import EmbeddingConfig, StoreConfig
 from rag.embed import make_embedder
 from rag.errors import EmbeddingMismatchError, StoreLockedError
@@ -51,8 +52,7 @@ def test_changed_case_replaces_its_chunks_without_orphans(make_settings, dataset
     assert not any("一般5-10分钟生效" in t for t in texts)
     assert any("一般10分钟左右生效" in t for t in texts)
     assert new.count() == len(old_ids)
-    case_ids = {c.metadata["case_id"] for c in new.all_chunks()}
-    assert len(case_ids) == 3
+    assert len(CaseRepository.from_store(new)) == 3
 
 
 def test_removed_case_and_pruned_file(make_settings, dataset):
@@ -60,13 +60,13 @@ def test_removed_case_and_pruned_file(make_settings, dataset):
     e = make_embedder(EmbeddingConfig.from_settings(s))
     shutil.copy(TEST_DATA / "small.md", dataset / "part2.md")
     ingest([dataset], s, e)
-    assert len({c.metadata["source"] for c in _store(s).all_chunks()}) == 2
+    assert len({c.source for c in CaseRepository.from_store(_store(s))}) == 2
     (dataset / "part2.md").unlink()
     kept = ingest([dataset], s, e)  # without --prune a vanished file's cases stay
     assert kept.deleted == 0
     pruned = ingest([dataset], s, e, prune=True)
     assert pruned.deleted > 0
-    assert {c.metadata["source"] for c in _store(s).all_chunks()} == {"part1.md"}
+    assert {c.source for c in CaseRepository.from_store(_store(s))} == {"part1.md"}
 
 
 def test_a_second_ingest_is_refused_while_one_holds_the_lock(make_settings, dataset):
@@ -119,10 +119,11 @@ def test_store_refuses_another_embedding_model(make_settings, dataset):
 def test_metadata_round_trips_flat(make_settings, dataset):
     s = make_settings()
     ingest([dataset], s, make_embedder(EmbeddingConfig.from_settings(s)))
-    chunk = next(c for c in _store(s).all_chunks() if c.metadata["kind"] == "case" and c.metadata["title"] == "证书过期怎么办")
-    assert chunk.metadata["root_cause"] == "证书过期，需要重新申请或上传新证书"
-    assert chunk.metadata["has_links"] is True
-    assert chunk.metadata["scenarios"] == "CDN|SSL证书"
+    case = next(c for c in CaseRepository.from_store(_store(s)) if c.title == "证书过期怎么办")
+    assert case.root_cause == "证书过期，需要重新申请或上传新证书"
+    assert case.has_links is True
+    assert case.scenarios == ("CDN", "SSL证书")
+    assert all(isinstance(v, (str, int, float, bool)) for c in _store(s).all_chunks() for v in c.metadata.values())
 
 
 def test_an_unreadable_file_never_loses_its_stored_cases(make_settings, dataset):
@@ -147,7 +148,7 @@ def test_a_retriever_built_before_a_new_ingest_keeps_working(make_settings, data
     new = dataset / "part2.md"
     new.write_text((TEST_DATA / "small.md").read_text(encoding="utf-8").replace("发票怎么开", "退款怎么申请"), encoding="utf-8")
     ingest([dataset], s, e)
-    hits = retriever.retrieve("退款怎么申请", k=5)
+    hits = retriever.retrieve("退款怎么申请", k=5).hits
     assert hits and all(h.title for h in hits)
 
 

@@ -23,7 +23,7 @@ from rag.filler import strip_image_markers
 from rag.identifiers import CorpusIdentifiers
 from rag.links import find_links
 from rag.records import Action, Citation, Draft, Hit, Ticket, Usage
-from rag.retrieve import CaseRetriever
+from rag.retrieve import Filters, Retriever
 
 Fallback = Literal["offline", "none"]
 # Small models put the marker anywhere (first line, mid-sentence, twice): the first one is the action,
@@ -58,7 +58,7 @@ def without_injected_lines(ticket: Ticket) -> Ticket:
 def format_cases(hits: Sequence[Hit], answer_chars: int = CASE_ANSWER_CHARS) -> str:
     blocks = []
     for n, h in enumerate(hits, start=1):
-        question = strip_image_markers(str(h.metadata.get("question", h.title)))[:300]
+        question = strip_image_markers(h.case.question)[:300]
         answer = strip_image_markers(h.answer)[:answer_chars]
         # Case text is data too (feedback can become a case): escaped into its own block.
         blocks.append(
@@ -82,22 +82,13 @@ def parse_llm_reply(text: str) -> tuple[Action | None, str]:
     return m.group(1).lower(), _ACTION.sub("", text).strip()  # type: ignore[return-value]  # _ACTION matches only Action values
 
 
-def known_links_of(retriever: CaseRetriever) -> frozenset[str]:
-    """Every clean link in the stored agent answers: the only links a draft may repeat besides the allow-list."""
-    links: set[str] = set()
-    for meta in (retriever.case_metadata(c) for c in retriever.case_ids):
-        if meta:
-            links.update(find_links(str(meta.get("answer", ""))))
-    return frozenset(links)
-
-
 class Drafter:
     """Build it through ``Pipeline.make_drafter`` (every face does); tests may wire one by hand."""
 
     def __init__(
         self,
         config: DraftConfig,
-        retriever: CaseRetriever,
+        retriever: Retriever,
         *,
         llm: ChatModel | None = None,
         prompts: PromptPair | None = None,
@@ -106,11 +97,11 @@ class Drafter:
         self.retriever = retriever
         self.llm = llm
         self.prompts = prompts or PromptPair.load(config.prompts_dir, config.prompt_variant)
-        self.known_links = known_links_of(retriever)
+        self.known_links = retriever.cases.known_links
         # Bounds the LLM calls in flight: when every slot hangs on a slow endpoint, the next drafts fall
         # back to offline at once instead of pinning the service's worker threads.
         self._llm_slots = threading.BoundedSemaphore(config.llm_max_concurrent)
-        self.corpus_ids = CorpusIdentifiers.from_chunks(retriever.chunks)
+        self.corpus_ids = CorpusIdentifiers.from_cases(retriever.cases)
         self.texts = VerdictTexts(config.prompts_dir)
         model = getattr(retriever, "match_model", None)
         self.threshold = (config.answer_threshold if config.answer_threshold is not None
@@ -137,7 +128,7 @@ class Drafter:
         notes = scan_fields(ticket_fields(ticket))
         # Injected instructions say nothing about the problem: the match and the verdict are judged on the rest.
         asked = without_injected_lines(ticket)
-        hits = self.retriever.retrieve(asked, k=max(k, self.config.context_cases), exclude=exclude)
+        hits = self.retriever.retrieve(asked, Filters.of(exclude=exclude), max(k, self.config.context_cases)).hits
         verdict = decide(asked, hits, self.threshold)
         if self.llm is None:
             draft = self._offline(ticket, hits[:k], verdict, notes)

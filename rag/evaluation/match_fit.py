@@ -22,6 +22,7 @@ import numpy as np
 
 from rag.records import Case
 from rag.retrieve.match import FEATURES, FIT_FEATURES, Linear, MatchModel, fit_features
+from rag.retrieve.retrieval import Filters
 from rag.retrieve.retriever import CaseRetriever
 from rag.score.labels import GroupLabels, LabelledTicket
 
@@ -84,7 +85,7 @@ def collect(retriever: CaseRetriever, queries: Sequence[Query], k: int = 5,
             progress: Callable[[], None] = lambda: None) -> PairSet:
     ids, feats = [], []
     for q in queries:
-        cands = retriever.candidates(q.text, k, exclude=q.exclude, with_features=True)
+        cands = retriever.candidates(q.text, Filters.of(exclude=q.exclude), k, with_features=True)
         ids.append(cands.case_ids)
         feats.append(cands.features if cands.features is not None else np.zeros((0, len(FEATURES))))
         progress()

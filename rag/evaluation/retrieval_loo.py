@@ -30,7 +30,7 @@ from rag.configs import EmbeddingConfig, StoreConfig
 from rag.embed import make_embedder
 from rag.ingest import ingest
 from rag.parse import parse_paths
-from rag.retrieve import CaseRetriever, RetrievalConfig
+from rag.retrieve import CaseRetriever, Filters, RetrievalConfig
 from rag.retrieve.lexical import LexicalIndex
 from rag.score.retrieval import (
     RelevanceTable,
@@ -132,7 +132,7 @@ def run(data: Path, k: int = 5, setups: dict[str, RetrievalConfig] = SETUPS, lab
             rankings = {}
             t0 = time.perf_counter()
             for held in queries:
-                hits = retriever.retrieve(by_id[held].query_text, 10, exclude={held})
+                hits = retriever.retrieve(by_id[held].query_text, Filters.of(exclude={held}), 10).hits
                 rankings[held] = [h.case_id for h in hits]
                 progress.advance(task)
             all_rankings[name] = rankings

@@ -108,7 +108,7 @@ def run_eval(
 ) -> EvalRun:
     settings = pipeline.settings
     pipeline.ensure_ingested()
-    cases = graded_cases(settings.data_dir, pipeline.retriever.case_ids)
+    cases = graded_cases(settings.data_dir, pipeline.cases.ids())
     table = RelevanceTable(cases)
     groups_dir = settings.labels_dir / "groups"
     labels: GroupLabels | None = load_groups(groups_dir) if groups_dir.is_dir() else None

@@ -20,8 +20,9 @@ from llama_index.core.callbacks import CallbackManager
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-from rag.catalog import Catalog
 from rag.errors import ConfigError
+from rag.records import Hit
+from rag.retrieve.retrieval import Filters
 
 if TYPE_CHECKING:
     from llama_index.core.query_engine import RetrieverQueryEngine
@@ -41,7 +42,7 @@ class CaseRetriever(BaseRetriever):
         if top_k < 1:
             raise ConfigError("top_k must be >= 1")
         self.pipeline = pipeline
-        catalog = Catalog.from_retriever(pipeline.retriever)
+        catalog = pipeline.cases.catalog
         self.product = catalog.product(product)
         self.scenario = catalog.scenario(scenario)
         self.top_k = top_k
@@ -49,22 +50,20 @@ class CaseRetriever(BaseRetriever):
         super().__init__(callback_manager=callback_manager)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        retriever = self.pipeline.retriever
-        hits = retriever.retrieve(query_bundle.query_str, self.top_k, product=self.product, scenario=self.scenario,
-                                  exclude=self.exclude)
-        return [NodeWithScore(node=self._node(h, retriever.case_metadata(h.case_id) or {}), score=h.score) for h in hits]
+        filters = Filters.of(product=self.product, scenario=self.scenario, exclude=self.exclude)
+        hits = self.pipeline.retriever.retrieve(query_bundle.query_str, filters, self.top_k).hits
+        return [NodeWithScore(node=self._node(h), score=h.score) for h in hits]
 
     @staticmethod
-    def _node(hit: Any, meta: dict) -> TextNode:
-        question = str(meta.get("question", ""))
-        answer = str(meta.get("answer", ""))
-        metadata = {
-            "case_id": hit.case_id, "title": hit.title, "product": hit.product, "subcategory": hit.subcategory,
-            "scenarios": str(meta.get("scenarios", "")), "source": str(meta.get("source", "")),
-            "line": int(meta.get("line", 0) or 0), "matched_text": hit.chunk_text,
+    def _node(hit: Hit) -> TextNode:
+        case = hit.case
+        metadata: dict[str, Any] = {
+            "case_id": case.id, "title": case.title, "product": case.product, "subcategory": case.subcategory,
+            "scenarios": list(case.scenarios), "source": case.source, "line": case.line,
+            "matched_text": hit.chunk_text,
         }
         hidden = [k for k in metadata if k not in _LLM_METADATA]
-        return TextNode(id_=hit.case_id, text=f"{hit.title}\n问题：{question}\n解答：{answer}", metadata=metadata,
+        return TextNode(id_=case.id, text=f"{case.title}\n问题：{case.question}\n解答：{case.answer}", metadata=metadata,
                         excluded_llm_metadata_keys=hidden, excluded_embed_metadata_keys=list(metadata))
 
 

@@ -1,6 +1,8 @@
-"""Retrieve past cases for a ticket: lexical (bm25s over jieba + bigrams) and dense (Chroma),
-fused by reciprocal rank, then a consensus rerank over the candidates' answers."""
+"""Retrieve past cases for a ticket: lexical (bm25s over jieba + bigrams) and dense (Chroma) retrievers,
+composed by the hybrid ``CaseRetriever`` (reciprocal rank fusion, then the match rerank). Every one
+implements ``Retriever``: ``retrieve(query, filters, k) -> Retrieval``."""
 
+from rag.retrieve.retrieval import NO_FILTERS, Filters, Retrieval, Retriever, Timing
 from rag.retrieve.retriever import CaseRetriever, RetrievalConfig
 
-__all__ = ["CaseRetriever", "RetrievalConfig"]
+__all__ = ["CaseRetriever", "Filters", "NO_FILTERS", "Retrieval", "RetrievalConfig", "Retriever", "Timing"]

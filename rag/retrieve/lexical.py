@@ -1,4 +1,4 @@
-"""BM25 (bm25s) over Chinese-aware tokens of each chunk's question side and answer.
+"""BM25 (bm25s) over Chinese-aware tokens of each chunk's question side and answer; the lexical retriever.
 
 Tokenising is the slow part (jieba over every chunk: ~16 s per 10k chunks on 2 cores), so a built
 index is saved under the cache folder, keyed by the exact texts, tokenizer version and parameters;
@@ -10,12 +10,21 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Literal, Sequence
 
 import numpy as np
 
+from rag.records import Ticket
+from rag.retrieve.fusion import best_per_case
+from rag.retrieve.hits import hit
+from rag.retrieve.query import rewrite_query
+from rag.retrieve.retrieval import NO_FILTERS, Filters, Retrieval, Timing, query_text
 from rag.tokens import TOKENIZER_VERSION, tokenize
+
+if TYPE_CHECKING:
+    from rag.cases import CaseRepository
 
 KEEP_CACHED_INDEXES = 4
 
@@ -115,3 +124,36 @@ def _prune(cache_dir: Path) -> None:
                      key=lambda p: p.stat().st_mtime, reverse=True)
     for old in entries[KEEP_CACHED_INDEXES:]:
         shutil.rmtree(old, ignore_errors=True)
+
+
+class LexicalRetriever:
+    """BM25 over the repository's chunks (question side, plus the chunk text for ``field="full"``), per case."""
+
+    def __init__(self, cases: CaseRepository, *, field: Literal["key", "full"] = "full",
+                 cache_dir: Path | None = None, kinds: tuple[str, ...] = ("case", "exchange")) -> None:
+        self.cases = cases
+        self.kinds = kinds
+        texts = [c.key_text if field == "key" else f"{c.key_text}\n{c.text}" for c in cases.chunks]
+        self.index = LexicalIndex.cached(texts, cache_dir)
+
+    def scores(self, text: str) -> np.ndarray:
+        """BM25 score of every chunk row for an already rewritten query."""
+        return self.index.scores(text)
+
+    def rank(self, scores: np.ndarray, filters: Filters, n: int) -> list[tuple[str, str, float]]:
+        """The best ``n`` cases (case id, best chunk id, score) the filters allow."""
+        chunks, kinds = self.cases.chunks, self.kinds
+
+        def allowed(row: int) -> bool:
+            return chunks[row].kind in kinds and filters.allows(self.cases.case_of_row(row))
+
+        hits = self.index.top(scores, n * 4, allowed=allowed)
+        return best_per_case([(chunks[r].case_id, chunks[r].id, s) for r, s in hits])[:n]
+
+    def retrieve(self, query: str | Ticket, filters: Filters = NO_FILTERS, k: int = 5) -> Retrieval:
+        t0 = time.perf_counter()
+        filters = filters.for_ticket(query)
+        ranked = self.rank(self.scores(rewrite_query(query_text(query))), filters, k)
+        ms = (time.perf_counter() - t0) * 1000
+        return Retrieval(tuple(hit(self.cases, c, chunk, s, {"lexical_score": s}) for c, chunk, s in ranked),
+                         Timing(lexical_ms=ms))

@@ -1,39 +1,38 @@
-"""The case retriever: chunk rankings from both indexes, grouped per case, fused, reranked."""
+"""The hybrid case retriever: the lexical and dense retrievers' rankings fused (RRF) and reranked.
+
+``mode`` picks which of the two contribute; the match rerank (default) orders the fused candidates
+with the fitted match model, which also rates each one (``Hit.match``) under any rerank.
+"""
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
-from dataclasses import dataclass
-from typing import Any, Collection, Literal, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
-from rag.chunk import SCENARIO_SEP
+from rag.cases import CaseRepository
 from rag.embed import Embedder
-from rag.identifiers import strip_identifiers
 from rag.records import Hit, Ticket
 from rag.retrieve.consensus import consensus_scores, rerank
+from rag.retrieve.dense import DenseRetriever
 from rag.retrieve.duplicates import duplicate_groups
-from rag.retrieve.fusion import best_per_case, rrf
-from rag.retrieve.lexical import LexicalIndex
+from rag.retrieve.fusion import rrf
+from rag.retrieve.hits import hit
+from rag.retrieve.lexical import LexicalRetriever
 from rag.retrieve.match import CandidateText, MatchModel, idf_table, pair_features
+from rag.retrieve.query import rewrite_query
+from rag.retrieve.retrieval import NO_FILTERS, Filters, Retrieval, Timing, query_text
 from rag.settings import Settings
-from rag.store import ChunkStore, StoredChunk
+from rag.store import ChunkStore
 
 Mode = Literal["lexical", "dense", "fused"]
 Rerank = Literal["match", "consensus", "none"]
 _DEFAULTS = Settings.model_fields
 
-# Greetings, thanks and redaction tokens carry no topic; dropping them keeps BM25 and the
-# embedding on what the customer is asking about.
-_NOISE = re.compile(r"\[REDACTED_[A-Z_]+\]|\[图片\]|^(您好|你好|hello|hi)[，,！!。\s]*|(谢谢|麻烦了|辛苦了)[！!。]*", re.I)
-
-
-def rewrite_query(text: str) -> str:
-    """Drop greetings, thanks, redaction tokens, links and identifiers (measured: top-1 0.245 → 0.256)."""
-    return strip_identifiers(_NOISE.sub(" ", text)) or text
+__all__ = ["CaseRetriever", "Candidates", "RetrievalConfig", "rewrite_query"]
 
 
 @dataclass(frozen=True)
@@ -69,15 +68,6 @@ class RetrievalConfig:
         return cls(**values)
 
 
-@dataclass
-class Timing:
-    embed_ms: float = 0.0
-    dense_ms: float = 0.0
-    lexical_ms: float = 0.0
-    rerank_ms: float = 0.0
-    match_ms: float = 0.0
-
-
 @dataclass(frozen=True)
 class Candidates:
     """Fused candidates for one query, best first, and (for the match rerank) one feature row each."""
@@ -86,111 +76,50 @@ class Candidates:
     fused: dict[str, float]
     matched: dict[str, tuple[str, dict[str, float]]]
     features: np.ndarray | None = None
+    timing: Timing = Timing()
 
 
 class CaseRetriever:
+    """The lexical and dense retrievers composed; implements ``Retriever``."""
+
     def __init__(
         self, store: ChunkStore, embedder: Embedder, config: RetrievalConfig = RetrievalConfig(), *,
-        lexical_cache: Path | None = None, match_model: MatchModel | None = None, use_match_model: bool = True,
+        cases: CaseRepository | None = None, lexical_cache: Path | None = None, match_model: MatchModel | None = None,
+        use_match_model: bool = True,
     ) -> None:
-        self.store = store
-        self.embedder = embedder
         self.config = config
-        self.chunks: list[StoredChunk] = store.all_chunks()
-        self._row = {c.id: i for i, c in enumerate(self.chunks)}
-        self._case_of = [str(c.metadata.get("case_id", "")) for c in self.chunks]
-        self._case_meta: dict[str, dict] = {}
-        for c in self.chunks:
-            if c.metadata.get("kind") == "case" or c.metadata.get("case_id") not in self._case_meta:
-                self._case_meta[str(c.metadata.get("case_id"))] = c.metadata
-        field_of = (lambda c: c.metadata.get("key_text", "")) if config.lexical_field == "key" else (
-            lambda c: f"{c.metadata.get('key_text', '')}\n{c.text}"
-        )
-        self.lexical = LexicalIndex.cached([field_of(c) for c in self.chunks], lexical_cache)
-        self.last_timing = Timing()
-        self.rows_of_case: dict[str, list[int]] = {}
-        for row, case_id in enumerate(self._case_of):
-            self.rows_of_case.setdefault(case_id, []).append(row)
+        self.cases = cases if cases is not None else CaseRepository.from_store(store)
+        self.lexical = LexicalRetriever(self.cases, field=config.lexical_field, cache_dir=lexical_cache,
+                                        kinds=config.chunk_kinds)
+        self.dense = DenseRetriever(self.cases, store, embedder, kinds=config.chunk_kinds)
         # The match model also rates candidates under another rerank: the drafter's verdict needs it.
         self.match_model = (match_model or MatchModel.load()) if use_match_model else None
 
-    @property
-    def case_ids(self) -> list[str]:
-        return list(self._case_meta)
-
-    def case_metadata(self, case_id: str) -> dict | None:
-        return self._case_meta.get(case_id)
-
-    def _allowed(self, product: str | None, scenario: str | None, exclude: Collection[str]):
-        kinds = self.config.chunk_kinds
-
-        def ok(meta: dict) -> bool:
-            if meta.get("kind") not in kinds:
-                return False
-            if meta.get("case_id") in exclude:
-                return False
-            if product and meta.get("product") != product:
-                return False
-            if scenario and scenario not in str(meta.get("scenarios", "")).split(SCENARIO_SEP):
-                return False
-            return True
-
-        return ok
-
-    def _lexical(self, scores: np.ndarray, ok, n: int) -> list[tuple[str, str, float]]:
-        hits = self.lexical.top(scores, n * 4, allowed=lambda row: ok(self.chunks[row].metadata))
-        return best_per_case([(self._case_of[r], self.chunks[r].id, s) for r, s in hits])[:n]
-
-    def _dense(self, vector: np.ndarray, ok, n: int, product: str | None, exclude: Collection[str]) -> list[tuple[str, str, float]]:
-        t1 = time.perf_counter()
-        clauses: list[dict] = []
-        if product:
-            clauses.append({"product": product})
-        if exclude:
-            clauses.append({"case_id": {"$nin": list(exclude)}})
-        where = clauses[0] if len(clauses) == 1 else ({"$and": clauses} if clauses else None)
-        matches = self.store.query(vector, n * 4, where=where)
-        self.last_timing.dense_ms = (time.perf_counter() - t1) * 1000
-        for m in matches:
-            # A chunk ingested after this retriever was built: its metadata is enough to cite it.
-            self._case_meta.setdefault(str(m.metadata.get("case_id")), m.metadata)
-        return best_per_case([(str(m.metadata.get("case_id")), m.id, m.similarity) for m in matches if ok(m.metadata)])[:n]
-
     def candidates(
-        self,
-        query: str | Ticket,
-        k: int = 5,
-        *,
-        product: str | None = None,
-        scenario: str | None = None,
-        exclude: Collection[str] = (),
-        with_features: bool | None = None,
+        self, query: str | Ticket, filters: Filters = NO_FILTERS, k: int = 5, *, with_features: bool | None = None,
     ) -> Candidates:
         """The fused candidate cases, best first, with their match features when a match rerank needs them."""
-        text = query.query_text if isinstance(query, Ticket) else query
-        if isinstance(query, Ticket) and product is None:
-            product = query.product
-        text = rewrite_query(text)
+        filters = filters.for_ticket(query)
+        text = rewrite_query(query_text(query))
         cfg = self.config
         features_wanted = self.match_model is not None if with_features is None else with_features
-        ok = self._allowed(product, scenario, set(exclude))
-        self.last_timing = Timing()
         n = max(cfg.candidates, k)
         rankings: dict[str, list[tuple[str, str, float]]] = {}
-        lexical_scores = np.zeros(len(self.chunks), dtype=np.float32)
+        lexical_scores = np.zeros(len(self.cases.chunks), dtype=np.float32)
         vector = None
+        lexical_ms = embed_ms = dense_ms = match_ms = 0.0
         if cfg.mode in ("lexical", "fused") or features_wanted:
             t0 = time.perf_counter()
             lexical_scores = self.lexical.scores(text)
             if cfg.mode in ("lexical", "fused"):
-                rankings["lexical"] = self._lexical(lexical_scores, ok, n)
-            self.last_timing.lexical_ms = (time.perf_counter() - t0) * 1000
+                rankings["lexical"] = self.lexical.rank(lexical_scores, filters, n)
+            lexical_ms = (time.perf_counter() - t0) * 1000
         if cfg.mode in ("dense", "fused") or features_wanted:
             t0 = time.perf_counter()
-            vector = self.embedder.embed([text], "query")[0]
-            self.last_timing.embed_ms = (time.perf_counter() - t0) * 1000
+            vector = self.dense.embed(text)
+            embed_ms = (time.perf_counter() - t0) * 1000
             if cfg.mode in ("dense", "fused"):
-                rankings["dense"] = self._dense(vector, ok, n, product, set(exclude))
+                rankings["dense"], dense_ms = self.dense.rank(vector, filters, n)
         if cfg.mode == "fused":
             fused = rrf(
                 {name: [c for c, _, _ in r] for name, r in rankings.items()},
@@ -213,23 +142,25 @@ class CaseRetriever:
             ordered = ordered[:n]
             voters = ordered[: max(cfg.voters, 2)]
             agreement = dict(zip(voters, consensus_scores(
-                [str(self._case_meta[c].get("answer", "")) for c in voters], [fused[c] for c in voters],
-                self._duplicate_groups(voters)).tolist()))
-            features = self.match_features(text, ordered, vector, lexical_scores, ok, matched, agreement)
-            self.last_timing.match_ms = (time.perf_counter() - t0) * 1000
-        return Candidates(tuple(ordered), fused, matched, features)
+                [self._answer(c) for c in voters], [fused[c] for c in voters], self._duplicate_groups(voters)).tolist()))
+            features = self.match_features(text, ordered, vector, lexical_scores, filters, matched, agreement)
+            match_ms = (time.perf_counter() - t0) * 1000
+        timing = Timing(embed_ms=embed_ms, dense_ms=dense_ms, lexical_ms=lexical_ms, match_ms=match_ms)
+        return Candidates(tuple(ordered), fused, matched, features, timing)
 
-    def retrieve(
-        self,
-        query: str | Ticket,
-        k: int = 5,
-        *,
-        product: str | None = None,
-        scenario: str | None = None,
-        exclude: Collection[str] = (),
-    ) -> list[Hit]:
+    def _answer(self, case_id: str) -> str:
+        record = self.cases.get(case_id)
+        return record.answer if record is not None else ""
+
+    def _duplicate_groups(self, case_ids: Sequence[str]) -> np.ndarray:
+        """Copies among the voters vote once (``rag.retrieve.duplicates``)."""
+        records = [self.cases.get(c) for c in case_ids]
+        return duplicate_groups([r.answer if r else "" for r in records], [r.question if r else "" for r in records],
+                                [r is not None and r.provenance is not None for r in records])
+
+    def retrieve(self, query: str | Ticket, filters: Filters = NO_FILTERS, k: int = 5) -> Retrieval:
         cfg = self.config
-        cands = self.candidates(query, k, product=product, scenario=scenario, exclude=exclude)
+        cands = self.candidates(query, filters, k)
         fused, matched = cands.fused, cands.matched
         probs: dict[str, float] = {}
         if cands.features is not None and self.match_model is not None:
@@ -239,48 +170,46 @@ class CaseRetriever:
                 order = sorted(range(len(cands.case_ids)), key=lambda i: (-scores[i], -fused[cands.case_ids[i]]))
                 # Hit.score stays a positive, rank-preserving number: the ranker's logistic output.
                 ranked = 1.0 / (1.0 + np.exp(-scores))
-                return [self._hit(cands.case_ids[i], float(ranked[i]), matched.get(cands.case_ids[i], ("", {})),
-                                  fused[cands.case_ids[i]], match=probs[cands.case_ids[i]]) for i in order[:k]]
+                return Retrieval(tuple(
+                    self._hit(cands.case_ids[i], float(ranked[i]), matched.get(cands.case_ids[i], ("", {})),
+                              fused[cands.case_ids[i]], match=probs[cands.case_ids[i]]) for i in order[:k]), cands.timing)
         t0 = time.perf_counter()
         ordered = list(cands.case_ids)
         top = ordered[: max(cfg.consensus_top, k)]
         scores_ = [fused[c] for c in top]
         if cfg.rerank == "consensus" and cfg.consensus_weight > 0 and len(top) > 1:
             voters = ordered[: max(cfg.voters, len(top))]
-            answers = [str(self._case_meta[c].get("answer", "")) for c in voters]
+            answers = [self._answer(c) for c in voters]
             final = rerank([fused[c] for c in voters], answers, cfg.consensus_weight, self._duplicate_groups(voters))[: len(top)]
             top = [top[i] for i in np.argsort(-final, kind="stable")]
             scores_ = sorted(final.tolist(), reverse=True)
-        self.last_timing.rerank_ms = (time.perf_counter() - t0) * 1000
-        return [self._hit(c, s, matched.get(c, ("", {})), fused.get(c, 0.0), match=probs.get(c))
-                for c, s in zip(top[:k], scores_[:k])]
-
-    def _duplicate_groups(self, case_ids: Sequence[str]) -> np.ndarray:
-        """Copies among the voters vote once (``rag.retrieve.duplicates``)."""
-        metas = [self._case_meta[c] for c in case_ids]
-        return duplicate_groups([str(m.get("answer", "")) for m in metas], [str(m.get("question", "")) for m in metas],
-                                [bool(m.get("provenance")) for m in metas])
+        timing = replace(cands.timing, rerank_ms=(time.perf_counter() - t0) * 1000)
+        return Retrieval(tuple(self._hit(c, s, matched.get(c, ("", {})), fused.get(c, 0.0), match=probs.get(c))
+                               for c, s in zip(top[:k], scores_[:k])), timing)
 
     def match_features(
-        self, text: str, case_ids: list[str], vector: np.ndarray, lexical_scores: np.ndarray, ok,
+        self, text: str, case_ids: list[str], vector: np.ndarray, lexical_scores: np.ndarray, filters: Filters,
         matched: dict[str, tuple[str, dict[str, float]]], agreement: dict[str, float],
     ) -> np.ndarray:
         """Features of each candidate case against the (rewritten) ticket text; see ``rag.retrieve.match``."""
-        rows = {c: [r for r in self.rows_of_case.get(c, []) if ok(self.chunks[r].metadata)] or
-                self.rows_of_case.get(c, []) for c in case_ids}
-        vectors = self.store.vectors([self.chunks[r].id for c in case_ids for r in rows[c]])
+        chunks, kinds = self.cases.chunks, self.config.chunk_kinds
+        allowed: Callable[[int], bool] = lambda r: chunks[r].kind in kinds and filters.allows(self.cases.case_of_row(r))
+        rows = {c: [r for r in self.cases.rows_of_case.get(c, []) if allowed(r)] or
+                self.cases.rows_of_case.get(c, []) for c in case_ids}
+        vectors = self.dense.vectors([chunks[r].id for c in case_ids for r in rows[c]])
         dense, lexical, texts = [], [], []
         for c in case_ids:
-            sims = [float(np.dot(vectors[self.chunks[r].id], vector)) for r in rows[c] if self.chunks[r].id in vectors]
+            sims = [float(np.dot(vectors[chunks[r].id], vector)) for r in rows[c] if chunks[r].id in vectors]
             dense.append(max(sims, default=0.0))
             lexical.append(max((float(lexical_scores[r]) for r in rows[c]), default=0.0))
-            meta = self._case_meta[c]
+            record = self.cases.get(c)
+            title, question, answer = (record.title, record.question, record.answer) if record else ("", "", "")
             texts.append(CandidateText(
                 case_id=c,
-                title=str(meta.get("title", "")),
-                key_texts=tuple(str(self.chunks[r].metadata.get("key_text", "")) for r in rows[c]),
-                full_text=f"{meta.get('question', '')}\n{meta.get('answer', '')}",
-                answer=str(meta.get("answer", "")),
+                title=title,
+                key_texts=tuple(chunks[r].key_text for r in rows[c]),
+                full_text=f"{question}\n{answer}",
+                answer=answer,
             ))
 
         def ranks(name: str) -> np.ndarray:
@@ -292,25 +221,10 @@ class CaseRetriever:
             rank_dense=ranks("dense"), rank_lexical=ranks("lexical"),
             rank_fused=np.arange(1, len(case_ids) + 1, dtype=np.float64),
             consensus=np.array([agreement.get(c, 0.0) for c in case_ids]),
-            idf=idf_table(text, self.lexical.doc_freq(text), self.lexical.size),
+            idf=idf_table(text, self.lexical.index.doc_freq(text), self.lexical.index.size),
         )
 
     def _hit(self, case_id: str, score: float, matched: tuple[str, dict[str, float]], fused: float, *,
              match: float | None = None) -> Hit:
-        meta = self._case_meta[case_id]
         chunk_id, components = matched
-        row = self._row.get(chunk_id)
-        chunk_text = self.chunks[row].text if row is not None else ""
-        return Hit(
-            case_id=case_id,
-            score=float(score),
-            title=str(meta.get("title", "")),
-            product=str(meta.get("product", "")),
-            subcategory=str(meta.get("subcategory", "")),
-            chunk_id=chunk_id,
-            chunk_text=chunk_text,
-            answer=str(meta.get("answer", "")),
-            metadata=dict(meta),
-            components={**components, "rrf": fused},
-            match=match,
-        )
+        return hit(self.cases, case_id, chunk_id, score, {**components, "rrf": fused}, match)

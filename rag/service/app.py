@@ -95,9 +95,9 @@ def create_app(settings: Settings, *, http_client: httpx.Client | None = None) -
     def healthz(request: Request) -> Health:
         served = request.app.state.served.current()  # a damaged store: 503 with its one-line message
         p: Pipeline = served.pipeline
-        products = sorted({str((p.retriever.case_metadata(c) or {}).get("product", "")) for c in p.retriever.case_ids} - {""})
-        return Health(status="ok", cases=len(p.retriever.case_ids), chunks=len(p.retriever.chunks),
-                      backend=p.drafter.backend, products=products,
+        cases = p.cases
+        return Health(status="ok", cases=len(cases), chunks=len(cases.chunks),
+                      backend=p.drafter.backend, products=list(cases.catalog.products),
                       max_ticket_chars=service.max_ticket_chars, generation=served.generation)
 
     page_html = (resources.files("rag.service") / "static" / "index.html").read_text(encoding="utf-8")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal, Mapping
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from rag.records import Provenance
 
 
 class TurnIn(BaseModel):
@@ -34,13 +36,9 @@ class ProvenanceOut(BaseModel):
     copies: int = Field(description="near-duplicate feedback items collapsed into this case")
 
     @classmethod
-    def from_metadata(cls, meta: Mapping | None) -> "ProvenanceOut | None":
-        from rag.dataset_format import parse_provenance
-
-        value = str((meta or {}).get("provenance", ""))
-        if not value:
+    def of(cls, p: Provenance | None) -> "ProvenanceOut | None":
+        if p is None:
             return None
-        p = parse_provenance(value)
         return cls(origin=p.origin, feedback_ids=list(p.feedback_ids), draft_ids=list(p.draft_ids), verdict=p.verdict,
                    reviewer=p.reviewer, reviewed_at=p.reviewed_at, copies=p.copies)
 

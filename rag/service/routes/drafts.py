@@ -9,7 +9,6 @@ from typing import Iterator
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import StreamingResponse
 
-from rag.catalog import Catalog
 from rag.configs import ServiceConfig
 from rag.errors import RagError
 from rag.feedback import FeedbackStore
@@ -30,20 +29,21 @@ def _ticket(body: DraftRequest, service: ServiceConfig, pipeline: Pipeline) -> T
     if len(text) > service.max_ticket_chars:
         raise HTTPException(status_code=413, detail=f"text: the ticket has {len(text)} characters; the limit is {service.max_ticket_chars}")
     # "cdn" becomes "CDN"; a product no case has is refused, never recorded as a new product.
-    product = Catalog.from_retriever(pipeline.retriever).product(body.product) if body.product else None
+    product = pipeline.cases.catalog.product(body.product) if body.product else None
     return Ticket(text=text, title=body.title.strip(), product=product,
                   history=tuple(Turn(role=t.role, text=t.text) for t in body.history))
 
 
 def _response(ticket: Ticket, draft: Draft, pipeline: Pipeline, feedback: FeedbackStore) -> DraftResponse:
-    top = pipeline.retriever.case_metadata(draft.citations[0].case_id) if draft.citations else None
-    product = ticket.product or (str(top.get("product", "")) if top else "")
-    subcategory = str(top.get("subcategory", "")) if top else ""
+    cases = pipeline.cases
+    top = cases.get(draft.citations[0].case_id) if draft.citations else None
+    product = ticket.product or (top.product if top else "")
+    subcategory = top.subcategory if top else ""
     draft_id = feedback.record_draft(ticket, draft, product, subcategory)
-    metas = {c.case_id: pipeline.retriever.case_metadata(c.case_id) or {} for c in draft.citations}
     # A cited case that came from feedback says so (provenance), so an agent can weigh it.
-    citations = [CitationOut(**asdict(c), product=str(metas[c.case_id].get("product", "")),
-                             provenance=ProvenanceOut.from_metadata(metas[c.case_id]))
+    cited = {c.case_id: cases.get(c.case_id) for c in draft.citations}
+    citations = [CitationOut(**asdict(c), product=getattr(cited[c.case_id], "product", ""),
+                             provenance=ProvenanceOut.of(getattr(cited[c.case_id], "provenance", None)))
                  for c in draft.citations]
     return DraftResponse(
         draft_id=draft_id, text=draft.text, action=draft.action, confidence=draft.confidence,

@@ -1,0 +1,199 @@
+"""The case repository, sources named by their path relative to the ingested root, the schema 1 migration,
+and the retrievers' one filter value (lexical, dense and hybrid agree with ``Filters.allows``)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import given, strategies as st
+
+from rag.cases import CaseRepository, decode_case, encode_chunk
+from rag.catalog import Catalog
+from rag.chunk import chunk_case
+from rag.configs import EmbeddingConfig, StoreConfig
+from rag.embed import make_embedder
+from rag.ingest import ingest
+from rag.parse import parse_file, parse_paths
+from rag.records import CaseRecord
+from rag.retrieve import CaseRetriever, Filters, RetrievalConfig
+from rag.store import ChunkStore
+
+TEST_DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def two_folders(tmp_path):
+    """Two files named part1.md in different folders: the same cases, one edited."""
+    root = tmp_path / "data"
+    for folder in ("a", "b"):
+        (root / folder).mkdir(parents=True)
+    shutil.copy(TEST_DATA / "small.md", root / "a" / "part1.md")
+    text = (TEST_DATA / "small.md").read_text(encoding="utf-8")
+    (root / "b" / "part1.md").write_text(text.replace("发票怎么开", "退款怎么申请"), encoding="utf-8")
+    return root
+
+
+def _store(settings):
+    return ChunkStore(StoreConfig.from_settings(settings), make_embedder(EmbeddingConfig.from_settings(settings)).name, create=False)
+
+
+def test_sources_are_paths_relative_to_the_root(two_folders, tmp_path):
+    cases, report = parse_paths([two_folders])
+    assert report.sources == ("a/part1.md", "b/part1.md")
+    assert {c.source for c in cases} == {"a/part1.md", "b/part1.md"}
+    assert len({c.id for c in cases}) == 6  # the same case in two files is two cases
+    # A folder inside the root keeps the root-relative names; a file outside it is named by its file name.
+    assert {c.source for c in parse_paths([two_folders / "a"], root=two_folders)[0]} == {"a/part1.md"}
+    loose = tmp_path / "loose.md"
+    shutil.copy(TEST_DATA / "small.md", loose)
+    assert {c.source for c in parse_paths([loose], root=two_folders)[0]} == {"loose.md"}
+    # A file directly in the root is named as before: the corpus's case ids (and the labels) do not move.
+    assert [c.id for c in parse_paths([TEST_DATA / "small.md"], root=TEST_DATA)[0]] == [
+        c.id for c in parse_file(TEST_DATA / "small.md")]
+
+
+def test_two_same_named_files_keep_each_others_cases(make_settings, two_folders):
+    s = make_settings(data_dir=two_folders)
+    e = make_embedder(EmbeddingConfig.from_settings(s))
+    first = ingest([two_folders], s, e)
+    assert first.cases == 6 and first.deleted == 0
+    assert {c.source for c in CaseRepository.from_store(_store(s))} == {"a/part1.md", "b/part1.md"}
+    # Ingesting one folder again reconciles only its own file: b's cases stay.
+    again = ingest([two_folders / "a"], s, e)
+    assert (again.added, again.deleted) == (0, 0)
+    cases = CaseRepository.from_store(_store(s))
+    assert len(cases) == 6 and sum(c.title == "退款怎么申请" for c in cases) == 1
+    # An edited case in b replaces only b's chunks.
+    f = two_folders / "b" / "part1.md"
+    f.write_text(f.read_text(encoding="utf-8").replace("退款怎么申请", "退款多久到账"), encoding="utf-8")
+    changed = ingest([two_folders / "b"], s, e)
+    assert changed.deleted == changed.added == 1  # the one-turn case: one case chunk
+    titles = sorted(c.title for c in CaseRepository.from_store(_store(s)))
+    assert titles.count("证书过期怎么办") == 2 and "退款多久到账" in titles and "退款怎么申请" not in titles
+
+
+def _as_schema1(store: ChunkStore) -> None:
+    """Rewrite a store the way the previous version wrote it: file names as sources, exchange chunks copying
+    their case's fields, no schema key."""
+    metas = store.metadata()
+    case_meta = {m["case_id"]: m for m in metas.values() if m["kind"] == "case"}
+    col = store._col
+    ids, new = [], []
+    for chunk_id, m in metas.items():
+        case = dict(case_meta[m["case_id"]])
+        case["source"] = str(case["source"]).rsplit("/", 1)[-1]
+        old = {**case, "kind": m["kind"], "exchange": m["exchange"], "key_text": m["key_text"], "schema": None}
+        if m["kind"] == "exchange":
+            old.pop("answer"), old.pop("question")
+        ids.append(chunk_id)
+        new.append(old)
+    col.update(ids=ids, metadatas=new)
+
+
+def test_a_schema1_store_is_read_and_one_reingest_migrates_it(make_settings, two_folders, monkeypatch):
+    s = make_settings(data_dir=two_folders)
+    e = make_embedder(EmbeddingConfig.from_settings(s))
+    (two_folders / "b" / "part1.md").unlink()
+    shutil.copy(TEST_DATA / "small.md", two_folders / "top.md")
+    with monkeypatch.context() as m:  # the previous version: a source (and so a case id) was the file name
+        m.setattr("rag.parse.source_name", lambda file, base: file.name)
+        ingest([two_folders], s, e)
+    current = CaseRepository.from_store(_store(s))
+    _as_schema1(_store(s))
+    legacy = CaseRepository.from_store(_store(s))
+    # Read as it is: the same cases, except that the subfolder file is known by its file name.
+    assert [(c.id, c.title, c.answer) for c in legacy] == [(c.id, c.title, c.answer) for c in current]
+    assert {c.source for c in legacy} == {"part1.md", "top.md"}
+    assert CaseRetriever(_store(s), e).retrieve("证书过期", k=1).hits[0].title == "证书过期怎么办"
+    # One re-ingest: a/part1.md's cases are new ids (the id hashes the source), the old ones go; top.md's
+    # chunks keep their ids and vectors and get this version's metadata.
+    migrated = ingest([two_folders], s, e)
+    top_chunks = len([c for case in parse_file(two_folders / "top.md") for c in chunk_case(case)])
+    assert migrated.migrated == top_chunks and migrated.added == migrated.deleted == migrated.chunks - top_chunks
+    after = CaseRepository.from_store(_store(s))
+    assert {c.source for c in after} == {"a/part1.md", "top.md"} and len(after) == 6
+    assert all(m.get("schema") == 2 for m in _store(s).metadata().values())
+    assert all("title" not in m for m in _store(s).metadata().values() if m["kind"] == "exchange")
+    assert ingest([two_folders], s, e).migrated == 0  # nothing left to migrate
+
+
+def test_repository_answers_every_face(make_settings, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(TEST_DATA / "small.md", data / "part1.md")
+    s = make_settings()
+    ingest([data], s, make_embedder(EmbeddingConfig.from_settings(s)))
+    cases = CaseRepository.from_store(_store(s))
+    parsed = parse_file(data / "part1.md")
+    assert [c.id for c in cases.all()] == [c.id for c in parsed] and len(cases) == 3
+    cert = cases.get(parsed[0].id)
+    assert cert is not None and cert.title == "证书过期怎么办" and cert.scenarios == ("CDN", "SSL证书")
+    assert cert.line == parsed[0].line and cert.source == "part1.md" and "免费证书申请" in cert.answer
+    assert cases.get("0" * 16) is None
+    assert "https://portal.qiniu.com/certificate/apply" in cases.known_links
+    assert cases.catalog == Catalog(products=("CDN", "账户与财务"), scenarios=("CDN", "SSL证书", "财务"))
+    assert len(cases.chunks) == _store(s).count()
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+
+
+@given(title=_text, product=_text, scenarios=st.lists(_text.filter(lambda x: x and "|" not in x), max_size=3),
+       root_cause=st.one_of(st.none(), _text.filter(bool)), line=st.integers(0, 10**6), has_links=st.booleans())
+def test_case_records_round_trip(title, product, scenarios, root_cause, line, has_links):
+    from rag.records import Chunk
+
+    record = CaseRecord(id="0123456789abcdef", title=title, product=product, subcategory="x", scenarios=tuple(scenarios),
+                        root_cause=root_cause, source="a/b.md", line=line, question="q", answer="a", has_links=has_links)
+    meta = encode_chunk(Chunk("0123456789abcdef:case", record.id, "case", "t", "k", case=record))
+    assert all(isinstance(v, (str, int, float, bool)) for v in meta.values())
+    assert decode_case(meta) == record
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory):
+    from rag.settings import load_settings
+
+    root = tmp_path_factory.mktemp("filters")
+    data = root / "data"
+    data.mkdir()
+    shutil.copy(TEST_DATA / "small.md", data / "part1.md")
+    text = (TEST_DATA / "small.md").read_text(encoding="utf-8")
+    (data / "part2.md").write_text(text.replace("CDN｜", "对象存储｜").replace("证书", "空间"), encoding="utf-8")
+    s = load_settings(home=root, store_path=root / "chroma", cache_dir=root / "cache", collection="filters")
+    e = make_embedder(EmbeddingConfig.from_settings(s))
+    ingest([data], s, e)
+    return ChunkStore(StoreConfig.from_settings(s), e.name, create=False), e
+
+
+@pytest.mark.parametrize("filters", [
+    Filters(product="CDN"), Filters(product="对象存储"), Filters(scenarios=("SSL证书",)),
+    Filters(product="账户与财务", scenarios=("财务",)), Filters(product="CDN", scenarios=("财务",)), Filters(exclude=frozenset()), Filters(product="不存在"),
+])
+def test_every_backend_applies_the_same_filters(small_store, filters):
+    store, embedder = small_store
+    cases = CaseRepository.from_store(store)
+    allowed = {c.id for c in cases if filters.allows(c)}
+    excluded = Filters(product=filters.product, scenarios=filters.scenarios, exclude=frozenset(sorted(allowed)[:1]))
+    for f, expected in ((filters, allowed), (excluded, allowed - excluded.exclude)):
+        for mode in ("lexical", "dense", "fused"):
+            r = CaseRetriever(store, embedder, RetrievalConfig(mode=mode, rerank="none"), cases=cases, use_match_model=False)
+            got = set(r.retrieve("证书 空间 缓存 发票 怎么办", f, 20).case_ids)
+            assert got <= expected, (mode, f)
+            if mode == "dense":  # the dense index ranks every allowed case
+                assert got == expected, (mode, f)
+        for single in (r.lexical, r.dense):
+            assert set(single.retrieve("证书 空间 缓存 发票 怎么办", f, 20).case_ids) <= expected
+
+
+def test_each_retrieval_carries_its_own_timing(small_store):
+    store, embedder = small_store
+    r = CaseRetriever(store, embedder)
+    first = r.retrieve("证书过期怎么办", k=2)
+    second = r.retrieve("发票怎么开", Filters(product="账户与财务"), 2)
+    assert first.timing is not second.timing and first.timing.dense_ms > 0 and second.timing.match_ms > 0
+    assert not hasattr(r, "last_timing")
+    with pytest.raises(AttributeError):
+        first.timing.dense_ms = 0.0  # type: ignore[misc]
