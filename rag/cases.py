@@ -12,7 +12,7 @@ service, drafter, evaluation, llama-index) asks the repository for "all cases", 
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Sequence
 
 from rag.catalog import Catalog
 from rag.dataset_format import format_provenance, parse_provenance
@@ -71,7 +71,7 @@ def decode_case(meta: Mapping[str, Any]) -> CaseRecord:
 
 def decode_chunk(chunk_id: str, text: str, meta: Mapping[str, Any]) -> Chunk:
     """A stored chunk as a record; the case chunk carries its case (schema 1 exchange copies are ignored)."""
-    kind = "case" if meta.get(_KIND) == "case" else "exchange"
+    kind: Literal["case", "exchange"] = "case" if meta.get(_KIND) == "case" else "exchange"
     return Chunk(
         id=chunk_id, case_id=str(meta.get(_CASE_ID, "")), kind=kind, text=text,
         key_text=str(meta.get(_KEY_TEXT, "")), exchange=int(meta.get(_EXCHANGE, 0) or 0),

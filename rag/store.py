@@ -215,7 +215,7 @@ class ChunkStore:
                 ids=[c.id for c in part],
                 embeddings=np.asarray(vectors[start : start + _PAGE], dtype=np.float32),
                 documents=[c.text for c in part],
-                metadatas=[encode_chunk(c) for c in part],  # type: ignore[misc]  # chromadb's Metadata is invariant
+                metadatas=[encode_chunk(c) for c in part],
             )
 
     def delete(self, ids: Sequence[str]) -> None:
