@@ -109,6 +109,8 @@ class _Bar:
 def _print_summary(summary) -> None:
     rows = [(name, str(getattr(summary, name)))
             for name in ("files", "cases", "chunks", "added", "deleted", "unchanged", "skipped", "generation")]
+    if summary.migrated:  # chunks an older version stored, given this version's metadata in place
+        rows.append(("migrated", str(summary.migrated)))
     _out().table("ingest", ("item", "value"), [*rows, ("seconds", f"{summary.seconds:.1f}")], right=("value",))
     for w in summary.warnings:
         _err("[yellow]skipped:[/]", w)
