@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from rag.catalog import Catalog
 from rag.feedback import UnknownDraftError
 from rag.service.deps import FeedbackDep, PipelineDep
 from rag.service.schemas import FeedbackRequest, FeedbackResponse, error_responses
@@ -14,7 +13,7 @@ router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
 def post_feedback(body: FeedbackRequest, feedback: FeedbackDep, pipeline: PipelineDep) -> FeedbackResponse:
     # A product or scenario is one the store knows ("cdn" → "CDN"), else 422 naming the allowed values:
     # free text here once forged cases in the export.
-    catalog = Catalog.from_retriever(pipeline.retriever) if body.product or body.scenarios else None
+    catalog = pipeline.cases.catalog if body.product or body.scenarios else None
     product = catalog.product(body.product) if catalog and body.product else None
     scenarios = tuple(dict.fromkeys(s for s in (catalog.scenario(v) for v in body.scenarios) if s)) if catalog else ()
     try:
