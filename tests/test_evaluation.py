@@ -86,8 +86,10 @@ def _llm_reply(request):
         content = '{"correct": 4, "complete": 3, "actionable": 4, "tone": 5, "reason": "ok"}'
     else:
         user = body["messages"][1]["content"]
-        answer = user.split("客服回复：", 1)[1].split("\n\n[案例", 1)[0][:200]
-        content = "ACTION: answer\n您好，" + answer
+        if "客服回复：" in user:  # cases reach the prompt only when the verdict says one fits
+            content = "您好，" + user.split("客服回复：", 1)[1].split("\n\n[案例", 1)[0][:200]
+        else:
+            content = "您好，请提供报错截图和相关域名，我们帮您进一步排查。"
     return httpx.Response(200, json={
         "id": "c", "object": "chat.completion", "created": 0, "model": "m",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],

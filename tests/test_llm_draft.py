@@ -292,3 +292,25 @@ def test_escaped_case_text_copied_by_the_model_is_read_back(drafter, sse):
     assert "开启->免费证书" in draft.text and "[同意] & 确认" in draft.text and "&gt;" not in draft.text
     assert "开启->免费证书" in "".join(seen) and "&" + "gt;" not in "".join(seen)
     assert streamed.text == draft.text
+
+
+def test_an_exception_chain_that_loops_back_is_walked_once():
+    from rag.draft.llm_bounds import LLMDeadlineError, cause_is_bound
+
+    a, b = RuntimeError("a"), ValueError("b")
+    a.__context__, b.__context__ = b, a
+    assert cause_is_bound(a) is None  # walked the loop once (it used to spin forever and hang a whole eval run)
+    late, c = LLMDeadlineError("late"), RuntimeError("c")
+    c.__context__, late.__context__ = late, c
+    assert cause_is_bound(c) is late
+
+
+def test_a_transport_that_raises_ends_after_its_attempts(llm_settings):
+    # respx raising inside the transport is what a broken fake or a broken proxy does: the call must end
+    client = LLMClient(LLMConfig.from_settings(llm_settings), http_client=httpx.Client())
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(side_effect=IndexError("the fake server broke"))
+        started = time.monotonic()
+        with pytest.raises(LLMError):
+            client.complete([{"role": "user", "content": "您好"}])
+    assert route.call_count == llm_settings.llm_max_attempts and time.monotonic() - started < 30

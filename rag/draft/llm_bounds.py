@@ -110,7 +110,9 @@ def bound_client(client: httpx.Client) -> httpx.Client:
 def cause_is_bound(exc: BaseException) -> LLMError | None:
     """The deadline or size error behind an SDK exception (the SDK wraps what a hook or stream raises)."""
     seen: BaseException | None = exc
-    while seen is not None:
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:  # a chain can loop back on itself: that hung a whole run
+        visited.add(id(seen))
         if isinstance(seen, (LLMDeadlineError, ReplyTooLargeError)):
             return seen
         seen = seen.__cause__ or seen.__context__
