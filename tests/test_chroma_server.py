@@ -16,7 +16,9 @@ TEST_DATA = Path(__file__).parent / "data"
 pytestmark = pytest.mark.server
 
 
-def test_ingest_and_search_through_a_chroma_server(tmp_path, make_settings, start_server, free_port, bin_path):
+@pytest.fixture
+def served_corpus(tmp_path, make_settings, start_server, free_port, bin_path):
+    """A `chroma run` server on loopback, a one-file corpus, and settings and an embedder pointed at the server."""
     port = free_port()
     start_server(
         [bin_path("chroma"), "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1", "--port", str(port)],
@@ -27,6 +29,11 @@ def test_ingest_and_search_through_a_chroma_server(tmp_path, make_settings, star
     shutil.copy(TEST_DATA / "small.md", data / "part1.md")
     s = make_settings(chroma_url=f"http://127.0.0.1:{port}", store_path=tmp_path / "unused")
     e = make_embedder(EmbeddingConfig.from_settings(s))
+    return data, s, e
+
+
+def test_ingest_and_search_through_a_chroma_server(tmp_path, served_corpus):
+    data, s, e = served_corpus
     first = ingest([data], s, e)
     again = ingest([data], s, e)
     assert first.added == first.chunks > 0 and again.added == 0
@@ -36,17 +43,8 @@ def test_ingest_and_search_through_a_chroma_server(tmp_path, make_settings, star
     assert hits[0].title == "证书过期怎么办"
 
 
-def test_generations_and_a_rebuild_switch_through_a_chroma_server(tmp_path, make_settings, start_server, free_port, bin_path):
-    port = free_port()
-    start_server(
-        [bin_path("chroma"), "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1", "--port", str(port)],
-        f"http://127.0.0.1:{port}/api/v2/heartbeat",
-    )
-    data = tmp_path / "data"
-    data.mkdir()
-    shutil.copy(TEST_DATA / "small.md", data / "part1.md")
-    s = make_settings(chroma_url=f"http://127.0.0.1:{port}", store_path=tmp_path / "unused")
-    e = make_embedder(EmbeddingConfig.from_settings(s))
+def test_generations_and_a_rebuild_switch_through_a_chroma_server(served_corpus):
+    data, s, e = served_corpus
     first = ingest([data], s, e)
     reader = ChunkStore(StoreConfig.from_settings(s), e.name, create=False)  # opened before the rebuild, like a running service's
     assert ingest([data], s, e).generation == first.generation  # nothing changed
