@@ -9,7 +9,7 @@ matching question against question beats matching question against answer (see R
 
 from __future__ import annotations
 
-from rag.filler import strip_image_markers
+from rag.dataset_markers import strip_image_markers
 from rag.links import separate_links
 from rag.records import Case, CaseRecord, Chunk, Turn
 

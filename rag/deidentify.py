@@ -23,19 +23,19 @@ from dataclasses import dataclass
 from typing import Iterable
 from urllib.parse import urlsplit
 
+from rag.dataset_markers import REDACTION_TOKEN, redaction_token
 from rag.identifiers import CorpusIdentifiers, find_identifiers, host_allowed, host_of, tokens
 from rag.links import absolute, link_spans
 from rag.normalise import view
 
 _TOKEN_OF_KIND = {
-    "email": "[REDACTED_EMAIL]",
-    "phone": "[REDACTED_PHONE]",
-    "domain": "[REDACTED_DOMAIN]",
-    "bucket": "[REDACTED_BUCKET]",
-    "name": "[REDACTED_NAME]",
-    "id": "[REDACTED_ID]",
+    "email": redaction_token("EMAIL"),
+    "phone": redaction_token("PHONE"),
+    "domain": redaction_token("DOMAIN"),
+    "bucket": redaction_token("BUCKET"),
+    "name": redaction_token("NAME"),
+    "id": redaction_token("ID"),
 }
-_TOKEN = re.compile(r"\[REDACTED_[A-Z_]+\]")
 _HEX_KEY = re.compile(r"_?[0-9a-fA-F]{16,}")
 # A surname right before an honorific ("王先生", "李女士"): the one unlabelled name form the
 # tickets use; the honorific stays so the reply still reads naturally.
@@ -50,15 +50,15 @@ class Redaction:
 
 def _ip_token(value: str) -> str:
     try:
-        return "[REDACTED_PRIVATE_IP]" if ipaddress.ip_address(value).is_private else "[REDACTED_IP]"
+        return redaction_token("PRIVATE_IP") if ipaddress.ip_address(value).is_private else redaction_token("IP")
     except ValueError:
-        return "[REDACTED_IP]"
+        return redaction_token("IP")
 
 
 def _link_replacement(link: str, kind: str, allowlist: tuple[str, ...], corpus: CorpusIdentifiers) -> str | None:
     """None: the link stays as written (one of Qiniu's own)."""
     if kind != "url":
-        return "[REDACTED_PATH]"  # javascript:, data:, file: never belong in a case
+        return redaction_token("PATH")  # javascript:, data:, file: never belong in a case
     url = absolute(link)
     host = host_of(url)
     try:
@@ -68,10 +68,10 @@ def _link_replacement(link: str, kind: str, allowlist: tuple[str, ...], corpus: 
         has_path = True
     if host and host_allowed(host, allowlist):
         return None
-    path = "/[REDACTED_PATH]" if has_path else ""
+    path = "/" + redaction_token("PATH") if has_path else ""
     if host and corpus.public_host(host):
         return f"{url.split('://', 1)[0]}://{host}{path}"
-    return "[REDACTED_DOMAIN]" + path
+    return redaction_token("DOMAIN") + path
 
 
 def deidentify(text: str, *, allowlist: Iterable[str], corpus: CorpusIdentifiers = CorpusIdentifiers()) -> Redaction:
@@ -90,14 +90,14 @@ def deidentify(text: str, *, allowlist: Iterable[str], corpus: CorpusIdentifiers
         if f.kind == "ip":
             repl = _ip_token(f.value)
         elif f.kind == "id" and _HEX_KEY.fullmatch(f.value):
-            repl = "[REDACTED_KEY]"
+            repl = redaction_token("KEY")
         else:
-            repl = _TOKEN_OF_KIND.get(f.kind, "[REDACTED_ID]")
+            repl = _TOKEN_OF_KIND.get(f.kind, redaction_token("ID"))
         spans.append((f.start, f.end, repl))
     for tok in tokens(t):
         if tok.value.lower() not in corpus.public_tokens:
-            spans.append((tok.start, tok.end, "[REDACTED_KEY]" if _HEX_KEY.fullmatch(tok.value) else "[REDACTED_ID]"))
-    spans += [(m.start(), m.end(), "[REDACTED_NAME]") for m in _HONORIFIC_NAME.finditer(t)]
+            spans.append((tok.start, tok.end, redaction_token("KEY") if _HEX_KEY.fullmatch(tok.value) else redaction_token("ID")))
+    spans += [(m.start(), m.end(), redaction_token("NAME")) for m in _HONORIFIC_NAME.finditer(t)]
     # Longest first where spans overlap (a link holds its host; a bucket label holds its name).
     spans.sort(key=lambda s: (s[0], -s[1]))
     out: list[str] = []
@@ -109,7 +109,7 @@ def deidentify(text: str, *, allowlist: Iterable[str], corpus: CorpusIdentifiers
             continue
         out.append(text[pos:a])
         out.append(repl)
-        counts.update(_TOKEN.findall(repl))
+        counts.update(REDACTION_TOKEN.findall(repl))
         pos = b
     out.append(text[pos:])
     return Redaction("".join(out), dict(counts))

@@ -27,6 +27,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Iterable, NamedTuple
 from urllib.parse import urlsplit
 
+from rag.dataset_markers import REDACTION_TOKEN
 from rag.links import link_spans
 from rag.normalise import normalise
 
@@ -57,7 +58,6 @@ _LABELLED_NAME = re.compile(r"(?:发票抬头|公司名称|单位名称|企业�
 # Letters-and-hyphens words (max-age, Cache-Control, doc slugs) and short version-like tokens
 # (ios18, 20min, MPEG-4) are vocabulary, not identifiers: measured, slotting them cost ROUGE-L 0.01.
 _TOKEN = re.compile(r"(?<![A-Za-z0-9_\-])(?=[A-Za-z0-9_\-]*[A-Za-z])(?=[A-Za-z0-9_\-]*\d)[A-Za-z0-9][A-Za-z0-9_\-]{5,62}(?![A-Za-z0-9_\-])")
-_REDACTION = re.compile(r"\[REDACTED_[A-Z_]+\]")
 
 
 class Found(NamedTuple):
@@ -114,7 +114,7 @@ def find_identifiers(text: str, allowlist: Iterable[str] = ()) -> list[Found]:
     chars = list(text)
     for s in link_spans(text):
         chars[s.start : s.end] = " " * (s.end - s.start)
-    for m in _REDACTION.finditer(text):
+    for m in REDACTION_TOKEN.finditer(text):
         chars[m.start() : m.end()] = " " * (m.end() - m.start())
     masked = "".join(chars)
     found: list[Found] = []

@@ -12,9 +12,9 @@ import re
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
+from rag.dataset_markers import REDACTION_TOKEN, REDACTION_TOKEN_AT_END
+
 _URL = re.compile(r"https?://[\x21-\x7e]+", re.I)
-_REDACTION = re.compile(r"\[REDACTED_[A-Z_]+\]")
-_REDACTION_AT_END = re.compile(r"\[REDACTED_[A-Z_]+\]$")
 _HARD_STOPS = re.compile(r"[\"'\\]|-{3,}")
 _TRAILING_PUNCT = ".,;:!?)]}-"
 _GLUED_WORD = re.compile(r"(?<=[a-z0-9])[A-Z][A-Za-z]*$")
@@ -31,7 +31,7 @@ def _cut_bracket(url: str) -> str:
     """Cut at the first ``[`` that does not open a redaction token."""
     pos = 0
     while (i := url.find("[", pos)) != -1:
-        m = _REDACTION.match(url, i)
+        m = REDACTION_TOKEN.match(url, i)
         if not m:
             return url[:i]
         pos = m.end()
@@ -41,7 +41,7 @@ def _cut_bracket(url: str) -> str:
 def _strip_trailing(url: str) -> str:
     """Drop trailing punctuation, but never the ``]`` that closes a redaction token."""
     while url and url[-1] in _TRAILING_PUNCT:
-        if _REDACTION_AT_END.search(url):
+        if REDACTION_TOKEN_AT_END.search(url):
             break
         url = url[:-1]
     return url
@@ -62,7 +62,7 @@ def clean_link(raw: str) -> str | None:
         return None
     if is_qiniu_host(parts.hostname or "") and not parts.query and not parts.fragment:
         head, _, last = parts.path.rpartition("/")
-        if last and not _REDACTION.search(last):
+        if last and not REDACTION_TOKEN.search(last):
             for pattern in (_GLUED_WORD, _GLUED_NUMBER, _GLUED_PLATFORM):
                 trimmed = pattern.sub("", last)
                 if trimmed:

@@ -41,8 +41,9 @@ from rag.dataset_format import (
     TURN_LINE as _TURN,
     parse_provenance,
 )
+from rag.dataset_markers import IMAGE_MARKER
 from rag.errors import ParseError
-from rag.filler import IMAGE_MARKER, is_filler
+from rag.filler import is_filler
 from rag.links import find_links
 from rag.records import Case, Role, Turn
 

@@ -13,7 +13,7 @@ import numpy as np
 from rapidfuzz.distance import LCSseq
 from rapidfuzz.process import cdist
 
-from rag.filler import strip_image_markers
+from rag.dataset_markers import strip_image_markers
 
 ANSWER_CHARS = 600
 _SPACE = re.compile(r"\s+")

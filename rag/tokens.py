@@ -11,10 +11,11 @@ import logging
 import re
 from functools import lru_cache
 
+from rag.dataset_markers import PLACEHOLDERS
+
 # Bump when tokenize() changes: saved BM25 indexes are keyed by it.
 TOKENIZER_VERSION = "jieba-search+cjk-bigrams/1"
 
-_REDACTION = re.compile(r"\[REDACTED_[A-Z_]+\]|\[图片\]")
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
 _WORD = re.compile(r"[\u4e00-\u9fff]|[a-z0-9][a-z0-9._-]*")
 _STOP = frozenset("的 了 是 我 你 您 吗 呢 啊 吧 在 有 和 就 都 也 这 那 个 一 下 好 请 麻烦 一下 这个 那个 怎么 什么 如何".split())
@@ -37,7 +38,7 @@ def char_ngrams(text: str) -> list[str]:
 
 
 def words(text: str) -> list[str]:
-    text = _REDACTION.sub(" ", text).lower()
+    text = PLACEHOLDERS.sub(" ", text).lower()
     out = []
     for w in _jieba().cut_for_search(text):
         w = w.strip()
@@ -48,13 +49,13 @@ def words(text: str) -> list[str]:
 
 def tokenize(text: str) -> list[str]:
     """The tokens the lexical index sees: jieba words plus CJK character bigrams."""
-    clean = _REDACTION.sub(" ", text).lower()
+    clean = PLACEHOLDERS.sub(" ", text).lower()
     return words(clean) + char_ngrams(clean)
 
 
 def char_unigrams_bigrams(text: str) -> list[str]:
     """The plain baseline tokenizer: every CJK character and character bigram, ASCII words."""
-    clean = _REDACTION.sub(" ", text).lower()
+    clean = PLACEHOLDERS.sub(" ", text).lower()
     singles = [ch for run in _CJK_RUN.findall(clean) for ch in run]
     ascii_words = re.findall(r"[a-z0-9]+", clean)
     return singles + char_ngrams(clean) + ascii_words

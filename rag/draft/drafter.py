@@ -14,12 +14,12 @@ from rag.draft.deferral import VerdictTexts
 from rag.draft.guards import (block, escape_field, injection_signals, repeats_prompt, scan_fields, scrub,
                               unescape_field)
 from rag.configs import DraftConfig
+from rag.dataset_markers import REPLY_GREETING, strip_image_markers
 from rag.draft.chat import ChatModel
 from rag.draft.policy import Verdict, decide
 from rag.draft.llm_bounds import Deadline
 from rag.draft.prompts import PromptPair
 from rag.errors import ContextLengthError, LLMError
-from rag.filler import strip_image_markers
 from rag.identifiers import CorpusIdentifiers
 from rag.links import find_links
 from rag.records import Action, Citation, Draft, Hit, Ticket, Usage
@@ -30,7 +30,7 @@ Fallback = Literal["offline", "none"]
 # every one is removed from the text.
 _ACTION = re.compile(r"[ \t]*\bACTION\s*[:：]\s*(answer|ask_for_info|escalate)\b[ \t]*\n?", re.I)
 CASE_ANSWER_CHARS = 700
-_CHINESE_REPLY = "用中文回复，以“您好，”开头"
+_CHINESE_REPLY = f"用中文回复，以“{REPLY_GREETING}”开头"
 _ENGLISH_REPLY = 'The customer wrote in English: reply in English, starting with "Hello,"'
 
 

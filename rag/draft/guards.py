@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Literal, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
+from rag.dataset_markers import REDACTION_PREFIX
 from rag.identifiers import (
     CorpusIdentifiers,
     Found,
@@ -117,7 +118,7 @@ def _customer_part(url: str, ticket_lower: str, corpus: CorpusIdentifiers, allow
     def strong(value: str) -> bool:
         if not value or value.lower() in ticket_lower:
             return False
-        if "[REDACTED_" in value:
+        if REDACTION_PREFIX in value:
             return True
         for f in find_identifiers(value, allowlist):
             if f.kind == "domain" and corpus.public_host(f.value):

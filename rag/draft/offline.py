@@ -19,6 +19,7 @@ from typing import Collection, Sequence
 import numpy as np
 from rapidfuzz.distance import LCSseq
 
+from rag.dataset_markers import REPLY_GREETING
 from rag.draft.actions import classify_reply, needs_staff
 from rag.draft.sentences import Judge, Piece, is_doc_link, join, pieces_of, reusable
 from rag.links import find_links
@@ -153,7 +154,7 @@ def compose(ticket: Ticket, hits: Sequence[Hit], *, fitting: Collection[str] | N
     """
     product = ticket.product or (hits[0].product if hits else None)
     if not hits:
-        return Composition(f"您好，{missing_info_request(product)}", "ask_for_info", 0.0, (), ("no similar past case",))
+        return Composition(f"{REPLY_GREETING}{missing_info_request(product)}", "ask_for_info", 0.0, (), ("no similar past case",))
     pool = list(hits[:5])
     agreement = support(pool)
     bodies = [reusable_body(h.answer, [o.answer for o in pool if o is not h], ticket) for h in pool]
@@ -161,7 +162,7 @@ def compose(ticket: Ticket, hits: Sequence[Hit], *, fitting: Collection[str] | N
     chosen_i = choose(ticket, pool, bodies, allowed)
     if chosen_i is None:
         return Composition(
-            f"您好，{missing_info_request(product)}", "ask_for_info", 0.0, tuple(pool[:1]),
+            f"{REPLY_GREETING}{missing_info_request(product)}", "ask_for_info", 0.0, tuple(pool[:1]),
             ("past cases hold no reusable answer",),
         )
     chosen = pool[chosen_i]
@@ -178,19 +179,19 @@ def compose(ticket: Ticket, hits: Sequence[Hit], *, fitting: Collection[str] | N
             notes.append("doc link added from the supporting cases")
     if needs_staff(ticket.text) or past_action == "escalate":
         action: Action = "escalate"
-        text = f"您好，{body}\n{ESCALATION_NOTE}" if past_action != "escalate" else f"您好，{ESCALATION_NOTE}"
+        text = f"{REPLY_GREETING}{body}\n{ESCALATION_NOTE}" if past_action != "escalate" else f"{REPLY_GREETING}{ESCALATION_NOTE}"
     elif _is_vague_text(ticket.query_text):
         action = "ask_for_info"
-        text = f"您好，请问具体遇到了什么问题呢？{missing_info_request(ticket.product)}"
+        text = f"{REPLY_GREETING}请问具体遇到了什么问题呢？{missing_info_request(ticket.product)}"
         notes.append("the ticket does not describe the problem yet")
     elif past_action == "ask_for_info" or (confidence < LOW_CONFIDENCE and fitting is None):
         action = "ask_for_info"
-        text = f"您好，{body}\n{missing_info_request(product)}"
+        text = f"{REPLY_GREETING}{body}\n{missing_info_request(product)}"
         if confidence < LOW_CONFIDENCE:
             notes.append(f"low support ({confidence:.2f}): asking for details")
     else:
         action = "answer"
-        text = f"您好，{body}"
+        text = f"{REPLY_GREETING}{body}"
     if is_english(ticket):
         text = f"{ENGLISH_NOTE}\n{text}"
         notes.append("English ticket: the reply says it draws on Chinese cases")

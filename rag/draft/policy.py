@@ -13,15 +13,18 @@ import re
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
+from rag.dataset_markers import GREETINGS, PLACEHOLDERS
 from rag.draft.actions import classify_reply, needs_staff
+from rag.draft.details import customer_text, details_to_ask
 from rag.records import Action, Hit, Ticket
 
 Kind = Literal["fits", "no_fit", "vague", "staff", "bug_report", "feature_request", "off_topic", "no_cases"]
 
 # Words that open a conversation but say nothing about the problem.
-_EMPTY_TALK = re.compile(
-    r"在吗|在不在|有人吗|您好|你好|请问|咨询(一下|下)?|问(一下|下)|有个问题|有问题|客服|人工|麻烦|谢谢|急|"
-    r"hello|hi|hey|\[图片\]|\[REDACTED_[A-Z_]+\]", re.I)
+# Greetings, redaction tokens and the image marker say nothing either.
+_EMPTY_TALK = re.compile("|".join((
+    r"在吗|在不在|有人吗|请问|咨询(一下|下)?|问(一下|下)|有个问题|有问题|客服|人工|麻烦|谢谢|急|hey",
+    *(re.escape(g) for g in GREETINGS), PLACEHOLDERS.pattern)), re.I)
 _PUNCT = re.compile(r"[\s\W_]+")
 
 _FEATURE_REQUEST = re.compile(
@@ -49,25 +52,6 @@ SERVICE_TERMS = re.compile(
     r"退款|发票|订单|套餐|资源包|优惠券|实名|认证|账号|帐号|登录|注册|子账号|邮箱|手机号|报错|错误|失败|异常|"
     r"error|fail|timeout|http|ip|端口|ssl|websocket|域|配置|接口|回调|callback|bucket|region|zone", re.I)
 
-_DETAILS_BY_TOPIC: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"找回|域名(已(经)?)?被(其他|别的)?(账号|用户)?(添加|绑定|占用)|已被(添加|绑定|占用)"),
-     "需要找回的域名，以及能否在该域名的解析服务商处添加验证记录（用于验证域名所有权）"),
-    (re.compile(r"sdk|api|上传|upload|报错|error|错误码|\b[4-6]\d\d\b|token|回调|callback", re.I),
-     "使用的 SDK 语言和版本（或调用的 API）、完整的报错信息（含错误码）以及请求 ID（X-Reqid）"),
-    (re.compile(r"cdn|加速|回源|缓存|刷新|预取|cname|访问慢|打不开", re.I),
-     "加速域名、出现问题的完整 URL、报错截图以及大概的发生时间"),
-    (re.compile(r"证书|ssl|https|tls", re.I), "需要配置证书的域名，以及控制台上的提示或报错截图"),
-    (re.compile(r"空间|bucket|存储|文件|对象|kodo|镜像|生命周期", re.I), "空间名称、存储区域、相关文件的 key 以及报错信息"),
-    (re.compile(r"发票"), "账号（登录邮箱）以及对应的订单号或开票申请时间"),
-    (re.compile(r"账单|费用|扣费|欠费|余额|充值|退款|计费|套餐|资源包|多扣|收费", re.I), "账号（登录邮箱）以及相关的账单月份或订单号"),
-    (re.compile(r"直播|推流|拉流|rtmp|hls|flv|m3u8|pili", re.I), "直播空间名、推流或播放地址以及报错信息"),
-    (re.compile(r"短信|签名|模板|验证码"), "短信签名或模板 ID，以及发送记录截图"),
-    (re.compile(r"转码|dora|截帧|水印|持久化|fop|persistent", re.I), "处理命令（fop 参数）、persistentId 以及报错信息"),
-    (re.compile(r"实名|认证|登录|注册|子账号|账号|帐号|密码"), "账号（登录邮箱）以及页面提示的截图"),
-)
-_DETAILS_DEFAULT = "具体的报错信息或截图、相关的域名或空间名，以及请求 ID（X-Reqid）"
-
-
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """The decision for one ticket, and why."""
@@ -93,17 +77,9 @@ def about_services(text: str) -> bool:
     return bool(SERVICE_TERMS.search(text))
 
 
-def details_to_ask(text: str, product: str | None = None) -> str:
-    """What the customer should send, from what the ticket mentions (at most two topics)."""
-    found = [details for pattern, details in _DETAILS_BY_TOPIC if pattern.search(f"{product or ''} {text}")]
-    return "；".join(dict.fromkeys(found[:2])) if found else _DETAILS_DEFAULT
-
-
 def decide(ticket: Ticket, hits: Sequence[Hit], threshold: float) -> Verdict:
     """The verdict for ``ticket`` given its retrieved ``hits`` (ordered by match probability)."""
-    text = ticket.query_text
-    history = " ".join(t.text for t in ticket.history if t.role == "customer")
-    whole = f"{history} {text}".strip()
+    whole = customer_text(ticket)
     match = float(hits[0].match) if hits and hits[0].match is not None else 0.0
     details = details_to_ask(whole, ticket.product)
     fitting = tuple(h for h in hits if h.match is not None and h.match >= threshold)

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 from urllib.parse import urlsplit
 
-from rag.filler import is_filler, strip_image_markers
+from rag.dataset_markers import ANSWER_GREETING, REDACTION_WORD, strip_image_markers
+from rag.filler import is_filler
 from rag.links import clean_link, is_qiniu_host, separate_links
 
 _URL = re.compile(r"https?://[\x21-\x7e]+")
-_GREETING = re.compile(r"^\s*((您好|你好|亲|hi|hello)[，,！!。\s]*)+", re.I)
 _LEADING_FILLER = re.compile(
     r"^\s*((麻烦|请)?(您)?稍等(一下|下)?|嗯嗯|好的|收到|是的|对的|抱歉让您久等了|久等了|不好意思)[，,。！!\s]*"
 )
@@ -26,7 +26,6 @@ _LEADING_FILLER = re.compile(
 _SENTENCE_END = re.compile(r"(?<=[。！？])|(?<=[!?])(?=[\u4e00-\u9fff\s]|$)")
 # "步骤如下1.免费证书申请…2.补全信息" → one step per piece
 _GLUED_STEP = re.compile(r"(?<=[\u4e00-\u9fff：:\s])\s*(?=\d{1,2}[.、][\u4e00-\u9fffA-Za-z])")
-_REDACTION = re.compile(r"\[REDACTED_[A-Z_]+\]|REDACTED")
 _QUESTION = re.compile(r"[？?]\s*$|(吗|呢|么)[。.]?\s*$")
 # About the other customer's own situation: their files, orders, screenshots, what staff saw or did for them.
 _THEIR_CONTEXT = re.compile(
@@ -112,10 +111,10 @@ def pieces_of(answer: str) -> list[Piece]:
         turn = strip_image_markers(turn).strip()
         if not turn or is_filler(turn):
             continue
-        turn = _LEADING_FILLER.sub("", _GREETING.sub("", turn)).strip()
+        turn = _LEADING_FILLER.sub("", ANSWER_GREETING.sub("", turn)).strip()
         turn = repair_versions(separate_links(turn))
         for sentence in split_sentences(turn):
-            sentence = _LEADING_FILLER.sub("", _GREETING.sub("", sentence)).strip()
+            sentence = _LEADING_FILLER.sub("", ANSWER_GREETING.sub("", sentence)).strip()
             if not sentence or is_filler(sentence):
                 continue
             links = tuple(dict.fromkeys(c for c in (clean_link(r) for r in _URL.findall(sentence)) if c))
@@ -168,7 +167,7 @@ class Judge:
 
     def reason_to_drop(self, piece: Piece) -> str | None:
         text = piece.text
-        if _REDACTION.search(text):
+        if REDACTION_WORD in text:
             return "redaction token"
         if _QUESTION.search(_URL.sub("", text)):
             return "a question put to that customer"

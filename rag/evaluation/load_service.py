@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
+from rag.dataset_markers import POLITE_GREETING
+
 TICKETS = [
     {"text": "证书过期了，怎么重新申请免费证书？", "product": "CDN"},
     {"text": "CDN 刷新缓存后多久生效"},
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 try:
                     r = http.post("/v1/drafts", json=TICKETS[i % len(TICKETS)])
-                    ok = r.status_code == 200 and r.json()["text"].startswith("您好")
+                    ok = r.status_code == 200 and r.json()["text"].startswith(POLITE_GREETING)
                     outcome = None if ok else f"HTTP {r.status_code}: {r.text[:100]}"
                 except httpx.HTTPError as exc:
                     outcome = repr(exc)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 
+from rag.dataset_markers import PLACEHOLDERS, THANKS_PHRASE, TICKET_GREETING
 from rag.identifiers import strip_identifiers
 
 # Greetings, thanks and redaction tokens carry no topic; dropping them keeps BM25 and the
 # embedding on what the customer is asking about.
-_NOISE = re.compile(r"\[REDACTED_[A-Z_]+\]|\[图片\]|^(您好|你好|hello|hi)[，,！!。\s]*|(谢谢|麻烦了|辛苦了)[！!。]*", re.I)
+# Case-insensitive as a whole, as measured: a lower-cased token such as "[redacted_ip]" goes too.
+_NOISE = re.compile("|".join(p.pattern for p in (PLACEHOLDERS, TICKET_GREETING, THANKS_PHRASE)), re.I)
 
 
 def rewrite_query(text: str) -> str:
