@@ -93,6 +93,7 @@ def _ingest_in_process(settings, dataset, queue):
         queue.put(("error", repr(exc)))
 
 
+@pytest.mark.e2e  # two spawned interpreters, each importing the whole stack
 def test_two_concurrent_ingests_leave_a_consistent_store(make_settings, dataset):
     s = make_settings()
     ctx = multiprocessing.get_context("spawn")

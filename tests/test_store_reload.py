@@ -105,6 +105,7 @@ def segments(settings) -> set[str]:
         conn.close()
 
 
+@pytest.mark.e2e  # runs `rag` in child processes (each imports Chroma and probes the store)
 def test_the_service_serves_what_each_ingest_left_and_a_rebuild_never_fails_a_draft(settings, dataset):
     with TestClient(create_app(settings), client=LOCAL) as client:
         first = client.get("/healthz").json()
@@ -184,6 +185,7 @@ def _assert_one_line_naming(text: str, name: str) -> None:
     assert len(lines) == 1 and name in lines[0] and "rag ingest --rebuild" in lines[0], text
 
 
+@pytest.mark.e2e  # runs `rag` in child processes (each imports Chroma and probes the store)
 def test_a_damaged_sqlite_file_is_named_with_the_fix_by_the_cli_and_the_service(settings, dataset):
     done = rag(settings, "ingest", str(dataset))
     assert done.returncode == 0, done.stderr
@@ -218,6 +220,7 @@ def _big_store(settings, n: int = 1500) -> None:
                       metadatas=[{"case_id": f"{i:016x}", "kind": "case", "source": "synthetic.md"} for i in range(n)])
 
 
+@pytest.mark.e2e  # runs `rag` in child processes (each imports Chroma and probes the store)
 def test_a_damaged_vector_index_is_named_with_the_fix_instead_of_crashing(settings, dataset):
     _big_store(settings)
     check_store(StoreConfig.from_settings(settings))  # intact: the probe passes and remembers it
