@@ -3,14 +3,14 @@
 A quadratic pattern is a denial of service: issue 12 measured 28.6 s of CPU for "bucket" followed
 by 50,000 spaces. Each pattern gets strings built to make a backtracking engine try every split
 (long runs of the characters its quantifiers accept, with the one character that makes the match fail
-at the end), at three sizes:
-- every string at 256 KB, within a quarter of the 1 MB bound; where that takes long enough to time
-  (above BOUND_S / 64), it must also grow no more than linearly from 64 KB;
-- the pattern's slowest string at 1 MB, within the bound and growing linearly from 256 KB.
-A string under BOUND_S / 64 at 256 KB stays under the bound at 1 MB even if the pattern were cubic,
-so nothing is left untimed at 1 MB. Running all nine strings at 1 MB for every pattern (the previous
-form) took 15.3 s of CPU; this takes 8.6 s (same machine, same run) and also checks the growth rate, which an
-absolute bound alone cannot.
+at the end). Every string runs at 256 KB, within a quarter of the 1 MB bound; the pattern's slowest
+string, and any string slow enough at 256 KB (QUADRATIC_S) that quadratic growth would break the bound,
+run again at 1 MB: within the bound, and no more than GROWTH times the 256 KB time (linear is ~4x,
+quadratic ~16x). A string under QUADRATIC_S at 256 KB stays under the bound at 1 MB even if the pattern
+were quadratic, so no pattern escapes the 1 MB bound. Running all nine strings at 1 MB for every pattern
+(the previous form) took 15.3 s of CPU; this takes about half, and checks the growth rate where it
+matters, which an absolute bound alone cannot. (Growth between times of a few milliseconds is noise on
+a shared machine: 3 ms vs 8 ms for the same 64 KB run, so it is only checked above QUADRATIC_S.)
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from rag.draft import guards
 
 MB = 1_000_000
 BOUND_S = 1.5  # CPU seconds per pattern and 1 MB string; linear ones take 0.001-0.7 s on 2 shared cores
-TIMED_S = BOUND_S / 64  # below this a time is too short to compare, and too short to matter even if cubic
+QUADRATIC_S = BOUND_S / 16  # at 256 KB: below this, even 16x growth to 1 MB stays within the bound
 GROWTH = 8.0  # 4x the text: a linear pattern takes ~4x the time, a quadratic one ~16x
 
 ADVERSARIAL: dict[str, Callable[[int], str]] = {
@@ -82,12 +82,12 @@ def test_pattern_is_linear(label, pattern):
     for kind in ADVERSARIAL:
         spent = quarter[kind] = _cpu(pattern, kind, MB // 4)
         assert spent < BOUND_S / 4, f"{label} took {spent:.2f} s on 256 KB of {kind}"
-        if spent >= TIMED_S:
-            small = max(_cpu(pattern, kind, MB // 16), 1e-3)
-            assert spent / small < GROWTH, f"{label} on {kind}: 64 KB {small:.3f} s, 256 KB {spent:.3f} s (superlinear)"
     worst = max(quarter, key=quarter.__getitem__)
-    spent = _cpu(pattern, worst, MB)
-    assert spent < BOUND_S, f"{label} took {spent:.2f} s on 1 MB of {worst}"
-    if quarter[worst] >= TIMED_S:
-        assert spent / quarter[worst] < GROWTH, (
-            f"{label} on {worst}: 256 KB {quarter[worst]:.3f} s, 1 MB {spent:.3f} s (superlinear)")
+    for kind in ADVERSARIAL:
+        if kind != worst and quarter[kind] < QUADRATIC_S:
+            continue
+        spent = _cpu(pattern, kind, MB)
+        assert spent < BOUND_S, f"{label} took {spent:.2f} s on 1 MB of {kind}"
+        if quarter[kind] >= QUADRATIC_S:
+            assert spent / quarter[kind] < GROWTH, (
+                f"{label} on {kind}: 256 KB {quarter[kind]:.3f} s, 1 MB {spent:.3f} s (superlinear)")
