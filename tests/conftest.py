@@ -76,6 +76,19 @@ def make_settings(tmp_path, embedding_cache):
     return make
 
 
+
+@pytest.fixture
+def without_index_probe(monkeypatch):
+    """Skips the vector-index probe's child process; the SQLite check still runs.
+
+    Every new or changed store starts a child interpreter that imports Chroma and queries the index
+    (rag/store_health.py; it survives a reader that crashes): 1.6-2 s of CPU each time, two or three
+    times per CLI test. The modules that opt in (``pytestmark``) test other things on healthy stores;
+    the probe itself, healthy and damaged, is tested in tests/test_store_reload.py (``e2e``)."""
+    import rag.store_health
+
+    monkeypatch.setattr(rag.store_health, "_run_probe", lambda config: None)
+
 @pytest.fixture(scope="session")
 def corpus_settings(tmp_path_factory, embedding_cache) -> Settings:
     root = tmp_path_factory.mktemp("corpus-store")

