@@ -22,18 +22,14 @@ from pathlib import Path
 import numpy as np
 from rich.progress import Progress
 
-from rag.configs import EmbeddingConfig, StoreConfig
-from rag.embed import make_embedder
 from rag.evaluation.match_fit import PairSet, Query, collect, corpus_queries, fit, ticket_queries
-from rag.ingest import ingest
-from rag.parse import parse_paths
+from rag.pipeline import Pipeline
 from rag.retrieve import CaseRetriever, Filters, RetrievalConfig
 from rag.retrieve.match import MODEL_FILE, MatchModel
 from rag.score.labels import GroupLabels, load_groups, load_tickets
 from rag.score.relevance import (Decision, decision_scores, expected_calibration_error, mean_of, ranking_scores,
                                  threshold_for_precision)
 from rag.settings import load_settings
-from rag.store import ChunkStore
 
 ROOT = Path(__file__).resolve().parent.parent
 LABELS = ROOT / "eval" / "relevance"
@@ -111,11 +107,11 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings(store_path=ROOT / ".rag" / "eval-loo" / "chroma", collection="loo",
                              cache_dir=ROOT / ".rag" / "cache")
-    embedder = make_embedder(EmbeddingConfig.from_settings(settings))
-    ingest([args.data], settings, embedder)
-    cases, _ = parse_paths([args.data])
+    pipeline = Pipeline(settings)
+    pipeline.ingest([args.data], prune=True)  # this scratch store holds exactly --data: fitted on what it searches
+    cases = list(pipeline.cases.replay_cases())
     labels = load_groups(args.labels / "groups")
-    store = ChunkStore(StoreConfig.from_settings(settings), embedder.name, create=False)
+    store, embedder = pipeline.store, pipeline.embedder
     retriever = CaseRetriever(store, embedder, RetrievalConfig(rerank="none"), lexical_cache=settings.cache_dir / "bm25",
                                use_match_model=False)
     queries = corpus_queries(cases, labels)

@@ -21,7 +21,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 from rag import Pipeline, load_settings
-from rag.parse import parse_paths
 from rag.records import Ticket
 from rag.retrieve import Filters
 from rag.score.draft import link_scores, rouge_l
@@ -57,7 +56,7 @@ def main() -> None:
 
     pipeline = Pipeline(load_settings())
     pipeline.ensure_ingested()
-    cases, _ = parse_paths([pipeline.settings.data_dir])
+    cases = pipeline.cases.replay_cases()  # the store's corpus: what the retriever indexed
     detector = LeakDetector.from_cases(cases)
     drafter = pipeline.make_drafter(offline=True)
     old = load_module_at(args.before, "rag/draft/offline.py")
@@ -70,7 +69,7 @@ def main() -> None:
     for title in titles:
         case = next((c for c in cases if c.title == title and c.answer.strip()), None)
         if case is None:
-            raise SystemExit(f"no case titled {title!r} with an answer in {pipeline.settings.data_dir}")
+            raise SystemExit(f"no case titled {title!r} with an answer in the store {pipeline.settings.store_path}")
         ticket = Ticket(case.question or case.title, title=case.title)
         hits = drafter.retriever.retrieve(ticket, Filters.of(exclude=[case.id]), drafter.config.top_k).hits
         c = old.compose(ticket, hits)

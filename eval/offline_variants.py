@@ -17,7 +17,6 @@ import numpy as np
 from rag import Pipeline, load_settings
 from rag.draft.offline import BODY_BUDGET, choose, compose, reusable_body, support
 from rag.draft.sentences import Judge, join, pieces_of, reusable
-from rag.parse import parse_paths
 from rag.records import Ticket
 from rag.retrieve import Filters
 from rag.score.draft import rouge_l
@@ -42,7 +41,7 @@ def merged(ticket, pool, chosen, floor):
 def main() -> None:
     pipeline = Pipeline(load_settings())
     pipeline.ensure_ingested()
-    cases, _ = parse_paths([pipeline.settings.data_dir])
+    cases = pipeline.cases.replay_cases()  # the store's corpus: what the retriever indexed
     k = pipeline.settings.top_k
     scores: dict[str, list[float]] = {}
     answered: list[tuple[float, float]] = []

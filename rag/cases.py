@@ -11,13 +11,15 @@ service, drafter, evaluation, llama-index) asks the repository for "all cases", 
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Sequence
 
 from rag.catalog import Catalog
 from rag.dataset_format import format_provenance, parse_provenance
 from rag.links import find_links
-from rag.records import CaseRecord, Chunk
+from rag.errors import StoreError
+from rag.records import Case, CaseRecord, Chunk, Dialogue, Turn
 
 if TYPE_CHECKING:
     from rag.store import ChunkStore
@@ -26,13 +28,38 @@ Metadata = dict[str, str | int | float | bool]
 
 SCENARIO_SEP = "|"
 # 1 (no key): every chunk copied its case's fields and sources were file names. 2: exchange chunks refer
-# to their case; sources are paths relative to the ingested root.
-SCHEMA = 2
+# to their case; sources are paths relative to the ingested root. 3: the case chunk also keeps the
+# dialogue (evaluation replays the store, not the files); re-ingest rewrites older metadata in place.
+SCHEMA = 3
 
 _CASE_ID, _KIND, _EXCHANGE, _KEY_TEXT, _SCHEMA = "case_id", "kind", "exchange", "key_text", "schema"
 _TITLE, _PRODUCT, _SUBCATEGORY, _SCENARIOS = "title", "product", "subcategory", "scenarios"
 _ROOT_CAUSE, _HAS_LINKS, _SOURCE, _LINE, _QUESTION, _ANSWER, _PROVENANCE = (
     "root_cause", "has_links", "source", "line", "question", "answer", "provenance")
+_DIALOGUE = "dialogue"
+
+
+class StoreTooOldError(StoreError):
+    """The store was written before it kept what is asked of it (re-ingest migrates it in place)."""
+
+
+def encode_dialogue(dialogue: Dialogue) -> str:
+    """One JSON string on the case chunk only (Chroma metadata is flat scalars; exchange chunks stay small).
+
+    A turn is ``[role, text, line, is_filler, has_image]``: the keys once, not once per turn."""
+    return json.dumps({"question": dialogue.question, "links": list(dialogue.links),
+                       "turns": [[t.role, t.text, t.line, t.is_filler, t.has_image] for t in dialogue.turns]},
+                      ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_dialogue(text: str) -> Dialogue:
+    data = json.loads(text)
+    return Dialogue(
+        question=str(data["question"]), links=tuple(str(link) for link in data["links"]),
+        turns=tuple(Turn(role="agent" if role == "agent" else "customer", text=str(t), line=int(line),
+                         is_filler=bool(filler), has_image=bool(image))
+                    for role, t, line, filler, image in data["turns"]),
+    )
 
 
 def encode_chunk(chunk: Chunk) -> Metadata:
@@ -49,6 +76,8 @@ def encode_chunk(chunk: Chunk) -> Metadata:
         })
         if case.provenance is not None:  # only feedback cases carry it: the dataset's chunks are unchanged
             meta[_PROVENANCE] = format_provenance(case.provenance)
+        if case.dialogue is not None:
+            meta[_DIALOGUE] = encode_dialogue(case.dialogue)
     return meta
 
 
@@ -66,6 +95,7 @@ def decode_case(meta: Mapping[str, Any]) -> CaseRecord:
         answer=str(meta.get(_ANSWER, "")),
         has_links=bool(meta.get(_HAS_LINKS, False)),
         provenance=parse_provenance(str(meta[_PROVENANCE])) if meta.get(_PROVENANCE) else None,
+        dialogue=decode_dialogue(str(meta[_DIALOGUE])) if meta.get(_DIALOGUE) else None,
     )
 
 
@@ -105,7 +135,8 @@ def covered_sources(metas: Mapping[str, Mapping[str, Any]], sources: set[str]) -
     chunks still in schema 1, so that re-ingesting an old store replaces ``part1.md`` by ``a/part1.md``.
     """
     names = {s.rsplit("/", 1)[-1] for s in sources}
-    old = {str(m.get(_SOURCE, "")) for m in metas.values() if not is_current(m)}
+    # Schema 1 only (no key): a later schema's "part1.md" is a file in the root, not an old name of "a/part1.md".
+    old = {str(m.get(_SOURCE, "")) for m in metas.values() if _SCHEMA not in m}
     return set(sources) | {""} | (old & names)
 
 
@@ -163,6 +194,19 @@ class CaseRepository:
     def case_of_row(self, row: int) -> CaseRecord:
         return self._cases[self.chunks[row].case_id]
 
+    def replay_cases(self) -> tuple[Case, ...]:
+        """Every case as parsed at ingest, in corpus order (by source path, then line), for evaluation to
+        replay the corpus it retrieves from; a store written before schema 3 keeps no dialogues."""
+        dialogues = {c.id: c.dialogue for c in self._cases.values() if c.dialogue is not None}
+        if len(dialogues) < len(self._cases):
+            missing = len(self._cases) - len(dialogues)
+            raise StoreTooOldError(
+                f"{missing} of the store's {len(self._cases)} cases were ingested before the store kept their "
+                "dialogue, which evaluation replays: run `rag ingest` on the same data (it rewrites the metadata in "
+                "place, no re-embedding) or `rag ingest --rebuild`")
+        ordered = sorted(self._cases.values(), key=lambda c: (c.source.split("/"), c.line))
+        return tuple(_as_case(c, dialogues[c.id]) for c in ordered)
+
     @cached_property
     def known_links(self) -> frozenset[str]:
         """Every clean link in the stored agent answers: the only links a draft may repeat besides the allow-list."""
@@ -171,3 +215,9 @@ class CaseRepository:
     @cached_property
     def catalog(self) -> Catalog:
         return Catalog.of(self._cases.values())
+
+
+def _as_case(record: CaseRecord, d: Dialogue) -> Case:
+    return Case(id=record.id, title=record.title, product=record.product, subcategory=record.subcategory,
+                scenarios=record.scenarios, question=d.question, turns=d.turns, root_cause=record.root_cause,
+                source=record.source, line=record.line, links=d.links, provenance=record.provenance)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from rag.dataset_markers import strip_image_markers
 from rag.links import separate_links
-from rag.records import Case, CaseRecord, Chunk, Turn
+from rag.records import Case, CaseRecord, Chunk, Dialogue, Turn
 
 
 def _clean(text: str) -> str:
@@ -34,6 +34,7 @@ def case_record(case: Case) -> CaseRecord:
         id=case.id, title=case.title, product=case.product, subcategory=case.subcategory, scenarios=case.scenarios,
         root_cause=case.root_cause, source=case.source, line=case.line, question=_clean(case.question),
         answer=_clean(case.answer), has_links=bool(case.links), provenance=case.provenance,
+        dialogue=Dialogue(question=case.question, turns=case.turns, links=case.links),
     )
 
 

@@ -74,8 +74,19 @@ class Case:
 
 
 @dataclass(frozen=True, slots=True)
+class Dialogue:
+    """What the store keeps of a case beyond its record so that evaluation can replay it from the store:
+    the question and turns as parsed (uncleaned), and the links found in them."""
+
+    question: str
+    turns: tuple[Turn, ...]
+    links: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class CaseRecord:
-    """What the store keeps of a case: enough to cite it, filter by it and show it (no turns)."""
+    """What the store keeps of a case: enough to cite it, filter by it and show it, and its dialogue to
+    replay it (None: a store written before the dialogue was kept)."""
 
     id: str
     title: str
@@ -89,6 +100,7 @@ class CaseRecord:
     answer: str  # the substantive agent answer, cleaned the same way
     has_links: bool = False
     provenance: Provenance | None = None  # None: a case of the dataset itself
+    dialogue: Dialogue | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from rag.cases import CaseRepository, decode_case, encode_chunk
+from rag.cases import SCHEMA, CaseRepository, StoreTooOldError, decode_case, encode_chunk
 from rag.catalog import Catalog
 from rag.chunk import chunk_case
 from rag.configs import EmbeddingConfig, StoreConfig
 from rag.embed import make_embedder
 from rag.ingest import ingest
 from rag.parse import parse_file, parse_paths
-from rag.records import CaseRecord
+from rag.records import CaseRecord, Chunk, Dialogue, Turn
 from rag.retrieve import CaseRetriever, Filters, RetrievalConfig
 from rag.store import ChunkStore
 
@@ -85,7 +85,8 @@ def _as_schema1(store: ChunkStore) -> None:
     for chunk_id, m in metas.items():
         case = dict(case_meta[m["case_id"]])
         case["source"] = str(case["source"]).rsplit("/", 1)[-1]
-        old = {**case, "kind": m["kind"], "exchange": m["exchange"], "key_text": m["key_text"], "schema": None}
+        old = {**case, "kind": m["kind"], "exchange": m["exchange"], "key_text": m["key_text"], "schema": None,
+               "dialogue": None}
         if m["kind"] == "exchange":
             old.pop("answer"), old.pop("question")
         ids.append(chunk_id)
@@ -115,7 +116,7 @@ def test_a_schema1_store_is_read_and_one_reingest_migrates_it(make_settings, two
     assert migrated.migrated == top_chunks and migrated.added == migrated.deleted == migrated.chunks - top_chunks
     after = CaseRepository.from_store(_store(s))
     assert {c.source for c in after} == {"a/part1.md", "top.md"} and len(after) == 6
-    assert all(m.get("schema") == 2 for m in _store(s).metadata().values())
+    assert all(m.get("schema") == SCHEMA for m in _store(s).metadata().values())
     assert all("title" not in m for m in _store(s).metadata().values() if m["kind"] == "exchange")
     assert ingest([two_folders], s, e).migrated == 0  # nothing left to migrate
 
@@ -139,18 +140,54 @@ def test_repository_answers_every_face(make_settings, tmp_path):
 
 
 _text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+_turns = st.lists(st.builds(Turn, role=st.sampled_from(["customer", "agent"]), text=_text, line=st.integers(0, 10**6),
+                            is_filler=st.booleans(), has_image=st.booleans()), max_size=5)
+_dialogues = st.one_of(st.none(), st.builds(Dialogue, question=_text, turns=_turns.map(tuple),
+                                            links=st.lists(_text, max_size=3).map(tuple)))
 
 
 @given(title=_text, product=_text, scenarios=st.lists(_text.filter(lambda x: x and "|" not in x), max_size=3),
-       root_cause=st.one_of(st.none(), _text.filter(bool)), line=st.integers(0, 10**6), has_links=st.booleans())
-def test_case_records_round_trip(title, product, scenarios, root_cause, line, has_links):
-    from rag.records import Chunk
-
+       root_cause=st.one_of(st.none(), _text.filter(bool)), line=st.integers(0, 10**6), has_links=st.booleans(),
+       dialogue=_dialogues)
+def test_case_records_round_trip(title, product, scenarios, root_cause, line, has_links, dialogue):
     record = CaseRecord(id="0123456789abcdef", title=title, product=product, subcategory="x", scenarios=tuple(scenarios),
-                        root_cause=root_cause, source="a/b.md", line=line, question="q", answer="a", has_links=has_links)
+                        root_cause=root_cause, source="a/b.md", line=line, question="q", answer="a", has_links=has_links,
+                        dialogue=dialogue)
     meta = encode_chunk(Chunk("0123456789abcdef:case", record.id, "case", "t", "k", case=record))
     assert all(isinstance(v, (str, int, float, bool)) for v in meta.values())
     assert decode_case(meta) == record
+
+
+def test_only_the_case_chunk_carries_the_dialogue():
+    """Issue 12 keeps a dialogue's chunks linear in its length: the turns are stored once, not per exchange."""
+    case = parse_file(TEST_DATA / "small.md")[1]
+    chunks = chunk_case(case)
+    metas = [encode_chunk(c) for c in chunks]
+    assert len(chunks) > 1 and "dialogue" in metas[0] and all("dialogue" not in m for m in metas[1:])
+
+
+def _as_schema2(store: ChunkStore) -> None:
+    """Rewrite a store the way schema 2 wrote it: no dialogue on the case chunk."""
+    metas = store.metadata()
+    store._col.update(ids=list(metas), metadatas=[{**m, "schema": 2, "dialogue": None} for m in metas.values()])
+
+
+def test_a_schema2_store_is_refused_by_evaluation_and_one_reingest_migrates_it(make_settings, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(TEST_DATA / "small.md", data / "part1.md")
+    s = make_settings(data_dir=data)
+    e = make_embedder(EmbeddingConfig.from_settings(s))
+    ingest([data], s, e)
+    _as_schema2(_store(s))
+    old = CaseRepository.from_store(_store(s))
+    assert len(old) == 3 and all(c.dialogue is None for c in old)  # still served: drafts need no dialogue
+    with pytest.raises(StoreTooOldError, match=r"3 of the store's 3 cases .* run `rag ingest`"):
+        old.replay_cases()
+    migrated = ingest([data], s, e)
+    assert migrated.added == migrated.deleted == 0 and migrated.migrated == migrated.chunks  # no re-embedding
+    assert CaseRepository.from_store(_store(s)).replay_cases() == tuple(parse_paths([data], root=data)[0])
+    assert ingest([data], s, e).migrated == 0
 
 
 @pytest.fixture(scope="module")

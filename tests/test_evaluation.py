@@ -72,8 +72,15 @@ def test_compare_runs(offline_run, corpus_pipeline, tmp_path):
     assert all(m["delta"] == 0 for m in result["moved"])  # same backend, same drafts
 
 
+def test_the_store_replays_the_corpus_exactly_as_parsed(corpus_pipeline):
+    """What evaluation grades (the store's cases) is, for the real corpus, exactly what parsing gives: every
+    turn, line, link and flag, in corpus order, so the figures do not depend on which of the two is read."""
+    parsed, _ = parse_paths([corpus_pipeline.settings.data_dir], root=corpus_pipeline.settings.data_dir)
+    assert list(corpus_pipeline.cases.replay_cases()) == parsed and len(parsed) > 100
+
+
 def test_seeded_split_excludes_the_whole_test_set(corpus_pipeline):
-    cases, _ = parse_paths([corpus_pipeline.settings.data_dir])
+    cases = corpus_pipeline.cases.replay_cases()
     chosen, excluded = select_cases(cases, EvalConfig(split="split", seed=3, test_fraction=0.2))
     again, _ = select_cases(cases, EvalConfig(split="split", seed=3, test_fraction=0.2))
     assert [c.id for c in chosen] == [c.id for c in again] and len(chosen) == 22

@@ -26,10 +26,7 @@ from pathlib import Path
 
 from rich.progress import Progress
 
-from rag.configs import EmbeddingConfig, StoreConfig
-from rag.embed import make_embedder
-from rag.ingest import ingest
-from rag.parse import parse_paths
+from rag.pipeline import Pipeline
 from rag.retrieve import CaseRetriever, Filters, RetrievalConfig
 from rag.retrieve.lexical import LexicalIndex
 from rag.score.retrieval import (
@@ -43,6 +40,7 @@ from rag.score.retrieval import (
 from rag.score.labels import GroupLabels, load_groups, load_tickets
 from rag.score.relevance import mean_of, ranking_scores
 from rag.paths import resource
+from rag.records import Case
 from rag.settings import load_settings
 from rag.tokens import char_unigrams_bigrams
 
@@ -101,18 +99,18 @@ def out_of_fold_rankings(retriever: CaseRetriever, cases, labels: GroupLabels, t
 
 
 def run(data: Path, k: int = 5, setups: dict[str, RetrievalConfig] = SETUPS, labels_dir: Path | None = None,
-        ) -> tuple[list[tuple[str, RetrievalScores, dict, float]], dict[str, dict[str, list[str]]]]:
+        ) -> tuple[list[tuple[str, RetrievalScores, dict, float]], dict[str, dict[str, list[str]]], list[Case]]:
+    """The table's rows, every setup's rankings, and the graded cases in corpus order."""
     labels_dir = resource("relevance") if labels_dir is None else labels_dir
-    settings = load_settings(store_path=Path(".rag/eval-loo/chroma"), collection="loo")
-    embedder = make_embedder(EmbeddingConfig.from_settings(settings))
-    ingest([data], settings, embedder)
-    cases, _ = parse_paths([data])
+    pipeline = Pipeline(load_settings(store_path=Path(".rag/eval-loo/chroma"), collection="loo"))
+    # Pruned, so this scratch store holds exactly ``data``: the cases graded are the stored ones, the
+    # corpus every retriever below searches.
+    pipeline.ingest([data], prune=True)
+    cases = list(pipeline.cases.replay_cases())
     table = RelevanceTable(cases)
     ids = [c.id for c in cases]
     labels = load_groups(labels_dir / "groups") if (labels_dir / "groups").is_dir() else None
-    from rag.store import ChunkStore
-
-    store = ChunkStore(StoreConfig.from_settings(settings), embedder.name, create=False)
+    store, embedder = pipeline.store, pipeline.embedder
     rows: list[tuple[str, RetrievalScores, dict, float]] = []
     all_rankings: dict[str, dict[str, list[str]]] = {}
     rows.append(("RANDOM", mean_scores([score_rankings(table, r, k) for r in random_rankings(table)]),
@@ -145,7 +143,7 @@ def run(data: Path, k: int = 5, setups: dict[str, RetrievalConfig] = SETUPS, lab
             all_rankings[OOF_SETUP] = oof
             rows.append((OOF_SETUP, score_rankings(table, oof, k), labelled_scores(labels, ids, oof),
                          time.perf_counter() - t0))
-    return rows, all_rankings
+    return rows, all_rankings, cases
 
 
 def as_markdown(rows, k: int = 5) -> str:
@@ -167,13 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--rankings", type=Path, help="write the default setup's rankings (JSON list in corpus order)")
     args = ap.parse_args(argv)
-    rows, rankings = run(args.data, args.k)
+    rows, rankings, cases = run(args.data, args.k)
     print(as_markdown(rows, args.k))
     if args.json:
         args.json.write_text(json.dumps({n: {**s.as_dict(), **lab} for n, s, lab, _ in rows}, ensure_ascii=False,
                                         indent=2))
     if args.rankings:
-        cases, _ = parse_paths([args.data])
         default = rankings[DEFAULT_SETUP]
         args.rankings.write_text(json.dumps(
             [{"case_id": c.id, "title": c.title, "ranking": [x for x in default.get(c.id, []) if x != c.id][:10]}

@@ -22,7 +22,6 @@ import numpy as np
 
 from rag.errors import ConfigError, RagError
 from rag.evaluation.baseline import SAFETY_TOTALS
-from rag.evaluation.corpus import graded_cases
 from rag.evaluation.metric_names import PER_CASE, TICKETS_OVERALL
 from rag.evaluation.tickets import corpus_decision, replay, summarise_tickets
 from rag.pipeline import Pipeline
@@ -108,7 +107,8 @@ def run_eval(
 ) -> EvalRun:
     settings = pipeline.settings
     pipeline.ensure_ingested()
-    cases = graded_cases(settings.data_dir, pipeline.cases.ids())
+    # The store's own cases, as parsed at ingest: the corpus the retriever indexed, not today's files.
+    cases = list(pipeline.cases.replay_cases())
     table = RelevanceTable(cases)
     groups_dir = settings.labels_dir / "groups"
     labels: GroupLabels | None = load_groups(groups_dir) if groups_dir.is_dir() else None
