@@ -9,6 +9,7 @@ import sqlite3
 
 import pytest
 
+from rag.service.schemas import CitationOut, DraftResponse, ProvenanceOut
 from rag.settings import PROJECT_ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
@@ -45,6 +46,9 @@ def test_agent_drafts_reviews_and_edits_in_the_browser(live_server):
         metas = page.locator("#cases .case > .meta").all_inner_texts()
         products = set(page.locator("#product option").all_inner_texts()) - {"自动判断"}
         assert metas and all(m.split(" · ")[0] in products for m in metas), (metas, products)
+        # every citation says where it came from: these are all the dataset's
+        sources = page.locator("#cases .case > .provenance").all_inner_texts()
+        assert len(sources) == len(metas) and set(sources) == {"来源：历史工单数据集"}, sources
         # open the cited cases: their links are clickable, http(s) only, opened without access to this page
         for b in page.locator("#cases .case button").all():
             b.click()
@@ -95,6 +99,23 @@ def test_agent_drafts_reviews_and_edits_in_the_browser(live_server):
             body='{"error": {"status": 422, "message": "unknown product \'cdn2\'; valid values: CDN, 对象存储"}}'))
         page.click("#go")
         expect(page.locator("#status")).to_have_text("生成失败：未知的产品「cdn2」，可选：CDN, 对象存储")
+        page.unroute("**/v1/drafts")
+        # a case from approved feedback shows its feedback ids, verdict, reviewer, date and copies, as text
+        markup = '<img src=x onerror="window.pwned=1">'
+        provenance = ProvenanceOut(origin="feedback", feedback_ids=[3, 7], draft_ids=["d3", "d7"], verdict="edited",
+                                   reviewer="lead" + markup, reviewed_at="2026-11-26 04:30:00", copies=2)
+        routed = DraftResponse(
+            draft_id="x", text="您好", action="ask_for_info", confidence=0.5, backend="offline", fallback=False, prompt_id="p",
+            prompt_version="1", latency_ms=1.0, usage={}, removed=[], notes=[], links=[],
+            citations=[CitationOut(case_id="fb1", title="证书续期" + markup, product="CDN", passage="p", score=0.9,
+                                   provenance=provenance)])
+        page.route("**/v1/drafts", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                                 body=routed.model_dump_json()))
+        page.click("#go")
+        expect(page.locator("#status")).to_have_text("草稿已生成")
+        expect(page.locator("#cases .case > .provenance")).to_have_text(
+            "来源：客服反馈 #3, #7（修改后采纳） · 审核人 lead" + markup + " · 审核于 2026-11-26 04:30:00 · 合并 2 条相同反馈")
+        assert page.locator("#cases img").count() == 0 and page.evaluate("window.pwned === undefined")
         page.unroute("**/v1/drafts")
         page.fill("#ticket", "证" * 8001)
         expect(page.locator("#counter")).to_have_class("counter over")
