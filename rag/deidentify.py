@@ -2,10 +2,13 @@
 
 The dataset writes ``[REDACTED_EMAIL]``, ``[REDACTED_PHONE]``, ``[REDACTED_IP]``,
 ``[REDACTED_PRIVATE_IP]``, ``[REDACTED_PATH]`` and ``[REDACTED_KEY]``; it has no token for a
-customer's domain, bucket, name or order id, so those get tokens of the same form
+customer's domain, bucket, name or order id (its dialogues carry no names at all, bar two it missed:
+a customer's site title and an ``accountName`` in pasted JSON), so those get tokens of the same form
 (``[REDACTED_DOMAIN]``, ``[REDACTED_BUCKET]``, ``[REDACTED_NAME]``, ``[REDACTED_ID]``), which every
 reader of the dataset already treats as a redaction (``\\[REDACTED_[A-Z_]+\\]``).
 
+Names are found labelled (``联系人：…``, ``rag.identifiers``), before an honorific (王先生) and in
+running text (``rag.person_names``: jieba's name tag checked against surnames and the dictionary).
 What to redact is found by the same detectors the guards use (``rag.identifiers`` on the normal
 form of ``rag.normalise``, links by ``rag.links``), so obfuscation that the guards see through
 does not get through here either. What stays: Qiniu's own links and hosts (the link allow-list),
@@ -27,6 +30,7 @@ from rag.dataset_markers import REDACTION_TOKEN, redaction_token
 from rag.identifiers import CorpusIdentifiers, find_identifiers, host_allowed, host_of, tokens
 from rag.links import absolute, link_spans
 from rag.normalise import view
+from rag.person_names import find_person_names
 
 _TOKEN_OF_KIND = {
     "email": redaction_token("EMAIL"),
@@ -98,6 +102,7 @@ def deidentify(text: str, *, allowlist: Iterable[str], corpus: CorpusIdentifiers
         if tok.value.lower() not in corpus.public_tokens:
             spans.append((tok.start, tok.end, redaction_token("KEY") if _HEX_KEY.fullmatch(tok.value) else redaction_token("ID")))
     spans += [(m.start(), m.end(), redaction_token("NAME")) for m in _HONORIFIC_NAME.finditer(t)]
+    spans += [(n.start, n.end, redaction_token("NAME")) for n in find_person_names(t)]
     # Longest first where spans overlap (a link holds its host; a bucket label holds its name).
     spans.sort(key=lambda s: (s[0], -s[1]))
     out: list[str] = []
