@@ -1,0 +1,73 @@
+"""How well unlabelled names are found (``rag.person_names``): false names on the corpus, whose dialogues
+the dataset already de-identified, and recall on the labelled tables in ``tests/data/``.
+
+    python eval/person_names.py [--data data] [--show]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from rag.parse import parse_paths
+from rag.paths import checkout_root
+from rag.person_names import find_person_names
+
+TABLES = ("person_names.jsonl", "person_names_heldout.jsonl")
+
+
+def _jieba_nr(texts: Iterable[str]) -> list[str]:
+    """What jieba's tagger alone calls a name (its shared default dictionary)."""
+    import jieba.posseg
+
+    return [p.word for t in texts for p in jieba.posseg.cut(t) if p.flag in ("nr", "nrfg", "nrt")]
+
+
+def _recall(rows: Sequence[dict], show: bool) -> tuple[int, int, int]:
+    found = missed = extra = 0
+    for row in rows:
+        expected = list(row["names"])
+        for span in find_person_names(row["text"]):
+            if span.value in expected:
+                expected.remove(span.value)
+                found += 1
+            else:
+                extra += 1
+                if show:
+                    print(f"  extra {span.value}: {row['text']}")
+        missed += len(expected)
+        if show:
+            for name in expected:
+                print(f"  missed {name}: {row['text']}")
+    return found, missed, extra
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--data", default="data", help="corpus folder (already de-identified)")
+    ap.add_argument("--show", action="store_true", help="print every hit, miss and extra span")
+    root = checkout_root()
+    if root is None:
+        ap.error("the labelled tables are in a source checkout's tests/data/; run this from a checkout")
+    args = ap.parse_args(argv)
+    cases, _ = parse_paths([Path(args.data)])
+    for role in ("agent", "customer"):
+        texts = [t.text for c in cases for t in c.turns if t.role == role]
+        hits = [(c.id, s.value) for c in cases for t in c.turns if t.role == role for s in find_person_names(t.text)]
+        print(f"{role} turns ({len(texts)}, {sum(map(len, texts))} chars): jieba nr alone {len(_jieba_nr(texts))}, "
+              f"detector {len(hits)}")
+        if args.show:
+            for case_id, value in hits:
+                print(f"  {case_id}: {value}")
+    for name in TABLES:
+        path = root / "tests" / "data" / name
+        rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+        if args.show:
+            print(name)
+        found, missed, extra = _recall(rows, args.show)
+        total = found + missed
+        print(f"{name}: {len(rows)} sentences, {total} names, found {found}, missed {missed}, extra {extra}, "
+              f"recall {found / total:.3f}, precision {found / max(1, found + extra):.3f}")
+    return 0
