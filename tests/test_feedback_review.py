@@ -110,13 +110,13 @@ def test_a_database_from_before_the_review_step_opens_with_its_data(tmp_path):
 
 
 def test_export_de_identifies_with_the_dataset_tokens_and_keeps_public_links(tmp_path):
-    final = ("王先生您好，已联系 138-1234-5678 和 zhang.wei@example.de，贵司域名 shop.mueller.de 与 "
+    final = ("王先生您好，同事张伟反馈说已联系 138-1234-5678 和 zhang.wei@example.de，贵司域名 shop.mueller.de 与 "
              "https://cdn.mueller.de/a/b.png 已处理；空间名：mueller-assets，AK 0123456789abcdef0123abcd，"
              "订单号 202311261234567，来源 IP 8.8.8.8 与 10.0.0.1。文档：https://developer.qiniu.com/fusion/kb/1322")
     store = _store(tmp_path, [final])
     store.review(1, "approved", "lead")
     text = export_feedback(store, allowlist=DEFAULT_LINK_ALLOWLIST).text
-    for secret in ("王先生", "1234-5678", "zhang.wei", "mueller", "0123456789abcdef", "202311261234567", "8.8.8.8", "10.0.0.1"):
+    for secret in ("王先生", "张伟", "1234-5678", "zhang.wei", "mueller", "0123456789abcdef", "202311261234567", "8.8.8.8", "10.0.0.1"):
         assert secret not in text, secret
     for token in ("[REDACTED_NAME]先生", "[REDACTED_PHONE]", "[REDACTED_EMAIL]", "[REDACTED_DOMAIN]",
                   "[REDACTED_DOMAIN]/[REDACTED_PATH]", "[REDACTED_BUCKET]", "[REDACTED_KEY]", "[REDACTED_ID]",
