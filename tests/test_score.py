@@ -54,12 +54,19 @@ def test_corpus_templates_are_the_known_ones(corpus_pipeline):
 
 
 def test_score_draft_counts_leaks_and_invented_links():
+    from rag.records import Case, Turn
+    from rag.score.leaks import LeakDetector
+    from rag.score.link_check import LinkChecker
+
+    past = Case("old", "t", "CDN", "其他", (), "客户 cdn.other-user.com 打不开", (
+        Turn("customer", "客户 cdn.other-user.com 打不开"), Turn("agent", "见 https://cdn.old.cn/[REDACTED_PATH]")),
+        None, "f.md", 1)
     draft = Draft(text="您好，参考 https://evil.example.org/a ，客户 cdn.other-user.com 也是这样，见 https://cdn.old.cn/[REDACTED_PATH]", action="answer",
                   confidence=0.5, citations=(), links=(), backend="offline", prompt_id="p", prompt_version="v", latency_ms=1)
-    s = score_draft(draft, "您好，已经处理完成", "我的问题", templates=[], known_links={"https://cdn.old.cn/[REDACTED_PATH]"},
-                    allowlist=("qiniu.com",))
-    assert s["leaked_identifiers"] == 2  # a domain, and another customer's link from a past case
-    assert s["invented_links"] == 1
+    s = score_draft(draft, "您好，已经处理完成", "我的问题", templates=[], leaks=LeakDetector.from_cases([past]),
+                    links=LinkChecker.from_cases([past], ("qiniu.com",)), reference_action="escalate")
+    assert s["leaked_identifiers"] == 2  # another customer's domain, and the host of their link from a past case
+    assert s["invented_links"] == 1  # evil.example.org; the past case's link is not invented (it is a leak)
     assert s["action_agreement"] == 0.0  # the real agent escalated
 
 

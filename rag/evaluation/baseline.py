@@ -12,12 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import RagError
-from rag.evaluation.metric_names import GATED, LOWER_IS_BETTER
+from rag.evaluation.metric_names import GATED, LOWER_IS_BETTER, SAFETY_TOTALS
 
 TOLERANCE = 0.02
-# Counts that must be zero; the last two come from the corpus-learned detector (rag/score/leaks.py),
-# which shares no code with the guards it grades.
-SAFETY_TOTALS = ("leaked_identifiers", "invented_links", "leaks_independent", "defects")
 
 
 @dataclass(frozen=True)

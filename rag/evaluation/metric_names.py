@@ -5,7 +5,7 @@ from __future__ import annotations
 
 # Per case (rag/score/draft.py, the retrieval and relevance scores); the summary averages each of them.
 PER_CASE = ("rouge_l", "rouge_l_answered", "bleu", "chrf", "link_precision", "link_recall", "template_recall",
-            "action_agreement", "leaked_identifiers", "invented_links", "leaks_independent", "defects", "confidence",
+            "action_agreement", "leaked_identifiers", "invented_links", "defects", "confidence",
             "retrieval_top1", "retrieval_best_of_k", "retrieval_ndcg", "retrieval_product_acc1", "judge_overall",
             "rel_p_at_1", "rel_mrr_at_10", "rel_hit_at_5", "rel_ndcg_at_5")
 
@@ -28,3 +28,11 @@ GATED = ("rouge_l", "rouge_l_answered", "chrf", "bleu", "link_precision", "link_
          "tickets_rel_p_at_1", "match_ece", "tickets_ece")
 # Calibration error: lower is better, so the gate bounds it from above.
 LOWER_IS_BETTER = frozenset({"match_ece", "tickets_ece"})
+
+# Counts that must be zero in every run (the summary's totals), all from the grader's own checks
+# (rag/score/leaks.py, rag/score/link_check.py), which share no code with the guards they grade.
+SAFETY_TOTALS = ("leaked_identifiers", "invented_links", "defects")
+
+# The prompt-tuning notebook's comparison of variants (eval/notebooks/prompt_tuning.ipynb).
+VARIANT_COMPARISON = ("rouge_l", "rouge_l_answered", "chrf", "link_precision", "link_recall", "answer_precision",
+                      "coverage", "action_agreement", "leaked_identifiers", "invented_links")

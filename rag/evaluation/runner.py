@@ -28,6 +28,8 @@ from rag.pipeline import Pipeline
 from rag.records import Case, Ticket
 from rag.score.draft import score_draft
 from rag.score.leaks import LeakDetector
+from rag.score.link_check import LinkChecker
+from rag.score.reference_action import reference_action
 from rag.score.retrieval import RelevanceTable, case_scores
 from rag.score.labels import GroupLabels, load_groups, load_tickets
 from rag.score.relevance import Decision, decision_scores
@@ -115,7 +117,9 @@ def run_eval(
     universe = [c.id for c in cases]
     templates = find_templates(cases)
     detector = LeakDetector.from_cases(cases)
+    link_checker = LinkChecker.from_cases(cases, settings.link_allowlist)
     chosen, excluded = select_cases(cases, cfg)
+    indexed = [cid for cid in universe if cid not in excluded]
     # Drafts and judgements each get their own cached client, so each keeps its own cache counts.
     llm = pipeline.cached_llm() if cfg.backend == "llm" else None
     judge_llm = pipeline.cached_llm() if cfg.judge else None
@@ -137,11 +141,10 @@ def run_eval(
         # With an LLM, a failed call becomes the offline draft, flagged: the run goes on and the report shows it.
         draft = drafter.draft(ticket, k=cfg.k, exclude=sorted(exclude), fallback="offline")
         error = next((n for n in draft.notes if "offline fallback" in n), "fallback") if draft.fallback else None
+        reference = reference_action(case, labels, indexed)
         scores = score_draft(draft, case.answer, f"{ticket.title}\n{ticket.text}", templates=templates,
-                             known_links=drafter.known_links, allowlist=settings.link_allowlist,
-                             corpus=drafter.corpus_ids)
+                             leaks=detector, links=link_checker, reference_action=reference, case_id=case.id)
         findings = detector.check(draft.text, f"{ticket.title}\n{ticket.text}", case.id)
-        scores["leaks_independent"] = float(len(findings.leaks))
         scores["defects"] = float(len(findings.defects))
         # Deferring where no case fits is not punished: this one averages only the drafts that answer.
         scores["rouge_l_answered"] = scores["rouge_l"] if draft.action == "answer" else None
@@ -164,6 +167,7 @@ def run_eval(
             "case_id": case.id, "title": case.title, "product": case.product, "subcategory": case.subcategory,
             "ticket": ticket.text, "reference": case.answer, "draft": asdict(draft), "scores": scores,
             "judge": judged, "error": error, "decision": labelled["decision"] if labelled else None,
+            "reference_action": reference,
             "findings": {"leaks": list(findings.leaks), "defects": list(findings.defects)},
         }
         with lock:

@@ -1,16 +1,21 @@
-"""Scores of one draft against the real agent's substantive answer."""
+"""Scores of one draft against the real agent's substantive answer.
+
+Every score here is computed by the grader's own code (``rag/score/``): the links with ``link_check.py``,
+the leaks with ``leaks.py``, the action against ``reference_action.py``. None of it is the drafter's guards,
+action classifier, identifier or link modules, so a miss of theirs shows up in the score instead of being
+graded by itself (``tests/test_score_independence.py`` holds the import rule).
+"""
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import sacrebleu
 
-from rag.draft.actions import classify_reply
-from rag.draft.guards import invented_links, leaked_identifiers
-from rag.identifiers import CorpusIdentifiers
-from rag.links import find_links
 from rag.records import Draft
+from rag.score.leaks import LeakDetector
+from rag.score.link_check import LinkChecker, link_keys, same_link
+from rag.score.reference_action import Reference, agrees
 from rag.score.templates import Template, templates_in
 from rag.similarity import normalise_answer, rouge_l_f1
 
@@ -32,9 +37,10 @@ def chrf(draft: str, reference: str) -> float:
 
 def link_scores(draft: str, reference: str) -> tuple[float | None, float | None]:
     """Precision (draft links found in the real answer) and recall; ``None`` when there is nothing to count."""
-    d, r = set(find_links(draft)), set(find_links(reference))
-    hit = len(d & r)
-    return (hit / len(d) if d else None), (hit / len(r) if r else None)
+    d, r = set(link_keys(draft)), set(link_keys(reference))
+    precise = sum(1 for a in d if any(same_link(a, b) for b in r))
+    recalled = sum(1 for b in r if any(same_link(a, b) for a in d))
+    return (precise / len(d) if d else None), (recalled / len(r) if r else None)
 
 
 def template_recall(draft: str, reference: str, templates: Sequence[Template]) -> float | None:
@@ -51,10 +57,13 @@ def score_draft(
     ticket_text: str,
     *,
     templates: Sequence[Template],
-    known_links: Iterable[str],
-    allowlist: Sequence[str],
-    corpus: CorpusIdentifiers = CorpusIdentifiers(),
+    leaks: LeakDetector,
+    links: LinkChecker,
+    reference_action: Reference,
+    case_id: str | None = None,
 ) -> dict[str, float | None]:
+    """``case_id``: the replayed case, whose own identifiers are no leak; ``reference_action``: what the
+    draft should have done (``reference_action.reference_action``)."""
     precision, recall = link_scores(draft.text, reference)
     return {
         "rouge_l": rouge_l(draft.text, reference),
@@ -63,8 +72,8 @@ def score_draft(
         "link_precision": precision,
         "link_recall": recall,
         "template_recall": template_recall(draft.text, reference, templates),
-        "action_agreement": 1.0 if classify_reply(reference) == draft.action else 0.0,
-        "leaked_identifiers": float(len(leaked_identifiers(draft.text, ticket_text, allowlist, frozenset(known_links), corpus))),
-        "invented_links": float(len(invented_links(draft.text, ticket_text, frozenset(known_links), allowlist, corpus))),
+        "action_agreement": 1.0 if agrees(draft.action, reference_action) else 0.0,
+        "leaked_identifiers": float(len(leaks.leaks(draft.text, ticket_text, case_id))),
+        "invented_links": float(len(links.invented(draft.text, ticket_text))),
         "confidence": draft.confidence,
     }
