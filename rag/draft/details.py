@@ -1,5 +1,9 @@
-"""What to ask a customer for when a reply cannot answer yet, by topic: the policy's verdict reads it
-(and through it the deferral texts and the LLM prompt). A ticket's product is searched with its text.
+"""What to ask a customer for when a reply cannot answer yet: one table, read by the policy's verdict (and
+through it the deferral texts and the LLM prompt) and by the offline drafter.
+
+There were two tables, one by topic (the policy) and one by product (the offline drafter), which asked the
+same customer for different things depending on which path wrote the reply. The product names are topics
+here: a ticket's product is searched with its text, so "实时互动" finds the RTC row as "rtc" does.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ TOPICS: tuple[Topic, ...] = (
     Topic(re.compile(r"账单|费用|扣费|欠费|余额|充值|退款|计费|套餐|资源包|多扣|收费", re.I),
           "账号（登录邮箱）以及相关的账单月份或订单号"),
     Topic(re.compile(r"直播|推流|拉流|rtmp|hls|flv|m3u8|pili", re.I), "直播空间名、推流或播放地址以及报错信息"),
+    Topic(re.compile(r"实时互动|实时音视频|rtc|连麦|appid", re.I), "AppID、房间名以及报错信息"),
     Topic(re.compile(r"短信|签名|模板|验证码"), "短信签名或模板 ID，以及发送记录截图"),
     Topic(re.compile(r"转码|dora|截帧|水印|持久化|fop|persistent", re.I), "处理命令（fop 参数）、persistentId 以及报错信息"),
     Topic(re.compile(r"实名|认证|登录|注册|子账号|账号|帐号|密码"), "账号（登录邮箱）以及页面提示的截图"),

@@ -21,6 +21,7 @@ from rapidfuzz.distance import LCSseq
 
 from rag.dataset_markers import REPLY_GREETING
 from rag.draft.actions import classify_reply, needs_staff
+from rag.draft.details import customer_text, details_to_ask, request_for
 from rag.draft.sentences import Judge, Piece, is_doc_link, join, pieces_of, reusable
 from rag.links import find_links
 from rag.draft.policy import is_vague as _is_vague_text
@@ -28,15 +29,6 @@ from rag.records import Action, Hit, Ticket
 from rag.retrieve.consensus import consensus_scores
 from rag.similarity import normalise_answer, pairwise_rouge_l, rouge_l_f1
 
-_MISSING_BY_PRODUCT = {
-    "CDN": "加速域名、报错截图或报错信息",
-    "对象存储": "空间名称、文件链接（或 key）以及报错信息",
-    "账户与财务": "账号（或登录邮箱）以及订单号/账单月份",
-    "直播云": "直播空间名、推流/拉流地址以及报错信息",
-    "实时互动": "AppID、房间名以及报错信息",
-    "云短信": "短信签名/模板 ID 以及发送记录截图",
-}
-_MISSING_DEFAULT = "具体的报错信息或截图、相关域名或空间名，以及请求 ID（X-Reqid）"
 LOW_CONFIDENCE = 0.15
 
 
@@ -56,11 +48,6 @@ def support(hits: Sequence[Hit], top: int = 5) -> list[float]:
         return [0.0] * len(pool)
     weights = [max(h.score, 1e-6) for h in pool]
     return consensus_scores([h.answer for h in pool], weights).tolist()
-
-
-def missing_info_request(product: str | None) -> str:
-    items = _MISSING_BY_PRODUCT.get(product or "", _MISSING_DEFAULT)
-    return f"为了进一步帮您确认，麻烦提供一下{items}，这边收到后马上为您排查。"
 
 
 ESCALATION_NOTE = "这个需要工作人员在后台为您处理，麻烦提供一下相关的账号和域名（或订单号），处理完成后会第一时间告知您。"
@@ -153,8 +140,10 @@ def compose(ticket: Ticket, hits: Sequence[Hit], *, fitting: Collection[str] | N
     no reason to ask for details: the verdict has already decided that a case fits.
     """
     product = ticket.product or (hits[0].product if hits else None)
+    # The same table as the verdict's details: the customer is asked for the same things by either path.
+    ask = request_for(details_to_ask(customer_text(ticket), product))
     if not hits:
-        return Composition(f"{REPLY_GREETING}{missing_info_request(product)}", "ask_for_info", 0.0, (), ("no similar past case",))
+        return Composition(f"{REPLY_GREETING}{ask}", "ask_for_info", 0.0, (), ("no similar past case",))
     pool = list(hits[:5])
     agreement = support(pool)
     bodies = [reusable_body(h.answer, [o.answer for o in pool if o is not h], ticket) for h in pool]
@@ -162,7 +151,7 @@ def compose(ticket: Ticket, hits: Sequence[Hit], *, fitting: Collection[str] | N
     chosen_i = choose(ticket, pool, bodies, allowed)
     if chosen_i is None:
         return Composition(
-            f"{REPLY_GREETING}{missing_info_request(product)}", "ask_for_info", 0.0, tuple(pool[:1]),
+            f"{REPLY_GREETING}{ask}", "ask_for_info", 0.0, tuple(pool[:1]),
             ("past cases hold no reusable answer",),
         )
     chosen = pool[chosen_i]
@@ -182,11 +171,11 @@ def compose(ticket: Ticket, hits: Sequence[Hit], *, fitting: Collection[str] | N
         text = f"{REPLY_GREETING}{body}\n{ESCALATION_NOTE}" if past_action != "escalate" else f"{REPLY_GREETING}{ESCALATION_NOTE}"
     elif _is_vague_text(ticket.query_text):
         action = "ask_for_info"
-        text = f"{REPLY_GREETING}请问具体遇到了什么问题呢？{missing_info_request(ticket.product)}"
+        text = f"{REPLY_GREETING}请问具体遇到了什么问题呢？{request_for(details_to_ask(customer_text(ticket), ticket.product))}"
         notes.append("the ticket does not describe the problem yet")
     elif past_action == "ask_for_info" or (confidence < LOW_CONFIDENCE and fitting is None):
         action = "ask_for_info"
-        text = f"{REPLY_GREETING}{body}\n{missing_info_request(product)}"
+        text = f"{REPLY_GREETING}{body}\n{ask}"
         if confidence < LOW_CONFIDENCE:
             notes.append(f"low support ({confidence:.2f}): asking for details")
     else:
