@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -25,8 +26,28 @@ def _jieba_nr(texts: Iterable[str]) -> list[str]:
     return [p.word for t in texts for p in jieba.posseg.cut(t) if p.flag in ("nr", "nrfg", "nrt")]
 
 
-def _recall(rows: Sequence[dict], show: bool) -> tuple[int, int, int]:
+@dataclass(frozen=True)
+class TableScore:
+    found: int
+    missed: int
+    extra: int
+    # ("missed" | "extra", name, sentence), in table order.
+    mistakes: tuple[tuple[str, str, str], ...]
+
+    @property
+    def recall(self) -> float:
+        return self.found / max(1, self.found + self.missed)
+
+    @property
+    def precision(self) -> float:
+        return self.found / max(1, self.found + self.extra)
+
+
+def score_table(rows: Sequence[dict]) -> TableScore:
+    """The detector against labelled sentences (``{"text": ..., "names": [...]}``): each expected name
+    found once counts, a span not expected is extra, an expected name not found is missed."""
     found = missed = extra = 0
+    mistakes: list[tuple[str, str, str]] = []
     for row in rows:
         expected = list(row["names"])
         for span in find_person_names(row["text"]):
@@ -35,13 +56,10 @@ def _recall(rows: Sequence[dict], show: bool) -> tuple[int, int, int]:
                 found += 1
             else:
                 extra += 1
-                if show:
-                    print(f"  extra {span.value}: {row['text']}")
+                mistakes.append(("extra", span.value, row["text"]))
         missed += len(expected)
-        if show:
-            for name in expected:
-                print(f"  missed {name}: {row['text']}")
-    return found, missed, extra
+        mistakes += [("missed", name, row["text"]) for name in expected]
+    return TableScore(found, missed, extra, tuple(mistakes))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,10 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in TABLES:
         path = root / "tests" / "data" / name
         rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+        score = score_table(rows)
         if args.show:
             print(name)
-        found, missed, extra = _recall(rows, args.show)
-        total = found + missed
-        print(f"{name}: {len(rows)} sentences, {total} names, found {found}, missed {missed}, extra {extra}, "
-              f"recall {found / total:.3f}, precision {found / max(1, found + extra):.3f}")
+            for kind, value, text in score.mistakes:
+                print(f"  {kind} {value}: {text}")
+        print(f"{name}: {len(rows)} sentences, {score.found + score.missed} names, found {score.found}, "
+              f"missed {score.missed}, extra {score.extra}, recall {score.recall:.3f}, precision {score.precision:.3f}")
     return 0
