@@ -20,7 +20,6 @@ from rag.draft.policy import Verdict, decide
 from rag.draft.llm_bounds import Deadline
 from rag.draft.prompts import PromptPair
 from rag.errors import ContextLengthError, LLMError
-from rag.identifiers import CorpusIdentifiers
 from rag.links import find_links
 from rag.records import Action, Citation, Draft, Hit, Ticket, Usage
 from rag.retrieve import Filters, Retriever
@@ -101,7 +100,7 @@ class Drafter:
         # Bounds the LLM calls in flight: when every slot hangs on a slow endpoint, the next drafts fall
         # back to offline at once instead of pinning the service's worker threads.
         self._llm_slots = threading.BoundedSemaphore(config.llm_max_concurrent)
-        self.corpus_ids = CorpusIdentifiers.from_cases(retriever.cases)
+        self.corpus_ids = retriever.cases.identifiers
         self.texts = VerdictTexts(config.prompts_dir)
         model = getattr(retriever, "match_model", None)
         self.threshold = (config.answer_threshold if config.answer_threshold is not None
