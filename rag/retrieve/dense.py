@@ -29,7 +29,9 @@ class DenseRetriever:
         self.kinds = kinds
 
     def embed(self, text: str) -> np.ndarray:
-        return self.embedder.embed([text], "query")[0]
+        """A ticket's query vector, the query first cut to the embedder's per-request bound (issue 12)."""
+        fit = getattr(self.embedder, "fit", None)
+        return self.embedder.embed([fit(text, "query") if fit is not None else text], "query")[0]
 
     def rank(self, vector: np.ndarray, filters: Filters, n: int) -> tuple[list[tuple[str, str, float]], float]:
         """The best ``n`` cases (case id, best chunk id, cosine), and the milliseconds the store query took."""
