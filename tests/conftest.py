@@ -89,6 +89,15 @@ def without_index_probe(monkeypatch):
 
     monkeypatch.setattr(rag.store_health, "_run_probe", lambda config: None)
 
+@pytest.fixture
+def dataset(tmp_path) -> Path:
+    """A data folder holding one small dataset file (tests/data/small.md as part1.md)."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(Path(__file__).parent / "data" / "small.md", folder / "part1.md")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def corpus_settings(tmp_path_factory, embedding_cache) -> Settings:
     root = tmp_path_factory.mktemp("corpus-store")

@@ -15,14 +15,6 @@ TEST_DATA = Path(__file__).parent / "data"
 pytestmark = pytest.mark.usefixtures("without_index_probe")  # the probe child is tested in test_store_reload.py
 
 
-@pytest.fixture
-def dataset(tmp_path):
-    folder = tmp_path / "data"
-    folder.mkdir()
-    shutil.copy(TEST_DATA / "small.md", folder / "part1.md")
-    return folder
-
-
 def _store(settings):
     return ChunkStore(StoreConfig.from_settings(settings), make_embedder(EmbeddingConfig.from_settings(settings)).name, create=False)
 

@@ -8,13 +8,11 @@ what these tests guard.
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,7 +25,6 @@ from rag.service.app import create_app
 from rag.store_generation import pointer_name
 from rag.store_health import SQLITE_NAME, check_store, vector_segment
 
-TEST_DATA = Path(__file__).parent / "data"
 LOCAL = ("127.0.0.1", 50000)
 NEW_CASE = """# 测试数据集 - Part 2
 
@@ -52,14 +49,6 @@ NEW_CASE = """# 测试数据集 - Part 2
 
 退款需在财务中心提交申请
 """
-
-
-@pytest.fixture
-def dataset(tmp_path):
-    folder = tmp_path / "data"
-    folder.mkdir()
-    shutil.copy(TEST_DATA / "small.md", folder / "part1.md")
-    return folder
 
 
 @pytest.fixture
