@@ -4,7 +4,7 @@ from rouge_chinese import Rouge
 from rag.records import Draft
 from rag.score.draft import bleu, chrf, link_scores, rouge_l, score_draft, template_recall
 from rag.score.templates import Template, find_templates
-from rag.similarity import rouge_l_f1
+from rag.rouge import rouge_l_f1
 
 PAIRS = [
     ("您好，免费证书在控制台申请", "您好，可以在控制台申请免费证书"),
@@ -71,7 +71,7 @@ def test_score_draft_counts_leaks_and_invented_links():
 
 
 def test_pairwise_matrix_matches_pair_by_pair():
-    from rag.similarity import pairwise_rouge_l
+    from rag.rouge import pairwise_rouge_l
 
     texts = [a for pair in PAIRS for a in pair] + [""]
     m = pairwise_rouge_l(texts)

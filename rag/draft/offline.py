@@ -26,8 +26,7 @@ from rag.draft.sentences import Judge, Piece, is_doc_link, join, pieces_of, reus
 from rag.links import find_links
 from rag.draft.policy import is_vague as _is_vague_text
 from rag.records import Action, Hit, Ticket
-from rag.retrieve.consensus import consensus_scores
-from rag.similarity import normalise_answer, pairwise_rouge_l, rouge_l_f1
+from rag.rouge import consensus_scores, normalise_answer, pairwise_rouge_l, rouge_l_f1
 
 LOW_CONFIDENCE = 0.15
 

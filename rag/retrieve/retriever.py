@@ -16,7 +16,7 @@ import numpy as np
 from rag.cases import CaseRepository
 from rag.embed import Embedder
 from rag.records import Hit, Ticket
-from rag.retrieve.consensus import consensus_scores, rerank
+from rag.retrieve.consensus import rerank
 from rag.retrieve.dense import DenseRetriever
 from rag.retrieve.duplicates import duplicate_groups
 from rag.retrieve.fusion import rrf
@@ -25,6 +25,7 @@ from rag.retrieve.lexical import LexicalRetriever
 from rag.retrieve.match import CandidateText, MatchModel, idf_table, pair_features
 from rag.retrieve.query import rewrite_query
 from rag.retrieve.retrieval import NO_FILTERS, Filters, Retrieval, Timing, query_text
+from rag.rouge import consensus_scores
 from rag.settings import Settings
 from rag.store import ChunkStore
 

@@ -16,7 +16,7 @@ from rag.filler import strip_image_markers
 from rag.records import Case
 import numpy as np
 
-from rag.similarity import normalise_answer, pairwise_rouge_l
+from rag.rouge import normalise_answer, pairwise_rouge_l
 
 MIN_CHARS = 40
 
