@@ -7,8 +7,8 @@ query, since another customer's id says nothing about what this ticket is about.
 By construction, not by denylist:
 - the text is read in its normal form (``rag.normalise``): full width, zero-width splits and ``。``
   dots do not hide anything;
-- a domain is any host whose suffix is on the Public Suffix List (``publicsuffixlist``, which ships
-  its snapshot inside the wheel and never fetches), plus the special-use names (``.example``…);
+- a domain is any host whose suffix is on the Public Suffix List, plus the special-use names
+  (``.example``…): ``rag.domains`` judges it, for these checks and for ``rag.links``;
 - phones in the forms people write them (``138-1234-5678``, ``+86 138 1234 5678``, ``0755-12345678``);
 - whether a domain or token is customer-specific is judged by the corpus (``CorpusIdentifiers``):
   what agents use across cases is public (digicert.com, github.com, qshell), what occurs in one
@@ -23,19 +23,17 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Iterable, NamedTuple
 from urllib.parse import urlsplit
 
 from rag.dataset_markers import REDACTION_TOKEN
+from rag.domains import is_domain, registrable
 from rag.links import link_spans
 from rag.normalise import normalise
 
 if TYPE_CHECKING:
     from rag.cases import CaseRepository
 
-# Special-use names (RFC 2606/6761) are not on the suffix list, but an attacker's test page is a host too.
-SPECIAL_USE = frozenset({"example", "test", "invalid", "localhost", "local", "internal", "onion", "lan", "home", "corp"})
 
 _LABEL = r"[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?"
 _DOMAIN = re.compile(rf"(?<![a-z0-9.\-@_])(?:{_LABEL}\.)+[a-z][a-z0-9\-]{{0,62}}(?![a-z0-9\-_])", re.I | re.A)
@@ -65,31 +63,6 @@ class Found(NamedTuple):
     start: int
     end: int
     value: str
-
-
-@lru_cache(maxsize=1)
-def _suffix_list():
-    # Loaded on first use, not at import; the bundled snapshot, never a download.
-    from publicsuffixlist import PublicSuffixList
-
-    return PublicSuffixList(only_icann=True, accept_unknown=False)
-
-
-def is_domain(host: str) -> bool:
-    """True when ``host`` ends in a public suffix (or a special-use name) and has a label before it."""
-    host = host.lower().rstrip(".")
-    if "." not in host:
-        return False
-    if host.rsplit(".", 1)[1] in SPECIAL_USE:
-        return True
-    suffix = _suffix_list().publicsuffix(host)
-    return suffix is not None and suffix != host
-
-
-def registrable(host: str) -> str:
-    """The registrable part of a host (``cdn.huomc.com`` → ``huomc.com``); the host itself when unknown."""
-    host = host.lower().rstrip(".")
-    return _suffix_list().privatesuffix(host) or host
 
 
 def host_allowed(host: str, allowlist: Iterable[str]) -> bool:

@@ -13,6 +13,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from rag.dataset_markers import REDACTION_TOKEN, REDACTION_TOKEN_AT_END
+from rag.domains import is_domain
 
 _URL = re.compile(r"https?://[\x21-\x7e]+", re.I)
 _HARD_STOPS = re.compile(r"[\"'\\]|-{3,}")
@@ -134,8 +135,6 @@ def _bare_host(text: str) -> str:
 
 def link_spans(text: str) -> list[LinkSpan]:
     """Every link in ``text`` (normalised), longest first where they overlap, in order of position."""
-    from rag.identifiers import is_domain  # the suffix list lives with the identifiers
-
     found: list[LinkSpan] = []
     for m in _UNSAFE.finditer(text):
         found.append(LinkSpan(m.start(), m.end(), m.group(0), "unsafe"))
