@@ -175,6 +175,8 @@ def search(
     """The past cases most similar to a ticket."""
     from dataclasses import asdict
 
+    from rag.dataset_format import format_category
+
     text = _read_ticket(query, None).strip()
     if not text:
         raise RagError("the query is empty")
@@ -192,7 +194,7 @@ def search(
                  "case": asdict(h.case), "components": h.components, "match": h.match} for h in hits])
         return
     o.table("", ("#", "score", "case", "title", "product", "matched text"),
-            [(str(n), f"{h.score:.3f}", h.case_id, h.title, f"{h.product}｜{h.subcategory}", " ".join(h.chunk_text.split())[:240])
+            [(str(n), f"{h.score:.3f}", h.case_id, h.title, format_category(h.product, h.subcategory), " ".join(h.chunk_text.split())[:240])
              for n, h in enumerate(hits, start=1)], lines=True)
 
 
@@ -443,6 +445,7 @@ def feedback_review(
     """List accepted and edited drafts waiting for review, each with its diff against the draft."""
     from dataclasses import asdict
 
+    from rag.dataset_format import format_category
     from rag.feedback import FeedbackStore
     from rag.feedback_review import pending
     from rag.settings import load_settings
@@ -455,7 +458,7 @@ def feedback_review(
     out.text(f"{len(items)} item(s) pending review (approve: rag feedback approve ID; reject: rag feedback reject ID --reason …)")
     for p in items:
         i = p.item
-        out.rule(f"feedback {i.feedback_id} · {i.verdict} · {i.product}｜{i.subcategory} · {i.created}")
+        out.rule(f"feedback {i.feedback_id} · {i.verdict} · {format_category(i.product, i.subcategory)} · {i.created}")
         out.text(f"ticket: {' '.join(i.ticket.split())[:300]}")
         out.text(p.diff or f"(accepted as drafted)\n{i.final_text}")
 

@@ -39,7 +39,7 @@ ROLES: dict[str, Role] = {"客户": "customer", "客服": "agent"}
 ROLE_MARKERS = {role: marker for marker, role in ROLES.items()}
 SECTIONS = {QUESTION_SECTION: "question", DIALOGUE_SECTION: "dialogue", ROOT_CAUSE_SECTION: "root_cause"}
 REQUIRED = (CATEGORY_FIELD, QUESTION_SECTION, DIALOGUE_SECTION)
-CATEGORY_SEPARATORS = ("｜", "|")
+CATEGORY_SEPARATORS = ("｜", "|")  # the writer writes the first; the reader splits at the first it finds, in this order
 SCENARIO_SEPARATORS = re.compile(r"[,，、]")
 
 # The reader's line patterns; the writer escapes any text line one of them would take for structure.
@@ -50,6 +50,9 @@ FIELD_LINE = re.compile(rf"^\*\*({CATEGORY_FIELD}|{SCENARIOS_FIELD}|{PROVENANCE_
 SECTION_LINE = re.compile(r"^###\s+(.*\S)\s*$")
 TURN_LINE = re.compile(r"^\*\*([^*]{1,10})\*\*\s*[:：]\s?(.*)$")
 
+# What a category or scenario name may hold when it comes from outside the dataset (feedback): no
+# separator, no Markdown, one line, short.
+_CATEGORY_NAME = re.compile(r"[\w\u4e00-\u9fff &/()（）.+\-]{1,30}")
 _PROVENANCE_ORIGIN = "feedback"
 _REVIEWER = re.compile(r"[\w.@\-]{1,40}")
 _REVIEWERS = re.compile(r"[\w.@\-]{1,40}(?:,[\w.@\-]{1,40}){0,99}")  # a collapsed case lists every reviewer
@@ -107,9 +110,58 @@ def valid_reviewer(name: str) -> bool:
     return bool(_REVIEWER.fullmatch(name))
 
 
+def valid_category_name(name: str) -> bool:
+    return bool(_CATEGORY_NAME.fullmatch(name))
+
+
+def split_category(value: str) -> tuple[str, str]:
+    """``问题分类``'s product and subcategory, stripped: split at the first full-width separator, else at
+    the first ASCII one; without a separator the whole value is the product."""
+    for sep in CATEGORY_SEPARATORS:
+        product, found, subcategory = value.partition(sep)
+        if found:
+            return product.strip(), subcategory.strip()
+    return value.strip(), ""
+
+
+def format_category(product: str, subcategory: str) -> str:
+    return f"{product}{CATEGORY_SEPARATORS[0]}{subcategory}"
+
+
+def without_category_separators(text: str) -> str:
+    """A product name the category field can hold: its separators become spaces."""
+    for sep in CATEGORY_SEPARATORS:
+        text = text.replace(sep, " ")
+    return text
+
+
+def title_line(title: str) -> str:
+    return f"## {title}"
+
+
+def section_line(name: str) -> str:
+    return f"### {name}"
+
+
+def field_line(name: str, value: str) -> str:
+    return f"**{name}**: {value}"
+
+
+def turn_marker(marker: str) -> str:
+    """How a turn starts: ``**客户**：`` (the reader also takes a half-width colon)."""
+    return f"**{marker}**："
+
+
 def one_line(text: str) -> str:
     """A field's value on one line: line breaks become spaces; the ends are stripped, as the reader does."""
     return " ".join(LINE_BREAK.split(text)).strip()
+
+
+def unstructured_line(text: str | None) -> str:
+    """A name on one line with no Markdown structure (title, bold, list, quote) at its start: whitespace
+    runs fold to one space, and leading ``#*->`` and spaces go."""
+    line = " ".join((text or "").split())
+    return line.lstrip("#*-> ").strip()
 
 
 def _is_structure(line: str) -> bool:
@@ -128,24 +180,24 @@ def text_lines(text: str, *, keep_blank: bool) -> list[str]:
 def format_case(case: Case) -> list[str]:
     """One case's lines, without the separator. Raises ``ValueError`` for a case the format cannot hold."""
     title = one_line(case.title)
-    product = one_line(case.product.replace("｜", " ").replace("|", " "))
+    product = one_line(without_category_separators(case.product))
     subcategory = one_line(case.subcategory)
     scenarios = [s for s in (one_line(SCENARIO_SEPARATORS.sub(" ", sc)) for sc in case.scenarios) if s]
     if not title or not product:
         raise ValueError("a case needs a title and a product")
     if not case.turns:
         raise ValueError("a case needs at least one turn")
-    lines = [f"## {title}", "", f"**{CATEGORY_FIELD}**: {product}｜{subcategory}", "",
-             f"**{SCENARIOS_FIELD}**: {', '.join(scenarios)}", ""]
+    lines = [title_line(title), "", field_line(CATEGORY_FIELD, format_category(product, subcategory)), "",
+             field_line(SCENARIOS_FIELD, ", ".join(scenarios)), ""]
     if case.provenance is not None:
-        lines += [f"**{PROVENANCE_FIELD}**: {format_provenance(case.provenance)}", ""]
-    lines += [f"### {QUESTION_SECTION}", "", *text_lines(case.question, keep_blank=True), "",
-              f"### {DIALOGUE_SECTION}", ""]
+        lines += [field_line(PROVENANCE_FIELD, format_provenance(case.provenance)), ""]
+    lines += [section_line(QUESTION_SECTION), "", *text_lines(case.question, keep_blank=True), "",
+              section_line(DIALOGUE_SECTION), ""]
     for turn in case.turns:
         body = text_lines(turn.text, keep_blank=False) or [""]
-        lines.append(f"**{ROLE_MARKERS[turn.role]}**：{body[0].lstrip()}")
+        lines.append(turn_marker(ROLE_MARKERS[turn.role]) + body[0].lstrip())
         lines += body[1:]
-    lines += ["", f"### {ROOT_CAUSE_SECTION}", "", *text_lines(case.root_cause or GENERIC_ROOT_CAUSE, keep_blank=True), ""]
+    lines += ["", section_line(ROOT_CAUSE_SECTION), "", *text_lines(case.root_cause or GENERIC_ROOT_CAUSE, keep_blank=True), ""]
     return lines
 
 

@@ -11,13 +11,12 @@ are one vote in retrieval, not three.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from typing import Iterable, Sequence
 
 from rapidfuzz import fuzz
 
-from rag.dataset_format import write_cases
+from rag.dataset_format import unstructured_line, valid_category_name, without_category_separators, write_cases
 from rag.deidentify import deidentify
 from rag.errors import ParseError
 from rag.feedback import FeedbackItem, FeedbackStore
@@ -30,7 +29,6 @@ from rag.records import Case, Provenance, Turn
 NEAR_DUPLICATE = 90.0
 HEADING = "七牛云客服问答数据集 - 来自客服反馈"
 INTRO = "本文档由 `rag feedback export` 生成：经人工审核通过的客服采纳或修改后的草稿，已脱敏。"
-_PRODUCT_NAME = re.compile(r"[\w\u4e00-\u9fff &/()（）.+\-]{1,30}")
 
 
 @dataclass(frozen=True)
@@ -52,22 +50,16 @@ def corpus_identifiers(cases: Iterable[Case]) -> CorpusIdentifiers:
     )
 
 
-def _one_line(text: str | None) -> str:
-    """A field on one line with no Markdown structure at its start."""
-    line = " ".join((text or "").split())
-    return line.lstrip("#*-> ").strip()
-
-
 def _case_of(item: FeedbackItem, allowlist: Sequence[str], corpus: CorpusIdentifiers) -> Case:
     def clean(text: str) -> str:
         return deidentify(text, allowlist=allowlist, corpus=corpus).text
 
     question = clean(item.ticket).strip() or "（无）"
-    title = _one_line(clean(item.title)) or _one_line(question)[:30] or "（无标题）"
-    product = _one_line(item.product).replace("｜", " ").replace("|", " ") or "其他"
-    subcategory = _one_line(item.subcategory) or "其他类咨询"
+    title = unstructured_line(clean(item.title)) or unstructured_line(question)[:30] or "（无标题）"
+    product = without_category_separators(unstructured_line(item.product)) or "其他"
+    subcategory = unstructured_line(item.subcategory) or "其他类咨询"
     for name in (product, subcategory, *item.scenarios):
-        if not _PRODUCT_NAME.fullmatch(name):
+        if not valid_category_name(name):
             raise ParseError(f"product {name[:40]!r} is not a product name", source="feedback", line=0)
     return Case(
         id="", title=title, product=product, subcategory=subcategory, scenarios=item.scenarios or (product,),

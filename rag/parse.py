@@ -1,18 +1,6 @@
 """Parse dataset files (Markdown, cases separated by ``---``) into immutable ``Case`` records.
 
-A case looks like::
-
-    ## title
-    **问题分类**: 产品｜子类
-    **适用场景**: a, b
-    ### 问题描述
-    ...
-    ### 客服解答
-    **客户**：...          (a turn may continue over several lines)
-    **客服**：...
-    ### 根本原因分析
-    ...
-
+The format (markers, line patterns, the writer) is ``rag.dataset_format``'s; this module reads files with it.
 Strict mode raises ``ParseError`` at the first bad case; the default skips it with a warning
 that names the file and line, and counts it in the report.
 """
@@ -26,20 +14,28 @@ from typing import Iterable, Iterator
 
 from rag.dataset_format import (
     CATEGORY_FIELD,
+    DIALOGUE_SECTION,
     FIELD_LINE as _FIELD,
     GENERIC_ROOT_CAUSE,
     LINE_BREAK as _LINE_BREAK,
     PROVENANCE_FIELD,
+    QUESTION_SECTION,
     REQUIRED as _REQUIRED,
+    ROOT_CAUSE_SECTION,
     ROLES as _ROLES,
     SCENARIO_SEPARATORS,
     SCENARIOS_FIELD,
     SECTION_LINE as _SECTION,
     SECTIONS as _SECTIONS,
+    SEPARATOR,
     SEPARATOR_LINE as _SEPARATOR,
     TITLE_LINE as _TITLE,
     TURN_LINE as _TURN,
     parse_provenance,
+    section_line,
+    split_category,
+    title_line,
+    turn_marker,
 )
 from rag.dataset_markers import IMAGE_MARKER
 from rag.errors import ParseError
@@ -49,6 +45,7 @@ from rag.records import Case, Role, Turn
 
 __all__ = ["GENERIC_ROOT_CAUSE", "ParseReport", "parse_text", "parse_file", "parse_paths", "dataset_files", "read_dataset_file"]
 DATASET_SUFFIXES = (".md", ".txt")
+_ANY_TURN = " or ".join(f"'{turn_marker(m)}'" for m in _ROLES)
 
 
 @dataclass(frozen=True)
@@ -101,15 +98,15 @@ def _parse_block(block: list[tuple[int, str]], source: str) -> dict:
                 continue
             m = _TITLE.match(line)
             if not m:
-                raise ParseError("a case must start with '## title'", source=source, line=no)
+                raise ParseError(f"a case must start with '{title_line('title')}'", source=source, line=no)
             title = m.group(1)
             continue
         if (m := _SECTION.match(line)) is not None:
             name = m.group(1)
             if name not in _SECTIONS:
-                raise ParseError(f"unknown section '### {name}'", source=source, line=no)
+                raise ParseError(f"unknown section '{section_line(name)}'", source=source, line=no)
             if name in sections:
-                raise ParseError(f"section '### {name}' appears twice", source=source, line=no)
+                raise ParseError(f"section '{section_line(name)}' appears twice", source=source, line=no)
             current = name
             sections[name] = []
             continue
@@ -141,11 +138,11 @@ def _parse_turns(lines: list[tuple[int, str]], source: str) -> tuple[Turn, ...]:
         if m:
             role = _ROLES.get(m.group(1).strip())
             if role is None:
-                raise ParseError(f"unknown role '{m.group(1)}' (expected 客户 or 客服)", source=source, line=no)
+                raise ParseError(f"unknown role '{m.group(1)}' (expected {' or '.join(_ROLES)})", source=source, line=no)
             turns.append((role, no, [m.group(2)]))
         elif line.strip():
             if not turns:
-                raise ParseError("dialogue text before the first '**客户**：' or '**客服**：' turn", source=source, line=no)
+                raise ParseError(f"dialogue text before the first {_ANY_TURN} turn", source=source, line=no)
             turns[-1][2].append(line.rstrip())
     out = []
     for role, no, parts in turns:
@@ -164,31 +161,28 @@ def _parse_turns(lines: list[tuple[int, str]], source: str) -> tuple[Turn, ...]:
 
 def _build_case(raw: dict, source: str, occurrences: dict[str, int]) -> Case:
     fields, sections, line = raw["fields"], raw["sections"], raw["line"]
-    category = fields.get(CATEGORY_FIELD, "")
-    product, sep, subcategory = category.partition("｜")
-    if not sep:
-        product, sep, subcategory = category.partition("|")
-    if not product.strip():
-        raise ParseError(f"case '{raw['title']}' has an empty 问题分类", source=source, line=line)
+    product, subcategory = split_category(fields.get(CATEGORY_FIELD, ""))
+    if not product:
+        raise ParseError(f"case '{raw['title']}' has an empty {CATEGORY_FIELD}", source=source, line=line)
     scenarios = tuple(s.strip() for s in SCENARIO_SEPARATORS.split(fields.get(SCENARIOS_FIELD, "")) if s.strip())
     provenance = None
     if PROVENANCE_FIELD in fields:
         provenance = parse_provenance(fields[PROVENANCE_FIELD], source=source, line=raw["field_lines"][PROVENANCE_FIELD])
-    question = _text(sections.get("问题描述", []))
-    turns = _parse_turns(sections.get("客服解答", []), source)
+    question = _text(sections.get(QUESTION_SECTION, []))
+    turns = _parse_turns(sections.get(DIALOGUE_SECTION, []), source)
     if not question and not turns:
         raise ParseError(f"case '{raw['title']}' has neither a question nor a dialogue", source=source, line=line)
     if not turns:
-        raise ParseError(f"case '{raw['title']}' has an empty 客服解答", source=source, line=line)
-    root = _text(sections.get("根本原因分析", []))
+        raise ParseError(f"case '{raw['title']}' has an empty {DIALOGUE_SECTION}", source=source, line=line)
+    root = _text(sections.get(ROOT_CAUSE_SECTION, []))
     key = "\x00".join((raw["title"], question, *(t.text for t in turns)))
     occurrences[key] = occurrences.get(key, 0) + 1
     links = find_links("\n".join(t.text for t in turns if t.role == "agent"))
     return Case(
         id=_case_id(source, raw["title"], question, turns, occurrences[key]),
         title=raw["title"],
-        product=product.strip(),
-        subcategory=subcategory.strip(),
+        product=product,
+        subcategory=subcategory,
         scenarios=scenarios,
         question=question,
         turns=turns,
@@ -229,7 +223,7 @@ def parse_text(text: str, source: str, *, strict: bool = False, warnings: list[s
                 raise
             found_warnings.append(str(exc))
     if not cases and not found_warnings and text.strip():
-        found_warnings.append(str(ParseError("the file yields no case (no '## title' blocks between '---' separators)", source=source, line=1)))
+        found_warnings.append(str(ParseError(f"the file yields no case (no '{title_line('title')}' blocks between '{SEPARATOR}' separators)", source=source, line=1)))
     if warnings is not None:
         warnings.extend(found_warnings)
     return cases

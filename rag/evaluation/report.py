@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rag.dataset_format import format_category
 from rag.evaluation.metric_names import REPORT
 
 # Used when the machine has no CJK font, so labels never render as empty boxes.
@@ -83,7 +84,7 @@ def markdown(summary: dict, records: list[dict], tickets: list[dict] | None = No
     lines += ["", "## Ten worst cases (by ROUGE-L)", ""]
     for r in worst:
         lines += [
-            f"### {r['title']} ({r['product']}｜{r['subcategory']}) · ROUGE-L {r['scores']['rouge_l']:.3f} · "
+            f"### {r['title']} ({format_category(r['product'], r['subcategory'])}) · ROUGE-L {r['scores']['rouge_l']:.3f} · "
             f"action {r['draft']['action']}",
             "",
             "| ticket | draft | real answer |",
