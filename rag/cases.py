@@ -110,10 +110,6 @@ def decode_chunk(chunk_id: str, text: str, meta: Mapping[str, Any]) -> Chunk:
     )
 
 
-def is_current(meta: Mapping[str, Any]) -> bool:
-    return meta.get(_SCHEMA) == SCHEMA
-
-
 def ids_by_source(metas: Mapping[str, Mapping[str, Any]]) -> dict[str, set[str]]:
     """Stored chunk ids grouped by the source file of their case (what reconciliation works per).
 

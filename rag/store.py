@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import numpy as np
 from filelock import FileLock, Timeout
 
-from rag.cases import encode_chunk, ids_by_source
+from rag.cases import encode_chunk
 from rag.errors import EmbeddingMismatchError, StoreError, StoreLockedError
 from rag.records import Chunk
 from rag.configs import StoreConfig
@@ -239,9 +239,6 @@ class ChunkStore:
         """Every stored chunk's metadata, by id."""
         return {i: dict(m or {}) for page in self._iter() for i, m in zip(page["ids"], page["metadatas"])}
 
-    def chunk_ids_by_source(self) -> dict[str, set[str]]:
-        return ids_by_source(self.metadata())
-
     def rewrite_metadata(self, chunks: Sequence[Chunk]) -> None:
         """Store these chunks' metadata as this version encodes it, keeping their vectors (a migration)."""
         for start in range(0, len(chunks), _PAGE):
@@ -283,9 +280,6 @@ class ChunkStore:
             DenseMatch(i, 1.0 - float(d), doc or "", dict(m or {}))
             for i, d, doc, m in zip(res["ids"][0], res["distances"][0], res["documents"][0], res["metadatas"][0])
         ]
-
-    def drop(self) -> None:
-        self._client.delete_collection(self.active.collection)
 
 
 def acquire(lock: FileLock, *, wait: float = 0.0) -> None:

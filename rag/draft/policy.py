@@ -63,10 +63,6 @@ class Verdict:
     details: str                    # what to ask the customer for, tailored to the ticket
     fitting: tuple[Hit, ...] = ()   # the cases that address the ticket (empty unless kind == "fits")
 
-    @property
-    def fits(self) -> bool:
-        return self.kind == "fits"
-
 
 def is_vague(text: str) -> bool:
     """True when, greetings aside, the ticket says too little to answer."""

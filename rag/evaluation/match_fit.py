@@ -52,10 +52,6 @@ class PairSet:
             return np.zeros((0, len(FEATURES))), np.zeros(0)
         return np.vstack([self.features[i] for i in rows]), np.concatenate([self.labels(i) for i in rows])
 
-    def subset(self, which: Sequence[int]) -> "PairSet":
-        return PairSet([self.queries[i] for i in which], [self.case_ids[i] for i in which],
-                       [self.features[i] for i in which])
-
     def __add__(self, other: "PairSet") -> "PairSet":
         return PairSet(self.queries + other.queries, self.case_ids + other.case_ids, self.features + other.features)
 

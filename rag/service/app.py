@@ -69,7 +69,6 @@ def create_app(settings: Settings, *, http_client: httpx.Client | None = None) -
     app = FastAPI(title="Qiniu support reply drafter", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Suggested replies for Qiniu support tickets. Every error body is "
                               '`{"error": {"status": <int>, "message": <str>}}`.')
-    app.state.settings = settings
     app.state.service = service
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
     app.add_middleware(SecurityMiddleware, config=service)  # Host allow-list, body caps, before parsing

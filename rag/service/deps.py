@@ -10,13 +10,8 @@ from fastapi import Depends, HTTPException, Request
 from rag.configs import ServiceConfig
 from rag.feedback import FeedbackStore
 from rag.pipeline import Pipeline
-from rag.settings import Settings
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
-
-
-def _settings(request: Request) -> Settings:
-    return request.app.state.settings
 
 
 def _service(request: Request) -> ServiceConfig:
@@ -45,7 +40,6 @@ def authorise(request: Request) -> None:
         raise HTTPException(status_code=403, detail="no RAG_SERVICE_TOKEN is set, so only loopback clients are served")
 
 
-SettingsDep = Annotated[Settings, Depends(_settings)]
 ServiceDep = Annotated[ServiceConfig, Depends(_service)]
 PipelineDep = Annotated[Pipeline, Depends(_pipeline)]
 FeedbackDep = Annotated[FeedbackStore, Depends(_feedback)]
