@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.configs import EmbeddingConfig, StoreConfig
+from rag.configs import EmbeddingConfig, RetrievalConfig, StoreConfig
 from rag.chunk import chunk_cases
 from rag.embed import make_embedder
 from rag.parse import parse_paths
 from rag.records import Chunk
-from rag.retrieve import CaseRetriever, RetrievalConfig
+from rag.retrieve import CaseRetriever
 from rag.retrieve.query import rewrite_query
 from rag.settings import load_settings
 from rag.store import ChunkStore

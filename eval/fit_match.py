@@ -24,7 +24,8 @@ from rich.progress import Progress
 
 from rag.evaluation.match_fit import PairSet, Query, collect, corpus_queries, fit, ticket_queries
 from rag.pipeline import Pipeline
-from rag.retrieve import CaseRetriever, Filters, RetrievalConfig
+from rag.configs import RetrievalConfig
+from rag.retrieve import CaseRetriever, Filters
 from rag.retrieve.match import MODEL_FILE, MatchModel
 from rag.score.labels import GroupLabels, load_groups, load_tickets
 from rag.score.relevance import (Decision, decision_scores, expected_calibration_error, mean_of, ranking_scores,

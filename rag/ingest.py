@@ -19,11 +19,10 @@ from typing import Any, Callable, Iterable, Sequence
 
 from rag.cases import covered_sources, encode_chunk, ids_by_source
 from rag.chunk import chunk_cases
-from rag.configs import StoreConfig
+from rag.configs import IngestConfig, StoreConfig
 from rag.embed import Embedder
 from rag.parse import parse_paths
 from rag.records import Chunk
-from rag.settings import Settings
 from rag.errors import StoreDamagedError
 from rag.store import ChunkStore, acquire, ingest_lock
 from rag.store_generation import remove_orphan_segments
@@ -67,7 +66,7 @@ def plan(chunks: Sequence[Chunk], existing_by_source: dict[str, set[str]], sourc
 
 def ingest(
     paths: Iterable[Path],
-    settings: Settings,
+    config: IngestConfig,
     embedder: Embedder,
     *,
     prune: bool = False,
@@ -78,10 +77,10 @@ def ingest(
     started = time.perf_counter()
     paths = list(paths)
     progress("parse", 0, len(paths))
-    cases, report = parse_paths(paths, strict=settings.strict, root=settings.data_dir)
+    cases, report = parse_paths(paths, strict=config.strict, root=config.data_dir)
     progress("parse", len(paths), len(paths))
     chunks = chunk_cases(cases)
-    where = StoreConfig.from_settings(settings)
+    where = config.store
     lock = ingest_lock(where)
     acquire(lock, wait=wait_for_lock)
     notes: list[str] = []
@@ -99,7 +98,7 @@ def ingest(
         sources = covered_sources(stored, set(report.sources) - set(report.unreadable))
         to_add, to_delete = plan(chunks, existing, sources, prune and not report.unreadable)
         stale = [c for c in chunks if c.id in stored and stored[c.id] != encode_chunk(c)]
-        batch = max(1, settings.embedding_batch_size)
+        batch = max(1, config.batch_size)
         progress("embed", 0, len(to_add))
         for start in range(0, len(to_add), batch):
             part = to_add[start : start + batch]

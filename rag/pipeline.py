@@ -22,7 +22,7 @@ from rag.draft.prompts import PromptPair
 from rag.embed import Embedder, make_embedder
 from rag.ingest import IngestSummary, Progress, no_progress, ingest
 from rag.cases import CaseRepository
-from rag.retrieve import CaseRetriever, RetrievalConfig
+from rag.retrieve import CaseRetriever
 from rag.settings import Settings
 from rag.store import ChunkStore
 from rag.store_health import check_store
@@ -52,8 +52,9 @@ class Pipeline:
 
     def ingest(self, paths: Iterable[Path] | None = None, *, prune: bool = False, rebuild: bool = False,
                progress: Progress = no_progress) -> IngestSummary:
-        summary = ingest(list(paths or [self.settings.data_dir]), self.settings, self.embedder,
-                         prune=prune, rebuild=rebuild, progress=progress)
+        config = self.components.ingest
+        summary = ingest(list(paths or [config.data_dir]), config, self.embedder, prune=prune, rebuild=rebuild,
+                         progress=progress)
         self._forget_store()
         return summary
 
@@ -89,7 +90,7 @@ class Pipeline:
     def retriever(self) -> CaseRetriever:
         with self._lock:
             if self._retriever is None:
-                self._retriever = CaseRetriever(self.store, self.embedder, RetrievalConfig.from_settings(self.settings),
+                self._retriever = CaseRetriever(self.store, self.embedder, self.components.retrieval,
                                                 cases=self.cases, lexical_cache=self.settings.cache_dir / "bm25")
             return self._retriever
 

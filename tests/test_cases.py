@@ -12,12 +12,12 @@ from hypothesis import given, strategies as st
 from rag.cases import SCHEMA, CaseRepository, StoreTooOldError, decode_case, encode_chunk
 from rag.catalog import Catalog
 from rag.chunk import chunk_case
-from rag.configs import EmbeddingConfig, StoreConfig
+from rag.configs import EmbeddingConfig, IngestConfig, RetrievalConfig, StoreConfig
 from rag.embed import make_embedder
 from rag.ingest import ingest
 from rag.parse import parse_file, parse_paths
 from rag.records import CaseRecord, Chunk, Dialogue, Turn
-from rag.retrieve import CaseRetriever, Filters, RetrievalConfig
+from rag.retrieve import CaseRetriever, Filters
 from rag.store import ChunkStore
 
 TEST_DATA = Path(__file__).parent / "data"
@@ -58,18 +58,18 @@ def test_sources_are_paths_relative_to_the_root(two_folders, tmp_path):
 def test_two_same_named_files_keep_each_others_cases(make_settings, two_folders):
     s = make_settings(data_dir=two_folders)
     e = make_embedder(EmbeddingConfig.from_settings(s))
-    first = ingest([two_folders], s, e)
+    first = ingest([two_folders], IngestConfig.from_settings(s), e)
     assert first.cases == 6 and first.deleted == 0
     assert {c.source for c in CaseRepository.from_store(_store(s))} == {"a/part1.md", "b/part1.md"}
     # Ingesting one folder again reconciles only its own file: b's cases stay.
-    again = ingest([two_folders / "a"], s, e)
+    again = ingest([two_folders / "a"], IngestConfig.from_settings(s), e)
     assert (again.added, again.deleted) == (0, 0)
     cases = CaseRepository.from_store(_store(s))
     assert len(cases) == 6 and sum(c.title == "退款怎么申请" for c in cases) == 1
     # An edited case in b replaces only b's chunks.
     f = two_folders / "b" / "part1.md"
     f.write_text(f.read_text(encoding="utf-8").replace("退款怎么申请", "退款多久到账"), encoding="utf-8")
-    changed = ingest([two_folders / "b"], s, e)
+    changed = ingest([two_folders / "b"], IngestConfig.from_settings(s), e)
     assert changed.deleted == changed.added == 1  # the one-turn case: one case chunk
     titles = sorted(c.title for c in CaseRepository.from_store(_store(s)))
     assert titles.count("证书过期怎么办") == 2 and "退款多久到账" in titles and "退款怎么申请" not in titles
@@ -101,7 +101,7 @@ def test_a_schema1_store_is_read_and_one_reingest_migrates_it(make_settings, two
     shutil.copy(TEST_DATA / "small.md", two_folders / "top.md")
     with monkeypatch.context() as m:  # the previous version: a source (and so a case id) was the file name
         m.setattr("rag.parse.source_name", lambda file, base: file.name)
-        ingest([two_folders], s, e)
+        ingest([two_folders], IngestConfig.from_settings(s), e)
     current = CaseRepository.from_store(_store(s))
     _as_schema1(_store(s))
     legacy = CaseRepository.from_store(_store(s))
@@ -111,14 +111,14 @@ def test_a_schema1_store_is_read_and_one_reingest_migrates_it(make_settings, two
     assert CaseRetriever(_store(s), e).retrieve("证书过期", k=1).hits[0].title == "证书过期怎么办"
     # One re-ingest: a/part1.md's cases are new ids (the id hashes the source), the old ones go; top.md's
     # chunks keep their ids and vectors and get this version's metadata.
-    migrated = ingest([two_folders], s, e)
+    migrated = ingest([two_folders], IngestConfig.from_settings(s), e)
     top_chunks = len([c for case in parse_file(two_folders / "top.md") for c in chunk_case(case)])
     assert migrated.migrated == top_chunks and migrated.added == migrated.deleted == migrated.chunks - top_chunks
     after = CaseRepository.from_store(_store(s))
     assert {c.source for c in after} == {"a/part1.md", "top.md"} and len(after) == 6
     assert all(m.get("schema") == SCHEMA for m in _store(s).metadata().values())
     assert all("title" not in m for m in _store(s).metadata().values() if m["kind"] == "exchange")
-    assert ingest([two_folders], s, e).migrated == 0  # nothing left to migrate
+    assert ingest([two_folders], IngestConfig.from_settings(s), e).migrated == 0  # nothing left to migrate
 
 
 def test_repository_answers_every_face(make_settings, tmp_path):
@@ -126,7 +126,7 @@ def test_repository_answers_every_face(make_settings, tmp_path):
     data.mkdir()
     shutil.copy(TEST_DATA / "small.md", data / "part1.md")
     s = make_settings()
-    ingest([data], s, make_embedder(EmbeddingConfig.from_settings(s)))
+    ingest([data], IngestConfig.from_settings(s), make_embedder(EmbeddingConfig.from_settings(s)))
     cases = CaseRepository.from_store(_store(s))
     parsed = parse_file(data / "part1.md")
     assert [c.id for c in cases.all()] == [c.id for c in parsed] and len(cases) == 3
@@ -178,16 +178,16 @@ def test_a_schema2_store_is_refused_by_evaluation_and_one_reingest_migrates_it(m
     shutil.copy(TEST_DATA / "small.md", data / "part1.md")
     s = make_settings(data_dir=data)
     e = make_embedder(EmbeddingConfig.from_settings(s))
-    ingest([data], s, e)
+    ingest([data], IngestConfig.from_settings(s), e)
     _as_schema2(_store(s))
     old = CaseRepository.from_store(_store(s))
     assert len(old) == 3 and all(c.dialogue is None for c in old)  # still served: drafts need no dialogue
     with pytest.raises(StoreTooOldError, match=r"3 of the store's 3 cases .* run `rag ingest`"):
         old.replay_cases()
-    migrated = ingest([data], s, e)
+    migrated = ingest([data], IngestConfig.from_settings(s), e)
     assert migrated.added == migrated.deleted == 0 and migrated.migrated == migrated.chunks  # no re-embedding
     assert CaseRepository.from_store(_store(s)).replay_cases() == tuple(parse_paths([data], root=data)[0])
-    assert ingest([data], s, e).migrated == 0
+    assert ingest([data], IngestConfig.from_settings(s), e).migrated == 0
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +202,7 @@ def small_store(tmp_path_factory):
     (data / "part2.md").write_text(text.replace("CDN｜", "对象存储｜").replace("证书", "空间"), encoding="utf-8")
     s = load_settings(home=root, store_path=root / "chroma", cache_dir=root / "cache", collection="filters")
     e = make_embedder(EmbeddingConfig.from_settings(s))
-    ingest([data], s, e)
+    ingest([data], IngestConfig.from_settings(s), e)
     return ChunkStore(StoreConfig.from_settings(s), e.name, create=False), e
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.configs import EmbeddingConfig, StoreConfig
+from rag.configs import EmbeddingConfig, IngestConfig, StoreConfig
 from rag.embed import make_embedder
 from rag.ingest import ingest
 from rag.retrieve import CaseRetriever
@@ -34,8 +34,8 @@ def served_corpus(tmp_path, make_settings, start_server, free_port, bin_path):
 
 def test_ingest_and_search_through_a_chroma_server(tmp_path, served_corpus):
     data, s, e = served_corpus
-    first = ingest([data], s, e)
-    again = ingest([data], s, e)
+    first = ingest([data], IngestConfig.from_settings(s), e)
+    again = ingest([data], IngestConfig.from_settings(s), e)
     assert first.added == first.chunks > 0 and again.added == 0
     assert not (tmp_path / "unused" / "chroma.sqlite3").exists()  # nothing went to the embedded store
     store = ChunkStore(StoreConfig.from_settings(s), e.name, create=False)
@@ -45,10 +45,10 @@ def test_ingest_and_search_through_a_chroma_server(tmp_path, served_corpus):
 
 def test_generations_and_a_rebuild_switch_through_a_chroma_server(served_corpus):
     data, s, e = served_corpus
-    first = ingest([data], s, e)
+    first = ingest([data], IngestConfig.from_settings(s), e)
     reader = ChunkStore(StoreConfig.from_settings(s), e.name, create=False)  # opened before the rebuild, like a running service's
-    assert ingest([data], s, e).generation == first.generation  # nothing changed
-    rebuilt = ingest([data], s, e, rebuild=True)
+    assert ingest([data], IngestConfig.from_settings(s), e).generation == first.generation  # nothing changed
+    rebuilt = ingest([data], IngestConfig.from_settings(s), e, rebuild=True)
     assert rebuilt.generation == first.generation + 1 == reader.current_generation()
     assert reader.count() == first.chunks  # its collection was dropped: it follows the pointer
     assert reader.active.collection == f"{s.collection}.g{rebuilt.generation}"

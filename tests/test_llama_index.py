@@ -43,6 +43,15 @@ def test_retriever_is_a_llama_index_retriever_with_case_nodes(corpus_settings):
     assert "product: CDN" in llm_view and first.metadata["source"] not in llm_view
 
 
+def test_top_k_defaults_to_rag_top_k_like_rag_search(corpus_settings, corpus_pipeline):
+    from rag.integrations.llama_index import CaseRetriever, make_retriever
+
+    assert CaseRetriever(corpus_pipeline).top_k == corpus_settings.top_k == 5
+    r = make_retriever(corpus_settings.updated(top_k=2))  # RAG_TOP_K=2
+    assert r.top_k == 2 and len(r.retrieve("证书过期了，怎么重新申请免费证书？")) == 2
+    assert CaseRetriever(r.pipeline, top_k=4).top_k == 4  # an explicit top_k still wins
+
+
 def test_unknown_product_is_refused_with_the_valid_values(corpus_settings):
     from rag.errors import UnknownValueError
     from rag.integrations.llama_index import make_retriever

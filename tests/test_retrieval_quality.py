@@ -4,7 +4,8 @@
 import pytest
 
 from rag.parse import parse_paths
-from rag.retrieve import CaseRetriever, Filters, RetrievalConfig
+from rag.configs import RetrievalConfig
+from rag.retrieve import CaseRetriever, Filters
 from rag.score.labels import load_groups
 from rag.score.relevance import mean_of, ranking_scores
 from rag.score.retrieval import RelevanceTable, oracle_rankings, score_rankings

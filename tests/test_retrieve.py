@@ -1,7 +1,8 @@
 import pytest
 
 from rag.records import Ticket
-from rag.retrieve import CaseRetriever, Filters, RetrievalConfig
+from rag.configs import RetrievalConfig
+from rag.retrieve import CaseRetriever, Filters
 from rag.retrieve.consensus import rerank
 from rag.retrieve.fusion import best_per_case, rrf
 from rag.retrieve.retriever import rewrite_query

@@ -27,7 +27,8 @@ from pathlib import Path
 from rich.progress import Progress
 
 from rag.pipeline import Pipeline
-from rag.retrieve import CaseRetriever, Filters, RetrievalConfig
+from rag.configs import RetrievalConfig
+from rag.retrieve import CaseRetriever, Filters
 from rag.retrieve.lexical import LexicalIndex
 from rag.score.retrieval import (
     RelevanceTable,

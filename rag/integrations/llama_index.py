@@ -6,7 +6,7 @@
     nodes = make_retriever(product="CDN").retrieve("证书过期了怎么办")
     answer = make_query_engine().query("证书过期了怎么办")      # needs RAG_LLM_BASE_URL / RAG_LLM_MODEL
 
-The retrieval itself is the project's (hybrid lexical + dense, consensus rerank), not llama-index's: each
+The retrieval itself is the project's (hybrid lexical + dense, match rerank), not llama-index's: each
 result is a ``NodeWithScore`` over a ``TextNode`` whose id is the case id and whose text is the past case
 (title, question, the agent's substantive answer), with the case's metadata. No network at import or
 construction: the LLM client is built from settings and only calls out on a query.
@@ -38,7 +38,10 @@ class CaseRetriever(BaseRetriever):
     """A llama-index ``BaseRetriever`` over the project's ``rag.retrieve.CaseRetriever``."""
 
     def __init__(self, pipeline: "Pipeline", *, product: str | None = None, scenario: str | None = None,
-                 top_k: int = 5, exclude: tuple[str, ...] = (), callback_manager: CallbackManager | None = None) -> None:
+                 top_k: int | None = None, exclude: tuple[str, ...] = (),
+                 callback_manager: CallbackManager | None = None) -> None:
+        # Unset: RAG_TOP_K, as `rag search` without -k.
+        top_k = pipeline.components.retrieval.top_k if top_k is None else top_k
         if top_k < 1:
             raise ConfigError("top_k must be >= 1")
         self.pipeline = pipeline
@@ -76,9 +79,10 @@ def _pipeline(settings: "Settings | None") -> "Pipeline":
     return p
 
 
-def make_retriever(settings: "Settings | None" = None, *, product: str | None = None, top_k: int = 5,
+def make_retriever(settings: "Settings | None" = None, *, product: str | None = None, top_k: int | None = None,
                    scenario: str | None = None) -> CaseRetriever:
-    """The case retriever on ``settings`` (default: the environment's, i.e. the embedded store and corpus)."""
+    """The case retriever on ``settings`` (default: the environment's, i.e. the embedded store and corpus);
+    ``top_k`` defaults to RAG_TOP_K."""
     return CaseRetriever(_pipeline(settings), product=product, scenario=scenario, top_k=top_k)
 
 
@@ -97,7 +101,7 @@ def make_llm(settings: "Settings"):
 
 
 def make_query_engine(settings: "Settings | None" = None, *, product: str | None = None,
-                      top_k: int = 5) -> "RetrieverQueryEngine":
+                      top_k: int | None = None) -> "RetrieverQueryEngine":
     """A llama-index ``RetrieverQueryEngine``: the case retriever, answered by the configured LLM."""
     from llama_index.core.query_engine import RetrieverQueryEngine
 

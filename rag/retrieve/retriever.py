@@ -9,11 +9,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Literal, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from rag.cases import CaseRepository
+from rag.configs import RetrievalConfig
 from rag.embed import Embedder
 from rag.records import Hit, Ticket
 from rag.retrieve.consensus import rerank
@@ -26,50 +27,9 @@ from rag.retrieve.match import CandidateText, MatchModel, idf_table, pair_featur
 from rag.retrieve.query import rewrite_query
 from rag.retrieve.retrieval import NO_FILTERS, Filters, Retrieval, Timing, query_text
 from rag.rouge import consensus_scores
-from rag.settings import Settings
 from rag.store import ChunkStore
 
-Mode = Literal["lexical", "dense", "fused"]
-Rerank = Literal["match", "consensus", "none"]
-_DEFAULTS = Settings.model_fields
-
-__all__ = ["CaseRetriever", "Candidates", "RetrievalConfig", "rewrite_query"]
-
-
-@dataclass(frozen=True)
-class RetrievalConfig:
-    mode: Mode = "fused"
-    # "match": the fitted match model orders the fused candidates (measured on the problem-group labels,
-    # see README); "consensus": answer agreement (raises answer char-ROUGE, lowers same-problem P@1).
-    rerank: Rerank = _DEFAULTS["rerank"].default
-    lexical_field: Literal["key", "full"] = "full"
-    # Defaults live in Settings (one place); a RetrievalConfig() matches what `rag` runs with.
-    candidates: int = _DEFAULTS["candidates"].default
-    # The lexical side (BM25, jieba, the match features) reads this much of the rewritten query.
-    query_max_chars: int = _DEFAULTS["query_max_chars"].default
-    rrf_k: int = _DEFAULTS["rrf_k"].default
-    lexical_weight: float = _DEFAULTS["lexical_weight"].default
-    dense_weight: float = _DEFAULTS["dense_weight"].default
-    consensus_weight: float = _DEFAULTS["consensus_weight"].default
-    consensus_top: int = _DEFAULTS["consensus_top"].default
-    voters: int = _DEFAULTS["consensus_voters"].default
-    chunk_kinds: tuple[str, ...] = ("case", "exchange")
-
-    @classmethod
-    def from_settings(cls, s: Settings, **overrides) -> "RetrievalConfig":
-        values: dict[str, Any] = dict(
-            candidates=s.candidates,
-            query_max_chars=s.query_max_chars,
-            rrf_k=s.rrf_k,
-            lexical_weight=s.lexical_weight,
-            dense_weight=s.dense_weight,
-            consensus_weight=s.consensus_weight,
-            consensus_top=s.consensus_top,
-            voters=s.consensus_voters,
-            rerank=s.rerank,
-        )
-        values.update(overrides)
-        return cls(**values)
+__all__ = ["CaseRetriever", "Candidates", "rewrite_query"]
 
 
 @dataclass(frozen=True)

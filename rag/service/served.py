@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 
@@ -34,6 +33,7 @@ class Served:
 class ServedPipeline:
     def __init__(self, settings: Settings, *, http_client: httpx.Client | None = None) -> None:
         self._settings = settings
+        self._store = StoreConfig.from_settings(settings)  # what the generation and damage checks read
         self._http_client = http_client
         self._lock = threading.Lock()
         self._served: Served | None = None
@@ -58,13 +58,13 @@ class ServedPipeline:
 
     def _mark(self) -> object:
         """What tells a failed store from a repaired one: its generation if readable, and its SQLite file's identity."""
-        path = Path(self._settings.store_path) / SQLITE_NAME
+        path = self._store.store_path / SQLITE_NAME
         try:
             st = path.stat()
             stat: tuple[int, int, int] | None = (st.st_ino, st.st_size, st.st_mtime_ns)
         except OSError:
             stat = None
-        return self._generation_now(), None if self._settings.chroma_url else stat
+        return self._generation_now(), None if self._store.chroma_url else stat
 
     def _generation_now(self) -> int | None:
         served = self._served
@@ -73,7 +73,7 @@ class ServedPipeline:
                 return served.pipeline.store.current_generation()
             from rag.store import ChunkStore
 
-            return ChunkStore.peek_generation(StoreConfig.from_settings(self._settings))
+            return ChunkStore.peek_generation(self._store)
         except RagError:
             return None
 
