@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from rag.configs import EmbeddingConfig, StoreConfig
+from rag.configs import EmbeddingConfig, IngestConfig, StoreConfig
 from rag.errors import StoreDamagedError
 from rag.parse import parse_paths
 from rag.service.app import create_app
@@ -76,11 +76,11 @@ def test_a_store_opened_before_a_rebuild_follows_the_switch(settings, dataset):
     from rag.store import ChunkStore
 
     e = make_embedder(EmbeddingConfig.from_settings(settings))
-    first = ingest([dataset], settings, e)
+    first = ingest([dataset], IngestConfig.from_settings(settings), e)
     old = ChunkStore(StoreConfig.from_settings(settings), e.name, create=False)
-    again = ingest([dataset], settings, e)  # nothing changed: same generation
+    again = ingest([dataset], IngestConfig.from_settings(settings), e)  # nothing changed: same generation
     assert again.generation == first.generation == old.current_generation()
-    rebuilt = ingest([dataset], settings, e, rebuild=True)
+    rebuilt = ingest([dataset], IngestConfig.from_settings(settings), e, rebuild=True)
     assert rebuilt.generation == first.generation + 1 == old.current_generation()
     assert old.count() == first.chunks  # its collection was dropped; it reopened the active one
     assert old.active.collection == f"{settings.collection}.g{rebuilt.generation}"
