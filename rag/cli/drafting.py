@@ -1,0 +1,133 @@
+"""``rag search`` and ``rag draft``: a ticket in, the similar past cases or a checked draft out."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from rag.cli.console import ProgressBar, domain_errors, err, out
+from rag.cli.pipeline import open_pipeline
+from rag.errors import RagError
+
+if TYPE_CHECKING:
+    from rag.pipeline import Pipeline
+
+
+def _filters(p: "Pipeline", product: Optional[str], scenario: Optional[str]) -> tuple[Optional[str], Optional[str]]:
+    """Check --product and --scenario against the store (exit 2 listing the valid values), case-insensitively."""
+    if product is None and scenario is None:
+        return None, None
+    catalog = p.cases.catalog
+    return catalog.product(product), catalog.scenario(scenario)
+
+
+def _read_ticket(text: Optional[str], file: Optional[Path]) -> str:
+    if file is not None:
+        if str(file) == "-":
+            return sys.stdin.read()
+        try:
+            return file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RagError(f"cannot read ticket file {file}: {exc}") from None
+    if text is not None and text != "-":
+        return text
+    if text == "-" or not sys.stdin.isatty():
+        return sys.stdin.read()
+    raise RagError("give the ticket text as an argument, '-' for stdin, with --file, or pipe it on stdin")
+
+
+_K = Annotated[Optional[int], typer.Option("-k", min=1, max=50, help="how many cases (1-50; default RAG_TOP_K)")]
+
+
+@domain_errors
+def search(
+    query: Annotated[Optional[str], typer.Argument(help="the ticket text; '-' or nothing reads stdin")] = None,
+    product: Annotated[Optional[str], typer.Option(help="only cases of this product, e.g. CDN")] = None,
+    scenario: Annotated[Optional[str], typer.Option(help="only cases with this 适用场景 (see `rag stats`)")] = None,
+    k: _K = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The past cases most similar to a ticket."""
+    from dataclasses import asdict
+
+    from rag.dataset_format import format_category
+
+    text = _read_ticket(query, None).strip()
+    if not text:
+        raise RagError("the query is empty")
+    p = open_pipeline()
+    with ProgressBar() as bar:
+        p.ensure_ingested(progress=bar)
+    product, scenario = _filters(p, product, scenario)
+    from rag.retrieve import Filters
+
+    hits = p.retriever.retrieve(text, Filters.of(product=product, scenario=scenario), k or p.settings.top_k).hits
+    o = out()
+    if as_json:
+        o.json([{"case_id": h.case_id, "score": h.score, "title": h.title, "product": h.product,
+                 "subcategory": h.subcategory, "chunk_id": h.chunk_id, "chunk_text": h.chunk_text, "answer": h.answer,
+                 "case": asdict(h.case), "components": h.components, "match": h.match} for h in hits])
+        return
+    o.table("", ("#", "score", "case", "title", "product", "matched text"),
+            [(str(n), f"{h.score:.3f}", h.case_id, h.title, format_category(h.product, h.subcategory), " ".join(h.chunk_text.split())[:240])
+             for n, h in enumerate(hits, start=1)], lines=True)
+
+
+@domain_errors
+def draft(
+    text: Annotated[Optional[str], typer.Argument(help="the customer's message; '-' or nothing reads stdin")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="read the message from a file ('-': stdin)")] = None,
+    title: Annotated[str, typer.Option(help="the ticket's title")] = "",
+    product: Annotated[Optional[str], typer.Option(help="the product, e.g. CDN (see `rag stats`)")] = None,
+    fallback: Annotated[str, typer.Option(help="'offline': use the offline draft if the LLM fails")] = "none",
+    offline: Annotated[bool, typer.Option("--offline", help="never call the LLM")] = False,
+    variant: Annotated[Optional[str], typer.Option(help="prompt variant in prompts/")] = None,
+    stream: Annotated[bool, typer.Option(help="stream the LLM reply as it is written")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Draft a reply for a ticket, with its action, confidence and cited cases."""
+    from dataclasses import asdict
+
+    from rag.records import Ticket
+
+    body = _read_ticket(text, file).strip()
+    if not body:
+        raise RagError("the ticket is empty")
+    if fallback not in ("none", "offline"):
+        raise RagError("--fallback must be 'none' or 'offline'")
+    p = open_pipeline()
+    with ProgressBar() as bar:
+        p.ensure_ingested(progress=bar)
+    product, _ = _filters(p, product, None)
+    drafter = p.make_drafter(variant=variant, offline=offline)
+    o = out()
+    streaming = stream and not as_json and drafter.llm is not None
+    # Only sentences the guards have passed reach the terminal; the model's raw text never does.
+    on_delta = (lambda d: o.text(d, end="")) if streaming else None
+    if streaming:
+        o.rule("draft (streaming, checked sentence by sentence)")
+    result = drafter.draft(Ticket(text=body, title=title, product=product), fallback=fallback, on_delta=on_delta)  # type: ignore[arg-type]  # a str checked against the Literal above
+    if as_json:
+        o.json(asdict(result))
+        return
+    if streaming:
+        o.text()
+        o.rule("final draft (after safety checks)")
+    else:
+        o.rule("draft")
+    o.text(result.text)
+    o.rule()
+    from rich.markup import escape
+
+    tail = (f"confidence: {result.confidence:.2f}   backend: {result.backend}{{flag}}   "
+            f"prompt: {result.prompt_id}@{result.prompt_version}   {result.latency_ms:.0f} ms")
+    o.styled(f"action: [bold]{result.action}[/]   " + escape(tail).format(flag=" [yellow](offline fallback)[/]" if result.fallback else ""),
+             f"action: {result.action}   " + tail.format(flag=" (offline fallback)" if result.fallback else ""))
+    o.table("cited cases", ("case", "title", "product", "score"),
+            [(c.case_id, c.title, getattr(p.cases.get(c.case_id), "product", ""), f"{c.score:.3f}")
+             for c in result.citations], right=("score",))
+    for note in result.notes:
+        err("[dim]note:[/]", note)

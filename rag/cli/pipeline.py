@@ -1,0 +1,15 @@
+"""The ``Pipeline`` a command works on, built from the settings read once (overrides from its options)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the pipeline pulls in Chroma and numpy: imported when a command runs, so --help stays fast
+    from rag.pipeline import Pipeline
+
+
+def open_pipeline(**overrides) -> "Pipeline":
+    from rag.pipeline import Pipeline
+    from rag.settings import load_settings
+
+    return Pipeline(load_settings(**{k: v for k, v in overrides.items() if v is not None}))
