@@ -98,6 +98,14 @@ def dataset(tmp_path) -> Path:
     return folder
 
 
+@pytest.fixture
+def cli_env(tmp_path, embedding_cache, monkeypatch) -> None:
+    """What a CLI command reads from the environment besides RAG_HOME: a store under tmp_path and the
+    session's embedding cache (commands build their settings themselves)."""
+    monkeypatch.setenv("RAG_STORE_PATH", str(tmp_path / "chroma"))
+    monkeypatch.setenv("RAG_CACHE_DIR", str(embedding_cache))
+
+
 @pytest.fixture(scope="session")
 def corpus_settings(tmp_path_factory, embedding_cache) -> Settings:
     root = tmp_path_factory.mktemp("corpus-store")

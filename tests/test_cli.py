@@ -1,29 +1,21 @@
 """The CLI as a user runs it: real commands on a temporary store."""
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from rag.cli import app
 
-TEST_DATA = Path(__file__).parent / "data"
 pytestmark = pytest.mark.usefixtures("without_index_probe")  # the probe child is tested in test_store_reload.py
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def env(tmp_path, embedding_cache, monkeypatch):
-    data = tmp_path / "data"
-    data.mkdir()
-    shutil.copy(TEST_DATA / "small.md", data / "part1.md")
-    monkeypatch.setenv("RAG_STORE_PATH", str(tmp_path / "chroma"))
-    monkeypatch.setenv("RAG_CACHE_DIR", str(embedding_cache))
-    monkeypatch.setenv("RAG_DATA_DIR", str(data))
-    return data
+def env(cli_env, dataset, monkeypatch):
+    monkeypatch.setenv("RAG_DATA_DIR", str(dataset))
+    return dataset
 
 
 def test_ingest_stats_search(env):

@@ -45,7 +45,9 @@ def test_no_lost_writes_under_concurrency(tmp_path):
     assert store.counts() == (20, 400)
 
 
-def test_export_round_trips_through_the_parser(tmp_path, monkeypatch):
+@pytest.mark.usefixtures("cli_env", "without_index_probe")
+def test_export_round_trips_through_the_parser(tmp_path, monkeypatch, dataset):
+    assert CliRunner().invoke(app, ["ingest", str(dataset)]).exit_code == 0  # the export learns from the store
     db = tmp_path / "fb.sqlite3"
     store = FeedbackStore(db)
     a = store.record_draft(Ticket("证书过期了怎么办", title="证书过期"), _draft(), "CDN", "证书问题")

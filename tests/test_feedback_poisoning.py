@@ -32,6 +32,10 @@ def poisoned(make_settings, tmp_path, monkeypatch):
     settings = make_settings(data_dir=data, feedback_db=tmp_path / "feedback.sqlite3", collection="poison")
     monkeypatch.setenv("RAG_FEEDBACK_DB", str(settings.feedback_db))
     monkeypatch.setenv("RAG_DATA_DIR", str(data))
+    # `rag feedback export` learns which hosts are public from this store's cases.
+    for var, value in (("RAG_STORE_PATH", settings.store_path), ("RAG_COLLECTION", settings.collection),
+                       ("RAG_CACHE_DIR", settings.cache_dir)):
+        monkeypatch.setenv(var, str(value))
     with TestClient(create_app(settings), client=("127.0.0.1", 50000)) as client:
         for n in range(3):
             draft = client.post("/v1/drafts", json={"text": SAMPLE}).json()

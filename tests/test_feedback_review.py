@@ -1,5 +1,6 @@
 """Feedback review, de-identification, provenance and near-duplicate collapse (issue 12)."""
 
+import shutil
 import sqlite3
 from contextlib import closing
 
@@ -10,6 +11,7 @@ from typer.testing import CliRunner
 from rag.cases import decode_chunk, encode_chunk
 from rag.chunk import chunk_case
 from rag.cli import app
+from rag.dataset_format import write_cases
 from rag.deidentify import deidentify
 from rag.feedback import FeedbackStore, ReviewError
 from rag.feedback_export import corpus_identifiers, export_feedback
@@ -17,7 +19,7 @@ from rag.feedback_review import pending
 from rag.identifiers import CorpusIdentifiers, find_identifiers
 from rag.normalise import normalise
 from rag.parse import parse_paths, parse_text
-from rag.records import Draft, Ticket
+from rag.records import Case, Draft, Provenance, Ticket, Turn
 from rag.settings import DEFAULT_LINK_ALLOWLIST
 
 DRAFT = "您好，可以在控制台申请免费证书。"
@@ -42,7 +44,9 @@ def _cli(tmp_path, monkeypatch, *args):
     return CliRunner().invoke(app, ["feedback", *args])
 
 
-def test_review_lists_pending_items_with_their_diff_and_export_takes_only_approved(tmp_path, monkeypatch):
+@pytest.mark.usefixtures("cli_env", "without_index_probe")
+def test_review_lists_pending_items_with_their_diff_and_export_takes_only_approved(tmp_path, monkeypatch, dataset):
+    assert CliRunner().invoke(app, ["ingest", str(dataset)]).exit_code == 0  # the export learns from the store
     _store(tmp_path, ["您好，可以在 SSL 证书页面申请免费证书。", None, "您好，请续费。"])
     r = _cli(tmp_path, monkeypatch, "review")
     assert r.exit_code == 0, r.output
@@ -123,6 +127,51 @@ def test_export_de_identifies_with_the_dataset_tokens_and_keeps_public_links(tmp
                   "[REDACTED_IP]", "[REDACTED_PRIVATE_IP]"):
         assert token in text, token
     assert "https://developer.qiniu.com/fusion/kb/1322" in text
+
+
+def _dataset_case(title: str, answer: str, provenance: Provenance | None = None) -> Case:
+    return Case(id="", title=title, product="CDN", subcategory="证书问题", scenarios=("CDN",), question=title,
+                turns=(Turn("customer", title), Turn("agent", answer)), root_cause=None, source="", line=0,
+                provenance=provenance)
+
+
+@pytest.mark.usefixtures("cli_env", "without_index_probe")
+def test_export_learns_public_hosts_from_the_stores_dataset_cases(tmp_path, monkeypatch):
+    """partner-cdn.com is linked by two dataset cases: public, its host stays. other-vendor.com by one dataset
+    case and one ingested feedback case: feedback gets no say, so it is one customer's and goes. The data
+    folder is gone by export time: what counts is what the store holds."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "part1.md").write_text(write_cases([
+        _dataset_case("证书怎么申请", "您好，请看 https://help.partner-cdn.com/guide/a"),
+        _dataset_case("证书怎么续期", "您好，请看 https://help.partner-cdn.com/guide/b"),
+        _dataset_case("证书怎么购买", "您好，请看 https://shop.other-vendor.com/x"),
+    ], heading="数据集"), encoding="utf-8")
+    (data / "feedback_cases.md").write_text(write_cases([_dataset_case(
+        "证书怎么下载", "您好，请看 https://shop.other-vendor.com/y",
+        Provenance(origin="feedback", feedback_ids=(7,), draft_ids=("d7",), verdict="edited", reviewer="lead",
+                   reviewed_at="2026-11-26T00:00:00"))], heading="反馈"), encoding="utf-8")
+    r = CliRunner().invoke(app, ["ingest", str(data)])
+    assert r.exit_code == 0 and "skipped\t0" in r.output, r.output
+    shutil.rmtree(data)
+    _store(tmp_path, ["您好，请参考 https://help.partner-cdn.com/guide/c 和 https://shop.other-vendor.com/z"])
+    assert _cli(tmp_path, monkeypatch, "approve", "1", "--by", "lead").exit_code == 0
+    out = tmp_path / "out.md"
+    r = _cli(tmp_path, monkeypatch, "export", "--out", str(out))
+    assert r.exit_code == 0 and "wrote 1 case(s)" in r.output, r.output
+    (case,) = parse_text(out.read_text(encoding="utf-8"), out.name, strict=True)
+    assert "https://help.partner-cdn.com/[REDACTED_PATH]" in case.answer
+    assert "other-vendor" not in case.answer and "[REDACTED_DOMAIN]" in case.answer
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_export_without_a_store_says_what_to_run(tmp_path, monkeypatch):
+    _store(tmp_path, ["您好，请续费。"])
+    assert _cli(tmp_path, monkeypatch, "approve", "1", "--by", "lead").exit_code == 0
+    out = tmp_path / "out.md"
+    r = _cli(tmp_path, monkeypatch, "export", "--out", str(out))
+    assert r.exit_code == 2 and "run `rag ingest` first" in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1 and not out.exists()
 
 
 def test_hosts_public_across_the_corpus_stay_but_their_paths_go():

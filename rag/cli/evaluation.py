@@ -41,7 +41,7 @@ def eval_run(
     baseline_file: Annotated[Optional[Path], typer.Option("--baseline", help="baseline file (default: eval/baseline.json)")] = None,
     update_baseline: Annotated[bool, typer.Option(help="write this run's scores to the baseline")] = False,
 ) -> None:
-    """Run an evaluation (leave-one-out over data/ by default) and write a run folder."""
+    """Run an evaluation (leave-one-out over the cases in the store by default) and write a run folder."""
     if ctx.invoked_subcommand:
         return
     from dataclasses import asdict

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from rag.cli.console import domain_errors, err, out
+from rag.cli.pipeline import open_pipeline
 
 feedback_app = typer.Typer(rich_markup_mode=None, help="Feedback on drafts: statistics, review (approve/reject) and export of approved items to the dataset format.")
 
@@ -107,14 +108,15 @@ def feedback_export(
     """Write approved feedback as de-identified cases in the dataset format (ingested by the next `rag ingest`)."""
     from rag.feedback import FeedbackStore
     from rag.feedback_export import corpus_identifiers, export_feedback
-    from rag.parse import parse_paths
-    from rag.settings import load_settings
 
-    settings = load_settings()
-    # Which hosts and tokens are public is the dataset's call (used across its cases), as in the guards.
-    dataset, _ = parse_paths([settings.data_dir]) if settings.data_dir.exists() else ([], None)
-    result = export_feedback(FeedbackStore(settings.feedback_db), allowlist=settings.link_allowlist,
-                             corpus=corpus_identifiers(dataset))
+    p = open_pipeline()
+    settings = p.settings
+    # Which hosts and tokens are public is the dataset's call (used across its cases): its cases as the store
+    # keeps them from ingest, not RAG_DATA_DIR's files, which may differ from what was ingested. Not
+    # ``p.cases.identifiers``: that lets ingested feedback cases vote and reads chunk texts; this learns
+    # exactly what parsing the ingested files did. No store yet: one line naming `rag ingest`, exit 2.
+    corpus = corpus_identifiers(p.cases.replay_cases())
+    result = export_feedback(FeedbackStore(settings.feedback_db), allowlist=settings.link_allowlist, corpus=corpus)
     for message in result.skipped:  # one malformed item is skipped by id, never the whole export
         err("[yellow]skipped:[/]", message)
     out_file.parent.mkdir(parents=True, exist_ok=True)
