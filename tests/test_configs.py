@@ -32,8 +32,8 @@ ADAPTERS = ("rag/store.py", "rag/embed.py", "rag/retry.py", "rag/draft/llm.py", 
 
 # Where Settings may be read: itself, the configs derived from it, the pipeline that derives them, and the
 # faces, which build a Pipeline from the environment (the package's lazy front door re-exports it).
-SETTINGS_READERS = ("rag/settings.py", "rag/configs.py", "rag/pipeline.py", "rag/__init__.py", "rag/cli.py",
-                    "rag/cli/", "rag/service/", "rag/evaluation/", "rag/integrations/", "rag/local_llm.py",
+SETTINGS_READERS = ("rag/settings.py", "rag/configs.py", "rag/pipeline.py", "rag/__init__.py", "rag/cli/",
+                    "rag/service/", "rag/evaluation/", "rag/integrations/", "rag/local_llm.py",
                     "rag/terminal.py")
 _SETTINGS_NAMES = {"Settings", "load_settings", "settings"}
 # A Settings' store fields: what StoreConfig carries (its generation, location and damage checks read it).
