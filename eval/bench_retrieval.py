@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.configs import EmbeddingConfig, RetrievalConfig, StoreConfig
+from rag import paths
 from rag.chunk import chunk_cases
 from rag.embed import make_embedder
 from rag.parse import parse_paths
@@ -134,7 +135,7 @@ def bench(size: int, base_chunks, base_vectors, query_vectors, n_queries: int, w
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("data"))
+    ap.add_argument("--data", type=Path, default=paths.resource("data"))
     ap.add_argument("--sizes", default="349,10000,100000")
     ap.add_argument("--queries", type=int, default=50)
     args = ap.parse_args(argv)

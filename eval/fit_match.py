@@ -23,6 +23,7 @@ import numpy as np
 from rich.progress import Progress
 
 from rag.evaluation.match_fit import PairSet, Query, collect, corpus_queries, fit, ticket_queries
+from rag.evaluation.retrieval_loo import loo_settings
 from rag.pipeline import Pipeline
 from rag.configs import RetrievalConfig
 from rag.retrieve import CaseRetriever, Filters
@@ -30,7 +31,6 @@ from rag.retrieve.match import MODEL_FILE, MatchModel
 from rag.score.labels import GroupLabels, load_groups, load_tickets
 from rag.score.relevance import (Decision, decision_scores, expected_calibration_error, mean_of, ranking_scores,
                                  threshold_for_precision)
-from rag.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 LABELS = ROOT / "eval" / "relevance"
@@ -106,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write the report as JSON")
     args = ap.parse_args(argv)
 
-    settings = load_settings(store_path=ROOT / ".rag" / "eval-loo" / "chroma", collection="loo",
-                             cache_dir=ROOT / ".rag" / "cache")
+    settings = loo_settings()
     pipeline = Pipeline(settings)
     pipeline.ingest([args.data], prune=True)  # this scratch store holds exactly --data: fitted on what it searches
     cases = list(pipeline.cases.replay_cases())

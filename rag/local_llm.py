@@ -31,9 +31,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
-import platformdirs
 
 from rag.errors import RagError
+from rag.paths import local_llm_dir
 
 MODEL_NAME = "qwen2.5-coder-0.5b-instruct"
 MODEL_FILE = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
@@ -56,8 +56,9 @@ class LocalModelError(RagError):
 
 
 def default_dir() -> Path:
-    """Outside any worktree, so every checkout and the test suite share one 491 MB file."""
-    return Path(os.environ.get("LOCAL_LLM_DIR") or platformdirs.user_cache_path("qiniu-support-rag")) / "local-llm"
+    """``rag.paths.local_llm_dir``: by default outside any worktree, so every checkout and the test suite share
+    one 491 MB file."""
+    return local_llm_dir()
 
 
 def part_paths() -> list[Path]:

@@ -6,9 +6,13 @@ Two kinds of files:
   checkout the checkout's own ``prompts/``, ``data/`` and ``eval/baseline.json`` win, so editing them takes
   effect at once; an installed wheel carries copies as package data under ``rag/_bundled`` (copied there at
   build time by ``setup.py``), read through ``importlib.resources``.
-- **User state** (the Chroma store, caches, the feedback database): under ``RAG_HOME`` when set; else in a
-  checkout its ``.rag/`` folder (each checkout keeps its own store, so two clones never share a single-writer
-  store); else the platform's user data directory (``platformdirs``), never inside site-packages.
+- **User state** (the Chroma store, caches, the feedback database, the evaluation's scratch stores): under
+  ``RAG_HOME`` when set; else in a checkout its ``.rag/`` folder (each checkout keeps its own store, so two
+  clones never share a single-writer store); else the platform's user data directory (``platformdirs``),
+  never inside site-packages.
+- **The local model** (``rag.local_llm``, 491 MB assembled from PyPI packages): ``LOCAL_LLM_DIR`` when set;
+  else under ``RAG_HOME`` when set; else the platform's user cache directory, outside any checkout, so every
+  worktree shares one copy instead of assembling its own.
 """
 
 from __future__ import annotations
@@ -63,6 +67,24 @@ def state_home(env: Mapping[str, str] | None = None) -> Path:
     from platformdirs import user_data_path
 
     return user_data_path(APP_NAME, appauthor=False)
+
+
+def loo_store(home: Path) -> Path:
+    """The leave-one-out retrieval evaluation's scratch store (``rag.evaluation.retrieval_loo``, ``eval/fit_match.py``):
+    a store of its own, beside the main one, so re-ingesting it never touches what ``rag`` serves."""
+    return home / "eval-loo" / "chroma"
+
+
+def local_llm_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where ``rag.local_llm`` assembles the model and keeps its server's state file."""
+    env = os.environ if env is None else env
+    if env.get("LOCAL_LLM_DIR"):
+        return Path(env["LOCAL_LLM_DIR"]).expanduser() / "local-llm"
+    if env.get("RAG_HOME"):
+        return Path(env["RAG_HOME"]).expanduser() / "local-llm"
+    from platformdirs import user_cache_path
+
+    return user_cache_path(APP_NAME) / "local-llm"
 
 
 @dataclass(frozen=True)

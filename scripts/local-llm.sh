@@ -7,8 +7,8 @@
 #   bash scripts/local-llm.sh status
 #
 # Idempotent: a second start reuses the running server. The first run compiles llama.cpp (4-17 min on
-# 2 cores); the wheel then sits in pip's cache. The model file lives in $LOCAL_LLM_DIR (default: the user
-# cache folder, shared by every checkout).
+# 2 cores); the wheel then sits in pip's cache. The model file lives in $LOCAL_LLM_DIR/local-llm, else
+# $RAG_HOME/local-llm, else the user cache folder, shared by every checkout (rag/paths.py local_llm_dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmd="${1:-start}"

@@ -34,3 +34,29 @@ def test_an_installed_rag_reads_the_wheel_and_its_own_baseline(tmp_path, monkeyp
     d.home.mkdir(parents=True)
     (d.home / "baseline.json").write_text("{}", encoding="utf-8")  # what `rag eval --update-baseline` wrote
     assert paths.default_paths().baseline == d.home / "baseline.json"
+
+
+def test_the_leave_one_out_store_lives_under_rag_home_not_the_working_folder(tmp_path, monkeypatch):
+    from rag.evaluation.retrieval_loo import loo_settings
+
+    monkeypatch.setenv("RAG_HOME", str(tmp_path / "h"))
+    monkeypatch.chdir(tmp_path)  # it used to be .rag/eval-loo/chroma relative to wherever the script ran
+    s = loo_settings()
+    assert s.store_path == paths.loo_store(tmp_path / "h") == tmp_path / "h" / "eval-loo" / "chroma"
+    assert s.collection == "loo" and s.cache_dir == tmp_path / "h" / "cache"  # the embedding cache is shared
+    monkeypatch.delenv("RAG_HOME")
+    assert loo_settings().store_path == paths.checkout_root() / ".rag" / "eval-loo" / "chroma"  # as before, from the root
+
+
+def test_the_local_model_folder(tmp_path, monkeypatch):
+    from rag import local_llm
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("RAG_HOME")
+    monkeypatch.delenv("LOCAL_LLM_DIR", raising=False)
+    # shared by every checkout: never a worktree's .rag/, which would hold one 491 MB copy per worktree
+    assert local_llm.default_dir() == tmp_path / "xdg" / "qiniu-support-rag" / "local-llm"
+    monkeypatch.setenv("RAG_HOME", str(tmp_path / "h"))
+    assert local_llm.default_dir() == tmp_path / "h" / "local-llm"
+    monkeypatch.setenv("LOCAL_LLM_DIR", str(tmp_path / "models"))
+    assert local_llm.default_dir() == paths.local_llm_dir() == tmp_path / "models" / "local-llm"

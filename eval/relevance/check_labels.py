@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from rag.parse import parse_paths
+from rag.paths import resource
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 CASE_KEYS = {"id", "n", "line", "title", "group", "partial", "no_answer"}
@@ -128,7 +129,7 @@ def check(data: Path, groups_dir: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("data"))
+    ap.add_argument("--data", type=Path, default=resource("data"))
     ap.add_argument("--groups", type=Path, default=Path(__file__).parent / "groups")
     args = ap.parse_args()
     sys.exit(check(args.data, args.groups))

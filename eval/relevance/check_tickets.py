@@ -1,7 +1,7 @@
 """Check eval/relevance/new_tickets.jsonl and print its counts.
 
-Run from the repository root:
-    PYTHONPATH=. .venv/bin/python eval/relevance/check_tickets.py [--tickets FILE] [--data DIR]
+With the package installed (pip install -e .), from any folder:
+    .venv/bin/python eval/relevance/check_tickets.py [--tickets FILE] [--data DIR]
 
 Exit status 1 when any ticket breaks a rule; every problem is reported with the file and line.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 from rapidfuzz import fuzz
 
 from rag.parse import parse_paths
+from rag.paths import resource
 
 HERE = Path(__file__).resolve().parent
 ACTIONS = ("answer", "ask_for_info", "escalate")
@@ -155,7 +156,7 @@ def table(tickets: list[dict], row: str) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=Path, default=HERE / "new_tickets.jsonl")
-    parser.add_argument("--data", type=Path, default=Path("data"))
+    parser.add_argument("--data", type=Path, default=resource("data"))
     args = parser.parse_args()
     if not args.tickets.is_file():
         print(f"error: {args.tickets}: no such file", file=sys.stderr)

@@ -40,9 +40,9 @@ from rag.score.retrieval import (
 )
 from rag.score.labels import GroupLabels, load_groups, load_tickets
 from rag.score.relevance import mean_of, ranking_scores
-from rag.paths import resource
+from rag.paths import loo_store, resource
 from rag.records import Case
-from rag.settings import load_settings
+from rag.settings import Settings, load_settings
 from rag.tokens import char_unigrams_bigrams
 
 SETUPS: dict[str, RetrievalConfig] = {
@@ -57,6 +57,12 @@ SETUPS: dict[str, RetrievalConfig] = {
 }
 DEFAULT_SETUP = "fused + match rerank (default; shipped model, in-sample)"
 OOF_SETUP = "fused + match rerank (out-of-fold: refitted without the query's group)"
+
+
+def loo_settings() -> Settings:
+    """The environment's settings on the leave-one-out scratch store (``rag.paths.loo_store``, collection "loo")."""
+    settings = load_settings(collection="loo")
+    return settings.updated(store_path=loo_store(settings.home))
 
 
 def baseline_char_bm25(cases, table: RelevanceTable) -> dict[str, list[str]]:
@@ -103,7 +109,7 @@ def run(data: Path, k: int = 5, setups: dict[str, RetrievalConfig] = SETUPS, lab
         ) -> tuple[list[tuple[str, RetrievalScores, dict, float]], dict[str, dict[str, list[str]]], list[Case]]:
     """The table's rows, every setup's rankings, and the graded cases in corpus order."""
     labels_dir = resource("relevance") if labels_dir is None else labels_dir
-    pipeline = Pipeline(load_settings(store_path=Path(".rag/eval-loo/chroma"), collection="loo"))
+    pipeline = Pipeline(loo_settings())
     # Pruned, so this scratch store holds exactly ``data``: the cases graded are the stored ones, the
     # corpus every retriever below searches.
     pipeline.ingest([data], prune=True)
@@ -161,7 +167,7 @@ def as_markdown(rows, k: int = 5) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("data"))
+    ap.add_argument("--data", type=Path, default=resource("data"))
     ap.add_argument("-k", type=int, default=5)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--rankings", type=Path, help="write the default setup's rankings (JSON list in corpus order)")
