@@ -164,3 +164,14 @@ def test_run_folders_never_overwrite_each_other(tmp_path):
     (named / "cases").mkdir(parents=True)
     (named / "cases" / "stale.json").write_text("{}")
     assert _run_folder(tmp_path, "mine", "x") == named and not named.exists()  # a named run starts clean
+
+
+def test_the_summary_and_the_report_name_the_metrics_from_metric_names(offline_run):
+    """The overall holds exactly the names rag/evaluation/metric_names.py lists; the report's tables show them."""
+    from rag.evaluation.metric_names import CORPUS_DECISION_OVERALL, PER_CASE, REPORT, TICKETS_OVERALL, TICKETS_REPORT
+
+    expected = [*PER_CASE, *CORPUS_DECISION_OVERALL.values(), *(f"tickets_{m}" for m in TICKETS_OVERALL)]
+    assert list(offline_run.summary["overall"]) == expected
+    report = (offline_run.folder / "report.md").read_text(encoding="utf-8")
+    assert "| split | " + " | ".join(TICKETS_REPORT) + " |" in report
+    assert "| product | cases | " + " | ".join(REPORT) + " |" in report

@@ -15,6 +15,13 @@ DECISION = ("answer_precision", "deferral_recall", "coverage", "ece")
 # The new tickets' figures copied into the summary's overall, each prefixed "tickets_".
 TICKETS_OVERALL = (*DECISION, "action_agreement", "rel_p_at_1", "rel_mrr_at_10")
 
+# The corpus's decision figures copied into the summary's overall, by their name there: its "ece" is the
+# match model's calibration error on the corpus queries, "match_ece" (beside "tickets_ece").
+CORPUS_DECISION_OVERALL = {m: "match_ece" if m == "ece" else m for m in DECISION}
+
+# The report's new-tickets table: the counts, then every figure the overall copies from the tickets.
+TICKETS_REPORT = ("queries", "answered", *TICKETS_OVERALL)
+
 # The report's by-product table.
 REPORT = ("rouge_l", "chrf", "bleu", "link_precision", "link_recall", "template_recall", "action_agreement",
           "retrieval_top1", "retrieval_ndcg")

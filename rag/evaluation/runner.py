@@ -22,7 +22,7 @@ import numpy as np
 
 from rag.errors import ConfigError, RagError
 from rag.evaluation.baseline import SAFETY_TOTALS
-from rag.evaluation.metric_names import PER_CASE, TICKETS_OVERALL
+from rag.evaluation.metric_names import CORPUS_DECISION_OVERALL, PER_CASE, TICKETS_OVERALL
 from rag.evaluation.tickets import corpus_decision, replay, summarise_tickets
 from rag.pipeline import Pipeline
 from rag.records import Case, Ticket
@@ -190,8 +190,7 @@ def run_eval(
     decided = [Decision(**r["decision"]) for r in records if r.get("decision")]
     if decided:
         d = decision_scores(decided)
-        summary["overall"].update({"answer_precision": d["answer_precision"], "deferral_recall": d["deferral_recall"],
-                                   "coverage": d["coverage"], "match_ece": d["ece"]})
+        summary["overall"].update({name: d[m] for m, name in CORPUS_DECISION_OVERALL.items()})
         summary["decisions"] = d
     if ticket_records:
         summary["new_tickets"] = summarise_tickets(ticket_records)
