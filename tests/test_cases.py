@@ -234,4 +234,4 @@ def test_each_retrieval_carries_its_own_timing(small_store):
     assert first.timing is not second.timing and first.timing.dense_ms > 0 and second.timing.match_ms > 0
     assert not hasattr(r, "last_timing")
     with pytest.raises(AttributeError):
-        first.timing.dense_ms = 0.0  # type: ignore[misc]
+        first.timing.dense_ms = 0.0  # type: ignore[misc]  # the assignment mypy refuses is the point

@@ -69,7 +69,7 @@ def test_a_query_reaches_the_model_as_the_longest_prefix_within_the_token_bound(
 
 def dense(embedder) -> DenseRetriever:
     """The request path's query embedding (the store is not read by ``embed``)."""
-    return DenseRetriever(CaseRepository([]), None, embedder)  # type: ignore[arg-type]
+    return DenseRetriever(CaseRepository([]), None, embedder)  # type: ignore[arg-type]  # embed never reads the store
 
 
 def test_ingest_key_texts_are_embedded_whole_not_token_bounded(monkeypatch):
