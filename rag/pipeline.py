@@ -13,7 +13,7 @@ from typing import Iterable
 
 import httpx
 
-from rag.configs import Components
+from rag.configs import Components, DraftConfig
 from rag.draft.chat import ChatModel
 from rag.draft.drafter import Drafter
 from rag.draft.llm import LLMClient
@@ -122,10 +122,11 @@ class Pipeline:
             return self._drafter
 
     def make_drafter(self, *, variant: str | None = None, offline: bool = False,
-                     llm: ChatModel | None = None) -> Drafter:
+                     llm: ChatModel | None = None, draft: DraftConfig | None = None) -> Drafter:
         """The one place a drafter is built. ``llm`` replaces the configured model (evaluation passes the
-        cached one, a benchmark its timing wrapper); ``offline`` means none at all."""
-        draft = self.components.draft
+        cached one, a benchmark its timing wrapper); ``offline`` means none at all; ``draft`` replaces the
+        configured draft settings (a test's deadlines and slots over the same retriever)."""
+        draft = draft or self.components.draft
         prompts = PromptPair.load(draft.prompts_dir, variant or draft.prompt_variant)
         chat = None if offline else llm if llm is not None else self.llm()
         return Drafter(draft, self.retriever, llm=chat, prompts=prompts)

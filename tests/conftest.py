@@ -22,6 +22,9 @@ from typing import Callable
 import httpx
 import pytest
 
+from rag.configs import DraftConfig, LLMConfig
+from rag.draft.drafter import Drafter
+from rag.draft.llm import LLMClient
 from rag.pipeline import Pipeline
 from rag.settings import PROJECT_ROOT, Settings, load_settings
 
@@ -118,6 +121,18 @@ def corpus_pipeline(corpus_settings) -> Pipeline:
     p = Pipeline(corpus_settings)
     p.ensure_ingested()
     return p
+
+
+@pytest.fixture
+def corpus_drafter(corpus_pipeline) -> Callable[[Settings], Drafter]:
+    """A drafter over the session's corpus for settings a test changed (an LLM endpoint, its bounds, the prompt),
+    built by the one factory, ``Pipeline.make_drafter``, with those settings' draft config and LLM client."""
+
+    def make(settings: Settings) -> Drafter:
+        llm = LLMClient(LLMConfig.from_settings(settings), http_client=httpx.Client()) if settings.llm_configured else None
+        return corpus_pipeline.make_drafter(draft=DraftConfig.from_settings(settings), llm=llm, offline=llm is None)
+
+    return make
 
 
 def _sse_body(*chunks: str, finish: bool = True) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -232,6 +233,8 @@ def test_one_factory_builds_every_drafter_and_an_ingest_resets_it(small, tmp_pat
     first = p.drafter
     assert p.drafter is first and first.llm is not None and first.backend == "llm:m"
     assert p.make_drafter(offline=True).llm is None
+    bounded = p.make_drafter(draft=dataclasses.replace(p.components.draft, llm_max_concurrent=1, prompt_variant="small"))
+    assert bounded.config.llm_max_concurrent == 1 and bounded.prompts.variant == "small" and bounded.retriever is p.retriever
     chat = EchoChat()
     drafted = p.make_drafter(llm=chat, variant="concise")
     assert drafted.prompts.variant == "concise" and drafted.backend == "llm:echo"
@@ -278,9 +281,11 @@ def test_eval_grades_the_stored_corpus_whatever_became_of_the_files(small, tmp_p
 
 
 def test_no_face_builds_a_drafter_but_the_factory():
-    """The CLI, the service, evaluation, the scripts and the notebook get their drafter from Pipeline.make_drafter."""
+    """The CLI, the service, evaluation, the scripts, the notebook and the tests (conftest's corpus_drafter) get
+    their drafter from Pipeline.make_drafter."""
     builders = []
-    for path in [*sorted((PROJECT_ROOT / "rag").rglob("*.py")), *sorted((PROJECT_ROOT / "eval").rglob("*.py"))]:
+    for path in [*sorted((PROJECT_ROOT / "rag").rglob("*.py")), *sorted((PROJECT_ROOT / "eval").rglob("*.py")),
+                 *sorted((PROJECT_ROOT / "tests").rglob("*.py"))]:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         builders += [f"{path.relative_to(PROJECT_ROOT)}:{node.lineno}" for node in ast.walk(tree)
                      if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Drafter"]

@@ -4,10 +4,7 @@ import httpx
 import pytest
 import respx
 
-from rag.configs import DraftConfig, LLMConfig
-from rag.draft.drafter import Drafter
 from rag.draft.guards import injection_signals, repeats_prompt
-from rag.draft.llm import LLMClient
 from rag.records import Ticket
 
 BASE_TICKET = "证书过期了，怎么重新申请免费证书？"
@@ -33,9 +30,8 @@ def test_offline_draft_is_unchanged_by_injection(corpus_pipeline, probe):
 
 
 @pytest.fixture
-def llm_drafter(corpus_settings, corpus_pipeline):
-    s = corpus_settings.updated(**dict(llm_base_url="http://llm.test/v1", llm_model="m", llm_max_attempts=1))
-    return Drafter(DraftConfig.from_settings(s), corpus_pipeline.retriever, llm=LLMClient(LLMConfig.from_settings(s), http_client=httpx.Client()))
+def llm_drafter(corpus_settings, corpus_drafter):
+    return corpus_drafter(corpus_settings.updated(llm_base_url="http://llm.test/v1", llm_model="m", llm_max_attempts=1))
 
 
 def _reply(text):

@@ -12,13 +12,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from rag.configs import DraftConfig, LLMConfig
 from rag.draft.drafter import Drafter
-from rag.draft.llm import LLMClient
 from rag.draft.llm_bounds import LLMDeadlineError, ReplyTooLargeError
 from rag.records import Ticket
 from rag.service import create_app
@@ -125,14 +122,14 @@ def bad_server():
 
 
 @pytest.fixture
-def make_drafter(corpus_settings, corpus_pipeline, bad_server):
+def make_drafter(corpus_settings, corpus_pipeline, corpus_drafter, bad_server):
     def make(mode: str, **overrides) -> Drafter:
         values = dict(llm_base_url=f"{bad_server.url}/{mode}/v1", llm_model="m", llm_deadline=2.0, llm_timeout=30.0,
                       llm_max_attempts=3, llm_backoff_initial=0.01, llm_backoff_max=0.05)
         values.update(overrides)
         s = corpus_settings.updated(**values)
         corpus_pipeline.retriever.retrieve(TICKET, k=5)  # indexes built now, so the timings below are the LLM's
-        return Drafter(DraftConfig.from_settings(s), corpus_pipeline.retriever, llm=LLMClient(LLMConfig.from_settings(s), http_client=httpx.Client()))
+        return corpus_drafter(s)
 
     return make
 

@@ -7,8 +7,7 @@ import httpx
 import pytest
 import respx
 
-from rag.configs import DraftConfig, LLMConfig
-from rag.draft.drafter import Drafter
+from rag.configs import LLMConfig
 from rag.draft.llm import LLMClient
 from rag.errors import ContextLengthError, LLMError
 from rag.records import Ticket
@@ -38,8 +37,8 @@ def llm_settings(corpus_settings):
 
 
 @pytest.fixture
-def drafter(llm_settings, corpus_pipeline):
-    return Drafter(DraftConfig.from_settings(llm_settings), corpus_pipeline.retriever, llm=LLMClient(LLMConfig.from_settings(llm_settings), http_client=httpx.Client()))
+def drafter(llm_settings, corpus_drafter):
+    return corpus_drafter(llm_settings)
 
 
 def sent(route, n=-1) -> dict:
@@ -254,10 +253,9 @@ def test_an_action_line_at_the_end_may_only_lower_the_action(drafter):
     assert any("verdict said answer: marked ask_for_info" in n for n in draft.notes)
 
 
-def test_the_prompt_shows_cut_cases_and_no_empty_blocks(llm_settings, corpus_pipeline):
+def test_the_prompt_shows_cut_cases_and_no_empty_blocks(llm_settings, corpus_drafter):
     settings = llm_settings.updated(llm_context_cases=2, llm_case_chars=120, llm_seed=7, prompt_variant="small")
-    drafter = Drafter(DraftConfig.from_settings(settings), corpus_pipeline.retriever,
-                      llm=LLMClient(LLMConfig.from_settings(settings), http_client=httpx.Client()))
+    drafter = corpus_drafter(settings)
     with respx.mock() as mock:
         route = mock.post(URL).mock(return_value=httpx.Response(200, json=completion(GOOD)))
         draft = drafter.draft(TICKET)

@@ -7,9 +7,6 @@ import pytest
 import respx
 from hypothesis import given, settings as hsettings, strategies as st
 
-from rag.configs import DraftConfig, LLMConfig
-from rag.draft.drafter import Drafter
-from rag.draft.llm import LLMClient
 from rag.draft.output_checks import (
     CheckedStream,
     ReplyChecker,
@@ -35,9 +32,8 @@ def _reply(text: str) -> dict:
 
 
 @pytest.fixture
-def drafter(corpus_settings, corpus_pipeline):
-    s = corpus_settings.updated(llm_base_url="http://llm.test/v1", llm_model="m", llm_max_attempts=1)
-    return Drafter(DraftConfig.from_settings(s), corpus_pipeline.retriever, llm=LLMClient(LLMConfig.from_settings(s), http_client=httpx.Client()))
+def drafter(corpus_settings, corpus_drafter):
+    return corpus_drafter(corpus_settings.updated(llm_base_url="http://llm.test/v1", llm_model="m", llm_max_attempts=1))
 
 
 def _draft(drafter, reply: str, ticket: str, **kw):

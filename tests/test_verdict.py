@@ -6,9 +6,6 @@ import httpx
 import pytest
 import respx
 
-from rag.configs import DraftConfig, LLMConfig
-from rag.draft.drafter import Drafter
-from rag.draft.llm import LLMClient
 from rag.records import Ticket
 
 pytestmark = pytest.mark.e2e
@@ -31,9 +28,8 @@ def offline(corpus_pipeline):
 
 
 @pytest.fixture
-def llm_drafter(corpus_settings, corpus_pipeline):
-    s = corpus_settings.updated(llm_base_url=BASE, llm_model="m", llm_max_attempts=1)
-    return Drafter(DraftConfig.from_settings(s), corpus_pipeline.retriever, llm=LLMClient(LLMConfig.from_settings(s), http_client=httpx.Client()))
+def llm_drafter(corpus_settings, corpus_drafter):
+    return corpus_drafter(corpus_settings.updated(llm_base_url=BASE, llm_model="m", llm_max_attempts=1))
 
 
 def test_a_covered_ticket_is_answered_from_a_fitting_case(offline):
