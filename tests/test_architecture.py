@@ -79,6 +79,13 @@ def _type_checking_only(node: ast.If) -> bool:
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
+def _known_prefix(name: str, known: set[str]) -> str:
+    """The longest module ``name`` starts with (``rag.x.Class`` -> ``rag.x``), or ""."""
+    while name and name not in known:
+        name = name.rpartition(".")[0]
+    return name
+
+
 def runtime_imports(module: str, path: Path, known: set[str]) -> dict[str, int]:
     """The ``rag`` modules ``module`` imports when it runs (top level or in a function, not under
     ``TYPE_CHECKING``), each with the line of the first such import."""
@@ -88,33 +95,32 @@ def runtime_imports(module: str, path: Path, known: set[str]) -> dict[str, int]:
         if isinstance(node, ast.If) and _type_checking_only(node):
             type_only.update(id(n) for stmt in node.body for n in ast.walk(stmt))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    root = module.split(".")[0]
     found: dict[str, int] = {}
     for node in ast.walk(tree):
         if id(node) in type_only:
             continue
         if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
+            targets = [_known_prefix(a.name, known) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 parts = package.split(".")
                 base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
-            names = [f"{base}.{a.name}" for a in node.names] + [base]
+            # ``from rag.a import b``: the module rag.a.b when there is one, else a name read from rag.a
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else _known_prefix(base, known)
+                       for a in node.names]
         else:
             continue
-        for name in names:
-            while name and name not in known:  # ``from rag.x import Class``: the module is rag.x
-                name = name.rpartition(".")[0]
-            if not name or name == module:
+        for target in targets:
+            if not target or target == module:
                 continue
-            # Importing rag.a.b runs rag/a/__init__.py first, unless it is already running (we are in rag/a/).
-            parts = name.split(".")
-            for depth in range(2, len(parts) + 1):
-                target = ".".join(parts[:depth])
-                inside = module == target or module.startswith(target + ".")
-                if target in known and target != root and not inside:
-                    found.setdefault(target, node.lineno)
+            found.setdefault(target, node.lineno)
+            # Importing rag.a.b first runs rag/a/__init__.py, unless it is already running (we are in rag/a/).
+            parts = target.split(".")
+            for depth in range(2, len(parts)):
+                parent = ".".join(parts[:depth])
+                if parent in known and not (module == parent or module.startswith(parent + ".")):
+                    found.setdefault(parent, node.lineno)
     return found
 
 
@@ -224,17 +230,19 @@ def test_the_checker_finds_each_kind_of_offence(tmp_path):
         "low.py": ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.high import H\n"
                    "def f():\n    from pkg.sub.mid import g\n"),  # type-only: skipped; lazy: counted
         "sub/__init__.py": "from pkg.sub.mid import g\n",
-        "sub/mid.py": "from . import leaf\n",  # relative; rag.sub is already running here: no edge to it
+        "sub/mid.py": "from . import leaf\n",  # a relative import of a module; pkg.sub is already running: no edge
+        "sub/extra.py": "from pkg.sub import g\n",  # a name read from its own package while it runs: an edge
         "sub/leaf.py": "from pkg import low\n",
         "high.py": "import pkg.sub.leaf\n",  # runs pkg/sub/__init__.py: an edge to pkg.sub
     })
     graph = import_graph(package)
     assert graph["pkg.low"] == {"pkg.sub": 5, "pkg.sub.mid": 5}
     assert graph["pkg.sub.mid"] == {"pkg.sub.leaf": 1}
+    assert graph["pkg.sub.extra"] == {"pkg.sub": 1}
     assert graph["pkg.high"] == {"pkg.sub": 1, "pkg.sub.leaf": 1}
     layers = read_layers("| layer | modules | holds |\n|---|---|---|\n"
                          "| one | `__init__.py`, `low.py`, `nowhere.py` | |\n"
-                         "| two | `low.py`, `sub/`: `mid.py`, `leaf.py`, `high` | |\n", package="pkg")
+                         "| two | `low.py`, `sub/`: `mid.py`, `leaf.py`, `extra.py`, `high` | |\n", package="pkg")
     assert layers.names == ("one", "two")
     assert layers.row_of["pkg.sub"] == layers.row_of["pkg.sub.leaf"] == 1
     assert "pkg.high" not in layers.row_of and "pkg.nowhere" in layers.row_of
