@@ -17,16 +17,16 @@ import sys
 import time
 from pathlib import Path
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import httpx
 import pytest
 
-from rag.configs import DraftConfig, LLMConfig
-from rag.draft.drafter import Drafter
-from rag.draft.llm import LLMClient
-from rag.pipeline import Pipeline
 from rag.settings import PROJECT_ROOT, Settings, load_settings
+
+if TYPE_CHECKING:
+    from rag.draft.drafter import Drafter
+    from rag.pipeline import Pipeline
 
 DATA_DIR = PROJECT_ROOT / "data"
 CORPUS = DATA_DIR / "qiniu_support_tickets_part15.md"
@@ -38,6 +38,21 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 
 TEST_HOSTS = '["127.0.0.1", "localhost", "::1", "testserver"]'
+
+
+# Tests run on two xdist workers (`-n auto --dist loadgroup` in pyproject), and each worker builds its own
+# session and module fixtures. Tests that share an expensive one are kept on one worker, so it is built once:
+# the corpus ingest (349 chunks; ~28 s of embedding on a cold cache) and the real local model's server
+# (which reads the corpus settings), and the wheel built and installed by test_install.py.
+_SHARED_BUILDS = {"corpus_settings": "corpus", "local_server": "corpus", "wheel": "wheel"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the marks to group the tests
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        group = next((g for name, g in _SHARED_BUILDS.items() if name in item.fixturenames), None)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -118,6 +133,8 @@ def corpus_settings(tmp_path_factory, embedding_cache) -> Settings:
 @pytest.fixture(scope="session")
 def corpus_pipeline(corpus_settings) -> Pipeline:
     """The real corpus, ingested once for the session; treat it as read-only."""
+    from rag.pipeline import Pipeline  # here, not at the top: xdist's controller process runs no test (1.5 s)
+
     p = Pipeline(corpus_settings)
     p.ensure_ingested()
     return p
@@ -127,6 +144,8 @@ def corpus_pipeline(corpus_settings) -> Pipeline:
 def corpus_drafter(corpus_pipeline) -> Callable[[Settings], Drafter]:
     """A drafter over the session's corpus for settings a test changed (an LLM endpoint, its bounds, the prompt),
     built by the one factory, ``Pipeline.make_drafter``, with those settings' draft config and LLM client."""
+    from rag.configs import DraftConfig, LLMConfig
+    from rag.draft.llm import LLMClient
 
     def make(settings: Settings) -> Drafter:
         llm = LLMClient(LLMConfig.from_settings(settings), http_client=httpx.Client()) if settings.llm_configured else None

@@ -25,7 +25,7 @@ from rag.settings import PROJECT_ROOT
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", ".rag", "build", "dist", "*.egg-info", "__pycache__", "test-artifacts",
-                                "runs", ".pytest_cache", ".hypothesis", "notebooks")
+                                "runs", ".pytest_cache", ".hypothesis", ".mypy_cache", "notebooks")
 
 
 def _run(args: list, **kw) -> subprocess.CompletedProcess:

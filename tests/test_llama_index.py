@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from importlib.util import find_spec
 
 import httpx
 import pytest
@@ -18,7 +19,10 @@ import respx
 from rag.retrieve import Filters
 from rag.settings import PROJECT_ROOT
 
-pytest.importorskip("llama_index.core")
+# Looked up, not imported: importing llama-index costs 1.7 s, and every xdist worker collects this module
+# while only the one running the corpus tests uses it.
+pytestmark = pytest.mark.skipif(find_spec("llama_index") is None or find_spec("llama_index.core") is None,
+                                reason="the llama-index extra is not installed: pip install -e '.[llama-index]'")
 
 GROUPS_DIR = PROJECT_ROOT / "eval" / "relevance" / "groups"
 

@@ -15,10 +15,8 @@ import os
 import re
 
 import httpx
-import nbformat
 import pytest
 from fastapi.testclient import TestClient
-from nbclient import NotebookClient
 from typer.testing import CliRunner
 
 from rag import local_llm
@@ -107,7 +105,10 @@ def local_server():
     info = local_llm.start()
     yield info
     if already is None:
-        local_llm.stop()
+        # By pid, not through the state file: that file is per user, and another test session (a second
+        # checkout, an xdist worker) may have replaced or removed it meanwhile; a server left running then
+        # holds 1.8 GB and a core.
+        local_llm.stop_pid(info.pid)
 
 
 # The settings `scripts/local-llm.sh start` prints for this model (short prompt, two cases of 400 characters,
@@ -217,6 +218,9 @@ def test_prompt_tuning_notebook_on_the_real_model(llm_env, monkeypatch, tmp_path
     monkeypatch.setenv("RAG_NOTEBOOK_SUBSET", "1")  # 3 variants + offline on one case: 1-2 min per draft under load
     monkeypatch.setenv("MPLBACKEND", "Agg")
     path = PROJECT_ROOT / "eval" / "notebooks" / "prompt_tuning.ipynb"
+    import nbformat  # here: collection imports this module on every run, and these cost 0.4 s
+    from nbclient import NotebookClient
+
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     outputs = "".join(

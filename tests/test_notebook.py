@@ -1,8 +1,6 @@
 """The prompt-tuning notebook runs headless, so it never rots."""
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from rag.settings import PROJECT_ROOT
 
@@ -16,6 +14,9 @@ def test_prompt_tuning_notebook_executes(corpus_settings, monkeypatch, tmp_path)
     monkeypatch.setenv("RAG_NOTEBOOK_SUBSET", "6")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     path = PROJECT_ROOT / "eval" / "notebooks" / "prompt_tuning.ipynb"
+    import nbformat  # here: collection imports this module on every run, and these cost 0.4 s
+    from nbclient import NotebookClient
+
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     outputs = "".join(
