@@ -25,7 +25,7 @@ def _print_summary(summary) -> None:
 
 @domain_errors
 def ingest(
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="dataset files or folders (default: data/)")] = None,
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="dataset files or folders (default: RAG_DATA_DIR, the packaged corpus unless set)")] = None,
     prune: Annotated[bool, typer.Option(help="remove cases of files that are no longer given")] = False,
     rebuild: Annotated[bool, typer.Option(help="drop the collection and build it again")] = False,
     strict: Annotated[bool, typer.Option(help="stop at the first malformed case instead of skipping it")] = False,

@@ -64,7 +64,7 @@ def search(
     product, scenario = _filters(p, product, scenario)
     from rag.retrieve import Filters
 
-    hits = p.retriever.retrieve(text, Filters.of(product=product, scenario=scenario), k or p.settings.top_k).hits
+    hits = p.retriever.retrieve(text, Filters.of(product=product, scenario=scenario), k or p.components.retrieval.top_k).hits
     o = out()
     if as_json:
         o.json([{"case_id": h.case_id, "score": h.score, "title": h.title, "product": h.product,
