@@ -9,7 +9,6 @@ draft below a confidence were deferred (the composition's own support-based conf
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 

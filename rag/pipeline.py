@@ -63,7 +63,7 @@ class Pipeline:
             self._store = self._cases = self._retriever = self._drafter = None
 
     def ensure_ingested(self, progress: Progress = no_progress) -> IngestSummary | None:
-        """On first use with an empty store, ingest ``data/`` so a new user gets a draft at once."""
+        """On first use with an empty store, ingest the dataset (``RAG_DATA_DIR``) so a new user gets a draft at once."""
         check_store(self.components.store)
         store = ChunkStore(self.components.store, self.embedder.name, fresh=self._fresh_store)
         if store.count() > 0:

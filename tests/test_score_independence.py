@@ -27,8 +27,8 @@ from rag.settings import DEFAULT_LINK_ALLOWLIST, PROJECT_ROOT
 
 # The modules that decide what a draft may say: the guards, the action classifier, and what they read
 # text with. The grader must not reach any of them, directly or through another module.
-GRADED = frozenset({"rag.draft.guards", "rag.draft.actions", "rag.identifiers", "rag.links", "rag.deidentify",
-                    "rag.normalise", "rag.draft.output_checks"})
+GRADED = frozenset({"rag.draft.guards", "rag.draft.actions", "rag.identifiers", "rag.links", "rag.domains",
+                    "rag.deidentify", "rag.normalise", "rag.draft.output_checks"})
 
 
 def _module_file(module: str) -> Path | None:

@@ -22,6 +22,9 @@ CORPUS_DECISION_OVERALL = {m: "match_ece" if m == "ece" else m for m in DECISION
 # The report's new-tickets table: the counts, then every figure the overall copies from the tickets.
 TICKETS_REPORT = ("queries", "answered", *TICKETS_OVERALL)
 
+# The leave-one-out retrieval table's labelled columns (rag/score/relevance.py, keyed without the "rel_" prefix).
+LOO_LABELLED = ("p_at_1", "mrr_at_10", "hit_at_5", "ndcg_at_5")
+
 # The report's by-product table.
 REPORT = ("rouge_l", "chrf", "bleu", "link_precision", "link_recall", "template_recall", "action_agreement",
           "retrieval_top1", "retrieval_ndcg")

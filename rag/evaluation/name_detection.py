@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from rag.parse import parse_paths
-from rag.paths import checkout_root
+from rag.paths import checkout_root, resource
 from rag.person_names import find_person_names
 
 TABLES = ("person_names.jsonl", "person_names_heldout.jsonl")
@@ -64,7 +64,7 @@ def score_table(rows: Sequence[dict]) -> TableScore:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument("--data", default="data", help="corpus folder (already de-identified)")
+    ap.add_argument("--data", default=str(resource("data")), help="corpus folder (already de-identified; default: the corpus)")
     ap.add_argument("--show", action="store_true", help="print every hit, miss and extra span")
     root = checkout_root()
     if root is None:

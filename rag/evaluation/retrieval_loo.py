@@ -28,6 +28,7 @@ from rich.progress import Progress
 
 from rag.pipeline import Pipeline
 from rag.configs import RetrievalConfig
+from rag.evaluation.metric_names import LOO_LABELLED
 from rag.retrieve import CaseRetriever, Filters
 from rag.retrieve.lexical import LexicalIndex
 from rag.score.retrieval import (
@@ -159,7 +160,7 @@ def as_markdown(rows, k: int = 5) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s, lab, _ in rows:
-        cells = [f"{lab[m]:.2f}" if m in lab else "–" for m in ("p_at_1", "mrr_at_10", "hit_at_5", "ndcg_at_5")]
+        cells = [f"{lab[m]:.2f}" if m in lab else "–" for m in LOO_LABELLED]
         lines.append(f"| {name} | {s.top1:.3f} | {s.best_of_k:.3f} | {s.ndcg_at_k:.3f} | {s.product_acc1:.2f} | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -10,7 +10,7 @@ ticket per line with its matching cases (possibly none), the ideal action and a 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Mapping, Sequence
 
@@ -25,7 +25,6 @@ class GroupLabels:
     group_of: Mapping[str, str]
     partial: Mapping[str, frozenset[str]]
     no_answer: frozenset[str]
-    titles: Mapping[str, str] = field(default_factory=dict)
 
     def relevant(self, query_case: str, candidate: str) -> bool:
         """The candidate's answer would genuinely help the query case's customer."""
@@ -55,7 +54,6 @@ def load_groups(folder: Path) -> GroupLabels:
     group_of: dict[str, str] = {}
     partial: dict[str, frozenset[str]] = {}
     no_answer: set[str] = set()
-    titles: dict[str, str] = {}
     for f in files:
         try:
             doc = json.loads(f.read_text(encoding="utf-8"))
@@ -63,12 +61,11 @@ def load_groups(folder: Path) -> GroupLabels:
                 cid = str(entry["id"])
                 group_of[cid] = str(entry["group"])
                 partial[cid] = frozenset(str(x) for x in entry.get("partial", ()))
-                titles[cid] = str(entry.get("title", ""))
                 if entry.get("no_answer"):
                     no_answer.add(cid)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{f}: not a problem-group label file ({type(exc).__name__}: {exc})") from None
-    return GroupLabels(group_of, partial, frozenset(no_answer), titles)
+    return GroupLabels(group_of, partial, frozenset(no_answer))
 
 
 @dataclass(frozen=True)
