@@ -36,6 +36,13 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray: ...
 
 
+def fit_text(embedder: Embedder, text: str, kind: Kind) -> str:
+    """``text`` as ``embedder`` bounds a ticket's query (``fit``), or unchanged for an embedder without a bound:
+    the optional part of the protocol, asked in one place."""
+    fit = getattr(embedder, "fit", None)
+    return fit(text, kind) if fit is not None else text
+
+
 def _normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -212,8 +219,7 @@ class CachedEmbedder:
     def fit(self, text: str, kind: Kind) -> str:
         """The inner embedder's bound on a ticket's query (none if it has none): the retriever fits before it
         embeds, so two long tickets that share their bounded head share a cached vector."""
-        fit = getattr(self.inner, "fit", None)
-        return fit(text, kind) if fit is not None else text
+        return fit_text(self.inner, text, kind)
 
     def embed(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
         keys = [digest(self.name, kind, t) for t in texts]

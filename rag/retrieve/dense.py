@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from rag.cases import dense_where
-from rag.embed import Embedder
+from rag.embed import Embedder, fit_text
 from rag.records import Ticket
 from rag.retrieve.fusion import best_per_case
 from rag.retrieve.hits import hit
@@ -30,8 +30,7 @@ class DenseRetriever:
 
     def embed(self, text: str) -> np.ndarray:
         """A ticket's query vector, the query first cut to the embedder's per-request bound (issue 12)."""
-        fit = getattr(self.embedder, "fit", None)
-        return self.embedder.embed([fit(text, "query") if fit is not None else text], "query")[0]
+        return self.embedder.embed([fit_text(self.embedder, text, "query")], "query")[0]
 
     def rank(self, vector: np.ndarray, filters: Filters, n: int) -> tuple[list[tuple[str, str, float]], float]:
         """The best ``n`` cases (case id, best chunk id, cosine), and the milliseconds the store query took."""
