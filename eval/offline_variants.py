@@ -1,4 +1,5 @@
-"""What was tried for the offline composition, and its figure: ROUGE-L of the composed body alone
+"""What was tried for the offline composition, and its figure: ROUGE-L of the composed body alone (each hit's
+resolution, ``rag.draft.resolution``)
 (with "您好，" put back, before any action decision), leave-one-out over every case with an answer.
 Then, for the answer/defer policy: ROUGE-L of the composed drafts that would still answer if every
 draft below a confidence were deferred (the composition's own support-based confidence).
@@ -14,7 +15,8 @@ import numpy as np
 
 
 from rag import Pipeline, load_settings
-from rag.draft.offline import BODY_BUDGET, choose, compose, reusable_body, support
+from rag.draft.resolution import BODY_BUDGET, resolve
+from rag.draft.writers.offline import choose, compose, support
 from rag.draft.sentences import Judge, join, pieces_of, reusable
 from rag.records import Ticket
 from rag.retrieve import Filters
@@ -41,7 +43,7 @@ def main() -> None:
     pipeline = Pipeline(load_settings())
     pipeline.ensure_ingested()
     cases = pipeline.cases.replay_cases()  # the store's corpus: what the retriever indexed
-    k = pipeline.settings.top_k
+    k = pipeline.settings.retrieval.top_k
     scores: dict[str, list[float]] = {}
     answered: list[tuple[float, float]] = []
 
@@ -52,7 +54,10 @@ def main() -> None:
         ticket = Ticket(case.question or case.title, title=case.title)
         pool = pipeline.retriever.retrieve(ticket, Filters.of(exclude=[case.id]), k).hits[:k]
         others = lambda h: [o.answer for o in pool if o is not h]  # noqa: E731
-        bodies = [reusable_body(h.answer, others(h), ticket) for h in pool]
+        def bodies_of(budget: int = BODY_BUDGET) -> list[str]:
+            return [r.text if (r := resolve(h.case, ticket.query_text, others(h), budget)) else "" for h in pool]
+
+        bodies = bodies_of()
         chosen = choose(ticket, pool, bodies)
         first = next((i for i, b in enumerate(bodies) if len(b) >= 8), None)
         ref = case.answer
@@ -64,7 +69,7 @@ def main() -> None:
         add("best of the candidates' bodies (oracle, reads the answer)",
             max(bodies, key=lambda b: rouge_l(f"您好，{b}", ref)) if bodies else "", ref)
         for budget in (250, 600):
-            short = [reusable_body(h.answer, others(h), ticket, budget) for h in pool]
+            short = bodies_of(budget)
             add(f"sentence budget {budget} chars", short[chosen] if chosen is not None else "", ref)
         for floor in (0.0, 0.3):
             add(f"merge supporters' sentences (agreement >= {floor})",

@@ -10,9 +10,11 @@ else is a bug and keeps its traceback.
     │   ├── StoreLockedError     another ingest holds the store
     │   ├── StoreDamagedError    a store file is damaged (names it; the fix is `rag ingest --rebuild`)
     │   └── EmbeddingMismatchError  the store was built with another embedding model
+    ├── FeedbackStoreError       the feedback database cannot be reached or is not migrated (names it, password hidden)
     ├── EmbeddingError           the embedding backend failed
     ├── PromptError              a prompt template is missing, or a variable is missing/unknown
     ├── UnknownValueError        a product or scenario no case has (lists the valid ones)
+    ├── UnsupportedFilterError   a llama-index MetadataFilter the case filters cannot express
     └── LLMError                 the LLM endpoint failed after retries
         └── ContextLengthError   the prompt is longer than the model accepts
 """
@@ -54,6 +56,11 @@ class EmbeddingMismatchError(StoreError):
     pass
 
 
+class FeedbackStoreError(RagError):
+    """Feedback cannot be read or written now: the database is down, out of connections or behind its migrations.
+    Nothing was written (a write that raises this was not acknowledged)."""
+
+
 class EmbeddingError(RagError):
     pass
 
@@ -68,6 +75,10 @@ class LLMError(RagError):
 
 class ContextLengthError(LLMError):
     pass
+
+
+class UnsupportedFilterError(RagError):
+    """A filter the case filters (``rag.retrieve.Filters``) cannot express; refused rather than dropped."""
 
 
 class UnknownValueError(RagError):

@@ -10,7 +10,7 @@ Two kinds of files:
   ``RAG_HOME`` when set; else in a checkout its ``.rag/`` folder (each checkout keeps its own store, so two
   clones never share a single-writer store); else the platform's user data directory (``platformdirs``),
   never inside site-packages.
-- **The local model** (``rag.local_llm``, 491 MB assembled from PyPI packages): ``LOCAL_LLM_DIR`` when set;
+- **The local model** (``rag.llm.local``, 491 MB assembled from PyPI packages): ``LOCAL_LLM_DIR`` when set;
   else under ``RAG_HOME`` when set; else the platform's user cache directory, outside any checkout, so every
   worktree shares one copy instead of assembling its own.
 """
@@ -76,7 +76,7 @@ def loo_store(home: Path) -> Path:
 
 
 def local_llm_dir(env: Mapping[str, str] | None = None) -> Path:
-    """Where ``rag.local_llm`` assembles the model and keeps its server's state file."""
+    """Where ``rag.llm.local`` assembles the model and keeps its server's state file."""
     env = os.environ if env is None else env
     if env.get("LOCAL_LLM_DIR"):
         return Path(env["LOCAL_LLM_DIR"]).expanduser() / "local-llm"

@@ -1,8 +1,15 @@
-"""The library's front door: one object that wires settings → embedder → store → retriever → drafter.
+"""The library's front door, and the one place the ticket path is wired:
 
-The CLI, the HTTP service, the evaluation harness and notebooks all go through it, so they see
-the same behaviour; ``make_drafter`` is the one place a drafter is built. Nothing is opened until it
-is first needed.
+    settings → embedder → store → cases
+    sources (lexical, dense) → fuser (RRF) → rerankers (match) = the retriever
+    answer policy (the match model's threshold) → writer (offline, or an LLM with the offline fallback)
+    guard (built once per store) → the drafter
+
+The CLI, the HTTP service, the evaluation harness and notebooks all go through ``Pipeline``, so they see the
+same behaviour; ``make_drafter`` is the one place a drafter is built. Nothing is opened until it is first needed.
+Each component takes its own settings group; a value declared in one group and needed by another component (the
+cache folder, the embedding batch, top-k, the LLM deadline) is passed along here.
+A new source, reranker or verifier is one class in its role's package and one line below.
 """
 
 from __future__ import annotations
@@ -13,32 +20,67 @@ from typing import Iterable
 
 import httpx
 
-from rag.configs import Components, DraftConfig
-from rag.draft.chat import ChatModel
+from rag.configs import DraftConfig, RetrievalConfig
+from rag.draft.deferral import VerdictTexts
 from rag.draft.drafter import Drafter
-from rag.draft.llm import LLMClient
-from rag.draft.llm_cache import CachedLLM
-from rag.draft.prompts import PromptPair
-from rag.embed import Embedder, make_embedder
-from rag.ingest import IngestSummary, Progress, no_progress, ingest
-from rag.cases import CaseRepository
-from rag.retrieve import CaseRetriever
+from rag.draft.guards import Guard
+from rag.draft.policy import AnswerPolicy
+from rag.draft.writers import Writer
+from rag.draft.writers.offline import OfflineWriter
+from rag.llm.cache import CachedLLM
+from rag.llm.chat import ChatModel
+from rag.llm.prompts import PromptPair
+from rag.retrieve import HybridRetriever
+from rag.retrieve.fusion import RRF
+from rag.retrieve.rerank import Reranker
+from rag.retrieve.rerank.consensus import ConsensusReranker
+from rag.retrieve.rerank.match import MatchReranker
+from rag.retrieve.rerank.match_model import MatchModel
+from rag.retrieve.sources.dense import DenseSource
+from rag.retrieve.sources.lexical import LexicalSource
 from rag.settings import Settings
-from rag.store import ChunkStore
-from rag.store_health import check_store
+from rag.store.cases import CaseRepository
+from rag.store.chroma import ChunkStore
+from rag.store.embed import Embedder, make_embedder
+from rag.store.health import check_store
+from rag.store.ingest import IngestSummary, Progress, ingest, no_progress
+
+
+def build_retriever(cases: CaseRepository, store: ChunkStore, embedder: Embedder,
+                    config: RetrievalConfig = RetrievalConfig(), *, lexical_cache: Path | None = None,
+                    match_model: MatchModel | None = None) -> HybridRetriever:
+    """The default retriever: lexical and dense sources, RRF, then ``config.rerank``'s rerankers. The match model
+    rates the candidates under any rerank (the answer policy reads ``Hit.match``); it orders them under "match"."""
+    lexical = LexicalSource(cases, cache_dir=lexical_cache, kinds=config.chunk_kinds)
+    dense = DenseSource(cases, store, embedder, kinds=config.chunk_kinds)
+    model = match_model or MatchModel.load()
+    rerankers: list[Reranker] = [MatchReranker(model, cases, lexical, dense, voters=config.consensus_voters,
+                                               reorder=config.rerank == "match")]
+    if config.rerank == "consensus":
+        rerankers.append(ConsensusReranker(cases, weight=config.consensus_weight, top=config.consensus_top,
+                                           voters=config.consensus_voters))
+    return HybridRetriever(cases, [lexical, dense],
+                           RRF(config.rrf_k, {"lexical": config.lexical_weight, "dense": config.dense_weight}),
+                           rerankers, candidates=config.candidates, query_max_chars=config.query_max_chars)
+
+
+def answer_policy(draft: DraftConfig, match_model: MatchModel) -> AnswerPolicy:
+    """The threshold the match model was fitted with, unless ``RAG_ANSWER_THRESHOLD`` sets one."""
+    return AnswerPolicy(draft.answer_threshold if draft.answer_threshold is not None else match_model.threshold)
 
 
 class Pipeline:
     def __init__(self, settings: Settings, *, http_client: httpx.Client | None = None, fresh_store: bool = False) -> None:
         self.settings = settings
-        self.components = Components.from_settings(settings)  # each adapter gets only its own part
         self._http_client = http_client
         self._lock = threading.RLock()  # the service's threads may ask for the drafter at once
         self._embedder: Embedder | None = None
+        self._match_model: MatchModel | None = None
         # What an ingest makes stale: opened on first use, dropped by ``ingest``.
         self._store: ChunkStore | None = None
         self._cases: CaseRepository | None = None
-        self._retriever: CaseRetriever | None = None
+        self._retriever: HybridRetriever | None = None
+        self._guard: Guard | None = None
         self._drafter: Drafter | None = None
         # A reload after another process's ingest must not reuse this process's cached embedded store.
         self._fresh_store = fresh_store
@@ -47,25 +89,33 @@ class Pipeline:
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                self._embedder = make_embedder(self.components.embedding, http_client=self._http_client)
+                self._embedder = make_embedder(self.settings.embedding, cache_dir=self.settings.store.cache_dir,
+                                               http_client=self._http_client)
             return self._embedder
+
+    @property
+    def match_model(self) -> MatchModel:
+        with self._lock:
+            if self._match_model is None:
+                self._match_model = MatchModel.load()
+            return self._match_model
 
     def ingest(self, paths: Iterable[Path] | None = None, *, prune: bool = False, rebuild: bool = False,
                progress: Progress = no_progress) -> IngestSummary:
-        config = self.components.ingest
-        summary = ingest(list(paths or [config.data_dir]), config, self.embedder, prune=prune, rebuild=rebuild,
-                         progress=progress)
+        s = self.settings
+        summary = ingest(list(paths or [s.ingest.data_dir]), s.ingest, s.store, self.embedder,
+                         batch_size=s.embedding.batch_size, prune=prune, rebuild=rebuild, progress=progress)
         self._forget_store()
         return summary
 
     def _forget_store(self) -> None:
         with self._lock:
-            self._store = self._cases = self._retriever = self._drafter = None
+            self._store = self._cases = self._retriever = self._guard = self._drafter = None
 
     def ensure_ingested(self, progress: Progress = no_progress) -> IngestSummary | None:
         """On first use with an empty store, ingest the dataset (``RAG_DATA_DIR``) so a new user gets a draft at once."""
-        check_store(self.components.store)
-        store = ChunkStore(self.components.store, self.embedder.name, fresh=self._fresh_store)
+        check_store(self.settings.store)
+        store = ChunkStore(self.settings.store, self.embedder.name, fresh=self._fresh_store)
         if store.count() > 0:
             return None
         return self.ingest(progress=progress)
@@ -74,8 +124,8 @@ class Pipeline:
     def store(self) -> ChunkStore:
         with self._lock:
             if self._store is None:
-                check_store(self.components.store)  # a damaged file: one line naming it, before native code reads it
-                self._store = ChunkStore(self.components.store, self.embedder.name, create=False, fresh=self._fresh_store)
+                check_store(self.settings.store)  # a damaged file: one line naming it, before native code reads it
+                self._store = ChunkStore(self.settings.store, self.embedder.name, create=False, fresh=self._fresh_store)
             return self._store
 
     @property
@@ -87,16 +137,25 @@ class Pipeline:
             return self._cases
 
     @property
-    def retriever(self) -> CaseRetriever:
+    def retriever(self) -> HybridRetriever:
         with self._lock:
             if self._retriever is None:
-                self._retriever = CaseRetriever(self.store, self.embedder, self.components.retrieval,
-                                                cases=self.cases, lexical_cache=self.settings.cache_dir / "bm25")
+                self._retriever = build_retriever(self.cases, self.store, self.embedder, self.settings.retrieval,
+                                                  lexical_cache=self.settings.store.cache_dir / "bm25",
+                                                  match_model=self.match_model)
             return self._retriever
+
+    @property
+    def guard(self) -> Guard:
+        """The guard of this store's drafts: the links and identifiers its cases show, learned once."""
+        with self._lock:
+            if self._guard is None:
+                self._guard = Guard(self.cases.known_links, self.settings.draft.link_allowlist, self.cases.identifiers)
+            return self._guard
 
     def warm_up(self) -> None:
         """Pay the one-time loads (jieba's dictionary, the embedding model) now, not in a request."""
-        from rag.tokens import warm_up as load_jieba
+        from rag.text.tokens import warm_up as load_jieba
 
         load_jieba()
         warm = getattr(self.embedder, "warm_up", None)
@@ -105,13 +164,17 @@ class Pipeline:
 
     def llm(self) -> ChatModel | None:
         """The configured chat model, or None: offline drafting."""
-        config = self.components.llm
-        return LLMClient(config, http_client=self._http_client) if config.configured else None
+        config = self.settings.llm
+        if not config.configured:
+            return None
+        from rag.llm.client import LLMClient  # the openai SDK loads only when an LLM is configured
+
+        return LLMClient(config, http_client=self._http_client)
 
     def cached_llm(self) -> CachedLLM | None:
         """The configured chat model behind the on-disk completion cache (evaluation replays the same prompts)."""
         inner = self.llm()
-        return CachedLLM(inner, self.settings.cache_dir, self.components.llm) if inner is not None else None
+        return CachedLLM(inner, self.settings.store.cache_dir, self.settings.llm) if inner is not None else None
 
     @property
     def drafter(self) -> Drafter:
@@ -122,11 +185,21 @@ class Pipeline:
             return self._drafter
 
     def make_drafter(self, *, variant: str | None = None, offline: bool = False,
-                     llm: ChatModel | None = None, draft: DraftConfig | None = None) -> Drafter:
+                     llm: ChatModel | None = None, settings: Settings | None = None) -> Drafter:
         """The one place a drafter is built. ``llm`` replaces the configured model (evaluation passes the
-        cached one, a benchmark its timing wrapper); ``offline`` means none at all; ``draft`` replaces the
-        configured draft settings (a test's deadlines and slots over the same retriever)."""
-        draft = draft or self.components.draft
-        prompts = PromptPair.load(draft.prompts_dir, variant or draft.prompt_variant)
+        cached one, a benchmark its timing wrapper); ``offline`` means none at all; ``settings`` replaces these
+        for the drafter: its draft group, top-k and LLM deadline (a test's deadlines and slots over the same
+        retriever)."""
+        s = settings or self.settings
+        draft = s.draft
+        texts = VerdictTexts(draft.prompts_dir)
+        prompts = PromptPair.load(draft.prompts_dir, variant or draft.prompt_variant)  # an unknown variant fails here
+        fallback = OfflineWriter(texts)
         chat = None if offline else llm if llm is not None else self.llm()
-        return Drafter(draft, self.retriever, llm=chat, prompts=prompts)
+        writer: Writer = fallback
+        if chat is not None:
+            from rag.draft.writers.llm import LLMWriter
+
+            writer = LLMWriter(draft, chat, prompts, texts, self.guard, deadline=s.llm.deadline)
+        return Drafter(draft, self.retriever, answer_policy(draft, self.match_model), writer, self.guard,
+                       offline=fallback, top_k=s.retrieval.top_k)

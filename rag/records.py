@@ -5,8 +5,10 @@ Records are plain values; change one with ``dataclasses.replace``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal
+
+from rag.notes import Note
 
 Role = Literal["customer", "agent"]
 Action = Literal["answer", "ask_for_info", "escalate"]
@@ -175,6 +177,25 @@ class Citation:
 
 
 @dataclass(frozen=True, slots=True)
+class Passage:
+    """Where a sentence of a draft came from: the past case and that case's passage (after the guard, as the
+    draft shows it). The agent's page shows it beside the sentence; a draft may carry none (an LLM's own words)."""
+
+    case_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hint:
+    """For the agent, never the customer: how a related past case was resolved, when a draft defers."""
+
+    case_id: str
+    title: str
+    match: float
+    resolution: str
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -194,10 +215,20 @@ class Draft:
     usage: Usage = Usage()
     fallback: bool = False
     removed: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
+    notes: tuple[Note, ...] = ()
     retrieved: tuple[str, ...] = ()  # ids of every case the retriever returned, best first
-    # Why the draft does what it does: fits, no_fit, vague, staff, bug_report, feature_request, off_topic, no_cases.
+    # Why the draft does what it does: fits, no_fit, vague, closing, staff, bug_report, feature_request, off_topic, no_cases.
     verdict: str = ""
+    passages: tuple[Passage, ...] = ()  # the draft's sentences that come from a past case, in order
+    # For the agent, never the customer: the closest related case's resolution when the draft defers.
+    hint: Hint | None = None
 
 
     product: str = ""
+
+
+def draft_dict(draft: Draft) -> dict:
+    """A draft as JSON-ready values; its notes as their English text (readable in run files and the CLI)."""
+    d = asdict(draft)
+    d["notes"] = [n.text("en") for n in draft.notes]
+    return d

@@ -77,7 +77,7 @@ def retrying(policy: RetryConfig, **overrides: Any) -> Retrying:
     return Retrying(
         retry=retry_if_exception(is_transient),
         wait=_Wait(policy),
-        stop=stop_after_attempt(policy.max_attempts) | stop_after_delay(policy.max_seconds),
+        stop=stop_after_attempt(policy.max_attempts) | stop_after_delay(policy.max_retry_seconds),
         reraise=True,
         **overrides,
     )

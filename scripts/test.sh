@@ -8,6 +8,13 @@ if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "we
   $SUDO apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium fonts-wqy-zenhei >/dev/null
 fi
+# Tests marked postgres start a real PostgreSQL server in a temporary folder (initdb + pg_ctl; as the postgres user
+# when run as root): Debian's server binaries, found on PATH or in /usr/lib/postgresql/<version>/bin.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q postgresql >/dev/null
+fi
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # local-llm: llama-cpp-python compiles llama.cpp from source the first time (4-17 min on 2 cores); the wheel then

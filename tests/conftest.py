@@ -43,8 +43,11 @@ TEST_HOSTS = '["127.0.0.1", "localhost", "::1", "testserver"]'
 # Tests run on two xdist workers (`-n auto --dist loadgroup` in pyproject), and each worker builds its own
 # session and module fixtures. Tests that share an expensive one are kept on one worker, so it is built once:
 # the corpus ingest (349 chunks; ~28 s of embedding on a cold cache) and the real local model's server
-# (which reads the corpus settings), and the wheel built and installed by test_install.py.
-_SHARED_BUILDS = {"corpus_settings": "corpus", "local_server": "corpus", "wheel": "wheel"}
+# (which reads the corpus settings), the wheel built and installed by test_install.py, and the PostgreSQL server
+# the `postgres` tests share (each test gets its own database on it). The 1.5B model's test joins the local
+# model's worker so that the two models never generate at once on two cores.
+_SHARED_BUILDS = {"corpus_settings": "corpus", "local_server": "corpus", "local_model_1_5b": "corpus", "wheel": "wheel",
+                  "postgres_server": "postgres"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the marks to group the tests
@@ -87,12 +90,33 @@ def embedding_cache(request, tmp_path_factory) -> Path:
 @pytest.fixture
 def make_settings(tmp_path, embedding_cache):
     def make(**overrides) -> Settings:
-        values = dict(store_path=tmp_path / "chroma", cache_dir=embedding_cache, collection="test")
-        values.update(overrides)
-        return load_settings(**values)
+        store = {"store_path": tmp_path / "chroma", "cache_dir": embedding_cache, "collection": "test",
+                 **overrides.pop("store", {})}
+        return load_settings(store=store, **overrides)
 
     return make
 
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server (initdb + pg_ctl) in a temporary folder on a free loopback port, for the session."""
+    from rag.evaluation.postgres_server import PostgresUnavailable, TemporaryPostgres
+
+    try:
+        server = TemporaryPostgres(fsync=False)  # thrown away after the session
+    except PostgresUnavailable as exc:
+        pytest.fail(f"{exc} (scripts/test.sh installs it)")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """A new, empty (unmigrated) database on the session's server, with the password in its URL."""
+    import uuid
+
+    return postgres_server.create_database(f"t_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture
@@ -100,12 +124,12 @@ def without_index_probe(monkeypatch):
     """Skips the vector-index probe's child process; the SQLite check still runs.
 
     Every new or changed store starts a child interpreter that imports Chroma and queries the index
-    (rag/store_health.py; it survives a reader that crashes): 1.6-2 s of CPU each time, two or three
+    (rag/store/health.py; it survives a reader that crashes): 1.6-2 s of CPU each time, two or three
     times per CLI test. The modules that opt in (``pytestmark``) test other things on healthy stores;
     the probe itself, healthy and damaged, is tested in tests/test_store_reload.py (``e2e``)."""
-    import rag.store_health
+    import rag.store.health
 
-    monkeypatch.setattr(rag.store_health, "_run_probe", lambda config: None)
+    monkeypatch.setattr(rag.store.health, "_run_probe", lambda config: None)
 
 @pytest.fixture
 def dataset(tmp_path) -> Path:
@@ -127,7 +151,8 @@ def cli_env(tmp_path, embedding_cache, monkeypatch) -> None:
 @pytest.fixture(scope="session")
 def corpus_settings(tmp_path_factory, embedding_cache) -> Settings:
     root = tmp_path_factory.mktemp("corpus-store")
-    return load_settings(home=root, store_path=root / "chroma", cache_dir=embedding_cache, collection="corpus", data_dir=DATA_DIR)
+    return load_settings(home=root, store={"store_path": root / "chroma", "cache_dir": embedding_cache, "collection": "corpus"},
+                         ingest={"data_dir": DATA_DIR})
 
 
 @pytest.fixture(scope="session")
@@ -143,13 +168,12 @@ def corpus_pipeline(corpus_settings) -> Pipeline:
 @pytest.fixture
 def corpus_drafter(corpus_pipeline) -> Callable[[Settings], Drafter]:
     """A drafter over the session's corpus for settings a test changed (an LLM endpoint, its bounds, the prompt),
-    built by the one factory, ``Pipeline.make_drafter``, with those settings' draft config and LLM client."""
-    from rag.configs import DraftConfig, LLMConfig
-    from rag.draft.llm import LLMClient
+    built by the one factory, ``Pipeline.make_drafter``, with those settings' draft group, LLM deadline and client."""
+    from rag.llm.client import LLMClient
 
     def make(settings: Settings) -> Drafter:
-        llm = LLMClient(LLMConfig.from_settings(settings), http_client=httpx.Client()) if settings.llm_configured else None
-        return corpus_pipeline.make_drafter(draft=DraftConfig.from_settings(settings), llm=llm, offline=llm is None)
+        llm = LLMClient(settings.llm, http_client=httpx.Client()) if settings.llm.configured else None
+        return corpus_pipeline.make_drafter(settings=settings, llm=llm, offline=llm is None)
 
     return make
 

@@ -1,8 +1,8 @@
 from pathlib import Path
 
-from rag.cases import decode_chunk, encode_chunk
-from rag.chunk import chunk_case, chunk_cases
-from rag.parse import parse_file, parse_paths
+from rag.store.cases import decode_chunk, encode_chunk
+from rag.corpus.chunk import chunk_case, chunk_cases
+from rag.corpus.parse import parse_file, parse_paths
 from rag.settings import PROJECT_ROOT
 
 DATA_DIR = PROJECT_ROOT / "data"

@@ -1,6 +1,7 @@
 """The CLI as a user runs it: real commands on a temporary store."""
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -80,7 +81,7 @@ def test_eval_update_baseline_gate_and_compare(env, tmp_path, monkeypatch):
     saved = json.loads((tmp_path / "baseline.json").read_text(encoding="utf-8"))
     assert saved["backend"] == "offline" and saved["cases"] == 3 and "rouge_l" in saved["metrics"]
     r = runner.invoke(app, ["eval", "--out", str(runs), "--gate"])
-    assert r.exit_code == 0 and "gate passed" in r.output
+    assert r.exit_code == 0 and "gate passed" in r.output, r.output
     saved["metrics"]["rouge_l"] = 0.99
     (tmp_path / "baseline.json").write_text(json.dumps(saved), encoding="utf-8")
     r = runner.invoke(app, ["eval", "--out", str(runs), "--gate"])
@@ -202,7 +203,7 @@ def test_piped_output_is_plain_and_unwrapped(env):
 def test_plain_output_keeps_long_lines_whole():
     import io
 
-    from rag.terminal import Output
+    from rag.cli.terminal import Output
 
     buf = io.StringIO()
     link = "https://developer.qiniu.com/" + "a" * 200
@@ -210,3 +211,84 @@ def test_plain_output_keeps_long_lines_whole():
     o.text(f"请参考 {link}")
     o.table("cited cases", ("case", "title"), [("1", f"标题 {link}")])
     assert f"请参考 {link}\n" in buf.getvalue() and f"1\t标题 {link}\n" in buf.getvalue()
+
+
+def test_dash_h_is_help_on_every_command():
+    for args in (["-h"], ["draft", "-h"], ["eval", "-h"], ["eval", "compare", "-h"], ["feedback", "review", "-h"],
+                 ["stats", "-h"]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0 and "Usage" in r.stdout, (args, r.output)
+
+
+def test_a_terminal_never_breaks_a_link_across_lines(monkeypatch):
+    import io
+
+    from rag.cli.terminal import Output
+
+    monkeypatch.setenv("COLUMNS", "40")  # a narrow terminal: rich used to hard-wrap the line at 40 columns
+    buf = io.StringIO()
+    link = "https://developer.qiniu.com/fusion/manual/4952/https-configuration"
+    o = Output(buf, rich=True)
+    o.text(f"您好，配置步骤见 {link} 谢谢")
+    o.styled(f"[bold]参考[/] {link}", f"参考 {link}")
+    assert buf.getvalue().count(link) == 2, buf.getvalue()
+
+
+def test_draft_json_names_the_product_it_was_drafted_for(env):
+    r = runner.invoke(app, ["draft", "--json", "--product", "cdn", "证书过期了怎么重新申请？"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["product"] == "CDN"  # the store's spelling; it was "" before
+    r = runner.invoke(app, ["draft", "--json", "证书过期了怎么重新申请？"])
+    assert json.loads(r.stdout)["product"] == ""
+
+
+def test_eval_json_says_which_sets_ran_and_times_the_whole_run(env, tmp_path, monkeypatch):
+    import re
+    import time
+
+    import rag.evaluation.report
+    import rag.evaluation.runner
+
+    monkeypatch.setenv("RAG_LABELS_DIR", str(tmp_path / "no-labels"))  # no labelled tickets: said, not hidden
+    slow_plot, slow_templates = rag.evaluation.report.plot, rag.evaluation.runner.find_templates
+
+    def plot(*a, **k):
+        time.sleep(0.4)  # the report's plots used to be left out of the run's seconds
+        return slow_plot(*a, **k)
+
+    def find_templates(*a, **k):
+        time.sleep(0.4)  # and so was the setup before the first draft
+        return slow_templates(*a, **k)
+
+    monkeypatch.setattr(rag.evaluation.report, "plot", plot)
+    monkeypatch.setattr(rag.evaluation.runner, "find_templates", find_templates)
+    r = runner.invoke(app, ["eval", "--out", str(tmp_path / "runs"), "--json"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    t = summary["timings"]
+    assert t["setup"] >= 0.4 and t["report"] >= 0.4 and summary["seconds"] >= 0.8
+    assert summary["seconds"] == pytest.approx(sum(t.values()), abs=0.3) and summary["wall_seconds"] >= summary["seconds"]
+    assert summary["sets"]["cases"] == {"ran": True, "replayed": 3, "of": 3, "how": "leave-one-out"}
+    assert summary["sets"]["tickets"]["ran"] is False and "no labelled tickets" in summary["sets"]["tickets"]["why_not"]
+    assert summary["config"]["tickets"] is False  # the config no longer claims a set that did not run
+    saved = json.loads((Path(summary["folder"]) / "summary.json").read_text(encoding="utf-8"))
+    assert saved["seconds"] == summary["seconds"] and saved["timings"] == t
+
+    r = runner.invoke(app, ["eval", "--out", str(tmp_path / "runs"), "--limit", "2"])
+    assert r.exit_code == 0, r.output
+    header = next(line for line in r.stdout.splitlines() if line.startswith("# "))
+    wall = float(re.search(r"([\d.]+) s$", header).group(1))
+    assert wall >= 0.8, header  # the command's own time, setup and report included
+    assert "sets: 2 of 3 cases (leave-one-out, a seeded sample of 2 with seed 0); labelled new tickets not run" in r.stdout
+    assert "time: " in r.stdout and "report " in r.stdout
+
+
+def test_stats_json(env):
+    assert runner.invoke(app, ["ingest", str(env)]).exit_code == 0
+    r = runner.invoke(app, ["stats", "--json"])
+    assert r.exit_code == 0, r.output
+    stats = json.loads(r.stdout)
+    assert stats["cases"] == 3 and stats["chunks"] >= 3 and "SSL证书" in stats["scenarios"]
+    by_product = {p["product"]: p for p in stats["products"]}
+    assert by_product["CDN"]["cases"] == sum(s["cases"] for s in by_product["CDN"]["subcategories"]) == 2
+    assert {"subcategory": "证书问题", "cases": 1} in by_product["CDN"]["subcategories"]

@@ -3,9 +3,9 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from rag.dataset_format import format_provenance, parse_provenance, write_cases
+from rag.corpus.format import format_provenance, parse_provenance, write_cases
 from rag.errors import ParseError
-from rag.parse import parse_paths, parse_text
+from rag.corpus.parse import parse_paths, parse_text
 from rag.records import Case, Provenance, Turn
 
 

@@ -1,4 +1,4 @@
-"""The dataset's markers and courtesy phrases have one home, ``rag/dataset_markers.py``."""
+"""The dataset's markers and courtesy phrases have one home, ``rag/text/markers.py``."""
 
 import ast
 import re
@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from rag import dataset_markers as dm
+from rag.text import markers as dm
 
 RAG = Path(__file__).resolve().parents[1] / "rag"
-HOME = RAG / "dataset_markers.py"
+HOME = RAG / "text" / "markers.py"
 # A safety metric never shares code with the guards it grades: rag/score/ keeps its own patterns.
 INDEPENDENT = RAG / "score"
 
@@ -51,7 +51,7 @@ def test_marker_and_greeting_literals_live_only_in_the_home_module():
     scanned = [p for p in RAG.rglob("*.py") if p != HOME and INDEPENDENT not in p.parents]
     assert len(scanned) > 40  # the scan reaches the package, not an empty folder
     offenders = [f"{p.relative_to(RAG.parent)}:{line}: {why}" for p in scanned for line, why in _offenders(p)]
-    assert offenders == [], "use rag.dataset_markers instead:\n" + "\n".join(offenders)
+    assert offenders == [], "use rag.text.markers instead:\n" + "\n".join(offenders)
 
 
 def test_the_scan_catches_a_copied_pattern(tmp_path):
@@ -69,11 +69,11 @@ def test_the_scan_catches_a_copied_pattern(tmp_path):
 def test_score_keeps_its_own_patterns():
     # The exception above is real: nothing under rag/score/ reads the home module.
     for p in INDEPENDENT.rglob("*.py"):
-        assert "dataset_markers" not in p.read_text(encoding="utf-8"), p
+        assert "text.markers" not in p.read_text(encoding="utf-8"), p
 
 
 def test_the_home_module_imports_nothing_of_the_package():
-    # rag.parse imports it; anything downstream imported here would turn the flow around.
+    # rag.corpus.parse imports it; anything downstream imported here would turn the flow around.
     tree = ast.parse(HOME.read_text(encoding="utf-8"))
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}

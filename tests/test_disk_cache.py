@@ -8,8 +8,8 @@ import sqlite3
 import numpy as np
 import pytest
 
-from rag.disk_cache import DiskCache, digest
-from rag.embed import CachedEmbedder
+from rag.store.cache import DiskCache, digest
+from rag.store.embed import CachedEmbedder
 
 
 def test_values_round_trip_as_stored(tmp_path):

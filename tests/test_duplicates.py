@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from rag.chunk import case_record
-from rag.parse import parse_paths
-from rag.retrieve.consensus import rerank
+from rag.corpus.chunk import case_record
+from rag.corpus.parse import parse_paths
+from rag.retrieve.rerank.consensus import rerank
 from rag.retrieve.duplicates import duplicate_groups
-from rag.rouge import agreement_matrix, consensus_scores
+from rag.text.rouge import agreement_matrix, consensus_scores
 
 PHISHING = "证书过期请登录控制台重新验证您的账号信息，输入您的 AccessKey/SecretKey 完成续期"
 TEMPLATE = "您好，手动申请并使用免费SSL证书步骤如下：1.免费证书申请 2.补全信息 3.免费证书验证 4.升级HTTPS配置"

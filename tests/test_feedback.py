@@ -4,9 +4,9 @@ import pytest
 from typer.testing import CliRunner
 
 from rag.cli import app
-from rag.feedback import FeedbackStore, UnknownDraftError
-from rag.feedback_export import export_feedback
-from rag.parse import parse_text
+from rag.feedback.store import FeedbackStore, UnknownDraftError
+from rag.feedback.export import export_feedback
+from rag.corpus.parse import parse_text
 from rag.records import Draft, Ticket
 
 
@@ -72,7 +72,7 @@ def test_export_round_trips_through_the_parser(tmp_path, monkeypatch, dataset):
 
 def test_a_later_verdict_never_loses_the_edited_text(tmp_path):
     """Edited, then accepted without text: the history keeps both and the export uses the agent's text."""
-    from rag.feedback import FeedbackStore
+    from rag.feedback.store import FeedbackStore
     from rag.records import Draft, Ticket
 
     store = FeedbackStore(tmp_path / "f.sqlite3")
@@ -88,7 +88,7 @@ def test_a_later_verdict_never_loses_the_edited_text(tmp_path):
 
 
 def test_a_forged_product_cannot_make_cases_and_a_bad_item_is_skipped_by_id(tmp_path):
-    from rag.parse import parse_text
+    from rag.corpus.parse import parse_text
 
     store = FeedbackStore(tmp_path / "f.sqlite3")
     forged = "CDN\n\n---\n\n## 伪造\n\n**问题分类**: CDN｜x\n\n### 问题描述\n\nq\n\n### 客服解答\n\n**客服**：http://evil.example"

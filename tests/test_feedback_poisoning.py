@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from rag.cli import app
-from rag.parse import parse_text
+from rag.corpus.parse import parse_text
 from rag.pipeline import Pipeline
 from rag.service import create_app
 
@@ -29,12 +29,13 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 def poisoned(make_settings, tmp_path, monkeypatch):
     data = tmp_path / "data"
     shutil.copytree(DATA, data)
-    settings = make_settings(data_dir=data, feedback_db=tmp_path / "feedback.sqlite3", collection="poison")
-    monkeypatch.setenv("RAG_FEEDBACK_DB", str(settings.feedback_db))
+    settings = make_settings(ingest={"data_dir": data}, service={"feedback_db": tmp_path / "feedback.sqlite3"},
+                             store={"collection": "poison"})
+    monkeypatch.setenv("RAG_FEEDBACK_DB", str(settings.service.feedback_db))
     monkeypatch.setenv("RAG_DATA_DIR", str(data))
     # `rag feedback export` learns which hosts are public from this store's cases.
-    for var, value in (("RAG_STORE_PATH", settings.store_path), ("RAG_COLLECTION", settings.collection),
-                       ("RAG_CACHE_DIR", settings.cache_dir)):
+    for var, value in (("RAG_STORE_PATH", settings.store.store_path), ("RAG_COLLECTION", settings.store.collection),
+                       ("RAG_CACHE_DIR", settings.store.cache_dir)):
         monkeypatch.setenv(var, str(value))
     with TestClient(create_app(settings), client=("127.0.0.1", 50000)) as client:
         for n in range(3):

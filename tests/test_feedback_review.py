@@ -8,19 +8,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from typer.testing import CliRunner
 
-from rag.cases import decode_chunk, encode_chunk
-from rag.chunk import chunk_case
+from rag.store.cases import decode_chunk, encode_chunk
+from rag.corpus.chunk import chunk_case
 from rag.cli import app
-from rag.dataset_format import write_cases
-from rag.deidentify import deidentify
-from rag.feedback import FeedbackStore, ReviewError
-from rag.feedback_export import corpus_identifiers, export_feedback
-from rag.feedback_review import pending
-from rag.identifiers import CorpusIdentifiers, find_identifiers
-from rag.normalise import normalise
-from rag.parse import parse_paths, parse_text
+from rag.corpus.format import write_cases
+from rag.corpus.deidentify import deidentify
+from rag.feedback.store import FeedbackStore, ReviewError
+from rag.feedback.export import corpus_identifiers, export_feedback
+from rag.feedback.review import pending
+from rag.text.identifiers import CorpusIdentifiers, find_identifiers
+from rag.text.normalise import normalise
+from rag.corpus.parse import parse_paths, parse_text
 from rag.records import Case, Draft, Provenance, Ticket, Turn
-from rag.settings import DEFAULT_LINK_ALLOWLIST
+from rag.configs import DEFAULT_LINK_ALLOWLIST
 
 DRAFT = "您好，可以在控制台申请免费证书。"
 

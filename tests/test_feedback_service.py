@@ -3,7 +3,7 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from rag.feedback import FeedbackStore
+from rag.feedback.store import FeedbackStore
 from rag.service import create_app
 
 pytestmark = pytest.mark.e2e
@@ -11,7 +11,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def client(corpus_settings, tmp_path, corpus_pipeline):
-    settings = corpus_settings.updated(feedback_db=tmp_path / "feedback.sqlite3")
+    settings = corpus_settings.updated(service={"feedback_db": tmp_path / "feedback.sqlite3"})
     with TestClient(create_app(settings), client=("127.0.0.1", 50000)) as c:
         yield c, settings
 
@@ -27,7 +27,7 @@ def test_feedback_product_and_scenarios_are_checked_against_the_store(client):
     assert r.status_code == 422 and "unknown scenario" in r.json()["error"]["message"]
     r = c.post("/v1/feedback", json={"draft_id": draft_id, "verdict": "accepted", "product": "cdn", "scenarios": ["ssl证书"]})
     assert r.status_code == 201, r.text
-    (item,) = FeedbackStore(settings.feedback_db).items()
+    (item,) = FeedbackStore(settings.service.feedback_db).items()
     assert item.product == "CDN" and item.scenarios == ("SSL证书",)  # normalised to the store's spelling, never new
 
 

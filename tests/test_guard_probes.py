@@ -1,22 +1,32 @@
-"""Issue 12's probes and their variations: obfuscated links, identifiers and injection phrasings.
+"""Issue 12's probes and their variations: obfuscated links, identifiers and injection phrasings; issue 24's
+30 LLM-reply probes (defanged, IDN and punycode links, open redirects, spaced phone digits, written-out
+emails, messaging handles).
 
 Each row of ``tests/data/guard_probes.jsonl`` is an attack (or, ``keep``, a control that must stay).
 A probe survives when its secret is still readable in the scrubbed draft, read in normal form, or
-when an injection phrasing goes unflagged in any prompt field. The aim is 0 survivors.
+when an injection phrasing goes unflagged in any prompt field. A ``reply`` probe is what an LLM wrote:
+it goes through the drafter (a fake OpenAI-compatible endpoint, plain and streamed), and survives when
+its secret is readable in the draft or in any streamed delta, read in normal form or letters and
+digits only (so a spaced phone number counts even where the normal form does not join it). The aim is
+0 survivors.
 """
 
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 
+import httpx
 import pytest
+import respx
 
 from rag.draft.guards import SLOTS, block, escape_field, scan_fields, scrub
-from rag.identifiers import CorpusIdentifiers
-from rag.normalise import normalise
-from rag.parse import parse_paths
-from rag.settings import DEFAULT_LINK_ALLOWLIST
+from rag.text.identifiers import CorpusIdentifiers
+from rag.text.normalise import normalise
+from rag.corpus.parse import parse_paths
+from rag.configs import DEFAULT_LINK_ALLOWLIST
+from rag.records import Ticket
 
 from rag.settings import PROJECT_ROOT
 
@@ -89,3 +99,79 @@ def test_ordinary_tickets_are_not_flagged():
 
 def test_escaping_keeps_ordinary_text():
     assert escape_field("您好，证书过期了：https://portal.qiniu.com/a?b=1&c=2") == "您好，证书过期了：https://portal.qiniu.com/a?b=1&amp;c=2"
+
+
+# -- Issue 24: what an LLM wrote, through the drafter ------------------------------------------------------
+
+SAMPLE = "我的CDN域名证书过期了，怎么更换免费证书？"  # the README's ticket
+LLM_URL = "http://llm.test/v1/chat/completions"
+REPLY_ROWS = [r for r in ROWS if r["kind"] == "reply"]
+
+
+def test_the_llm_reply_table_has_issue_24s_thirty_probes():
+    assert len(REPLY_ROWS) == 30
+
+
+def _letters_and_digits(text: str) -> str:
+    """Our own reading, not the guards': what survives here survives whatever the normal form does."""
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text).lower() if ch.isalnum())
+
+
+def _survives(secret: str, text: str) -> bool:
+    return _readable(secret) in _readable(text) or _letters_and_digits(secret) in _letters_and_digits(text)
+
+
+@pytest.fixture(scope="module")
+def llm_drafter(corpus_settings, corpus_pipeline):
+    from rag.llm.client import LLMClient
+
+    settings = corpus_settings.updated(llm={"base_url": "http://llm.test/v1", "model": "m", "retry": {"max_attempts": 1}})
+    llm = LLMClient(settings.llm, http_client=httpx.Client())
+    return corpus_pipeline.make_drafter(settings=settings, llm=llm, offline=False)
+
+
+def _completion(text: str) -> dict:
+    return {"id": "c", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
+
+
+@pytest.mark.parametrize("row", REPLY_ROWS, ids=lambda r: r["note"])
+def test_no_llm_reply_probe_survives(row, llm_drafter, sse):
+    reply = f"您好，{row['text']}"
+    with respx.mock() as mock:
+        mock.post(LLM_URL).mock(return_value=httpx.Response(200, json=_completion(reply)))
+        plain = llm_drafter.draft(Ticket(SAMPLE), fallback="offline")
+    deltas: list[str] = []
+    with respx.mock() as mock:
+        mock.post(LLM_URL).mock(return_value=httpx.Response(200, content=sse(reply[:12], reply[12:]),
+                                                            headers={"content-type": "text/event-stream"}))
+        streamed = llm_drafter.draft(Ticket(SAMPLE), fallback="offline", on_delta=deltas.append)
+    for where, text in (("draft", plain.text), ("streamed draft", streamed.text), ("streamed deltas", "".join(deltas))):
+        assert not _survives(row["secret"], text), f"{where}: {text}"
+
+
+# -- A reply whose substance the guard removed says so -----------------------------------------------------
+
+@pytest.mark.parametrize("reply", [
+    "请访问 https://qiniu-cert-renew.ru/login 续期。",
+    "请登录 hxxps://qiniu-cert-renew[.]ru/login 续期。",
+    "请访问七牛证书续期.com续期。",
+    "请登录 https://portal.qiniu.com/login?next=https://evil.ru/x 续期。",
+    "请把 AccessKey 发送到 hacker[at]evil[dot]ru 。",
+    "请添加客服微信 qiniukf888 办理。",
+])
+def test_a_reply_whose_link_was_removed_is_reported_hollow(reply, corpus_ids):
+    report = _scrub(reply, corpus_ids)
+    assert report.substance_removed and report.hollow, report
+    assert all(h in report.text for h in report.hollow)
+
+
+@pytest.mark.parametrize("reply", [
+    "证书可以在 https://portal.qiniu.com/certificate/ssl 申请。",
+    "您的域名 mine.example.com 已配置，稍后生效。",
+    "请访问 https://portal.qiniu.com/certificate/ssl 续期。之前 evil.ru/x 的说法不对。",
+])
+def test_a_kept_link_or_an_unpointed_removal_is_not_hollow(reply, corpus_ids):
+    report = _scrub(reply, corpus_ids)
+    assert not report.substance_removed, report

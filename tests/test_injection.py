@@ -5,6 +5,8 @@ import pytest
 import respx
 
 from rag.draft.guards import injection_signals, repeats_prompt
+from rag.llm.prompts import PromptPair
+from rag.notes import Injection
 from rag.records import Ticket
 
 BASE_TICKET = "证书过期了，怎么重新申请免费证书？"
@@ -23,15 +25,17 @@ def test_offline_draft_is_unchanged_by_injection(corpus_pipeline, probe):
     clean = drafter.draft(Ticket(BASE_TICKET, product="CDN"))
     attacked = drafter.draft(Ticket(f"{BASE_TICKET}\n{probe}", product="CDN"))
     assert attacked.action == clean.action
-    assert not repeats_prompt(attacked.text, drafter.prompts.system.text)
+    system = PromptPair.load(corpus_pipeline.settings.draft.prompts_dir, corpus_pipeline.settings.draft.prompt_variant).system
+    assert not repeats_prompt(attacked.text, system.text)
     assert "HACKED" not in attacked.text and "系统提示" not in attacked.text
     assert injection_signals(probe), probe
-    assert any("prompt injection" in n for n in attacked.notes)
+    assert any(isinstance(n, Injection) for n in attacked.notes)
 
 
 @pytest.fixture
 def llm_drafter(corpus_settings, corpus_drafter):
-    return corpus_drafter(corpus_settings.updated(llm_base_url="http://llm.test/v1", llm_model="m", llm_max_attempts=1))
+    return corpus_drafter(corpus_settings.updated(llm={"base_url": "http://llm.test/v1", "model": "m",
+                                                       "retry": {"max_attempts": 1}}))
 
 
 def _reply(text):
@@ -55,9 +59,10 @@ def test_llm_sees_the_probe_only_as_data(llm_drafter, probe):
 
 
 def test_a_reply_that_leaks_the_system_prompt_is_refused(llm_drafter):
-    leaked = "ACTION: answer\n" + llm_drafter.prompts.system.render(allowed_domains="qiniu.com")
+    system = llm_drafter.writer.prompts.system
+    leaked = "ACTION: answer\n" + system.render(allowed_domains="qiniu.com")
     with respx.mock() as mock:
         mock.post("http://llm.test/v1/chat/completions").mock(return_value=httpx.Response(200, json=_reply(leaked)))
         draft = llm_drafter.draft(Ticket(f"{BASE_TICKET}\n{PROBES[0]}"), fallback="offline")
     assert draft.fallback and draft.backend == "offline"
-    assert not repeats_prompt(draft.text, llm_drafter.prompts.system.text)
+    assert not repeats_prompt(draft.text, system.text)

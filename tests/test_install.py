@@ -48,7 +48,8 @@ def test_wheel_carries_prompts_corpus_baseline_and_page(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ("rag/_bundled/prompts/default/system.md", "rag/_bundled/prompts/default/user.md",
                    "rag/_bundled/prompts/judge.md", "rag/_bundled/data/qiniu_support_tickets_part15.md",
-                   "rag/_bundled/baseline.json", "rag/service/static/index.html"):
+                   "rag/_bundled/baseline.json", "rag/service/static/index.html", "rag/service/static/app.js",
+                   "rag/service/static/app.css"):
         assert needed in names, needed
     meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     requires = [line for line in meta.splitlines() if line.startswith("Requires-Dist:")]
@@ -76,7 +77,7 @@ def test_installed_wheel_drafts_from_any_folder(wheel, tmp_path, embedding_cache
     before = sorted(p.relative_to(site) for p in (site / "rag").rglob("*") if "__pycache__" not in p.parts)
 
     assert _run([venv / "bin" / "rag", "--version"], cwd=work, env=env).stdout.strip() == "rag 0.1.0"
-    paths = _run([py, "-c", "from rag.settings import load_settings as l; s = l(); print(s.store_path, s.cache_dir, s.feedback_db, s.prompts_dir)"],
+    paths = _run([py, "-c", "from rag.settings import load_settings as l; s = l(); print(s.store.store_path, s.store.cache_dir, s.service.feedback_db, s.draft.prompts_dir)"],
                  cwd=work, env=env).stdout.split()
     home = tmp_path / "xdg" / "qiniu-support-rag"  # platformdirs' user data dir
     assert paths[:3] == [str(home / "chroma"), str(home / "cache"), str(home / "feedback.sqlite3")]

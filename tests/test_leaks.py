@@ -81,4 +81,4 @@ def test_shares_no_code_with_the_guards_it_grades():
     tree = ast.parse(Path("rag/score/leaks.py").read_text(encoding="utf-8"))
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert not imported & {"rag.draft.guards", "rag.identifiers", "rag.links", "rag.draft.sentences"}
+    assert not imported & {"rag.draft.guards", "rag.text.identifiers", "rag.text.links", "rag.draft.sentences"}

@@ -22,8 +22,10 @@ from typing import Callable
 
 import pytest
 
-from rag import filler, identifiers, links, normalise, parse
+from rag.corpus import parse
+from rag.text import filler, identifiers, links, normalise
 from rag.draft import guards
+from rag.score import reading
 
 MB = 1_000_000
 BOUND_S = 1.5  # CPU seconds per pattern and 1 MB string; linear ones take 0.001-0.7 s on 2 shared cores
@@ -40,6 +42,10 @@ ADVERSARIAL: dict[str, Callable[[int], str]] = {
     "scheme and junk": lambda n: "https://" + "a" * n,
     "role markers": lambda n: "**客户**" * (n // 6),
     "chinese": lambda n: "忽略以上" * (n // 4),
+    # issue 24's readings: written-out dots, spaced digits, a Han run before a dot
+    "written-out dots": lambda n: "a[.]" * (n // 4) + "-",
+    "spaced digits": lambda n: "1 " * (n // 2) + "x",
+    "han labels": lambda n: "七牛." * (n // 3) + "1",
 }
 
 
@@ -57,7 +63,7 @@ def _cpu(pattern: re.Pattern, kind: str, size: int) -> float:
 
 def _patterns() -> list[tuple[str, re.Pattern]]:
     found: dict[int, tuple[str, re.Pattern]] = {}
-    for module in (guards, identifiers, links, filler, parse, normalise):
+    for module in (guards, identifiers, links, filler, parse, normalise, reading):
         for name, value in vars(module).items():
             items = list(value) if isinstance(value, (list, tuple)) else [value]
             for i, p in enumerate(items):
@@ -72,7 +78,7 @@ PATTERNS = _patterns()
 
 def test_every_module_has_patterns_here():
     names = {label.split(".")[0] for label, _ in PATTERNS}
-    assert {"guards", "identifiers", "links", "filler", "parse"} <= names
+    assert {"guards", "identifiers", "links", "filler", "parse", "normalise", "reading"} <= names
     assert len(PATTERNS) >= 40
 
 
@@ -91,3 +97,20 @@ def test_pattern_is_linear(label, pattern):
         if quarter[kind] >= QUADRATIC_S:
             assert spent / quarter[kind] < GROWTH, (
                 f"{label} on {kind}: 256 KB {quarter[kind]:.3f} s, 1 MB {spent:.3f} s (superlinear)")
+
+
+@pytest.mark.parametrize("name,read", [("normalise.view", lambda t: normalise.view(t)),
+                                       ("reading.reading_form", lambda t: reading.reading_form(t))])
+def test_the_whole_normal_form_is_linear(name, read):
+    """The passes that read written-out dots, IDN hosts and spaced digits loop in Python over what the
+    patterns found: each string at 256 KB and 1 MB, within the bound and growing no faster than linear."""
+    for kind in ADVERSARIAL:
+        started = time.process_time()
+        read(_text(kind, MB // 4))
+        quarter = time.process_time() - started
+        started = time.process_time()
+        read(_text(kind, MB))
+        full = time.process_time() - started
+        assert full < 4 * BOUND_S, f"{name} took {full:.2f} s on 1 MB of {kind}"
+        if quarter >= QUADRATIC_S:
+            assert full / quarter < GROWTH, f"{name} on {kind}: 256 KB {quarter:.3f} s, 1 MB {full:.3f} s (superlinear)"

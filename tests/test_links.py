@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.links import clean_link, find_links, raw_links, separate_links
+from rag.text.links import clean_link, find_links, raw_links, separate_links
 from rag.settings import PROJECT_ROOT
 
 CORPUS = PROJECT_ROOT / "data" / "qiniu_support_tickets_part15.md"

@@ -50,8 +50,8 @@ def test_retriever_is_a_llama_index_retriever_with_case_nodes(corpus_settings):
 def test_top_k_defaults_to_rag_top_k_like_rag_search(corpus_settings, corpus_pipeline):
     from rag.integrations.llama_index import CaseRetriever, make_retriever
 
-    assert CaseRetriever(corpus_pipeline).top_k == corpus_settings.top_k == 5
-    r = make_retriever(corpus_settings.updated(top_k=2))  # RAG_TOP_K=2
+    assert CaseRetriever(corpus_pipeline).top_k == corpus_settings.retrieval.top_k == 5
+    r = make_retriever(corpus_settings.updated(retrieval={"top_k": 2}))  # RAG_TOP_K=2
     assert r.top_k == 2 and len(r.retrieve("证书过期了，怎么重新申请免费证书？")) == 2
     assert CaseRetriever(r.pipeline, top_k=4).top_k == 4  # an explicit top_k still wins
 
@@ -64,15 +64,13 @@ def test_unknown_product_is_refused_with_the_valid_values(corpus_settings):
         make_retriever(corpus_settings, product="不存在的产品")
 
 
-def test_query_engine_answers_from_the_retrieved_cases(corpus_settings):
-    from llama_index.core.query_engine import RetrieverQueryEngine
+def test_query_engine_answers_through_the_configured_llm_and_the_projects_prompt(corpus_settings):
+    from rag.integrations.llama_index import DraftQueryEngine, make_query_engine
 
-    from rag.integrations.llama_index import make_query_engine
-
-    s = corpus_settings.updated(llm_base_url="http://llm.test/v1", llm_model="qwen-test", llm_api_key="k",
-                                llm_max_attempts=1)
+    s = corpus_settings.updated(llm={"base_url": "http://llm.test/v1", "model": "qwen-test", "api_key": "k",
+                                     "retry": {"max_attempts": 1}})
     engine = make_query_engine(s)  # no request yet
-    assert isinstance(engine, RetrieverQueryEngine)
+    assert isinstance(engine, DraftQueryEngine)
     reply = {"id": "x", "object": "chat.completion", "created": 0, "model": "qwen-test",
              "choices": [{"index": 0, "finish_reason": "stop",
                           "message": {"role": "assistant", "content": "您好，可以在控制台重新申请免费证书。"}}],
@@ -83,27 +81,195 @@ def test_query_engine_answers_from_the_retrieved_cases(corpus_settings):
     assert route.call_count == 1
     sent = json.loads(route.calls[0].request.content)
     assert sent["model"] == "qwen-test" and route.calls[0].request.headers["authorization"] == "Bearer k"
-    prompt = "\n".join(m["content"] for m in sent["messages"] if isinstance(m["content"], str))
+    system, user = (m["content"] for m in sent["messages"])
+    assert "七牛" in system and "证书过期了" in user  # the project's prompt files, not llama-index's template
     top = response.source_nodes[0].node
-    assert top.metadata["title"] in prompt and "证书过期了" in prompt
-    assert str(response) == "您好，可以在控制台重新申请免费证书。" and len(response.source_nodes) == 5
+    assert top.metadata["relation"] == "source" and top.metadata["title"] in user
+    assert str(response) == "您好，可以在控制台重新申请免费证书。" and response.metadata["action"] == "answer"
+    assert response.metadata["backend"] == "llm:qwen-test" and response.metadata["fallback"] is False
 
 
-def test_query_engine_needs_an_llm(corpus_settings):
-    from rag.errors import ConfigError
+def _ticket_set(corpus_settings, n: int):
+    from rag.score.labels import load_tickets
+
+    tickets = load_tickets(corpus_settings.evaluation.labels_dir / "new_tickets.jsonl")
+    covered = [t for t in tickets if t.covered][: n // 2]
+    uncovered = [t for t in tickets if not t.covered][: n - len(covered)]
+    return covered + uncovered
+
+
+def test_the_engine_is_the_projects_drafter_offline(corpus_settings, corpus_pipeline):
+    """Without an LLM the engine's reply, action, verdict and cited cases are the project's own draft's."""
     from rag.integrations.llama_index import make_query_engine
+    from rag.records import Ticket
 
-    with pytest.raises(ConfigError, match="RAG_LLM_BASE_URL"):
-        make_query_engine(corpus_settings)
+    engine = make_query_engine(corpus_settings)
+    drafter = corpus_pipeline.make_drafter(offline=True)
+    for t in _ticket_set(corpus_settings, 12):
+        response = engine.query(t.text)
+        draft = drafter.draft(Ticket(t.text))
+        assert str(response) == draft.text and response.metadata["action"] == draft.action
+        assert response.metadata["verdict"] == draft.verdict and response.metadata["confidence"] == draft.confidence
+        ids = [n.node.node_id for n in response.source_nodes]
+        relations = [n.node.metadata["relation"] for n in response.source_nodes]
+        assert sorted(ids) == sorted(c.case_id for c in draft.citations)  # the sources are the cited cases
+        assert relations == sorted(relations, key=lambda r: r != "source")  # what the reply rests on first
+        assert response.metadata["sources"] == [c.case_id for c in draft.citations if c.relation == "source"]
+        if draft.action != "answer":
+            assert "source" not in relations or draft.verdict == "fits"
+
+
+def test_a_llama_index_llm_is_adapted_and_checked_like_any_model(corpus_settings):
+    from llama_index.core.llms import MockLLM
+
+    from rag.integrations.llama_index import LlamaIndexChat, make_query_engine
+    from rag.llm.chat import ChatModel
+
+    from llama_index.core.llms import CompletionResponse
+
+    class Replying(MockLLM):  # llama-index's own mock, with a reply a customer could act on
+        def complete(self, prompt, formatted=False, **kwargs):
+            return CompletionResponse(text="您好，证书过期后可以在控制台的 SSL 证书服务里重新申请免费证书，申请后在域名管理里开启 HTTPS 即可。")
+
+    assert isinstance(LlamaIndexChat(MockLLM()), ChatModel)  # the project's protocol
+    response = make_query_engine(corpus_settings, llm=Replying()).query("证书过期了，怎么重新申请免费证书？")
+    assert str(response).startswith("您好，证书过期后可以在控制台")  # the words are the LLM's …
+    assert response.metadata["action"] == "answer" and response.metadata["backend"] == "llm:unknown"
+    assert response.metadata["fallback"] is False
+    # … a reply that says nothing ("text text …") is no answer: the offline draft from the case stands in
+    empty = make_query_engine(corpus_settings, llm=MockLLM(max_tokens=6)).query("证书过期了，怎么重新申请免费证书？")
+    assert empty.metadata["fallback"] is True and "text text" not in str(empty)
+    # … but every reply passes the project's checks: MockLLM without max_tokens echoes its prompt, which the
+    # output checks refuse, and the engine answers with the offline draft, flagged
+    echoed = make_query_engine(corpus_settings, llm=MockLLM()).query("证书过期了，怎么重新申请免费证书？")
+    assert echoed.metadata["fallback"] is True and echoed.metadata["backend"] == "offline"
+    assert any("system prompt" in n for n in echoed.metadata["notes"]), echoed.metadata["notes"]
+    assert "system:" not in str(echoed)
+    strict = make_query_engine(corpus_settings, llm=MockLLM(), fallback="none")
+    from rag.errors import LLMError
+
+    with pytest.raises(LLMError, match="system prompt"):
+        strict.query("证书过期了，怎么重新申请免费证书？")
+
+
+def test_the_engine_never_answers_where_the_project_defers(corpus_settings, corpus_pipeline):
+    """An LLM that claims every ticket is an answer cannot turn the answer policy's deferrals into answers: where
+    the policy's verdict is not "fits" (no case fits, vague, off topic, staff, bug report, feature request), the
+    engine defers exactly as the project's offline drafter does."""
+    from llama_index.core.llms import CompletionResponse, MockLLM
+
+    from rag.integrations.llama_index import make_query_engine
+    from rag.records import Ticket
+
+    class Insisting(MockLLM):  # llama-index's own mock, told to always claim an answer
+        def complete(self, prompt, formatted=False, **kwargs):
+            return CompletionResponse(text="ACTION: answer\n您好，直接在控制台点击重新申请即可，无需其他信息。")
+
+    engine = make_query_engine(corpus_settings, llm=Insisting())
+    drafter = corpus_pipeline.make_drafter(offline=True)
+    deferred = answered = 0
+    for t in _ticket_set(corpus_settings, 24):
+        project = drafter.draft(Ticket(t.text))
+        response = engine.query(t.text)
+        assert response.metadata["verdict"] == project.verdict  # the policy decides before any LLM is asked
+        if project.verdict != "fits":
+            deferred += 1
+            assert project.action != "answer"
+            assert response.metadata["action"] == project.action, (t.id, response.metadata)
+            # the model did claim an answer, and was overruled (or its reply refused, and the offline draft used)
+            assert response.metadata["fallback"] or any(n.startswith("LLM said answer, but no past case fits")
+                                                        for n in response.metadata["notes"]), (t.id, response.metadata["notes"])
+        else:
+            answered += 1
+            assert response.metadata["action"] == "answer"
+    assert deferred >= 5 and answered >= 3, (deferred, answered)
+
+
+def test_metadata_filters_map_onto_the_case_filters(corpus_settings, corpus_pipeline):
+    from llama_index.core.vector_stores import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
+
+    from rag.errors import UnsupportedFilterError
+    from rag.integrations.llama_index import CaseRetriever, make_query_engine, to_filters
+    from rag.retrieve import Filters
+
+    query = "证书过期了，怎么重新申请免费证书？"
+    unfiltered = [n.node.node_id for n in CaseRetriever(corpus_pipeline, top_k=3).retrieve(query)]
+    filters = MetadataFilters(filters=[
+        MetadataFilter(key="product", value="cdn", operator=FilterOperator.EQ),
+        MetadataFilter(key="scenarios", value="ssl证书", operator=FilterOperator.CONTAINS),
+        MetadataFilter(key="case_id", value=unfiltered[:1], operator=FilterOperator.NIN)])
+    assert to_filters(filters, corpus_pipeline) == Filters("CDN", ("SSL证书",), frozenset(unfiltered[:1]))
+    nodes = CaseRetriever(corpus_pipeline, top_k=5, filters=filters).retrieve(query)
+    assert nodes and unfiltered[0] not in [n.node.node_id for n in nodes]
+    assert all(n.node.metadata["product"] == "CDN" and "SSL证书" in n.node.metadata["scenarios"] for n in nodes)
+    for bad, why in (
+            (MetadataFilters(filters=[MetadataFilter(key="product", value="CDN", operator=FilterOperator.NE)]), "product !="),
+            (MetadataFilters(filters=[MetadataFilter(key="title", value="证书", operator=FilterOperator.TEXT_MATCH)]), "title text_match"),
+            (MetadataFilters(filters=[MetadataFilter(key="product", value="CDN"), MetadataFilter(key="product", value="对象存储")],
+                             condition=FilterCondition.OR), "condition or"),
+            (MetadataFilters(filters=[MetadataFilters(filters=[MetadataFilter(key="product", value="CDN")])]), "nested")):
+        with pytest.raises(UnsupportedFilterError, match=why):
+            CaseRetriever(corpus_pipeline, filters=bad)
+    with pytest.raises(UnsupportedFilterError, match="a MetadataFilter product == 'CDN'"):
+        CaseRetriever(corpus_pipeline, product="对象存储", filters=MetadataFilters(filters=[MetadataFilter(key="product", value="CDN")]))
+    # the engine: the product becomes the ticket's, excluded cases are never cited; a scenario it cannot apply
+    engine = make_query_engine(corpus_settings, filters=MetadataFilters(filters=[
+        MetadataFilter(key="product", value="CDN"), MetadataFilter(key="case_id", value=unfiltered[0], operator=FilterOperator.NE)]))
+    response = engine.query(query)
+    assert response.source_nodes and all(n.node.metadata["product"] == "CDN" for n in response.source_nodes)
+    assert unfiltered[0] not in [n.node.node_id for n in response.source_nodes]
+    with pytest.raises(UnsupportedFilterError, match="scenario filter applies to make_retriever"):
+        make_query_engine(corpus_settings, filters=MetadataFilters(filters=[MetadataFilter(key="scenarios", value="SSL证书")]))
+
+
+def test_aretrieve_and_aquery_leave_the_event_loop_free(corpus_pipeline, corpus_settings, monkeypatch):
+    import asyncio
+    import time
+
+    from rag.integrations.llama_index import CaseRetriever, make_query_engine
+
+    retriever = CaseRetriever(corpus_pipeline, top_k=3)
+    query = "证书过期了，怎么重新申请免费证书？"
+    expected = [(n.node.node_id, n.score) for n in retriever.retrieve(query)]
+    slow = corpus_pipeline.retriever.retrieve
+
+    def slow_retrieve(*args, **kwargs):
+        time.sleep(0.5)  # retrieval's CPU and disk work, made long enough to see
+        return slow(*args, **kwargs)
+
+    monkeypatch.setattr(corpus_pipeline.retriever, "retrieve", slow_retrieve)
+
+    async def main():
+        ticks = 0
+        done = asyncio.Event()
+
+        async def ticker():
+            nonlocal ticks
+            while not done.is_set():
+                ticks += 1
+                await asyncio.sleep(0.02)
+
+        task = asyncio.create_task(ticker())
+        nodes = await retriever.aretrieve(query)
+        done.set()
+        await task
+        return nodes, ticks
+
+    nodes, ticks = asyncio.run(main())
+    assert [(n.node.node_id, n.score) for n in nodes] == expected
+    assert ticks >= 10, ticks  # the loop kept running while the case retrieval ran (it used to block it)
+    monkeypatch.setattr(corpus_pipeline.retriever, "retrieve", slow)
+    engine = make_query_engine(corpus_settings)
+    assert str(asyncio.run(engine.aquery(query))) == str(engine.query(query))
 
 
 def _labelled_queries(corpus_settings):
-    from rag.parse import parse_paths
+    from rag.corpus.parse import parse_paths
 
     files = sorted(GROUPS_DIR.glob("*.json"))
     if not files:
         pytest.skip("no relevance labels in eval/relevance/groups/")
-    cases = {c.id: c for c in parse_paths([corpus_settings.data_dir])[0]}
+    cases = {c.id: c for c in parse_paths([corpus_settings.ingest.data_dir])[0]}
     entries = [e for f in files for e in json.loads(f.read_text(encoding="utf-8"))["cases"]]
     members: dict[str, set[str]] = defaultdict(set)
     for e in entries:

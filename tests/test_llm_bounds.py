@@ -16,7 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rag.draft.drafter import Drafter
-from rag.draft.llm_bounds import LLMDeadlineError, ReplyTooLargeError
+from rag.notes import LLMFallback
+from rag.llm.bounds import LLMDeadlineError, ReplyTooLargeError
 from rag.records import Ticket
 from rag.service import create_app
 
@@ -123,11 +124,12 @@ def bad_server():
 
 @pytest.fixture
 def make_drafter(corpus_settings, corpus_pipeline, corpus_drafter, bad_server):
-    def make(mode: str, **overrides) -> Drafter:
-        values = dict(llm_base_url=f"{bad_server.url}/{mode}/v1", llm_model="m", llm_deadline=2.0, llm_timeout=30.0,
-                      llm_max_attempts=3, llm_backoff_initial=0.01, llm_backoff_max=0.05)
-        values.update(overrides)
-        s = corpus_settings.updated(**values)
+    def make(mode: str, **llm) -> Drafter:
+        """``llm``: changes to the LLM group (``deadline=2.5``, ``retry={"max_attempts": 10}``)."""
+        s = corpus_settings.updated(llm={"base_url": f"{bad_server.url}/{mode}/v1", "model": "m", "deadline": 2.0,
+                                         "timeout": 30.0,
+                                         "retry": {"max_attempts": 3, "backoff_initial": 0.01, "backoff_max": 0.05}})
+        s = s.updated(llm=llm)
         corpus_pipeline.retriever.retrieve(TICKET, k=5)  # indexes built now, so the timings below are the LLM's
         return corpus_drafter(s)
 
@@ -147,12 +149,12 @@ def test_the_deadline_ends_any_reply(make_drafter, mode, streamed):
     draft = drafter.draft(TICKET, fallback="offline", on_delta=shown.append if streamed else None)
     assert time.monotonic() - t0 < 3.5
     assert draft.fallback and draft.backend == "offline" and draft.text.startswith("您好")
-    assert any("RAG_LLM_DEADLINE" in n for n in draft.notes)
+    assert any(isinstance(n, LLMFallback) and "RAG_LLM_DEADLINE" in n.error for n in draft.notes)
 
 
 def test_deadline_covers_all_attempts(make_drafter, bad_server):
     # each attempt is cut by its own read timeout (1 s); the 2.5 s deadline stops the third one short
-    drafter = make_drafter("silent", llm_deadline=2.5, llm_timeout=1.0, llm_max_attempts=10)
+    drafter = make_drafter("silent", deadline=2.5, timeout=1.0, retry={"max_attempts": 10})
     t0 = time.monotonic()
     with pytest.raises(LLMDeadlineError):
         drafter.draft(TICKET)
@@ -162,7 +164,7 @@ def test_deadline_covers_all_attempts(make_drafter, bad_server):
 
 @pytest.mark.parametrize("mode", ["huge", "huge-chunked"])
 def test_a_huge_reply_is_refused_without_reading_it(make_drafter, bad_server, mode):
-    drafter = make_drafter(mode, llm_deadline=30.0)
+    drafter = make_drafter(mode, deadline=30.0)
     t0 = time.monotonic()
     with pytest.raises(ReplyTooLargeError, match="bytes"):
         drafter.draft(TICKET)
@@ -173,7 +175,7 @@ def test_a_huge_reply_is_refused_without_reading_it(make_drafter, bad_server, mo
 
 
 def test_a_long_stream_is_cut_at_the_reply_cap(make_drafter):
-    drafter = make_drafter("sse-forever", llm_deadline=30.0, llm_max_reply_chars=200)
+    drafter = make_drafter("sse-forever", deadline=30.0, max_reply_chars=200)
     shown: list[str] = []
     t0 = time.monotonic()
     with pytest.raises(ReplyTooLargeError, match="200 characters"):
@@ -182,10 +184,10 @@ def test_a_long_stream_is_cut_at_the_reply_cap(make_drafter):
 
 
 def test_the_service_keeps_answering_while_every_llm_call_hangs(corpus_settings, bad_server, tmp_path):
-    settings = corpus_settings.updated(
-        llm_base_url=f"{bad_server.url}/drip/v1", llm_model="m", llm_deadline=4.0, llm_max_attempts=1,
-        llm_max_concurrent=2, llm_queue_seconds=0.2, feedback_db=tmp_path / "feedback.sqlite3",
-    )
+    settings = corpus_settings.updated(llm={"base_url": f"{bad_server.url}/drip/v1", "model": "m", "deadline": 4.0,
+                                            "retry": {"max_attempts": 1}},
+                                       draft={"llm_max_concurrent": 2, "llm_queue_seconds": 0.2},
+                                       service={"feedback_db": tmp_path / "feedback.sqlite3"})
     with TestClient(create_app(settings), client=("127.0.0.1", 50000)) as client:
         def post(_):
             t0 = time.monotonic()

@@ -2,15 +2,19 @@
 
 import json
 import time
+from dataclasses import replace
 
 import httpx
 import pytest
 import respx
 
-from rag.configs import LLMConfig
-from rag.draft.llm import LLMClient
+from rag.draft.details import DOMAIN
+from rag.draft.policy import Verdict
+from rag.draft.writers.llm import shown_cases
+from rag.notes import ContextTrimmed, LLMDoesNotAnswer, LLMFallback, LLMMoreCautious, LLMOverruled, SubstanceRemoved
+from rag.llm.client import LLMClient
 from rag.errors import ContextLengthError, LLMError
-from rag.records import Ticket
+from rag.records import Hit, Provenance, Ticket
 
 BASE = "http://llm.test/v1"
 URL = f"{BASE}/chat/completions"
@@ -30,10 +34,10 @@ GOOD = "ACTION: answer\n您好，免费证书可以在这里申请：https://por
 
 @pytest.fixture
 def llm_settings(corpus_settings):
-    return corpus_settings.updated(**dict(
-        llm_base_url=BASE, llm_model="qwen-test", llm_api_key="sk-test", llm_max_attempts=3,
-        llm_backoff_initial=0.01, llm_backoff_max=0.05, llm_timeout=5.0,
-    ))
+    return corpus_settings.updated(llm={
+        "base_url": BASE, "model": "qwen-test", "api_key": "sk-test", "timeout": 5.0,
+        "retry": {"max_attempts": 3, "backoff_initial": 0.01, "backoff_max": 0.05},
+    })
 
 
 @pytest.fixture
@@ -55,9 +59,10 @@ def test_success_carries_cases_and_customer_text(drafter):
     system, user = body["messages"]
     assert system["role"] == "system" and "您好" in system["content"]
     assert "<customer_message>" in user["content"] and TICKET.text in user["content"]
-    assert "[案例 1]" in user["content"] and "[案例 5]" in user["content"]
+    # The five cases fit; two of them hold the same free-certificate template, shown once.
+    assert "[案例 4]" in user["content"] and "[案例 5]" not in user["content"]
     cited = {c.case_id for c in draft.citations}
-    assert all(case_id in user["content"] for case_id in cited) and len(cited) == 5
+    assert sum(case_id in user["content"] for case_id in cited) == 4 and len(cited) == 5
     assert route.calls[0].request.headers["authorization"] == "Bearer sk-test"
     assert draft.action == "answer" and draft.backend == "llm:qwen-test" and not draft.fallback
     assert draft.text.startswith("您好") and "ACTION" not in draft.text
@@ -104,7 +109,7 @@ def test_5xx_exhausted_falls_back_to_offline_when_asked(drafter):
         draft = drafter.draft(TICKET, fallback="offline")
     assert route.call_count == 6
     assert draft.fallback and draft.backend == "offline" and draft.text.startswith("您好")
-    assert any("offline fallback" in n for n in draft.notes)
+    assert any(isinstance(n, LLMFallback) for n in draft.notes)
 
 
 def test_4xx_is_not_retried(drafter):
@@ -141,9 +146,9 @@ def test_context_length_error_trims_cases_and_retries_once(drafter):
         route = mock.post(URL).mock(side_effect=[too_long, httpx.Response(200, json=completion(GOOD))])
         draft = drafter.draft(TICKET)
     assert route.call_count == 2
-    assert sent(route, 0)["messages"][1]["content"].count("[案例 ") == 5
+    assert sent(route, 0)["messages"][1]["content"].count("[案例 ") == 4
     assert sent(route, 1)["messages"][1]["content"].count("[案例 ") == 2
-    assert any("context too long" in n for n in draft.notes)
+    assert ContextTrimmed(2) in draft.notes
     with respx.mock() as mock:
         route = mock.post(URL).mock(return_value=too_long)
         with pytest.raises(ContextLengthError):
@@ -163,6 +168,27 @@ def test_streaming_releases_only_checked_sentences_and_the_final_draft(drafter, 
     assert not any("ACTION" in s or "evil.example" in s or "a@b.co" in s for s in seen)
     assert draft.text.startswith("您好，免费证书申请：https://portal.qiniu.com/certificate/apply")
     assert "evil.example" not in draft.text
+
+
+def test_a_streamed_sentence_is_checked_exactly_like_the_whole_draft(drafter, sse):
+    """Issue 21: the streamed path scrubbed without the corpus's identifiers, so a token only one past customer's
+    case holds (not an id by its shape) reached the agent's screen while the final draft replaced it."""
+    specific = sorted(drafter.guard.corpus.specific_tokens)
+    token = next(t for t in specific if drafter.guard.scrub(f"参考 {t} 配置。", "").text != f"参考 {t} 配置。"
+                 and not any(c in t for c in "@.:/"))
+    parts = ["您好，请参考 ", f"{token} 这个配置。", "其余步骤见控制台。"]
+    seen: list[str] = []
+    with respx.mock() as mock:
+        mock.post(URL).mock(return_value=httpx.Response(200, headers={"content-type": "text/event-stream"},
+                                                       content=sse(*parts)))
+        streamed = drafter.draft(TICKET, on_delta=seen.append)
+    with respx.mock() as mock:
+        mock.post(URL).mock(return_value=httpx.Response(200, json={
+            "id": "c", "object": "chat.completion", "created": 0, "model": "qwen-test",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(parts)}, "finish_reason": "stop"}]}))
+        plain = drafter.draft(TICKET)
+    assert token not in "".join(seen) and token not in streamed.text and token not in plain.text
+    assert "".join(seen).replace(" ", "") == plain.text.replace(" ", "") == streamed.text.replace(" ", "")
 
 
 class CutStream(httpx.SyncByteStream):
@@ -206,7 +232,7 @@ def test_missing_action_line_is_inferred(drafter):
     with respx.mock() as mock:
         mock.post(URL).mock(return_value=httpx.Response(200, json=completion("您好，麻烦提供一下您的域名和报错截图？")))
         draft = drafter.draft(TICKET)
-    assert draft.action == "ask_for_info" and any("inferred" in n for n in draft.notes)
+    assert draft.action == "ask_for_info" and LLMDoesNotAnswer("ask_for_info") in draft.notes
 
 
 def test_reply_cut_at_max_tokens_is_an_error(drafter):
@@ -230,7 +256,7 @@ def test_a_reply_cut_at_max_tokens_falls_back_flagged(drafter):
         mock.post(URL).mock(return_value=httpx.Response(200, json=completion("您好，步骤如下1.", finish="length")))
         draft = drafter.draft(TICKET, fallback="offline")
     assert draft.fallback and draft.backend == "offline"
-    assert any("offline fallback" in n and "max_tokens" in n for n in draft.notes)
+    assert any(isinstance(n, LLMFallback) and "max_tokens" in n.error for n in draft.notes)
 
 
 def test_the_body_alone_takes_the_verdicts_action(drafter):
@@ -241,7 +267,7 @@ def test_the_body_alone_takes_the_verdicts_action(drafter):
     system = sent(route)["messages"][0]["content"]
     assert "只写给客户的回复正文" in system and "第一行" not in system
     assert draft.verdict == "fits" and draft.action == "answer" and draft.text.startswith("您好")
-    assert not any("ACTION" in n or "inferred" in n for n in draft.notes)
+    assert not any(isinstance(n, (LLMDoesNotAnswer, LLMMoreCautious, LLMOverruled)) for n in draft.notes)
 
 
 def test_an_action_line_at_the_end_may_only_lower_the_action(drafter):
@@ -250,11 +276,12 @@ def test_an_action_line_at_the_end_may_only_lower_the_action(drafter):
         mock.post(URL).mock(return_value=httpx.Response(200, json=completion(lowered)))
         draft = drafter.draft(TICKET)
     assert draft.action == "ask_for_info" and "ACTION" not in draft.text
-    assert any("verdict said answer: marked ask_for_info" in n for n in draft.notes)
+    assert LLMMoreCautious("ask_for_info", "answer") in draft.notes
 
 
 def test_the_prompt_shows_cut_cases_and_no_empty_blocks(llm_settings, corpus_drafter):
-    settings = llm_settings.updated(llm_context_cases=2, llm_case_chars=120, llm_seed=7, prompt_variant="small")
+    settings = llm_settings.updated(draft={"llm_context_cases": 2, "llm_case_chars": 120, "prompt_variant": "small"},
+                                    llm={"seed": 7})
     drafter = corpus_drafter(settings)
     with respx.mock() as mock:
         route = mock.post(URL).mock(return_value=httpx.Response(200, json=completion(GOOD)))
@@ -293,7 +320,7 @@ def test_escaped_case_text_copied_by_the_model_is_read_back(drafter, sse):
 
 
 def test_an_exception_chain_that_loops_back_is_walked_once():
-    from rag.draft.llm_bounds import LLMDeadlineError, cause_is_bound
+    from rag.llm.bounds import LLMDeadlineError, cause_is_bound
 
     a, b = RuntimeError("a"), ValueError("b")
     a.__context__, b.__context__ = b, a
@@ -305,10 +332,105 @@ def test_an_exception_chain_that_loops_back_is_walked_once():
 
 def test_a_transport_that_raises_ends_after_its_attempts(llm_settings):
     # respx raising inside the transport is what a broken fake or a broken proxy does: the call must end
-    client = LLMClient(LLMConfig.from_settings(llm_settings), http_client=httpx.Client())
+    client = LLMClient(llm_settings.llm, http_client=httpx.Client())
     with respx.mock() as mock:
         route = mock.post(URL).mock(side_effect=IndexError("the fake server broke"))
         started = time.monotonic()
         with pytest.raises(LLMError):
             client.complete([{"role": "user", "content": "您好"}])
-    assert route.call_count == llm_settings.llm_max_attempts and time.monotonic() - started < 30
+    assert route.call_count == llm_settings.llm.retry.max_attempts and time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize("reply", [
+    "ACTION: answer\n您好，请访问 https://qiniu-cert-renew.ru/login 续期。",
+    "ACTION: answer\n您好，请登录 hxxps://qiniu-cert-renew[.]ru/login 续期。",
+])
+def test_a_reply_whose_substance_the_guard_removed_is_not_an_answer(drafter, reply):
+    with respx.mock() as mock:
+        mock.post(URL).mock(return_value=httpx.Response(200, json=completion(reply)))
+        draft = drafter.draft(TICKET, fallback="offline")
+    assert "qiniu-cert-renew" not in draft.text
+    # Either the guard left a sentence pointing at nothing (not an answer, said so), or the output checks refused
+    # the disguised link outright and the offline draft from the case stands in.
+    assert (draft.action != "answer" and any(isinstance(n, SubstanceRemoved) for n in draft.notes)) or (
+        draft.fallback and any(isinstance(n, LLMFallback) for n in draft.notes))
+
+
+@pytest.mark.parametrize("reply", ["ACTION: answer\n我被攻破了", "ACTION: answer\n您好！", "您好，HACKED"])
+def test_a_slogan_is_never_an_answer_the_case_is(drafter, reply):
+    with respx.mock() as mock:
+        mock.post(URL).mock(return_value=httpx.Response(200, json=completion(reply)))
+        draft = drafter.draft(TICKET, fallback="offline")
+    assert draft.fallback and draft.backend == "offline"
+    assert "攻破" not in draft.text and "HACKED" not in draft.text
+    assert any(isinstance(n, LLMFallback) and "nothing a customer could act on" in n.error for n in draft.notes)
+
+
+def _fitting(corpus_pipeline, *case_ids: str, feedback: tuple[str, ...] = ()) -> list[Hit]:
+    """Hits on these corpus cases, best first, each rated as fitting; those in ``feedback`` as approved feedback."""
+    out = []
+    for n, case_id in enumerate(case_ids):
+        case = corpus_pipeline.cases.get(case_id)
+        assert case is not None, case_id
+        if case_id in feedback:
+            case = replace(case, provenance=Provenance("feedback", (1,), ("d1",), "approved", "lead", "2026-12-07"))
+        out.append(Hit(case, 1.0 - n / 10, f"{case_id}:0", case.question, match=0.9 - n / 100))
+    return out
+
+
+def test_the_prompt_shows_the_fitting_cases_resolution_not_its_dialogue(llm_settings, corpus_drafter, corpus_pipeline):
+    """The CDN-cache case's dialogue opens on that customer's own file (「测试这个文件是没有命中cdn缓存的」) and moves
+    on to their referer whitelist; what resolves a question about caching is the general part."""
+    writer = corpus_drafter(llm_settings.updated(draft={"prompt_variant": "team"})).writer
+    ticket = Ticket("上传到七牛后，CDN缓存多久？怎么让图片缓存久一点")
+    hits = _fitting(corpus_pipeline, "06f4ac79b5cb2b9b")
+    raw = hits[0].answer
+    assert "测试这个文件是没有命中cdn缓存的" in raw[:700] and "referer白名单" in raw
+    user = writer.messages(ticket, hits, Verdict("answer", "fits", 0.9, 0.5, (), tuple(hits)))[1]["content"]
+    assert "上传后的文件初次访问是从源站拉取资源的" in user
+    assert "测试这个文件是没有命中cdn缓存的" not in user and "referer白名单" not in user
+    assert "参考答复" in user and "06f4ac79b5cb2b9b" in user
+
+
+def test_only_fitting_dataset_cases_are_shown_and_a_repeated_template_once(llm_settings, corpus_drafter,
+                                                                            corpus_pipeline):
+    writer = corpus_drafter(llm_settings.updated(draft={"llm_context_cases": 5})).writer
+    ticket = Ticket("证书过期了，怎么重新申请免费证书？")
+    # 0349… and ef7f… resolve it with the same template; 3f63… is approved feedback here; 8ae7… does not fit.
+    hits = _fitting(corpus_pipeline, "0349d2ec53082698", "ef7fb0576dd6dfa7", "3f631d4bc23358c4", "33692e6a5becf03c",
+                    "8ae711b2431c6f6d", feedback=("3f631d4bc23358c4",))
+    verdict = Verdict("answer", "fits", 0.9, 0.5, (), tuple(hits[:4]))
+    shown = shown_cases(ticket, hits, verdict, 5, 400)
+    assert [h.case_id for h, _ in shown] == ["0349d2ec53082698", "33692e6a5becf03c"]
+    assert all(text for _, text in shown)
+    user = writer.messages(ticket, hits, verdict)[1]["content"]
+    assert user.count("[案例 ") == 2 and "8ae711b2431c6f6d" not in user and "3f631d4bc23358c4" not in user
+    # the verdict names the cases shown, not the fitting ones left out
+    assert "参考案例 0349d2ec53082698、33692e6a5becf03c 与客户的问题相符" in user
+    assert [h.case_id for h, _ in shown_cases(ticket, hits, verdict, 1, 400)] == ["0349d2ec53082698"]
+    deferred = Verdict("ask_for_info", "no_fit", 0.3, 0.5, (DOMAIN,))
+    assert shown_cases(ticket, hits, deferred, 5, 400) == []
+    assert "<case_1>" not in writer.messages(ticket, hits, deferred)[1]["content"]
+
+
+def test_an_answers_only_variant_leaves_deferrals_to_the_teams_texts(llm_settings, corpus_drafter):
+    """`prompts/team/answers-only.md`: a ticket no case fits gets the team's deferral (what to send, the area's
+    docs), word for word what the offline drafter writes, without a call to the model; an answer still calls it."""
+    ticket = Ticket("百度网盘下载太慢了，有什么办法提速吗")
+    team = corpus_drafter(llm_settings.updated(draft={"prompt_variant": "team"}))
+    offline = corpus_drafter(llm_settings.updated(llm={"base_url": None, "model": None}))
+    assert team.writer.answers_only and not corpus_drafter(llm_settings).writer.answers_only
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(return_value=httpx.Response(200, json=completion(GOOD)))
+        deferred = team.draft(ticket)
+        assert route.call_count == 0
+        answered = team.draft(TICKET)
+        assert route.call_count == 1
+    expected = offline.draft(ticket)
+    assert deferred.action == expected.action != "answer" and deferred.text == expected.text
+    assert deferred.backend == "offline" and not deferred.fallback
+    assert answered.backend == "llm:qwen-test" and answered.prompt_id == "team"
+    with respx.mock() as mock:  # a variant without the file asks the model for the deferral too
+        route = mock.post(URL).mock(return_value=httpx.Response(200, json=completion("您好，请问具体是哪个产品呢？")))
+        corpus_drafter(llm_settings.updated(draft={"prompt_variant": "small"})).draft(ticket)
+        assert route.call_count == 1

@@ -9,7 +9,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 from rag.draft import policy
 from rag.errors import ConfigError
 from rag.records import CaseRecord, Hit, Ticket
-from rag.retrieve.match import FEATURES, FIT_FEATURES, CandidateText, Linear, MatchModel, fit_features, pair_features
+from rag.retrieve.rerank.match_model import FEATURES, FIT_FEATURES, CandidateText, Linear, MatchModel, fit_features, pair_features
 from rag.score.labels import load_groups, load_tickets
 from rag.score.relevance import (Decision, decision_scores, expected_calibration_error, ranking_scores,
                                  threshold_for_precision)
@@ -130,7 +130,8 @@ def test_policy_answers_only_above_the_threshold():
     t = Ticket("CDN 缓存怎么刷新？更新了图片还是旧的")
     assert policy.decide(t, [_hit("a", 0.8), _hit("b", 0.2)], 0.6).action == "answer"
     v = policy.decide(t, [_hit("a", 0.5), _hit("b", 0.2)], 0.6)
-    assert v.action == "ask_for_info" and v.kind == "no_fit" and "加速域名" in v.details
+    assert v.action == "ask_for_info" and v.kind == "no_fit" and v.details == ()  # a how-to: nothing to ask
+    assert v.related is not None and v.related.case_id == "a"  # close enough to point at
 
 
 @pytest.mark.parametrize("text, action, kind", [
@@ -143,8 +144,27 @@ def test_policy_answers_only_above_the_threshold():
     ("我们想私有化部署，能安排销售联系吗", "escalate", "staff"),
 ])
 def test_policy_kinds(text, action, kind):
-    v = policy.decide(Ticket(text), [_hit("a", 0.05)], 0.6)
+    v = policy.decide(Ticket(text), [_hit("a", 0.01)], 0.6)
     assert (v.action, v.kind) == (action, kind)
+
+
+@pytest.mark.parametrize("text", [
+    "境外的用户访问很慢，境内和境外之间的联通有限制吗",  # a Qiniu service question naming no product
+    "海外节点访问延迟很高怎么办",
+])
+def test_a_question_about_the_services_is_never_refused_as_off_topic(text):
+    v = policy.decide(Ticket(text), [_hit("a", 0.01)], 0.6)
+    assert v.kind != "off_topic"
+
+
+def test_another_companys_product_is_declined_and_a_term_less_qiniu_question_near_a_case_is_not():
+    assert policy.decide(Ticket("百度网盘下载太慢了，有什么办法提速吗"), [_hit("a", 0.3)], 0.6).kind == "off_topic"
+    assert policy.decide(Ticket("之前那个情况又出现了"), [_hit("a", 0.3)], 0.6).kind != "off_topic"
+
+
+def test_asking_how_long_a_back_office_step_takes_is_not_a_request_for_staff():
+    assert policy.decide(Ticket("深度归档的文件点了解冻，已经3个多小时了，正常要多久？"), [_hit("a", 0.01)], 0.6).kind != "staff"
+    assert policy.decide(Ticket("麻烦帮我把这个文件解冻一下"), [_hit("a", 0.01)], 0.6).kind == "staff"
 
 
 def test_a_fitting_case_whose_answer_was_a_back_office_action_is_a_hand_over():
@@ -163,14 +183,30 @@ def test_policy_never_answers_below_the_threshold(text, matches, threshold):
     assert v.match == pytest.approx(round(hits[0].match, 4) if hits else 0.0)
 
 
-@pytest.mark.parametrize("script", ["check_labels.py", "check_tickets.py"])
-def test_label_files_pass_their_checkers(script):
+@pytest.mark.parametrize("args", [["check_labels.py"], ["check_tickets.py"],
+                                  ["check_tickets.py", "--tickets", "heldout_tickets.jsonl"]])
+def test_label_files_pass_their_checkers(args):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, str(LABELS / script)], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                          timeout=120)
+    cmd = [sys.executable, str(LABELS / args[0]), *[str(LABELS / a) if a.endswith(".jsonl") else a for a in args[1:]]]
+    done = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+# The held-out tickets were frozen before any tuning of the round that wrote them (eval/relevance/README.md):
+# a change to them is a new test set, named as such, never an edit.
+HELDOUT_SHA256 = "b2889fcd86232c336ce7f9aea0a8503a03b49cf9b39067e24a894aa7ea59ac56"
+
+
+def test_the_held_out_tickets_are_frozen():
+    import hashlib
+
+    assert hashlib.sha256((LABELS / "heldout_tickets.jsonl").read_bytes()).hexdigest() == HELDOUT_SHA256
+    held = load_tickets(LABELS / "heldout_tickets.jsonl", "heldout")
+    assert len(held) == 162 and {t.split for t in held} == {"heldout"}
+    assert sum(t.covered for t in held) == 90 and all(t.ask is not None for t in held)
+    assert all(t.key for t in held if t.answerable)
 
 
 @pytest.mark.parametrize("reply, action, body", [
@@ -180,6 +216,6 @@ def test_label_files_pass_their_checkers(script):
     ("您好，没有标记。", None, "您好，没有标记。"),
 ])
 def test_the_action_marker_is_read_and_removed_wherever_the_model_put_it(reply, action, body):
-    from rag.draft.drafter import parse_llm_reply
+    from rag.draft.writers.llm import parse_llm_reply
 
     assert parse_llm_reply(reply) == (action, body)

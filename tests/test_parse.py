@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from rag.errors import ParseError
-from rag.parse import GENERIC_ROOT_CAUSE, parse_file, parse_paths, parse_text
+from rag.corpus.parse import GENERIC_ROOT_CAUSE, parse_file, parse_paths, parse_text
 
 from rag.settings import PROJECT_ROOT
 

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag.errors import ParseError
-from rag.parse import parse_text
+from rag.corpus.parse import parse_text
 
 TEST_DATA = Path(__file__).parent / "data"
 

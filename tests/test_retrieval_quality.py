@@ -3,9 +3,9 @@
 
 import pytest
 
-from rag.parse import parse_paths
-from rag.configs import RetrievalConfig
-from rag.retrieve import CaseRetriever, Filters
+from rag.corpus.parse import parse_paths
+from rag.evaluation.setups import DEFAULT_SETUP, SETUPS, Parts
+from rag.retrieve import Filters
 from rag.score.labels import load_groups
 from rag.score.relevance import mean_of, ranking_scores
 from rag.score.retrieval import RelevanceTable, oracle_rankings, score_rankings
@@ -25,9 +25,9 @@ def table():
     return cases, RelevanceTable(cases)
 
 
-def _loo(pipeline, table, cfg):
+def _loo(pipeline, table, setup):
     cases, t = table
-    r = CaseRetriever(pipeline.store, pipeline.embedder, cfg, use_match_model=cfg.rerank == "match")
+    r = SETUPS[setup](Parts.of(pipeline))
     return {c.id: r.retrieve(c.query_text, Filters.of(exclude={c.id}), 10).case_ids for c in cases}
 
 
@@ -48,14 +48,14 @@ def test_relevance_table_matches_the_definition(table):
 
 
 def test_fusion_beats_each_part_and_the_default_keeps_the_answers(corpus_pipeline, table):
-    """Measured figures are in the README's table; the margins here are about half of them."""
+    """Measured figures are in docs/measurements.md's retrieval table; the margins here are about half of them."""
     cases, t = table
     runs = {
-        "lexical": _loo(corpus_pipeline, table, RetrievalConfig(mode="lexical", rerank="none")),
-        "dense": _loo(corpus_pipeline, table, RetrievalConfig(mode="dense", rerank="none")),
-        "fused": _loo(corpus_pipeline, table, RetrievalConfig(rerank="none")),
-        "consensus": _loo(corpus_pipeline, table, RetrievalConfig(rerank="consensus")),
-        "default": _loo(corpus_pipeline, table, RetrievalConfig()),
+        "lexical": _loo(corpus_pipeline, table, "lexical (bm25s, jieba+bigrams, question+answer)"),
+        "dense": _loo(corpus_pipeline, table, "dense (e5, question vs question)"),
+        "fused": _loo(corpus_pipeline, table, "fused RRF (lexical + dense)"),
+        "consensus": _loo(corpus_pipeline, table, "fused + consensus rerank (the previous default)"),
+        "default": _loo(corpus_pipeline, table, DEFAULT_SETUP),
     }
     overlap = {name: score_rankings(t, r, 5) for name, r in runs.items()}
     overlap["baseline"] = score_rankings(t, baseline_char_bm25(cases, t), 5)

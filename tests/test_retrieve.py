@@ -1,11 +1,11 @@
 import pytest
 
 from rag.records import Ticket
-from rag.configs import RetrievalConfig
-from rag.retrieve import CaseRetriever, Filters
-from rag.retrieve.consensus import rerank
+from rag.evaluation.setups import SETUPS, Parts
+from rag.retrieve import Filters
+from rag.retrieve.rerank.consensus import rerank
 from rag.retrieve.fusion import best_per_case, rrf
-from rag.retrieve.retriever import rewrite_query
+from rag.retrieve.query import rewrite_query
 
 
 def test_rrf_and_grouping():
@@ -59,13 +59,13 @@ def test_filters_and_exclusion(corpus_pipeline):
 
 @pytest.mark.e2e
 def test_modes_all_return_cases(corpus_pipeline):
-    for mode in ("lexical", "dense", "fused"):
-        r = CaseRetriever(corpus_pipeline.store, corpus_pipeline.embedder, RetrievalConfig(mode=mode))
-        assert len(r.retrieve("CDN 刷新缓存多久生效", k=3).hits) == 3
+    parts = Parts.of(corpus_pipeline)
+    for name, setup in SETUPS.items():
+        assert len(setup(parts).retrieve("CDN 刷新缓存多久生效", k=3).hits) == 3, name
 
 
 def test_lexical_index_is_saved_and_reloaded(tmp_path):
-    from rag.retrieve.lexical import LexicalIndex
+    from rag.retrieve.sources.lexical import LexicalIndex
 
     texts = ["证书过期了怎么续签", "CDN 刷新缓存多久生效", "发票怎么开具"]
     built = LexicalIndex.cached(texts, tmp_path)

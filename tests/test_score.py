@@ -4,7 +4,7 @@ from rouge_chinese import Rouge
 from rag.records import Draft
 from rag.score.draft import bleu, chrf, link_scores, rouge_l, score_draft, template_recall
 from rag.score.templates import Template, find_templates
-from rag.rouge import rouge_l_f1
+from rag.text.rouge import rouge_l_f1
 
 PAIRS = [
     ("您好，免费证书在控制台申请", "您好，可以在控制台申请免费证书"),
@@ -45,9 +45,9 @@ def test_template_recall():
 
 
 def test_corpus_templates_are_the_known_ones(corpus_pipeline):
-    from rag.parse import parse_paths
+    from rag.corpus.parse import parse_paths
 
-    cases, _ = parse_paths([corpus_pipeline.settings.data_dir])
+    cases, _ = parse_paths([corpus_pipeline.settings.ingest.data_dir])
     texts = [t.text for t in find_templates(cases)]
     assert any("免费SSL证书步骤" in t for t in texts)
     assert any("实时消费明细" in t for t in texts)
@@ -71,7 +71,7 @@ def test_score_draft_counts_leaks_and_invented_links():
 
 
 def test_pairwise_matrix_matches_pair_by_pair():
-    from rag.rouge import pairwise_rouge_l
+    from rag.text.rouge import pairwise_rouge_l
 
     texts = [a for pair in PAIRS for a in pair] + [""]
     m = pairwise_rouge_l(texts)

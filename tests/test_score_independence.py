@@ -7,8 +7,7 @@ gate would report zero. Each test below pairs a draft the guards let through wit
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
+import tomllib
 
 import pytest
 from hypothesis import given, settings
@@ -16,91 +15,32 @@ from hypothesis import strategies as st
 
 from rag.draft.actions import classify_reply
 from rag.draft.guards import invented_links, leaked_identifiers
-from rag.identifiers import CorpusIdentifiers
+from rag.text.identifiers import CorpusIdentifiers
 from rag.records import Case, Draft, Turn
 from rag.score.draft import link_scores, score_draft
 from rag.score.labels import GroupLabels
 from rag.score.leaks import LeakDetector
 from rag.score.link_check import LinkChecker, find_links, same_link
 from rag.score.reference_action import agent_reply_action, agrees, reference_action
-from rag.settings import DEFAULT_LINK_ALLOWLIST, PROJECT_ROOT
+from rag.configs import DEFAULT_LINK_ALLOWLIST
+from rag.settings import PROJECT_ROOT
 
 # The modules that decide what a draft may say: the guards, the action classifier, and what they read
-# text with. The grader must not reach any of them, directly or through another module.
-GRADED = frozenset({"rag.draft.guards", "rag.draft.actions", "rag.identifiers", "rag.links", "rag.domains",
-                    "rag.deidentify", "rag.normalise", "rag.draft.output_checks"})
+# text with. The grader must not reach any of them, directly or through another module: import-linter's
+# "grader" contract in pyproject.toml forbids them, and tests/test_architecture.py runs it (and shows it
+# sees indirect imports).
+GRADED = frozenset({"rag.draft", "rag.text.identifiers", "rag.text.links", "rag.text.domains",
+                    "rag.corpus.deidentify", "rag.text.normalise"})
 
 
-def _module_file(module: str) -> Path | None:
-    base = PROJECT_ROOT / Path(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _imports(module: str) -> set[str]:
-    """Every ``rag`` module ``module`` imports anywhere in its file (top level or inside a function),
-    with each package on the way (importing ``rag.a.b`` runs ``rag/a/__init__.py``)."""
-    path = _module_file(module)
-    if path is None:
-        return set()
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        names: list[str] = []
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")
-                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
-            names = [base] + [f"{base}.{a.name}" for a in node.names]
-        for name in names:
-            if name == "rag" or name.startswith("rag."):
-                parts = name.split(".")
-                found.update(".".join(parts[:i]) for i in range(2, len(parts) + 1) if _module_file(".".join(parts[:i])))
-    return found
-
-
-def _closure(module: str) -> dict[str, str]:
-    """Every rag module reachable from ``module``, each with the module that imported it."""
-    seen: dict[str, str] = {}
-    todo = [module]
-    while todo:
-        current = todo.pop()
-        for imported in _imports(current):
-            if imported not in seen and imported != module:
-                seen[imported] = current
-                todo.append(imported)
-    return seen
-
-
-def _score_modules() -> list[str]:
-    return sorted("rag.score." + p.stem for p in (PROJECT_ROOT / "rag" / "score").glob("*.py") if p.stem != "__init__")
-
-
-def test_no_score_module_reaches_the_guards_the_actions_or_their_text_modules():
-    modules = _score_modules()
-    assert {"rag.score.draft", "rag.score.leaks", "rag.score.link_check", "rag.score.reference_action"} <= set(modules)
-    offences = []
-    for module in modules:
-        reached = _closure(module)
-        for bad in sorted(GRADED & reached.keys()):
-            chain, at = [bad], bad
-            while reached.get(at) and at != module:
-                at = reached[at]
-                chain.append(at)
-            offences.append(" <- ".join(chain))
-    assert not offences, "\n".join(offences)
-
-
-def test_the_import_walk_sees_direct_nested_and_indirect_imports():
-    # The drafter imports the guards directly and the link module through them: the walk must see both,
-    # else the test above could pass on a grader that imports them.
-    reached = _closure("rag.draft.drafter")
-    assert {"rag.draft.guards", "rag.draft.actions", "rag.links", "rag.identifiers"} <= reached.keys()
+def test_the_grader_contract_forbids_the_guards_the_actions_and_their_text_modules():
+    config = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
+    grader = next(c for c in config["contracts"] if c["id"] == "grader")
+    assert grader["type"] == "forbidden" and grader["source_modules"] == ["rag.score"]
+    assert GRADED <= set(grader["forbidden_modules"])
+    # rag.draft covers the guards, the action classifier and the output checks.
+    for module in ("guards", "actions", "output_checks"):
+        assert (PROJECT_ROOT / "rag" / "draft" / f"{module}.py").is_file()
 
 
 def _case(cid: str, question: str, *agent: str) -> Case:
@@ -132,12 +72,45 @@ def _scores(text: str, ticket: str = "新的工单", action: str = "answer", ref
 @pytest.mark.parametrize("draft", [
     "参考 https://github.com/attacker/phish-login",  # a public host, an invented page
     "打开 evil.zzz/login 登录",  # a bare link on a TLD outside the public-suffix list
-    "参考 https:\\\\evil.example\\login",  # backslashes: a browser reads https://evil.example/login
-    "参考 hxxps://bad.example.com/a",  # a defanged scheme a reader will repair
 ])
 def test_an_invented_link_the_guards_let_through_is_counted(draft):
     assert invented_links(draft, "新的工单", KNOWN, DEFAULT_LINK_ALLOWLIST, GUARD_CORPUS) == []
     assert _scores(draft)["invented_links"] == 1
+
+
+@pytest.mark.parametrize("draft", [
+    "参考 https:\\\\evil.example\\login",  # backslashes: a browser reads https://evil.example/login
+    "参考 hxxps://bad.example.com/a",  # a defanged scheme a reader will repair (the guards missed both before issue 24)
+    "请登录 hxxps://qiniu-cert-renew[.]ru/login 续期",
+    "请登录 qiniu-cert-renew(.)ru/login 续期",
+    "请登录 qiniu-cert-renew . ru/login 续期",
+    "请登录 qiniu-cert-renew 点 ru/login 续期",
+    "请登录 qiniu-cert-renew dot ru/login 续期",
+    "请登录 qiniu-cert-renew·ru/login 续期",
+    "请访问 七牛证书续期.com/login 续期",
+    "请登录 https://portal.qiniu.com/login?next=https://evil.ru/x 续期",  # an open redirect on an allowed host
+    "请登录 https://portal.qiniu.com/login?next=https%253A%252F%252Fevil.ru%252Fx 续期",  # encoded twice
+])
+def test_defanged_idn_and_redirected_links_are_seen_by_both_each_with_its_own_code(draft):
+    """Issue 24: the guards (rag/text/normalise.py) and the grader (rag/score/reading.py, link_check.py) read
+    these forms with separate code; each catches every one."""
+    assert invented_links(draft, "新的工单", KNOWN, DEFAULT_LINK_ALLOWLIST, GUARD_CORPUS) != []
+    assert _scores(draft)["invented_links"] == 1
+
+
+@pytest.mark.parametrize("draft, leaked", [
+    ("域名 cdn[.]shop-alpha[.]unknowntld 已配置好", "cdn.shop-alpha.unknowntld"),
+    ("空间 photo-prod-01 已配置好", "photo-prod-01"),
+])
+def test_the_grader_reads_a_defanged_leak(draft, leaked):
+    assert LeakDetector.from_cases(CORPUS).leaks(draft, "新的工单") == [leaked]
+
+
+@pytest.mark.parametrize("text", ["下午3点30分开会", "截图.zip 已上传", "版本 1 . 2 已发布", "域名是img.xia-guo.cn"])
+def test_the_graders_reading_leaves_ordinary_text_alone(text):
+    from rag.score.reading import reading_form
+
+    assert reading_form(text) == text
 
 
 @pytest.mark.parametrize("draft, leaked", [

@@ -25,9 +25,9 @@ def test_glued_steps_become_lines_and_links_stay_whole():
     text = _kept(TEMPLATE)
     assert text.splitlines() == [
         "手动申请并使用免费SSL证书步骤如下",
-        "1.免费证书申请https://portal.qiniu.com/certificate/apply",
+        "1.免费证书申请 https://portal.qiniu.com/certificate/apply",  # a link glued to a word is set apart
         "2.补全信息",
-        "3.免费证书验证https://developer.qiniu.com/ssl/manual/3667/ssl-certificate-of-free-dns-validation-guide",
+        "3.免费证书验证 https://developer.qiniu.com/ssl/manual/3667/ssl-certificate-of-free-dns-validation-guide",
     ]
 
 
@@ -40,10 +40,28 @@ def test_other_customers_facts_are_dropped():
                              "刷新缓存请参考：https://developer.qiniu.com/fusion/kb/1325/refresh-the-cache")
 
 
-def test_values_other_agents_also_wrote_are_knowledge():
+def test_knowledge_numbers_stay_and_that_customers_figures_go():
+    # A duration, an HTTP code, a version or a code name holds for anyone; an amount only that conversation
+    # holds is that customer's, unless another case's agent wrote it too.
     answer = "免费证书有效期为90天，过期请重新申请。剩余部分产生的计费是0.51"
-    assert _kept(answer, others=["……免费证书有效期为90天……"]) == "免费证书有效期为90天，过期请重新申请。"
-    assert _kept(answer) == ""  # nobody else says 90 days: could be that customer's figure
+    assert _kept(answer) == "免费证书有效期为90天，过期请重新申请。"
+    assert _kept(answer, others=["……计费是0.51……"]) == "免费证书有效期为90天，过期请重新申请。剩余部分产生的计费是0.51"
+    assert _kept("不带下载凭证会导致 401 错误。解冻时间约5～12个小时。") == "不带下载凭证会导致 401 错误。解冻时间约5～12个小时。"
+    assert _kept("关闭dns预解析就可以了GlobalConfiguration.getInstance().isDnsOpen = false") != ""
+    assert _kept("您的余额还剩312.5元，已经处理好了。") == ""
+
+
+def test_a_sentence_keeps_what_holds_without_the_clause_about_that_customer():
+    assert _kept("您的域名是国外加速，国内访问慢符合预期的，你们需要将域名设置成全球加速即可") == (
+        "国内访问慢符合预期的，你们需要将域名设置成全球加速即可")
+    # "您这边重新上传" is the customer acting, not staff reporting what they did for that customer
+    assert "不支持恢复" in _kept("这个目前是没有的，删除的文件目前是不支持恢复的，建议您这边重新上传一下的")
+    # a redacted link goes with the words pointing at it; the instruction stays
+    assert _kept("https://www.jianshu.com/[REDACTED_PATH]  参考一下这个命令 移除HappyDNS里面的bitcode哈") == (
+        "移除HappyDNS里面的bitcode哈")
+    # what is left must still say something: no orphan fragments
+    assert _kept("您好参考 https://github.com/[REDACTED_PATH] 这个demo重试下") == ""
+    assert _kept("短信发送频率有限制，您的发送超频，当天发了150条") == ""
 
 
 def test_doc_links_are_qiniu_pages_without_customer_parts():
@@ -77,12 +95,14 @@ def test_kept_text_is_made_of_whole_pieces_of_the_answer(answer):
 
 
 def test_a_sentence_said_twice_in_one_answer_is_kept_once():
-    from rag.draft.offline import reusable_body
-    from rag.records import Ticket
+    from rag.draft.resolution import resolve
+    from rag.records import CaseRecord
 
     answer = ("删除您直接的A记录就可做CNAME解析(注意：A记录删除会导致您域名中的内容无法访问)\n"
               "这个要到域名服务商后台调整解析\n删除您的A记录就可做CNAME解析(注意：A记录删除会导致您域名中的内容无法访问)")
-    assert reusable_body(answer, [], Ticket("A记录和CNAME冲突")).splitlines() == [
+    case = CaseRecord("c", "CNAME", "CDN", "", (), None, "x.md", 1, "A记录和CNAME冲突", answer)
+    resolved = resolve(case, "A记录和CNAME冲突", [])
+    assert resolved is not None and resolved.text.splitlines() == [
         "删除您直接的A记录就可做CNAME解析(注意：A记录删除会导致您域名中的内容无法访问)",
         "这个要到域名服务商后台调整解析",
     ]

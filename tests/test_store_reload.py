@@ -18,12 +18,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from rag.configs import EmbeddingConfig, IngestConfig, StoreConfig
 from rag.errors import StoreDamagedError
-from rag.parse import parse_paths
+from rag.corpus.parse import parse_paths
 from rag.service.app import create_app
-from rag.store_generation import pointer_name
-from rag.store_health import SQLITE_NAME, check_store, vector_segment
+from rag.store.generation import pointer_name
+from rag.store.health import SQLITE_NAME, check_store, vector_segment
 
 LOCAL = ("127.0.0.1", 50000)
 NEW_CASE = """# 测试数据集 - Part 2
@@ -53,17 +52,17 @@ NEW_CASE = """# 测试数据集 - Part 2
 
 @pytest.fixture
 def settings(make_settings, dataset, tmp_path):
-    return make_settings(data_dir=dataset, feedback_db=tmp_path / "feedback.sqlite3")
+    return make_settings(ingest={"data_dir": dataset}, service={"feedback_db": tmp_path / "feedback.sqlite3"})
 
 
 def rag(settings, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RAG_STORE_PATH": str(settings.store_path), "RAG_CACHE_DIR": str(settings.cache_dir),
-           "RAG_COLLECTION": settings.collection, "RAG_DATA_DIR": str(settings.data_dir), "ANONYMIZED_TELEMETRY": "False"}
+    env = {**os.environ, "RAG_STORE_PATH": str(settings.store.store_path), "RAG_CACHE_DIR": str(settings.store.cache_dir),
+           "RAG_COLLECTION": settings.store.collection, "RAG_DATA_DIR": str(settings.ingest.data_dir), "ANONYMIZED_TELEMETRY": "False"}
     return subprocess.run([sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, env=env, timeout=600)
 
 
 def collections(settings) -> set[str]:
-    conn = sqlite3.connect(f"file:{settings.store_path / SQLITE_NAME}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"file:{settings.store.store_path / SQLITE_NAME}?mode=ro", uri=True)
     try:
         return {name for (name,) in conn.execute("SELECT name FROM collections")}
     finally:
@@ -71,23 +70,24 @@ def collections(settings) -> set[str]:
 
 
 def test_a_store_opened_before_a_rebuild_follows_the_switch(settings, dataset):
-    from rag.embed import make_embedder
-    from rag.ingest import ingest
-    from rag.store import ChunkStore
+    from rag.store.embed import make_embedder
+    from rag.store.ingest import ingest
+    from rag.store.chroma import ChunkStore
 
-    e = make_embedder(EmbeddingConfig.from_settings(settings))
-    first = ingest([dataset], IngestConfig.from_settings(settings), e)
-    old = ChunkStore(StoreConfig.from_settings(settings), e.name, create=False)
-    again = ingest([dataset], IngestConfig.from_settings(settings), e)  # nothing changed: same generation
+    e = make_embedder(settings.embedding, cache_dir=settings.store.cache_dir)
+    first = ingest([dataset], settings.ingest, settings.store, e, batch_size=settings.embedding.batch_size)
+    old = ChunkStore(settings.store, e.name, create=False)
+    again = ingest([dataset], settings.ingest, settings.store, e,
+                   batch_size=settings.embedding.batch_size)  # nothing changed: same generation
     assert again.generation == first.generation == old.current_generation()
-    rebuilt = ingest([dataset], IngestConfig.from_settings(settings), e, rebuild=True)
+    rebuilt = ingest([dataset], settings.ingest, settings.store, e, batch_size=settings.embedding.batch_size, rebuild=True)
     assert rebuilt.generation == first.generation + 1 == old.current_generation()
     assert old.count() == first.chunks  # its collection was dropped; it reopened the active one
-    assert old.active.collection == f"{settings.collection}.g{rebuilt.generation}"
+    assert old.active.collection == f"{settings.store.collection}.g{rebuilt.generation}"
 
 
 def segments(settings) -> set[str]:
-    conn = sqlite3.connect(f"file:{settings.store_path / SQLITE_NAME}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"file:{settings.store.store_path / SQLITE_NAME}?mode=ro", uri=True)
     try:
         return {str(i) for (i,) in conn.execute("SELECT id FROM segments")}
     finally:
@@ -144,8 +144,8 @@ def test_the_service_serves_what_each_ingest_left_and_a_rebuild_never_fails_a_dr
         rebuilt = client.get("/healthz").json()
         assert rebuilt["cases"] == 3 and rebuilt["generation"] == first["generation"] + 3
     names = collections(settings)
-    assert names == {f"{settings.collection}.g{rebuilt['generation']}", pointer_name(settings.collection)}
-    assert {p.name for p in settings.store_path.iterdir() if p.is_dir()} <= segments(settings)  # no dropped index left
+    assert names == {f"{settings.store.collection}.g{rebuilt['generation']}", pointer_name(settings.store.collection)}
+    assert {p.name for p in settings.store.store_path.iterdir() if p.is_dir()} <= segments(settings)  # no dropped index left
 
 
 def _corrupt_a_used_page_mid_file(path) -> None:
@@ -178,11 +178,11 @@ def _assert_one_line_naming(text: str, name: str) -> None:
 def test_a_damaged_sqlite_file_is_named_with_the_fix_by_the_cli_and_the_service(settings, dataset):
     done = rag(settings, "ingest", str(dataset))
     assert done.returncode == 0, done.stderr
-    _corrupt_a_used_page_mid_file(settings.store_path / SQLITE_NAME)
+    _corrupt_a_used_page_mid_file(settings.store.store_path / SQLITE_NAME)
 
     cli = rag(settings, "stats")
     assert cli.returncode == 2
-    _assert_one_line_naming(cli.stderr + cli.stdout, str(settings.store_path / SQLITE_NAME))
+    _assert_one_line_naming(cli.stderr + cli.stdout, str(settings.store.store_path / SQLITE_NAME))
 
     with TestClient(create_app(settings), client=LOCAL) as client:
         for r in (client.get("/healthz"), client.post("/v1/drafts", json={"text": "证书过期了怎么办"})):
@@ -199,10 +199,10 @@ def test_a_damaged_sqlite_file_is_named_with_the_fix_by_the_cli_and_the_service(
 
 def _big_store(settings, n: int = 1500) -> None:
     """A collection past Chroma's HNSW sync threshold (1000), so its index files are what a reader loads."""
-    from rag.embed import make_embedder
-    from rag.store import ChunkStore
+    from rag.store.embed import make_embedder
+    from rag.store.chroma import ChunkStore
 
-    store = ChunkStore(StoreConfig.from_settings(settings), make_embedder(EmbeddingConfig.from_settings(settings)).name)
+    store = ChunkStore(settings.store, make_embedder(settings.embedding, cache_dir=settings.store.cache_dir).name)
     vectors = np.random.default_rng(1).normal(size=(n, 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     store._col.upsert(ids=[f"c{i}" for i in range(n)], embeddings=vectors, documents=["x"] * n,
@@ -212,8 +212,8 @@ def _big_store(settings, n: int = 1500) -> None:
 @pytest.mark.e2e  # runs `rag` in child processes (each imports Chroma and probes the store)
 def test_a_damaged_vector_index_is_named_with_the_fix_instead_of_crashing(settings, dataset):
     _big_store(settings)
-    check_store(StoreConfig.from_settings(settings))  # intact: the probe passes and remembers it
-    folder = vector_segment(settings.store_path, settings.collection)
+    check_store(settings.store)  # intact: the probe passes and remembers it
+    folder = vector_segment(settings.store.store_path, settings.store.collection)
     data = folder / "data_level0.bin"
     raw = bytearray(data.read_bytes())
     mid = len(raw) // 2
@@ -221,7 +221,7 @@ def test_a_damaged_vector_index_is_named_with_the_fix_instead_of_crashing(settin
     data.write_bytes(bytes(raw))
 
     with pytest.raises(StoreDamagedError) as info:
-        check_store(StoreConfig.from_settings(settings))
+        check_store(settings.store)
     assert str(folder) in str(info.value) and "rag ingest --rebuild" in str(info.value)
 
     cli = rag(settings, "search", "证书过期")
@@ -236,4 +236,4 @@ def test_a_damaged_vector_index_is_named_with_the_fix_instead_of_crashing(settin
         health = client.get("/healthz")
         assert health.status_code == 200 and health.json()["cases"] == 3
     # The damaged collection was dropped after the switch, and its files with it (Chroma leaves them).
-    assert settings.collection not in collections(settings) and not folder.exists()
+    assert settings.store.collection not in collections(settings) and not folder.exists()

@@ -3,7 +3,7 @@ imports from conftest or from another test module (shared helpers are fixtures i
 
 Scanned: every Python file under tests/, eval/ (eval/relevance/ included) and scripts/, the notebook's code
 cells, and the scripts and docs of those folders (shell, Markdown) plus the top-level README and
-ARCHITECTURE for a ``PYTHONPATH=`` that points somewhere."""
+ARCHITECTURE and the pages in docs/ for a ``PYTHONPATH=`` that points somewhere."""
 
 from __future__ import annotations
 
@@ -87,7 +87,9 @@ def test_no_path_edits_and_no_imports_between_test_modules():
 def test_no_pythonpath_in_scripts_or_docs():
     files = _files(".py", ".ipynb", ".sh", ".md", ".txt", ".toml", ".cfg", ".ini")
     files += [PROJECT_ROOT / name for name in ("README.md", "ARCHITECTURE.md", "pyproject.toml")]
+    files += sorted((PROJECT_ROOT / "docs").rglob("*.md"))  # the README's pages: set-up steps live there too
     assert PROJECT_ROOT / "eval" / "relevance" / "README.md" in files
+    assert PROJECT_ROOT / "docs" / "llm.md" in files and PROJECT_ROOT / "docs" / "testing.md" in files
     offences = [o for f in files if f != Path(__file__).resolve() for o in _pythonpath_offences(f)]  # not this checker
     assert not offences, "\n".join(offences)
 

@@ -6,6 +6,7 @@ import httpx
 import pytest
 import respx
 
+from rag.notes import NoFit
 from rag.records import Ticket
 
 pytestmark = pytest.mark.e2e
@@ -29,13 +30,13 @@ def offline(corpus_pipeline):
 
 @pytest.fixture
 def llm_drafter(corpus_settings, corpus_drafter):
-    return corpus_drafter(corpus_settings.updated(llm_base_url=BASE, llm_model="m", llm_max_attempts=1))
+    return corpus_drafter(corpus_settings.updated(llm={"base_url": BASE, "model": "m", "retry": {"max_attempts": 1}}))
 
 
 def test_a_covered_ticket_is_answered_from_a_fitting_case(offline):
     d = offline.draft(COVERED)
     assert d.action == "answer" and d.verdict == "fits"
-    assert d.confidence >= offline.threshold
+    assert d.confidence >= offline.policy.threshold
     source = [c for c in d.citations if c.relation == "source"]
     assert source and source[0].match == pytest.approx(d.confidence, abs=1e-3)
     assert "portal.qiniu.com/certificate" in d.text
@@ -50,13 +51,14 @@ def test_a_covered_ticket_is_answered_from_a_fitting_case(offline):
 def test_uncovered_tickets_are_deferred_with_related_cases(offline, text, verdict):
     d = offline.draft(Ticket(text))
     assert d.action != "answer" and d.verdict == verdict
-    assert d.confidence < offline.threshold
+    assert d.confidence < offline.policy.threshold
     assert d.citations and all(c.relation == "related" for c in d.citations)
 
 
 def test_the_deferral_asks_for_what_the_ticket_needs(offline):
     d = offline.draft(UNCOVERED)
-    assert "SDK" in d.text and "X-Reqid" in d.text and d.text.startswith("您好")
+    # a build error: the SDK and the toolchain, not a request id (no request reached the servers)
+    assert "SDK" in d.text and "编译环境" in d.text and "X-Reqid" not in d.text and d.text.startswith("您好")
 
 
 def test_the_llm_is_told_no_case_fits_and_cannot_answer_anyway(llm_drafter):
@@ -69,7 +71,7 @@ def test_the_llm_is_told_no_case_fits_and_cannot_answer_anyway(llm_drafter):
     assert "没有能直接解决客户问题的参考案例" in user and "请客户补充" in user
     assert "<case_1>" not in user  # cases that do not fit are not shown: a small model copies them anyway
     assert d.action == "ask_for_info" and d.verdict == "no_fit"
-    assert any("no past case fits" in n for n in d.notes)
+    assert any(isinstance(n, NoFit) for n in d.notes)
     assert all(c.relation == "related" for c in d.citations)
 
 

@@ -16,7 +16,7 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from rag.parse import parse_paths
+from rag.corpus.parse import parse_paths
 from rag.paths import resource
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")

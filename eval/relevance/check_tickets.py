@@ -1,4 +1,4 @@
-"""Check eval/relevance/new_tickets.jsonl and print its counts.
+"""Check a labelled ticket file (eval/relevance/new_tickets.jsonl, or heldout_tickets.jsonl) and print its counts.
 
 With the package installed (pip install -e .), from any folder:
     .venv/bin/python eval/relevance/check_tickets.py [--tickets FILE] [--data DIR]
@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
 from rapidfuzz import fuzz
 
-from rag.parse import parse_paths
+from rag.corpus.parse import parse_paths
 from rag.paths import resource
 
 HERE = Path(__file__).resolve().parent
@@ -36,9 +38,18 @@ KINDS = (
 DEFER_ONLY_KINDS = ("other-company", "chit-chat", "off-topic", "vague")
 # Staff has to act (product team, back office): the drafter should hand over, never paste a past answer.
 ESCALATE_KINDS = ("bug-report", "feature-request")
-SPLITS = ("dev", "test")
-REQUIRED = ("id", "title", "text", "product", "match", "partial", "action", "kind", "source", "split")
-OPTIONAL = ("note",)
+SPLITS = ("dev", "test", "heldout")  # the held-out file's lines carry no split: they are "heldout"
+REQUIRED = ("id", "title", "text", "product", "match", "partial", "action", "kind", "source")
+OPTIONAL = ("split", "note", "key", "ask", "style")
+# What it is reasonable to ask a customer for (eval/relevance/heldout/SPEC.md).
+ASK_VOCABULARY = ("error", "request_id", "sdk", "toolchain", "code", "domain", "url", "bucket", "key", "account",
+                  "order", "screenshot", "time", "app", "goal")
+STYLES = ("public", "ticket")
+
+
+def flat(text: str) -> str:
+    """The key-content comparison's normal form: NFKC, lower case, no whitespace."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text).lower())
 # A ticket this close to a corpus customer turn is a copy, not a new ticket. Greetings are short and collide
 # with short corpus turns by chance, so the rule only applies to texts long enough to carry a problem.
 COPY_RATIO = 70.0
@@ -50,6 +61,7 @@ def check(tickets_path: Path, data_dir: Path) -> tuple[list[dict], list[str], fl
     case_ids = {c.id for c in cases}
     products = {c.product for c in cases}
     customer_turns = [t.text for c in cases for t in c.turns if t.role == "customer"]
+    agent_text = {c.id: flat("\n".join(t.text for t in c.turns if t.role == "agent")) for c in cases}
 
     errors: list[str] = []
     tickets: list[dict] = []
@@ -90,8 +102,12 @@ def check(tickets_path: Path, data_dir: Path) -> tuple[list[dict], list[str], fl
             errors.append(f"{where}: action {t['action']!r} not in {ACTIONS}")
         if t["kind"] not in KINDS:
             errors.append(f"{where}: kind {t['kind']!r} not in {KINDS}")
+        t.setdefault("split", "heldout")
         if t["split"] not in SPLITS:
             errors.append(f"{where}: split {t['split']!r} not in {SPLITS}")
+        if "style" in t and t["style"] not in STYLES:
+            errors.append(f"{where}: style {t['style']!r} not in {STYLES}")
+        errors += [f"{where}: {e}" for e in key_and_ask_errors(t, agent_text, case_ids)]
         for key in ("match", "partial"):
             ids = t[key]
             if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
@@ -126,6 +142,32 @@ def check(tickets_path: Path, data_dir: Path) -> tuple[list[dict], list[str], fl
     return tickets, errors, worst_copy
 
 
+def key_and_ask_errors(t: dict, agent_text: dict[str, str], case_ids: set[str]) -> list[str]:
+    """``key``: only on covered tickets, at most 3 items, each with an alternative some matched case's agent says
+    and none the ticket itself says. ``ask``: a list from the vocabulary."""
+    errors = []
+    if "ask" in t and (not isinstance(t["ask"], list) or any(a not in ASK_VOCABULARY for a in t["ask"])):
+        errors.append(f"ask must be a list of {', '.join(ASK_VOCABULARY)}")
+    key = t.get("key", [])
+    if not isinstance(key, list) or any(not isinstance(k, dict) or set(k) != {"what", "any"} for k in key):
+        return errors + ["key must be a list of {\"what\", \"any\"} items"]
+    if key and t["kind"] != "covered":
+        errors.append("only a covered ticket has key content")
+    if len(key) > 3:
+        errors.append(f"key has {len(key)} items (at most 3)")
+    own = flat(f"{t['title']}\n{t['text']}")
+    matched = [agent_text[c] for c in t["match"] if c in case_ids]
+    for item in key:
+        alts = [a for a in item["any"] if isinstance(a, str) and a.strip()]
+        if not alts or len(alts) != len(item["any"]):
+            errors.append(f"key item {item['what']!r}: every alternative must be a non-empty string")
+        if any(flat(a) in own for a in alts):
+            errors.append(f"key item {item['what']!r}: an alternative occurs in the ticket itself (it would always hold)")
+        if not any(flat(a) in text for a in alts for text in matched):
+            errors.append(f"key item {item['what']!r}: no alternative occurs in a matched case's agent answer")
+    return errors
+
+
 def group_notes(tickets: list[dict], groups_dir: Path) -> list[str]:
     """Covered tickets whose matches fall in more than one problem group, when the group labels are present."""
     files = sorted(groups_dir.glob("*.json")) if groups_dir.is_dir() else []
@@ -146,10 +188,11 @@ def group_notes(tickets: list[dict], groups_dir: Path) -> list[str]:
 def table(tickets: list[dict], row: str) -> list[str]:
     counts = Counter((t[row], t["split"]) for t in tickets)
     keys = sorted({t[row] for t in tickets}, key=lambda k: (-sum(counts[(k, s)] for s in SPLITS), k))
-    lines = [f"  {row:<16} {'dev':>4} {'test':>5} {'all':>5}"]
+    splits = [s for s in SPLITS if any(t["split"] == s for t in tickets)]
+    lines = [f"  {row:<16} " + " ".join(f"{s:>7}" for s in splits) + f" {'all':>5}"]
     for k in keys:
-        d, te = counts[(k, "dev")], counts[(k, "test")]
-        lines.append(f"  {k:<16} {d:>4} {te:>5} {d + te:>5}")
+        n = [counts[(k, s)] for s in splits]
+        lines.append(f"  {k:<16} " + " ".join(f"{x:>7}" for x in n) + f" {sum(n):>5}")
     return lines
 
 

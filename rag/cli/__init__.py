@@ -16,7 +16,10 @@ from rag.cli import corpus, drafting, serving
 from rag.cli.evaluation import eval_app
 from rag.cli.feedback import feedback_app
 
-app = typer.Typer(add_completion=False, rich_markup_mode=None, help="Draft replies to Qiniu support tickets from past cases.")
+# -h as well as --help, on every command: click hands a context's help option names down to its subcommands.
+HELP = {"help_option_names": ["-h", "--help"]}
+app = typer.Typer(add_completion=False, rich_markup_mode=None, context_settings=HELP,
+                  help="Draft replies to Qiniu support tickets from past cases.")
 
 
 def _version(value: bool) -> None:

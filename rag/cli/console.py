@@ -1,4 +1,4 @@
-"""What every command prints and how it fails: results on stdout (``rag.terminal.Output``), errors, notes
+"""What every command prints and how it fails: results on stdout (``rag.cli.terminal.Output``), errors, notes
 and progress on stderr, so ``--json`` output stays clean.
 
 Domain errors (``RagError``) become one red line and exit code 2; anything else is a bug and keeps
@@ -14,7 +14,7 @@ from typing import Callable
 import typer
 
 from rag.errors import RagError
-from rag.terminal import Output
+from rag.cli.terminal import Output
 
 
 def out() -> Output:

@@ -31,14 +31,14 @@ def ingest(
     strict: Annotated[bool, typer.Option(help="stop at the first malformed case instead of skipping it")] = False,
 ) -> None:
     """Parse, chunk, embed and store the dataset; re-running changes only what changed."""
-    p = open_pipeline(strict=strict or None)
+    p = open_pipeline(ingest={"strict": True}) if strict else open_pipeline()
     with ProgressBar() as bar:
         summary = p.ingest(paths or None, prune=prune, rebuild=rebuild, progress=bar)
     _print_summary(summary)
 
 
 @domain_errors
-def stats() -> None:
+def stats(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
     """Cases per product and subcategory in the store, and the scenarios (适用场景) --scenario accepts."""
     from collections import Counter
 
@@ -46,9 +46,16 @@ def stats() -> None:
     cases = p.cases
     counts = Counter((c.product, c.subcategory) for c in cases)
     by_product = Counter(c.product for c in cases)
-    rows = [(str(product), str(sub), str(n)) for (product, sub), n in
-            sorted(counts.items(), key=lambda kv: (-by_product[kv[0][0]], kv[0][0], -kv[1]))]
+    order = sorted(counts.items(), key=lambda kv: (-by_product[kv[0][0]], kv[0][0], -kv[1]))
+    rows = [(str(product), str(sub), str(n)) for (product, sub), n in order]
     o = out()
+    if as_json:
+        o.json({"cases": len(cases), "chunks": len(cases.chunks),
+                "products": [{"product": product, "cases": n,
+                              "subcategories": [{"subcategory": sub, "cases": m} for (pr, sub), m in order if pr == product]}
+                             for product, n in by_product.most_common()],
+                "scenarios": list(cases.catalog.scenarios)})
+        return
     o.table(f"{len(cases)} cases, {len(cases.chunks)} chunks", ("product", "subcategory", "cases"), rows, right=("cases",))
     o.text("  ".join(f"{k}: {v}" for k, v in by_product.most_common()))
     catalog = cases.catalog

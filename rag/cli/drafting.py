@@ -53,7 +53,7 @@ def search(
     """The past cases most similar to a ticket."""
     from dataclasses import asdict
 
-    from rag.dataset_format import format_category
+    from rag.corpus.format import format_category
 
     text = _read_ticket(query, None).strip()
     if not text:
@@ -64,7 +64,7 @@ def search(
     product, scenario = _filters(p, product, scenario)
     from rag.retrieve import Filters
 
-    hits = p.retriever.retrieve(text, Filters.of(product=product, scenario=scenario), k or p.components.retrieval.top_k).hits
+    hits = p.retriever.retrieve(text, Filters.of(product=product, scenario=scenario), k or p.settings.retrieval.top_k).hits
     o = out()
     if as_json:
         o.json([{"case_id": h.case_id, "score": h.score, "title": h.title, "product": h.product,
@@ -89,9 +89,9 @@ def draft(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Draft a reply for a ticket, with its action, confidence and cited cases."""
-    from dataclasses import asdict
+    from dataclasses import replace
 
-    from rag.records import Ticket
+    from rag.records import Ticket, draft_dict
 
     body = _read_ticket(text, file).strip()
     if not body:
@@ -104,14 +104,17 @@ def draft(
     product, _ = _filters(p, product, None)
     drafter = p.make_drafter(variant=variant, offline=offline)
     o = out()
-    streaming = stream and not as_json and drafter.llm is not None
+    streaming = stream and not as_json and drafter.streams
     # Only sentences the guards have passed reach the terminal; the model's raw text never does.
     on_delta = (lambda d: o.text(d, end="")) if streaming else None
     if streaming:
         o.rule("draft (streaming, checked sentence by sentence)")
     result = drafter.draft(Ticket(text=body, title=title, product=product), fallback=fallback, on_delta=on_delta)  # type: ignore[arg-type]  # a str checked against the Literal above
+    # The drafter leaves Draft.product empty; the JSON names the product the ticket was drafted for, in the
+    # store's spelling ("cdn" → "CDN"), or "" when none was given.
+    result = replace(result, product=product or "")
     if as_json:
-        o.json(asdict(result))
+        o.json(draft_dict(result))
         return
     if streaming:
         o.text()
@@ -130,4 +133,4 @@ def draft(
             [(c.case_id, c.title, getattr(p.cases.get(c.case_id), "product", ""), f"{c.score:.3f}")
              for c in result.citations], right=("score",))
     for note in result.notes:
-        err("[dim]note:[/]", note)
+        err("[dim]note:[/]", note.text("en"))

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the pipeline pulls in Chroma and numpy: imported when a command runs, so --help stays fast
     from rag.pipeline import Pipeline
 
 
-def open_pipeline(**overrides) -> "Pipeline":
+def open_pipeline(**overrides: Any) -> "Pipeline":
+    """``overrides`` are ``load_settings``' (nested by group: ``ingest={"strict": True}``)."""
     from rag.pipeline import Pipeline
     from rag.settings import load_settings
 
-    return Pipeline(load_settings(**{k: v for k, v in overrides.items() if v is not None}))
+    return Pipeline(load_settings(**overrides))

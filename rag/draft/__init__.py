@@ -1,1 +1,1 @@
-"""Drafting: prompts, the LLM client, the offline drafter and the safety guards."""
+"""Drafting: the answer policy, the reply writers (offline, LLM), the guard and the drafter that runs them."""

@@ -1,18 +1,82 @@
 """The words for a verdict: what the LLM is told about the cases (``prompts/verdicts/<kind>.md``) and the
-offline reply when no case fits (``prompts/replies/<kind>.md``). Texts are prompt files, so the team
-tunes them without touching code; variables are strict like every prompt's.
+offline reply when no case is answered from (``prompts/replies/<kind>.md``). Texts are prompt files, so the
+team tunes them without touching code; variables are strict like every prompt's.
+
+A deferral says only what helps: when a related case is close, a conditional pointer to its resolution
+(「如果您是指…，…」); for a how-to question, that area's documentation; and a request for exactly what this
+question needs and the ticket lacks (``rag.draft.details``) — nothing when nothing is needed. The related
+case's whole resolution goes to the agent as a hint, never into the customer's reply.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag.draft.actions import classify_reply
+from rag.draft.areas import area_of
+from rag.draft.details import phrase, request_for
 from rag.draft.policy import Verdict
-from rag.draft.prompts import PromptTemplate
+from rag.draft.resolution import resolve
+from rag.llm.prompts import PromptTemplate
+from rag.notes import BugReport, Closing, FeatureRequest, NoCases, NoFit, Note, OffTopic, Staff, Vague
+from rag.records import Hint, Hit, Ticket
+from rag.text.identifiers import find_identifiers
+from rag.text.markers import REPLY_GREETING
+from rag.text.normalise import normalise
 
 # A ticket with no retrieved case at all is treated like one whose cases do not fit.
 _SAME_AS = {"no_cases": "no_fit"}
+# When there is nothing to point at, to read or to ask: a plain holding line, no internal wording.
+HOLDING = "这个问题这边确认一下，确认后第一时间回复您。"
+HOW_CAN_WE_HELP = "请问有什么可以帮您？"
+WHAT_IS_IT = "请问具体遇到了什么问题呢？方便的话说明一下您想实现的效果或看到的现象，这边好为您确认。"
+_DIAGNOSIS = re.compile(r"可以判断|判断(是|为)|根据您的描述|(是|应该是|可能是)(由于|因为)|原因是|导致的|查看(了|到)|看了下|核实(了|到)")
+_TOPIC_CHARS = 30
+_POINTER_CHARS = 120
+
+
+@dataclass(frozen=True)
+class Deferral:
+    """The parts of a deferral, each possibly empty."""
+
+    pointer: str   # 「如果您是指…，…」 from the related case
+    doc: str       # the area's documentation page, for a how-to question
+    ask: str       # what to send, when something is needed
+    hint: Hint | None  # the related case's resolution, for the agent only
+
+
+def deferral(verdict: Verdict, ticket: Ticket) -> Deferral:
+    text = ticket.query_text
+    pointer = ""
+    hint: Hint | None = None
+    related = verdict.related
+    if related is not None:
+        resolution = resolve(related.case, text, ())
+        if resolution is not None:
+            hint = Hint(related.case_id, related.title, round(related.match or 0.0, 4), resolution.text)
+            # The first thing it says that is not a question or a request to that customer, nor a diagnosis of
+            # that customer's case: under 「如果您是指…」 a cause stated as found reads as this customer's.
+            first = next((p.text for p in resolution.pieces
+                          if classify_reply(p.text) == "answer" and not _DIAGNOSIS.search(p.text)), "")
+            topic = _topic(related)
+            if topic and first and len(first) <= _POINTER_CHARS:
+                pointer = f"如果您是指“{topic}”，{first.rstrip('。')}。"
+    area = area_of(text, ticket.product)
+    # A how-to question gets its area's documentation; so does any question with nothing to ask (rather than a
+    # bare holding line).
+    wants_doc = verdict.question == "howto" or not verdict.details
+    doc = f"{area.name}相关的说明可以先参考：{area.doc}" if area is not None and wants_doc else ""
+    return Deferral(pointer, doc, request_for(verdict.details), hint)
+
+
+def _topic(hit: Hit) -> str:
+    """The related case's title as a topic to name, when it names no one's details."""
+    title = hit.title.strip().rstrip("？?。")
+    if not title or len(title) > _TOPIC_CHARS or re.search(r"\d{3,}|\[|【", title):
+        return ""
+    return "" if find_identifiers(normalise(title)) else title
 
 
 @dataclass(frozen=True)
@@ -24,13 +88,17 @@ class VerdictTexts:
         return PromptTemplate.load(self.prompts_dir / folder / f"{kind}.md", f"{folder}/{kind}")
 
     @staticmethod
-    def _values(template: PromptTemplate, verdict: Verdict) -> dict[str, object]:
+    def _values(template: PromptTemplate, verdict: Verdict, parts: Deferral | None = None) -> dict[str, object]:
         values = {
             "match": f"{verdict.match:.2f}",
             "threshold": f"{verdict.threshold:.2f}",
-            "details": verdict.details,
+            "details": phrase(verdict.details) or "（这个问题不需要客户补充信息）",
             "case_ids": "、".join(h.case_id for h in verdict.fitting) or "（无）",
         }
+        if parts is not None:
+            values.update({"pointer": parts.pointer, "doc": parts.doc, "ask": parts.ask})
+        if verdict.kind == "vague":  # a greeting is asked what we can help with; a vague problem, what it is
+            values["ask"] = WHAT_IS_IT if verdict.details else HOW_CAN_WE_HELP
         return {k: v for k, v in values.items() if k in template.variables}
 
     def instruction(self, verdict: Verdict) -> str:
@@ -38,7 +106,21 @@ class VerdictTexts:
         t = self._template("verdicts", verdict.kind)
         return t.render(**self._values(t, verdict))
 
-    def reply(self, verdict: Verdict) -> str:
+    def reply(self, verdict: Verdict, parts: Deferral) -> str:
         """The offline reply for a verdict that is not answered from a past case."""
         t = self._template("replies", verdict.kind)
-        return t.render(**self._values(t, verdict))
+        text = t.render(**self._values(t, verdict, parts))
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if len(lines) > 1 and lines[0] == REPLY_GREETING:  # the greeting runs on into the first part
+            lines[:2] = [lines[0] + lines[1]]
+        text = "\n".join(lines)
+        # A template whose optional parts are all empty is left with its greeting alone.
+        return f"{REPLY_GREETING}{HOLDING}" if text == REPLY_GREETING else text
+
+
+def verdict_note(verdict: Verdict) -> Note:
+    """Why a draft that does not answer from a past case does what it does, for the agent reading it."""
+    if verdict.kind == "no_fit":
+        return NoFit(verdict.match, verdict.threshold)
+    return {"no_cases": NoCases, "vague": Vague, "closing": Closing, "off_topic": OffTopic, "staff": Staff,
+            "bug_report": BugReport, "feature_request": FeatureRequest}[verdict.kind]()

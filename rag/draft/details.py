@@ -1,46 +1,77 @@
-"""What to ask a customer for when a reply cannot answer yet: one table, read by the policy's verdict (and
-through it the deferral texts and the LLM prompt) and by the offline drafter.
+"""What to ask a customer for when a reply cannot answer yet: only what this kind of question needs and the
+ticket does not already give. One table, read by the policy's verdict (and through it the deferral texts and
+the LLM prompt) and by the offline writer.
 
-There were two tables, one by topic (the policy) and one by product (the offline drafter), which asked the
-same customer for different things depending on which path wrote the reply. The product names are topics
-here: a ticket's product is searched with its text, so "实时互动" finds the RTC row as "rtc" does.
+What a support lead asks for, by the kind of question (the labels of what it is reasonable to ask follow
+the same lines, ``eval/relevance/heldout/SPEC.md``):
+- how-to, pre-sales, "is it possible": nothing — point to that area's documentation instead;
+- an error: the error code and the request id;
+- a build error: the SDK and the toolchain versions;
+- an app-store or compliance finding: the SDK and its version;
+- billing: the account, or the order for invoices and refunds; account questions: the account;
+- a back-office request: what staff need to find it: the order for an order, the account for a billing or
+  account matter, nothing when the ticket names the domain (staff find the account from it) or asks for a sales contact,
+  else the account and the domain;
+- a vague ticket: what the customer is trying to do.
+Nothing the ticket already says is asked again (its domain, its error code, its SDK version).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from rag.records import Ticket
+from rag.text.identifiers import find_identifiers
+from rag.text.normalise import normalise
+
+QuestionKind = Literal["build", "compliance", "error", "billing", "account", "howto"]
 
 
 @dataclass(frozen=True)
-class Topic:
-    mentions: re.Pattern[str]  # words (or the product's name) that place a ticket in this topic
-    details: str               # what to ask for, as a phrase that follows "麻烦提供一下"
+class Detail:
+    name: str
+    phrase: str                      # as it follows "麻烦提供一下"
+    given: re.Pattern[str]           # the ticket already says it
 
 
-# First match first: a ticket about a domain held by another account needs the ownership check, not
-# the CDN details; an SDK error needs the request id whatever the product.
-TOPICS: tuple[Topic, ...] = (
-    Topic(re.compile(r"找回|域名(已(经)?)?被(其他|别的)?(账号|用户)?(添加|绑定|占用)|已被(添加|绑定|占用)"),
-          "需要找回的域名，以及能否在该域名的解析服务商处添加验证记录（用于验证域名所有权）"),
-    Topic(re.compile(r"sdk|api|上传|upload|报错|error|错误码|\b[4-6]\d\d\b|token|回调|callback", re.I),
-          "使用的 SDK 语言和版本（或调用的 API）、完整的报错信息（含错误码）以及请求 ID（X-Reqid）"),
-    Topic(re.compile(r"cdn|加速|回源|缓存|刷新|预取|cname|访问慢|打不开", re.I),
-          "加速域名、出现问题的完整 URL、报错截图以及大概的发生时间"),
-    Topic(re.compile(r"证书|ssl|https|tls", re.I), "需要配置证书的域名，以及控制台上的提示或报错截图"),
-    Topic(re.compile(r"空间|bucket|存储|文件|对象|kodo|镜像|生命周期", re.I), "空间名称、存储区域、相关文件的 key 以及报错信息"),
-    Topic(re.compile(r"发票"), "账号（登录邮箱）以及对应的订单号或开票申请时间"),
-    Topic(re.compile(r"账单|费用|扣费|欠费|余额|充值|退款|计费|套餐|资源包|多扣|收费", re.I),
-          "账号（登录邮箱）以及相关的账单月份或订单号"),
-    Topic(re.compile(r"直播|推流|拉流|rtmp|hls|flv|m3u8|pili", re.I), "直播空间名、推流或播放地址以及报错信息"),
-    Topic(re.compile(r"实时互动|实时音视频|rtc|连麦|appid", re.I), "AppID、房间名以及报错信息"),
-    Topic(re.compile(r"短信|签名|模板|验证码"), "短信签名或模板 ID，以及发送记录截图"),
-    Topic(re.compile(r"转码|dora|截帧|水印|持久化|fop|persistent", re.I), "处理命令（fop 参数）、persistentId 以及报错信息"),
-    Topic(re.compile(r"实名|认证|登录|注册|子账号|账号|帐号|密码"), "账号（登录邮箱）以及页面提示的截图"),
-)
-DEFAULT = "具体的报错信息或截图、相关的域名或空间名，以及请求 ID（X-Reqid）"
+_VERSION = r"\d+\.\d+(\.[\dx+*]+)?"
+ERROR = Detail("error", "完整的报错信息（含错误码）", re.compile(
+    r"\b[4-6]\d\d\b|错误码|error|exception|报错[:：]|报错信息|invalid|failed|failure|denied|timeout|x509|"
+    r"\b[A-Z][a-zA-Z]+(Error|Exception)\b|errno|\{\s*\"error\"|dial tcp|no such host|refused|reset by peer|hang up",
+    re.I))
+REQUEST_ID = Detail("request_id", "请求 ID（响应头里的 X-Reqid）", re.compile(r"reqid|request[ _-]?id|请求\s*id", re.I))
+SDK = Detail("sdk", "使用的 SDK（或工具）及其版本", re.compile(
+    rf"(sdk|qshell|kodo\s*browser|kodoimport|qiniu-[a-z]+|pod\s*'qiniu'|com\.qiniu)[^\n]{{0,30}}?{_VERSION}|"
+    rf"(版本|version|v)\s*[:：]?\s*{_VERSION}", re.I))
+TOOLCHAIN = Detail("toolchain", "编译环境的版本（如 Xcode、Gradle、Node.js、Go）", re.compile(
+    rf"(xcode|gradle|node(\.js)?|go|jdk|java|php|python|cocoapods|android\s*studio|webpack|vite)\s*[a-z]*\s*{_VERSION}|"
+    r"(xcode|gradle)\s*\d+", re.I))
+ACCOUNT = Detail("account", "账号（登录邮箱）", re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+|\buid\b\s*[:：]?\s*\d+", re.I))
+ORDER = Detail("order", "相关的订单号或账单月份", re.compile(r"订单号?\s*[:：]?\s*\w{6,}|流水(号|id)?\s*[:：]?\s*\w{6,}", re.I))
+DOMAIN = Detail("domain", "相关的域名", re.compile(r"$^"))  # read with the identifier finder below
+GOAL = Detail("goal", "您想实现的效果或遇到的具体现象", re.compile(r"$^"))
+
+_BUILD = re.compile(r"编译|构建|打包|archive|build|gradle|xcode|cocoapods|pod install|npm|webpack|vite|tsc|"
+                    r"\.d\.ts|bitcode|link(er|ing)?\s+error|undefined symbol|找不到(类型|模块|符号)", re.I)
+_COMPLIANCE = re.compile(r"应用(商店|市场)|app\s*store|上架|审核(不通过|被拒|未通过)|隐私|合规|个人信息|读取设备|"
+                         r"静默|后台运行时|工信部|检测不通过", re.I)
+_ERROR = re.compile(r"报错|错误|失败|异常|error|exception|fail|\b[4-6]\d\d\b|超时|timeout|打不开|无法(访问|上传|下载|播放)|"
+                    r"dial tcp|no such host|refused|reset by peer|hang up|"
+                    r"访问不了|上传不了|下载不了|不能(访问|上传|下载|播放)", re.I)
+_BILLING = re.compile(r"费用|扣费|扣款|扣了|账单|计费|收费|欠费|余额|充值|退款|发票|开票|价格|多少钱|资源包|流量包|套餐|免费额度|提现")
+_ORDERED = re.compile(r"发票|开票|退款|订单|提现|退票|重开")
+_ACCOUNT = re.compile(r"账号|帐号|账户|实名|认证|登录|注册|子账号|密码|手机号|邮箱|注销|绑定")
+_HOWTO = re.compile(r"怎么|如何|怎样|能否|能不能|可以吗|可不可以|是否(支持|可以|能)|有没有|支持吗|多久|多长时间|在哪|哪里|"
+                    r"什么(区别|意思|原因)|为什么|为啥|how (do|can|to)|is it possible|can i", re.I)
+_STAFF_DETAILS = (ACCOUNT, DOMAIN)
+# A request for a sales contact: staff need nothing from the customer to call back.
+SALES_CONTACT = re.compile(r"(安排|找|派)(个)?(人|销售|商务|同事)[^。！？\n]{0,6}(联系|对接|沟通)|联系(销售|商务)|私有化部署|报价|"
+                           r"签(合同|约)")
+_SERVER_ERROR = re.compile(r"\b[4-6]\d\d\b|返回|响应|response|status|状态码|错误码|\{\s*\"error\"|报错", re.I)
+_CLIENT_ERROR = re.compile(r"dial tcp|lookup|no such host|connection (refused|reset)|timed? ?out|超时|x509|certificate|"
+                           r"econn|socket hang up|网络(错误|异常|不通)|unknownhost|ssl|tls|resolve", re.I)
 
 
 def customer_text(ticket: Ticket) -> str:
@@ -49,12 +80,71 @@ def customer_text(ticket: Ticket) -> str:
     return f"{history} {ticket.query_text}".strip()
 
 
-def details_to_ask(text: str, product: str | None = None) -> str:
-    """What the customer should send, from what the ticket mentions and its product (at most two topics)."""
-    found = [t.details for t in TOPICS if t.mentions.search(f"{product or ''} {text}")]
-    return "；".join(dict.fromkeys(found[:2])) if found else DEFAULT
+def question_kind(text: str) -> QuestionKind:
+    """What kind of question this is, for what to ask: the first that applies, most specific first. A billing or
+    account question phrased as how / how long / is there a way is a how-to: it needs no lookup of the account."""
+    if _COMPLIANCE.search(text):
+        return "compliance"
+    if _BUILD.search(text) and _ERROR.search(text):
+        return "build"
+    if _ERROR.search(text) and (ERROR.given.search(text) or not _HOWTO.search(text)):
+        return "error"
+    if _HOWTO.search(text):
+        return "howto"
+    if _BILLING.search(text):
+        return "billing"
+    if _ACCOUNT.search(text):
+        return "account"
+    return "howto"
 
 
-def request_for(details: str) -> str:
-    """The offline drafter's sentence asking for ``details``."""
-    return f"为了进一步帮您确认，麻烦提供一下{details}，这边收到后马上为您排查。"
+def server_answered(text: str) -> bool:
+    """The error came back from Qiniu's servers (a status code, a response), so it has a request id; an error
+    raised on the client (DNS, TCP, TLS, a timeout) never reached them."""
+    return bool(_SERVER_ERROR.search(text)) and not _CLIENT_ERROR.search(text)
+
+
+def _given(detail: Detail, text: str) -> bool:
+    if detail is DOMAIN:
+        return any(f.kind == "domain" for f in find_identifiers(normalise(text)))
+    return bool(detail.given.search(text))
+
+
+def details_for(text: str, kind: QuestionKind | None = None, *, staff: bool = False) -> tuple[Detail, ...]:
+    """What to ask for ``text`` (a ticket's customer side): by its kind, minus what it already gives."""
+    kind = kind or question_kind(text)
+    wanted: tuple[Detail, ...]
+    if staff:
+        if _ORDERED.search(text):
+            wanted = (ACCOUNT, ORDER)
+        elif SALES_CONTACT.search(text):
+            wanted = ()                     # sales will contact the customer
+        elif _BILLING.search(text) or _ACCOUNT.search(text):
+            wanted = (ACCOUNT,)
+        elif _given(DOMAIN, text):
+            wanted = ()                     # staff find the account from the domain
+        else:
+            wanted = _STAFF_DETAILS
+    else:
+        wanted = {
+            "error": (ERROR, REQUEST_ID) if server_answered(text) or not ERROR.given.search(text) else (ERROR,),
+            "build": (SDK, TOOLCHAIN),
+            "compliance": (SDK,),
+            "billing": (ORDER,) if _ORDERED.search(text) else (ACCOUNT,),
+            "account": (ACCOUNT,),
+            "howto": (),
+        }[kind]
+    return tuple(d for d in wanted if not _given(d, text))
+
+
+def phrase(details: tuple[Detail, ...]) -> str:
+    """The details as one phrase: "A、B 以及 C"."""
+    parts = [d.phrase for d in details]
+    if len(parts) <= 1:
+        return "".join(parts)
+    return "、".join(parts[:-1]) + "以及" + parts[-1]
+
+
+def request_for(details: tuple[Detail, ...]) -> str:
+    """The sentence asking for ``details`` (empty when there is nothing to ask)."""
+    return f"麻烦提供一下{phrase(details)}，方便这边进一步确认。" if details else ""

@@ -1,6 +1,6 @@
 """Safety checks applied to every draft, whatever wrote it, and to everything that reaches a prompt.
 
-Every check reads the text in its normal form (``rag.normalise``: NFKC, zero-width and control
+Every check reads the text in its normal form (``rag.text.normalise``: NFKC, zero-width and control
 characters gone, ``。`` between ASCII labels read as a dot) and edits the original at the spans it
 found, so obfuscation does not hide anything and a Chinese reply keeps its punctuation.
 
@@ -9,12 +9,18 @@ found, so obfuscation does not hide anything and a Chinese reply keeps its punct
   that are not in the current ticket are replaced with a fill-in slot such as 【您的域名】, where the
   new customer's own detail belongs. Domains agents use across cases (a CA vendor, GitHub) are public
   and stay.
-- Links, with or without a scheme, protocol-relative or ``javascript:``/``data:``: a link stays when
+- Links, with or without a scheme, protocol-relative or ``javascript:``/``data:``, defanged
+  (``hxxps://x[.]ru``) or IDN (``七牛证书续期.com``; the normal form reads both): a link stays when
   it is an official Qiniu address that carries no customer's id, the ticket's own, or on a host the
-  corpus shows agents using across cases. Anything else is removed, never replaced by a slot.
+  corpus shows agents using across cases. Anything else is removed, never replaced by a slot. An
+  allowed page whose query, fragment or path carries another address (``…/login?next=https://evil.ru``,
+  an open redirect) is removed whole.
+- Substance: a sentence that tells the reader to go to, open or contact something whose address was
+  removed (「请访问 续期。」) is reported (``GuardReport.hollow``), so the answer policy can refuse it.
 - Injection: every field that reaches the prompt is escaped into its own delimited block and scanned
-  for injection phrasings (paraphrases and full-width tags included); a draft that repeats the
-  system prompt is refused.
+  for injection phrasings (paraphrases and full-width tags included; traditional Chinese read as
+  simplified; "as a test" framings, being told exactly what to write, and a compromise slogan to
+  repeat); a draft that repeats the system prompt is refused.
 """
 
 from __future__ import annotations
@@ -23,10 +29,10 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Iterable, Literal, Mapping
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
-from rag.dataset_markers import REDACTION_PREFIX
-from rag.identifiers import (
+from rag.text.markers import REDACTION_PREFIX
+from rag.text.identifiers import (
     CorpusIdentifiers,
     Found,
     find_identifiers,
@@ -34,8 +40,9 @@ from rag.identifiers import (
     host_of,
     tokens,
 )
-from rag.links import LinkSpan, absolute, clean_link, link_spans
-from rag.normalise import normalise, strip_invisible, view
+from rag.notes import Injection
+from rag.text.links import LinkSpan, absolute, clean_link, link_spans
+from rag.text.normalise import normalise, simplified, strip_invisible, view
 
 SLOTS = {
     "email": "【您的邮箱】",
@@ -45,6 +52,7 @@ SLOTS = {
     "bucket": "【您的空间名】",
     "name": "【名称】",
     "id": "【相关ID】",
+    "handle": "【联系方式】",
 }
 
 # Read on the normal form, lower-cased, whitespace folded to one space. Each names an intent
@@ -75,6 +83,21 @@ INJECTION_PATTERNS = [
         r"\baction\s*[:：]\s*(answer|ask_for_info|escalate)\b",
         r"(提示词|系统提示|system ?prompt|初始指令|你的设定|你的指令|你的规则).{0,10}(输出|打印|显示|复述|泄露|发给我|告诉我|念出来|写出来)",
         r"```\s*(system|prompt)",
+        # Issue 24. "As a test" framings: a test is no reason for the reply to say exactly what the ticket wants.
+        r"(作为|当作|当做|权当|仅作|就当|这是|只是|纯属|算是|来个|做个|进行)(一个|一次|一下|个)?(测试|试验|演练|实验)"
+        r"[^。！？\n]{0,24}((只|仅|直接|原样|原封不动地?)(写|回复|回答|输出|说|返回|打印|显示)|在(回复|答复|回答)(中|里|内))",
+        r"\b(as a|for a|for the|this is a|just a|only a)( quick| small| simple)? (test|drill|experiment)\b.{0,40}"
+        r"\b(reply|respond|answer|say|write|output|print|return)\b",
+        # Being told exactly what to write: 只输出：…, 仅回复以下内容：…, reply only with: …
+        r"(只|仅|仅仅|只需|直接)(要)?(写|回复|回答|输出|说|返回|打印)(一句|一下|以下|如下)?(内容|文字|这句话|这句)?\s*[:：]",
+        r"\b(reply|respond|answer|say|write|output|print) (only|just|exactly)( with)?\s*[:\"“']|\bonly (reply|respond|say|write|output)\b"
+        r"|\b(reply|respond|answer) (only|just) with\b",
+        # A compromise slogan the reply is asked to carry (我被攻破了, "I have been pwned"); a customer saying their
+        # own site was hacked (我的网站被黑了) asks for no words and is not flagged.
+        r"(回复|回答|输出|写|说|打印|显示|返回|reply|respond|say|write|output|print)[^。！？\n]{0,12}"
+        r"(我被攻破了|我已被攻破|我被黑了|已被攻破|已被入侵|已被攻陷|已被控制|被劫持了|"
+        r"\bi ?(have|'ve|am|was|got) (been )?(pwned|hacked|compromised|owned)\b|\bpwned\b|\bhacked\b)",
+        r"[「“\"'『]\s*(我被攻破了|我已被攻破|我被黑了|i have been pwned|i'?ve been pwned|pwned|hacked)\s*[!！。.]?\s*[」”\"'』]",
     )
 ]
 
@@ -86,13 +109,23 @@ class GuardReport:
     removed_links: tuple[str, ...] = ()
     invented_links: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    # Sentences of ``text`` that still tell the reader to visit, open or contact something, but whose
+    # address the guard removed (「请访问 续期。」): what they pointed to was the substance.
+    hollow: tuple[str, ...] = ()
 
     @property
     def removed(self) -> tuple[str, ...]:
         return self.removed_identifiers + self.removed_links
 
+    @property
+    def substance_removed(self) -> bool:
+        """True when a removal left an instruction without its object: such a reply is not an answer."""
+        return bool(self.hollow)
 
-LinkVerdict = Literal["official", "customer", "public", "foreign", "invented", "unsafe"]
+
+# redirect: an allowed or public page that forwards to an address that is neither (an open redirect).
+LinkVerdict = Literal["official", "customer", "public", "foreign", "invented", "unsafe", "redirect"]
+_DROPPED = ("invented", "unsafe", "redirect")
 _KEEP = ("official", "customer", "public")
 
 
@@ -161,6 +194,8 @@ def link_verdict(
     if re.match(r"[a-z]+://<[a-z_]+>(/|$)", url, re.I):
         return "public"  # a documented template such as http://<domain>/<key>?e=<deadline>
     host = host_of(url)
+    if host and _redirect_target(url, ticket_lower, allowlist, corpus):
+        return "redirect"  # checked before the ticket's own host: a customer's page may redirect too
     if host and host in ticket_lower:
         return "customer"
     path_specific, query_specific = _customer_part(url, ticket_lower, corpus, allowlist)
@@ -171,6 +206,37 @@ def link_verdict(
             return "public"
     keys = {_link_key(k) for k in known_links}
     return "foreign" if _link_key(url) in keys or (host and (host_allowed(host, allowlist) or corpus.public_host(host))) else "invented"
+
+
+_REDIRECT_UNQUOTE_ROUNDS = 3  # %2568ttps → %68ttps → https: an attacker may encode twice
+
+
+def _redirect_target(url: str, ticket_lower: str, allowlist: tuple[str, ...], corpus: CorpusIdentifiers) -> str | None:
+    """The first address a link carries to a host that is neither allowed, public nor the ticket's own: a
+    link in a query value or the fragment (``https://portal.qiniu.com/login?next=https://evil.ru/x``,
+    ``?url=//evil.ru``, percent-encoded or not), or a link with a scheme inside the path. A bare domain in
+    a query is not a redirect (``?domain=cdn.x.com``): ``_customer_part`` drops such a query."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    carried = [(v, False) for pair in parse_qsl(parts.query, keep_blank_values=True) for v in pair]
+    carried += [(parts.fragment, False), (parts.path, True)]
+    for value, schemed_only in carried:
+        for _ in range(_REDIRECT_UNQUOTE_ROUNDS):
+            unquoted = unquote(value)
+            if unquoted == value:
+                break
+            value = unquoted
+        if not value:
+            continue
+        for span in link_spans(normalise(value)):
+            if span.kind != "url" or (schemed_only and not re.match(r"[a-z][a-z0-9+.\-]*://|//", span.text, re.I)):
+                continue
+            h = host_of(span.text)
+            if h and not host_allowed(h, allowlist) and not corpus.public_host(h) and h not in ticket_lower:
+                return h
+    return None
 
 
 def _without_query(url: str) -> str:
@@ -210,7 +276,7 @@ def _judge_links(text: str, ticket_lower: str, known_links, allowlist, corpus):
             judged.append((clean, "foreign"))
             continue
         else:
-            edits.append((a, b, ""))
+            edits.append((a, b, _REMOVED))
         judged.append((clean or span.text, verdict))
     return edits, judged
 
@@ -257,8 +323,42 @@ def _identifier_edits(text: str, ticket_lower: str, allowlist, corpus: CorpusIde
     edits = []
     for f in found:
         a, b = v.span(f.start, f.end)
-        edits.append((a, b, SLOTS[f.kind]))
+        # An address in place of which a slot now stands: the sentence may have pointed the reader to it. The
+        # address as written is kept between markers until the sentences are judged (a host read from Chinese
+        # text may have taken the verb with it: 请访问七牛证书续期.com).
+        mark = f"{_CUT_OPEN}{text[a:b]}{_CUT_CLOSE}" if f.kind in _ADDRESS_KINDS else ""
+        edits.append((a, b, SLOTS[f.kind] + mark))
     return edits, [f.value for f in found]
+
+
+# Marks where the guard took an address out, until the sentences are judged. A private-use character:
+# the draft was stripped of every invisible one (private use included) before the guard ran.
+_REMOVED = "\ue000"
+_CUT_OPEN, _CUT_CLOSE = "\ue001", "\ue002"
+_CUT = re.compile("\ue001[^\ue002]*\ue002")
+_ADDRESS_KINDS = ("domain", "email", "handle")
+# Words that send the reader somewhere or to someone: with the address gone, the sentence has no object.
+_POINTING = re.compile(
+    r"访问|登录|登陆|登入|打开|点击|点开|前往|进入|跳转|下载|参考|参见|详见|查看|浏览|联系|发送|发到|发至|提交|填写|输入|添加|加入|"
+    r"扫码|网址|链接|地址|入口|官网|页面|邮箱|邮件|微信|\b(?:visit|open|log ?in|sign ?in|click|go to|download|see|refer|"
+    r"contact|send|e-?mail|link|page|website|url)\b", re.I)
+_SENTENCE = re.compile(r"[^。！？!?\n]*(?:[。！？!?\n]|$)")
+
+
+def _hollow_sentences(text: str) -> tuple[str, ...]:
+    """Sentences that lost an address (marked) and still point the reader somewhere, with no link left."""
+    found = []
+    for m in _SENTENCE.finditer(text):
+        sentence = m.group(0)
+        if _REMOVED not in sentence and _CUT_OPEN not in sentence:
+            continue
+        rest = _CUT.sub("", sentence).replace(_REMOVED, "")
+        as_written = sentence.replace(_CUT_OPEN, "").replace(_CUT_CLOSE, "").replace(_REMOVED, "")
+        # Read as written too: the normal form reads a Chinese host as punycode, verb and all.
+        pointing = _POINTING.search(as_written) or _POINTING.search(normalise(as_written))
+        if pointing and not link_spans(normalise(rest)):
+            found.append(rest.strip())
+    return tuple(dict.fromkeys(s for s in found if s))
 
 
 def scrub(
@@ -277,18 +377,38 @@ def scrub(
     text = _apply(text, edits)
     id_edits, removed_ids = _identifier_edits(text, ticket_lower, allowlist, corpus)
     text = _apply(text, id_edits)
+    hollow = _hollow_sentences(text)
+    text = _CUT.sub("", text).replace(_REMOVED, "")
     text = re.sub(r"(【[^】]+】)(\s*\1)+", r"\1", text)
     text = re.sub(r"[ \t]{2,}", " ", text)
     return GuardReport(
         text=text,
         removed_identifiers=tuple(dict.fromkeys(removed_ids)),
         removed_links=tuple(dict.fromkeys(c for c, v in judged if v == "foreign")),
-        invented_links=tuple(dict.fromkeys(c for c, v in judged if v in ("invented", "unsafe"))),
+        invented_links=tuple(dict.fromkeys(c for c, v in judged if v in _DROPPED)),
+        hollow=tuple(" ".join(h.split()) for h in hollow),
     )
 
 
+@dataclass(frozen=True)
+class Guard:
+    """The guard every reply passes, built once per store (``rag.pipeline``) and used by both the plain and the
+    streamed path, so a streamed sentence is checked exactly like a whole draft."""
+
+    known_links: frozenset[str]
+    allowlist: tuple[str, ...]
+    corpus: CorpusIdentifiers = CorpusIdentifiers()
+
+    def scrub(self, draft: str, ticket: str) -> GuardReport:
+        return scrub(draft, ticket, known_links=self.known_links, allowlist=self.allowlist, corpus=self.corpus)
+
+    def scan(self, fields: Mapping[str, str]) -> list[Injection]:
+        return scan_fields(fields)
+
+
 def _scan_form(text: str) -> str:
-    return re.sub(r"[ \t\u3000]+", " ", normalise(text).lower())
+    # Traditional characters read as simplified, so every phrasing above holds in both scripts (issue 24).
+    return re.sub(r"[ \t\u3000]+", " ", simplified(normalise(text)).lower())
 
 
 def injection_signals(text: str) -> list[str]:
@@ -296,9 +416,9 @@ def injection_signals(text: str) -> list[str]:
     return [p.pattern for p in INJECTION_PATTERNS if p.search(form)]
 
 
-def scan_fields(fields: Mapping[str, str]) -> list[str]:
+def scan_fields(fields: Mapping[str, str]) -> list[Injection]:
     """Injection notes for every prompt field, naming the field."""
-    return [f"possible prompt injection in {name}: {p}" for name, text in fields.items() for p in injection_signals(text or "")]
+    return [Injection(name, p) for name, text in fields.items() for p in injection_signals(text or "")]
 
 
 _ANGLE = {"<": "&lt;", ">": "&gt;"}
@@ -360,4 +480,4 @@ def leaked_identifiers(draft: str, ticket: str, allowlist: Iterable[str], known_
 def invented_links(draft: str, ticket: str, known_links: frozenset[str] | set[str], allowlist: Iterable[str],
                    corpus: CorpusIdentifiers = CorpusIdentifiers()) -> list[str]:
     """For scoring: links in neither the corpus's agent answers nor the allow-list (nor the ticket)."""
-    return [c for c, v in _links_judged(draft, ticket, known_links, tuple(allowlist), corpus) if v in ("invented", "unsafe")]
+    return [c for c, v in _links_judged(draft, ticket, known_links, tuple(allowlist), corpus) if v in _DROPPED]

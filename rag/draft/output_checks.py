@@ -1,6 +1,6 @@
 """Checks on what an LLM wrote, made on a normalised view so invisible characters cannot slip past them.
 
-Every check reads ``rag.normalise.normalise(text)``, the one normal form the guards read too: NFKC
+Every check reads ``rag.text.normalise.normalise(text)``, the one normal form the guards read too: NFKC
 (full-width letters and compatibility forms become plain ones), zero-width, format and control characters
 removed. The draft keeps its own characters (NFKC would turn Chinese full-width punctuation into ASCII)
 minus the invisible ones.
@@ -24,16 +24,18 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from rag.draft.guards import injection_signals
-from rag.identifiers import host_allowed, host_of, identifiers
-from rag.links import clean_link, raw_links
-from rag.normalise import normalise, strip_invisible
+from rag.text.identifiers import host_allowed, host_of, identifiers
+from rag.text.links import clean_link, raw_links
+from rag.text.normalise import normalise, simplified, strip_invisible
+from rag.notes import ComposedLinksRemoved, FollowsTicketInstructions, InvisibleRemoved, MarkdownRemoved, Shortened
 from rag.records import Draft
 
 ECHO_CHARS = 18
 
 def compact(text: str) -> str:
-    """Letters and digits only, lower case: spacing and punctuation cannot break a match."""
-    return "".join(ch for ch in normalise(text).lower() if unicodedata.category(ch)[0] in "LN")
+    """Letters and digits only, lower case, traditional characters as simplified: spacing, punctuation and
+    script cannot break a match."""
+    return "".join(ch for ch in simplified(normalise(text)).lower() if unicodedata.category(ch)[0] in "LN")
 
 
 def echoes_prompt(reply: str, system_prompt: str, min_chars: int = ECHO_CHARS) -> str | None:
@@ -53,7 +55,8 @@ def echoes_prompt(reply: str, system_prompt: str, min_chars: int = ECHO_CHARS) -
 _QUOTED = re.compile(r"[\"“”'‘’「『]([^\"“”'‘’「」『』\n]{2,40})[\"“”'‘’」』]")
 _DIRECTIVE = re.compile(
     r"(?:只|仅|直接)?(?:回复|回答|输出|打印|说|写|返回)(?:一句|一下|内容|文字)?\s*[:：]\s*([^\n。！？!?，,；;]{2,30})"
-    r"|(?:reply|respond|answer|say|print|output|write)(?:\s+only)?(?:\s+with)?\s*[:：]?\s*([A-Za-z0-9 _!-]{2,30})",
+    # The words may be Chinese in an English frame ("reply only with: 我被攻破了").
+    r"|(?:reply|respond|answer|say|print|output|write)(?:\s+only)?(?:\s+with)?\s*[:：]?\s*([A-Za-z0-9 _!\-\u4e00-\u9fff]{2,30})",
     re.I,
 )
 _PERSONA = re.compile(r"(?:你现在是|现在你是|假装你是|扮演|you\s+are\s+now)\s*([A-Za-z0-9_\u4e00-\u9fff]{2,12})", re.I)
@@ -62,7 +65,7 @@ _ONLY = re.compile(r"(只|仅|直接)(回复|回答|输出|说)|reply\s+only|res
 
 def ticket_instructions(ticket: str) -> list[str]:
     """Words a ticket tells the model to write; only read when the ticket carries an injection signal."""
-    text = normalise(ticket)
+    text = simplified(normalise(ticket))
     if not injection_signals(text) and not _ONLY.search(text):
         return []
     found = [m.group(1) for m in _QUOTED.finditer(text)]
@@ -100,6 +103,10 @@ class ReplyVerdict:
     followed: tuple[str, ...] = ()
     injection_in_ticket: bool = False
     stripped_invisible: bool = False
+    # the team's voice (rag.draft.voice), repaired by the LLM writer
+    markdown: bool = False
+    composed: tuple[str, ...] = ()
+    shortened_to: int = 0
 
     @property
     def refusal(self) -> str | None:
@@ -128,7 +135,7 @@ class ReplyChecker:
 
 
 # How much each finding lowers the confidence the drafter had in the draft.
-PENALTY = {"followed": 0.1, "injection": 0.6, "scrubbed": 0.7, "invisible": 0.8}
+PENALTY = {"followed": 0.1, "injection": 0.6, "scrubbed": 0.7, "invisible": 0.8, "composed": 0.7}
 
 
 def apply(draft: Draft, verdict: ReplyVerdict) -> Draft:
@@ -139,15 +146,21 @@ def apply(draft: Draft, verdict: ReplyVerdict) -> Draft:
     if verdict.followed:
         confidence *= PENALTY["followed"]
         action = "escalate"
-        notes.append(f"the reply follows instructions found in the ticket ({', '.join(verdict.followed)}); "
-                     "needs a person, not sent as an answer")
+        notes.append(FollowsTicketInstructions(verdict.followed))
     if verdict.injection_in_ticket:
         confidence *= PENALTY["injection"]
     if draft.removed:
         confidence *= PENALTY["scrubbed"]  # the model wrote another customer's details or invented links
     if verdict.stripped_invisible:
         confidence *= PENALTY["invisible"]
-        notes.append("invisible or control characters removed from the reply")
+        notes.append(InvisibleRemoved())
+    if verdict.markdown:
+        notes.append(MarkdownRemoved())
+    if verdict.composed:
+        confidence *= PENALTY["composed"]  # the model wrote a link nobody gave it: trust the rest less too
+        notes.append(ComposedLinksRemoved(verdict.composed))
+    if verdict.shortened_to:
+        notes.append(Shortened(verdict.shortened_to))
     return replace(draft, action=action, confidence=round(confidence, 3), notes=tuple(notes))
 
 

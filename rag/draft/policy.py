@@ -2,7 +2,7 @@
 hand over to staff, or politely decline.
 
 Honesty first, then coverage: `answer` only when the calibrated probability that the top case
-addresses the ticket (``Hit.match``, see ``rag.retrieve.match``) reaches the threshold chosen for answer
+addresses the ticket (``Hit.match``, see ``rag.retrieve.rerank.match_model``) reaches the threshold chosen for answer
 precision >= 0.85. A support agent would rather get "no past case fits; ask the customer for X" than a
 confident draft about another problem. The same verdict drives both backends.
 """
@@ -13,12 +13,13 @@ import re
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
-from rag.dataset_markers import GREETINGS, PLACEHOLDERS
+from rag.text.markers import GREETINGS, PLACEHOLDERS
 from rag.draft.actions import classify_reply, needs_staff
-from rag.draft.details import customer_text, details_to_ask
+from rag.draft.areas import same_area
+from rag.draft.details import GOAL, SALES_CONTACT, Detail, QuestionKind, customer_text, details_for, question_kind
 from rag.records import Action, Hit, Ticket
 
-Kind = Literal["fits", "no_fit", "vague", "staff", "bug_report", "feature_request", "off_topic", "no_cases"]
+Kind = Literal["fits", "no_fit", "vague", "closing", "staff", "bug_report", "feature_request", "off_topic", "no_cases"]
 
 # Words that open a conversation but say nothing about the problem.
 # Greetings, redaction tokens and the image marker say nothing either.
@@ -26,6 +27,10 @@ _EMPTY_TALK = re.compile("|".join((
     r"在吗|在不在|有人吗|请问|咨询(一下|下)?|问(一下|下)|有个问题|有问题|客服|人工|麻烦|谢谢|急|hey",
     *(re.escape(g) for g in GREETINGS), PLACEHOLDERS.pattern)), re.I)
 _PUNCT = re.compile(r"[\s\W_]+")
+_VAGUE_SYMPTOM = re.compile(r"打不开|不行|用不了|不能用|有问题|出问题|出错|坏了|失败|不好使|没反应|异常|报错|上传不了|下载不了|访问不了")
+# What a symptom happens to: a product, a feature, an error string, a code.
+_SPECIFIC = re.compile(r"cdn|证书|https|域名|空间|bucket|sdk|api|直播|推流|短信|转码|发票|账单|回调|token|上传|下载|访问|播放|"
+                       r"登录|刷新|解析|备案|图片|视频|文件|[A-Za-z]{4,}|\d{3}", re.I)
 
 _FEATURE_REQUEST = re.compile(
     r"(能不能|可不可以|能否|是否可以|什么时候)(能|可以|会)?(支持|增加|加上|加个|新增|提供|上线|开放|出)|"
@@ -37,20 +42,25 @@ _BUG_REPORT = re.compile(
     r"崩溃|闪退|panic:|segmentation fault|sigsegv|\bcrash|\bbug\b|"
     r"(一直)?显示(为)?0|显示(错误|不正确|不对)|数据(是不是)?(出)?(问题|错误|不对|不一致|对不上)", re.I)
 # Sales, contracts and account changes: a person must act, whatever a past case says.
-_SALES_OR_ACCOUNT_CHANGE = re.compile(
-    r"(安排|找|派)(个)?(人|销售|商务|同事)[^。！？\n]{0,6}(联系|对接|沟通)|联系(销售|商务)|私有化部署|报价|签(合同|约)|"
-    r"(改成|改为|切换|更换|变更|换成)[^。！？\n]{0,8}(计费|付费|结算)")
+_BILLING_CHANGE = re.compile(r"(改成|改为|切换|更换|变更|换成)[^。！？\n]{0,8}(计费|付费|结算)")
 
+# A case this close, below the answer threshold, is pointed at conditionally in a deferral (「如果您是指…」),
+# and its resolution is shown to the agent as a hint.
+RELATED_MATCH = 0.2
+# A ticket naming no service term is still a Qiniu question when a past case comes this close.
+OFF_TOPIC_MATCH = 0.05
+_QINIU = re.compile(r"七牛|qiniu|kodo|qshell|pili|dora|fusion", re.I)
+_OTHER_COMPANY = re.compile(r"百度网盘|百度云盘|阿里云|aliyun|腾讯云|tencent\s*cloud|华为云|又拍云|upyun|金山云|京东云|"
+                            r"\baws\b|amazon\s*s3|azure|cloudflare|网易云|微信支付|支付宝|淘宝|京东|拼多多|美团|滴滴|"
+                            r"12306|携程|cos-[a-z]+-sdk|\boss\b|\bcos\b", re.I)
 # Terms that place a ticket within Qiniu's services; a ticket without any, and with no fitting case,
 # is not a support question for this team.
 SERVICE_TERMS = re.compile(
-    r"七牛|qiniu|kodo|fusion|pili|dora|qshell|qrsctl|portal|控制台|工单|客服|技术支持|"
-    r"cdn|加速|回源|缓存|刷新|预取|域名|cname|dns|解析|备案|证书|ssl|https?|tls|"
-    r"存储|空间|bucket|对象|文件|上传|下载|外链|防盗链|鉴权|token|ak|sk|accesskey|secretkey|密钥|api|sdk|s3|"
-    r"镜像|生命周期|归档|低频|转码|截图|水印|图片|视频|音频|直播|推流|拉流|点播|rtmp|hls|flv|m3u8|"
-    r"短信|签名|模板|验证码|实时音视频|rtc|连麦|云主机|服务器|带宽|流量|请求数|计费|费用|扣费|账单|欠费|余额|充值|"
-    r"退款|发票|订单|套餐|资源包|优惠券|实名|认证|账号|帐号|登录|注册|子账号|邮箱|手机号|报错|错误|失败|异常|"
-    r"error|fail|timeout|http|ip|端口|ssl|websocket|域|配置|接口|回调|callback|bucket|region|zone", re.I)
+    r"七牛|控制台|工单|客服|技术支持|加速|回源|缓存|刷新|预取|域名|解析|备案|证书|存储|空间|对象|文件|上传|下载|外链|防盗链|鉴权|密钥|镜像|生命周期|归档|低频|转码|截图|水印|图片|视频|音频|直播|推流|拉流|点播|短信|签名|"
+    r"模板|验证码|实时音视频|连麦|云主机|服务器|带宽|流量|请求数|计费|费用|扣费|账单|欠费|余额|充值|退款|发票|订单|套餐|资源包|优惠券|实名|认证|账号|帐号|登录|注册|子账号|邮箱|手机号|报错|错误|失败|异常|端口|域|配置|接口|回调|"
+    r"网络|访问|境外|境内|海外|跨境|国外|国内|联通|电信|移动|线路|节点|延迟|卡顿|加载|播放|云存储|云服务|部署|迁移|"
+    # ASCII terms as whole words: "shipment" is not "ip", "happy" not "api"
+    r"(?<![a-z0-9])(qiniu|kodo|fusion|pili|dora|qshell|qrsctl|portal|cdn|cname|dns|ssl|https?|tls|bucket|token|ak|sk|accesskey|secretkey|api|sdk|s3|rtmp|hls|flv|m3u8|rtc|error|fail|timeout|http|ip|ssl|websocket|callback|bucket|region|zone)(?![a-z0-9])", re.I)
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -60,8 +70,22 @@ class Verdict:
     kind: Kind
     match: float                    # calibrated probability that the top case addresses the ticket
     threshold: float
-    details: str                    # what to ask the customer for, tailored to the ticket
+    details: tuple[Detail, ...]     # what to ask the customer for: what this question needs and the ticket lacks
     fitting: tuple[Hit, ...] = ()   # the cases that address the ticket (empty unless kind == "fits")
+    question: QuestionKind = "howto"
+    related: Hit | None = None      # the closest case that does not fit, when close enough to point at
+
+
+# A customer closing the conversation: thanks, "solved", "got it", and nothing else.
+_CLOSING = re.compile(
+    r"(好的|好了|好滴|嗯+|ok(ay)?|可以了|行了|没(有)?问题了?|(问题)?(已经?)?(解决|弄好|搞定|处理好|好)了?|明白了?|知道了|收到了?|"
+    r"谢谢|感谢|多谢|辛苦了?|thanks?|thankyou|thx|您|你|啦|了|哈+|哦|呀|的|啊|们)+", re.I)
+
+
+def is_closing(text: str) -> bool:
+    """True when the customer only thanks or says the problem is solved: no question is left to answer."""
+    core = _PUNCT.sub("", text)
+    return bool(core) and bool(_CLOSING.fullmatch(core)) and bool(re.search(r"谢|感谢|解决|弄好|搞定|好了|thank|thx", core, re.I))
 
 
 def is_vague(text: str) -> bool:
@@ -69,35 +93,69 @@ def is_vague(text: str) -> bool:
     return len(_PUNCT.sub("", _EMPTY_TALK.sub("", text))) < 4
 
 
+def is_vague_problem(text: str) -> bool:
+    """A problem too vague to look into ("我的东西打不开了"): short, a symptom, and nothing it happens to."""
+    core = _PUNCT.sub("", _EMPTY_TALK.sub("", text))
+    return len(core) <= 12 and bool(_VAGUE_SYMPTOM.search(core)) and not _SPECIFIC.search(core)
+
+
 def about_services(text: str) -> bool:
     return bool(SERVICE_TERMS.search(text))
+
+
+def other_company(text: str) -> bool:
+    """About another company's product, and not about Qiniu's."""
+    return bool(_OTHER_COMPANY.search(text)) and not _QINIU.search(text)
 
 
 def decide(ticket: Ticket, hits: Sequence[Hit], threshold: float) -> Verdict:
     """The verdict for ``ticket`` given its retrieved ``hits`` (ordered by match probability)."""
     whole = customer_text(ticket)
     match = float(hits[0].match) if hits and hits[0].match is not None else 0.0
-    details = details_to_ask(whole, ticket.product)
-    fitting = tuple(h for h in hits if h.match is not None and h.match >= threshold)
+    question = question_kind(whole)
+    above = tuple(h for h in hits if h.match is not None and h.match >= threshold)
+    # No feedback case is the sole basis of an answer: copies of a phishing reply, approved by a careless
+    # reviewer, once became one (issue 24). Beside a fitting dataset case it may be shown; never alone.
+    fitting = above if any(h.case.provenance is None for h in above) else ()
+    near = next((h for h in hits if h.match is not None and RELATED_MATCH <= h.match and h.case.provenance is None
+                 and h not in fitting and same_area(whole, f"{h.title}\n{h.case.question}\n{h.answer}")), None)
 
-    def verdict(action: Action, kind: Kind, fit: tuple[Hit, ...] = ()) -> Verdict:
-        return Verdict(action, kind, round(match, 4), threshold, details, fit)
+    def verdict(action: Action, kind: Kind, fit: tuple[Hit, ...] = (), details: tuple[Detail, ...] = ()) -> Verdict:
+        return Verdict(action, kind, round(match, 4), threshold, details, fit, question,
+                       near if kind in ("no_fit", "no_cases") else None)
 
+    if is_closing(ticket.query_text):
+        return verdict("ask_for_info", "closing")  # thanked, or solved: a short closing line, nothing asked
     if is_vague(whole):
-        return verdict("ask_for_info", "vague")
-    if needs_staff(whole) or _SALES_OR_ACCOUNT_CHANGE.search(whole):
-        return verdict("escalate", "staff", fitting)
+        return verdict("ask_for_info", "vague")  # a greeting: asked what we can help with, nothing else
+    if is_vague_problem(whole) and not fitting:
+        return verdict("ask_for_info", "vague", details=(GOAL,))
+    if needs_staff(whole) or SALES_CONTACT.search(whole) or _BILLING_CHANGE.search(whole):
+        return verdict("escalate", "staff", fitting, details_for(whole, staff=True))
     if _FEATURE_REQUEST.search(whole):
         return verdict("escalate", "feature_request")
     if _BUG_REPORT.search(whole) and not fitting:
-        return verdict("escalate", "bug_report")
-    if not hits:
-        return verdict("ask_for_info", "off_topic" if not about_services(whole) else "no_cases")
+        return verdict("escalate", "bug_report", details=details_for(whole, "error"))
+    if other_company(whole):
+        return verdict("ask_for_info", "off_topic")
     if fitting:
         # A past answer that was itself a back-office action fits only as a hand-over.
         if classify_reply(fitting[0].answer) == "escalate":
-            return verdict("escalate", "staff", fitting)
+            return verdict("escalate", "staff", fitting, details_for(whole, staff=True))
         return verdict("answer", "fits", fitting)
-    if not about_services(whole):
+    # Refusing a question about Qiniu's services as off-topic is worse than asking: only a ticket that names
+    # nothing of the services and that no past case comes near is declined.
+    if not about_services(whole) and match < OFF_TOPIC_MATCH:
         return verdict("ask_for_info", "off_topic")
-    return verdict("ask_for_info", "no_fit")
+    return verdict("ask_for_info", "no_fit" if hits else "no_cases", details=details_for(whole, question))
+
+
+@dataclass(frozen=True)
+class AnswerPolicy:
+    """The answer policy: it owns the threshold (``rag.pipeline`` sets it from the match model it was fitted
+    with, or from ``RAG_ANSWER_THRESHOLD``) and decides every ticket's verdict with it."""
+
+    threshold: float
+
+    def decide(self, ticket: Ticket, hits: Sequence[Hit]) -> Verdict:
+        return decide(ticket, hits, self.threshold)

@@ -14,11 +14,16 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 from urllib.parse import urlsplit
 
-from rag.dataset_markers import ANSWER_GREETING, REDACTION_WORD, strip_image_markers
-from rag.filler import is_filler
-from rag.links import clean_link, is_qiniu_host, separate_links
+from rag.text.markers import ANSWER_GREETING, REDACTION_WORD, strip_image_markers
+from rag.text.filler import is_filler
+from rag.text.identifiers import find_identifiers
+from rag.text.links import clean_link, is_qiniu_host, separate_links
+from rag.text.normalise import normalise
 
 _URL = re.compile(r"https?://[\x21-\x7e]+")
+# "应该是persistentNotifyUrlhttps://…", "DV限免https://…": the corpus glues links to the word before them; a draft
+# sets them apart so the agent and the customer see where the link starts.
+_LINK_GLUED_AFTER = re.compile(r"(?<=[A-Za-z0-9\u4e00-\u9fff])(?=https?://)")
 _LEADING_FILLER = re.compile(
     r"^\s*((麻烦|请)?(您)?稍等(一下|下)?|嗯嗯|好的|收到|是的|对的|抱歉让您久等了|久等了|不好意思)[，,。！!\s]*"
 )
@@ -27,6 +32,11 @@ _SENTENCE_END = re.compile(r"(?<=[。！？])|(?<=[!?])(?=[\u4e00-\u9fff\s]|$)")
 # "步骤如下1.免费证书申请…2.补全信息" → one step per piece
 _GLUED_STEP = re.compile(r"(?<=[\u4e00-\u9fff：:\s])\s*(?=\d{1,2}[.、][\u4e00-\u9fffA-Za-z])")
 _QUESTION = re.compile(r"[？?]\s*$|(吗|呢|么)[。.]?\s*$")
+# A clause that asks that customer something ("哪个空间，哪个文件呢，这边查询确认下"): dropped with its sentence's
+# other clauses kept, when they say something on their own.
+_ASKS_THEM = re.compile(r"(吗|呢|么)[，,、。.；;]?\s*$|(麻烦|方便|请)(您)?(提供|发|告知|给|截图)|哪个|哪些|是否|"
+                        r"(您|你)(这边|们)?是(如何|怎么|什么时候|在哪|哪里)|请问|"
+                        r"(截图|链接|报错)?(发|给|提供)(一)?下(给我们|这边|我们)?[，,。]?\s*$|截图(发|给)|可以截图")
 # About the other customer's own situation: their files, orders, screenshots, what staff saw or did for them.
 _THEIR_CONTEXT = re.compile(
     # what staff observed in that customer's account, file or site
@@ -36,7 +46,7 @@ _THEIR_CONTEXT = re.compile(
     r"您的(域名|空间|账号)(配置|设置)(的|了)|我们代理测试|这边(同步|反馈|提交|转)给|(您|你们)的[\u4e00-\u9fff]{1,4}这个|"
     # the state of that customer's request
     r"已(经)?(为您|帮您|给您|处理|下发|到账|解冻|恢复|修复|签发|更新|删除|关闭|开通|退款|退票|提交|反馈|同步|催|完成|可以了|好了)|"
-    r"这边(已经|已|重新)|这边(帮您|为您|给您)(处理|操作|催|反馈|申请|提交|同步|查|人工)|处理(好|完成|完毕)|"
+    r"(?<!您)这边(已经|已|重新)|这边(帮您|为您|给您)(处理|操作|催|反馈|申请|提交|同步|查|人工|确认|核实|看)|处理(好|完成|完毕)|"
     r"正在(帮您|为您|下发|修)|预计(还需要|今天|明天)|您(再)?(确认|看|试|刷新)(一)?下(呢|吧|哈)?[。！!]?$|"
     # that customer's own objects and days
     r"这个(文件|订单|链接|任务|报错)|该(文件|订单|任务)|这两个|上面(的|两个)|你们(的|这个)(域名|文件|空间|账号|订单|网站)|"
@@ -54,6 +64,15 @@ _TIME = re.compile(r"(?<!\d)\d{1,2}:\d{2}(:\d{2})?(?!\d)|\d{4}[-/.年]\d{1,2}[-/
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)*%?(?!\w)", re.A)
 _ASCII_TOKEN = re.compile(r"(?<![\w.\-@])[A-Za-z0-9][\w.\-@*]*[A-Za-z0-9](?![\w\-@])", re.A)
 _TOKEN_MARK = re.compile(r"[\d.\-_@*]")
+# Numbers that are the team's knowledge whoever asks: durations, sizes, shares, rates, HTTP status codes.
+_KNOWLEDGE_NUMBER = re.compile(
+    r"\d+(?:\.\d+)?\s*(?:[-~～至到]\s*\d+(?:\.\d+)?\s*)?(?:天|个?小时|分钟|秒|周|个月|个?工作日|年|GB|MB|KB|TB|G\b|"
+    r"M\b|K\b|%|倍|位|个字|字符|元/|次/|条/|/\s*(?:GB|G|月|天|次))|"
+    r"[1-5]\d\d(?![\d.])(?!\s*[元条个次块])|"  # an HTTP status code
+    r"\d+(?:\.\d+)+(?=\.[+x*]|\s*(?:版本|版|及以上|以上))", re.I)  # a version: 8.4.+, 7.13 版本
+# A name and its generation: ios18, h264, mp4, http2, android10.
+_NAMED_VERSION = re.compile(r"[A-Za-z]{1,8}\d{1,3}")
+_VERSION = re.compile(r"v?\d+\.\d+(?:\.[\dx+*]+)+|v\d+(?:\.\d+)?", re.I)
 # "7.13.27.14.0" is "7.13.2" and "7.14.0" glued: five or more dotted groups are never one version.
 _GLUED_VERSIONS = re.compile(r"(?<![\d.])(\d+\.\d+\.)(\d*)(\d)\.(\d+\.\d+)(?![\d.])")
 
@@ -112,7 +131,7 @@ def pieces_of(answer: str) -> list[Piece]:
         if not turn or is_filler(turn):
             continue
         turn = _LEADING_FILLER.sub("", ANSWER_GREETING.sub("", turn)).strip()
-        turn = repair_versions(separate_links(turn))
+        turn = repair_versions(_LINK_GLUED_AFTER.sub(" ", separate_links(turn)))
         for sentence in split_sentences(turn):
             sentence = _LEADING_FILLER.sub("", ANSWER_GREETING.sub("", sentence)).strip()
             if not sentence or is_filler(sentence):
@@ -136,10 +155,19 @@ def is_doc_link(url: str) -> bool:
 
 
 def tokens_of(text: str) -> set[str]:
-    """Values in ``text`` that could be a customer's: numbers of two digits and more, id-like ASCII tokens."""
+    """Values in ``text`` that could be a customer's: identifiers (domains, emails, ids, IPs, bucket names),
+    numbers that are not knowledge (a duration, a size, a share, an HTTP code, a version), and ASCII tokens that
+    carry a digit. Code and header names (``isDnsOpen``, ``x-qnm-cache``, ``bitcode_strip``) are knowledge."""
     bare = _URL.sub(" ", text)
-    found = {m.group(0) for m in _NUMBER.finditer(bare) if len(m.group(0).replace(".", "")) >= 2}
-    found |= {m.group(0).lower() for m in _ASCII_TOKEN.finditer(bare) if _TOKEN_MARK.search(m.group(0)) and len(m.group(0)) >= 3}
+    found = {f.value.lower() for f in find_identifiers(normalise(bare)) if f.kind != "name"}
+    for m in _NUMBER.finditer(bare):
+        value = m.group(0)
+        if len(value.replace(".", "")) < 2 or _KNOWLEDGE_NUMBER.match(bare, m.start()) or _VERSION.fullmatch(value):
+            continue
+        found.add(value)
+    found |= {m.group(0).lower() for m in _ASCII_TOKEN.finditer(bare)
+              if re.search(r"\d", m.group(0)) and re.search(r"[A-Za-z]", m.group(0)) and len(m.group(0)) >= 3
+              and not _VERSION.fullmatch(m.group(0)) and not _NAMED_VERSION.fullmatch(m.group(0))}
     return found
 
 
@@ -165,11 +193,19 @@ class Judge:
         core = re.sub(r"\s+", "", _URL.sub("", piece.text)).lower()
         return len(core) >= 12 and any(core in re.sub(r"\s+", "", a) for a in self.others)
 
+    def clause_ok(self, clause: str) -> bool:
+        """A clause of a sentence holds for anyone: nothing of that customer's, no question to them."""
+        bare = _URL.sub("", clause)
+        return not (REDACTION_WORD in clause or _QUESTION.search(bare) or _ASKS_THEM.search(bare)
+                    or _THEIR_CONTEXT.search(clause)
+                    or _TIME.search(bare) or any(not self.shared(t) for t in tokens_of(clause)))
+
     def reason_to_drop(self, piece: Piece) -> str | None:
         text = piece.text
         if REDACTION_WORD in text:
             return "redaction token"
-        if _QUESTION.search(_URL.sub("", text)):
+        bare = _URL.sub("", text)
+        if _QUESTION.search(bare) or any(_ASKS_THEM.search(c) for c in _CLAUSE_END.split(bare)):
             return "a question put to that customer"
         if any(not is_doc_link(link) and link.lower() not in self.ticket for link in piece.links):
             # Only Qiniu's own pages read the same for everyone; another site's link, even one agents
@@ -194,8 +230,57 @@ class Judge:
         return None
 
 
+# Reasons a sentence may still be kept without the clause that carries them; the rest must say something.
+_PRUNABLE = ("redaction token", "about that customer's case", "values only that conversation holds", "a date or time",
+             "a question put to that customer")
+_CLAUSE_END = re.compile(r"(?<=[，,；;])")
+_SAYS_SOMETHING = re.compile(
+    r"需要|可以|建议|请|设置|配置|开启|关闭|参考|登录|进入|点击|提交|申请|使用|修改|添加|删除|移除|去掉|去除|清除|"
+    r"下载|上传|购买|更换|绑定|升级|更新|重启|执行|运行|调用|"
+    r"不支持|无法|不能|没有|不会|即可|就可以|只能|必须|默认|会|是")
+_THEIRS = re.compile(r"您的|你们的|您这个|你这个")
+# Words that point at a link: without the link they point at nothing.
+_POINTER = re.compile(r"(请)?(参考|参照|查看|按照|见|看)\s*(一下|下)?\s*(这个|如下|以下|该)?\s*"
+                      r"(命令|链接|文档|方法|demo|教程|地址|说明)?\s*[：:]?", re.I)
+_DANGLING = re.compile(r"(为|是|到|在|用|填|改成|设置为|修改为|参考|见|如下|：|:)[\s，,。]*$")
+
+
+def prune(piece: Piece, judge: Judge) -> Piece | None:
+    """``piece`` as it may be reused: whole, without the clauses that tie it to that customer, or not at all."""
+    reason = judge.reason_to_drop(piece)
+    if reason is None:
+        return piece
+    if reason == "redaction token" and _URL.search(piece.text):
+        # The link was redacted (a path of that customer's): what the sentence says without it (and without the
+        # words that pointed at it) may still hold, unless it is about them.
+        bare = _POINTER.sub("", _URL.sub("", piece.text)).strip(" ，,：:")
+        if bare == piece.text or REDACTION_WORD in bare or _THEIRS.search(bare) or not says_something(bare):
+            return None
+        return prune(Piece(bare, piece.line, (), piece.index), judge)
+    if reason.split(" (")[0] not in _PRUNABLE or piece.links:
+        return None
+    clauses = [c for c in _CLAUSE_END.split(piece.text) if c.strip()]
+    if len(clauses) < 2:
+        return None
+    kept = [c for c in clauses if judge.clause_ok(c)]
+    if len(kept) == len(clauses) or not kept:
+        return None
+    text = "".join(kept).rstrip("，,；; ")
+    if not text.endswith(("。", "！", "!")) and piece.text.rstrip().endswith(("。", "！", "!")):
+        text += "。"
+    if not says_something(text):
+        return None
+    return Piece(text, piece.line, piece.links, piece.index)
+
+
+def says_something(text: str) -> bool:
+    """What is left of a sentence still states or instructs something, and does not end in mid-air."""
+    core = _CORE.sub("", _STEP.sub("", text))
+    return len(core) >= 10 and bool(_SAYS_SOMETHING.search(text)) and not _DANGLING.search(text)
+
+
 def reusable(pieces: Sequence[Piece], judge: Judge) -> list[Piece]:
-    return [p for p in pieces if judge.reason_to_drop(p) is None]
+    return [kept for p in pieces if (kept := prune(p, judge)) is not None]
 
 
 def join(pieces: Sequence[Piece]) -> str:

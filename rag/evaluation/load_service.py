@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
-from rag.dataset_markers import POLITE_GREETING
+from rag.text.markers import POLITE_GREETING
 
 TICKETS = [
     {"text": "证书过期了，怎么重新申请免费证书？", "product": "CDN"},

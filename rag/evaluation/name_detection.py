@@ -1,4 +1,4 @@
-"""How well unlabelled names are found (``rag.person_names``): false names on the corpus, whose dialogues
+"""How well unlabelled names are found (``rag.text.person_names``): false names on the corpus, whose dialogues
 the dataset already de-identified, and recall on the labelled tables in ``tests/data/``.
 
     python eval/person_names.py [--data data] [--show]
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from rag.parse import parse_paths
+from rag.corpus.parse import parse_paths
 from rag.paths import checkout_root, resource
-from rag.person_names import find_person_names
+from rag.text.person_names import find_person_names
 
 TABLES = ("person_names.jsonl", "person_names_heldout.jsonl")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rag.dataset_format import format_category
+from rag.corpus.format import format_category
 from rag.evaluation.metric_names import REPORT, TICKETS_REPORT
 
 # Used when the machine has no CJK font, so labels never render as empty boxes.
@@ -43,18 +43,47 @@ def calibration_lines(title: str, records: list[dict]) -> list[str]:
 
 
 def ticket_lines(summary: dict) -> list[str]:
-    nt = summary.get("new_tickets")
-    if not nt:
-        return []
-    cols = TICKETS_REPORT
-    lines = ["", "## New tickets (never in the corpus; the match model was fitted on dev, test is held out)", "",
-             "| split | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-    for split in ("dev", "test", "all"):
-        lines.append(f"| {split} | " + " | ".join(_fmt(nt[split].get(c)) for c in cols) + " |")
-    lines += ["", "| kind (all) | tickets | answered | action agreement |", "|---|---|---|---|"]
-    lines += [f"| {k} | {v['tickets']} | {v['answered']} | {v['action_agreement']:.2f} |"
-              for k, v in nt["all"]["by_kind"].items()]
+    lines: list[str] = []
+    for name, title, splits in (
+            ("heldout", "Held-out tickets (frozen before tuning, never tuned on: the headline figures)", ("heldout",)),
+            ("new_tickets", "Development tickets (the match model and the policy were tuned on them)", ("all",))):
+        nt = summary.get(name)
+        if not nt:
+            continue
+        cols = TICKETS_REPORT
+        lines += ["", f"## {title}", "", "| set | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+        for split in splits:
+            if split in nt:
+                label = "development" if split == "all" else split
+                lines.append(f"| {label} | " + " | ".join(_fmt(nt[split].get(c)) for c in cols) + " |")
+        lines += ["", "| kind | tickets | answered | action agreement |", "|---|---|---|---|"]
+        lines += [f"| {k} | {v['tickets']} | {v['answered']} | {v['action_agreement']:.2f} |"
+                  for k, v in nt["all"]["by_kind"].items()]
+        lines += ["", "Precision–coverage curve of the match probability (the tickets only the threshold decides; "
+                  "`precision_coverage.png`):", "", "| threshold | answered | precision | coverage |", "|---|---|---|---|"]
+        points = nt["all"]["curve"]
+        step = max(1, len(points) // 12)
+        lines += [f"| {p['threshold']:.3f} | {p['answered']} | {p['precision']:.3f} | {p['coverage']:.3f} |"
+                  for p in points[::step]]
     return lines
+
+
+def sets_text(summary: dict) -> str:
+    """Which sets a run graded, in one line: the cases (how chosen) and the labelled tickets (or why not)."""
+    sets = summary.get("sets")
+    if not sets:
+        return ""
+    c, t = sets["cases"], sets["tickets"]
+    tickets = (f"{t['replayed']} development tickets" if t["ran"]
+               else f"labelled new tickets not run ({t.get('why_not', '')})")
+    h = sets.get("heldout")
+    heldout = "" if not h else f"; {h['replayed']} held-out tickets" if h["ran"] else "; held-out tickets not run"
+    return f"sets: {c['replayed']} of {c['of']} cases ({c['how']}); {tickets}{heldout}"
+
+
+def sets_lines(summary: dict) -> list[str]:
+    line = sets_text(summary)
+    return [line, ""] if line else []
 
 
 def markdown(summary: dict, records: list[dict], tickets: list[dict] | None = None) -> str:
@@ -62,10 +91,11 @@ def markdown(summary: dict, records: list[dict], tickets: list[dict] | None = No
     lines = [
         f"# Evaluation run: {summary['backend']} · prompt {summary['prompt']['id']}@{summary['prompt']['version']}",
         "",
-        f"{summary['cases']} cases · split {summary['config']['split']} · {summary['seconds']} s · "
+        f"{summary['cases']} cases · split {summary['config']['split']} · {summary['seconds']} s of wall time · "
         f"errors {summary['errors']} · tokens {summary['tokens']['prompt']}+{summary['tokens']['completion']} "
         f"(cost {summary['tokens']['cost']}, cache hits {summary['tokens']['cache_hits']})",
         "",
+        *sets_lines(summary),
         "**Safety:** " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary["totals"].items()),
         "",
         "| metric | value |",
@@ -95,17 +125,17 @@ def markdown(summary: dict, records: list[dict], tickets: list[dict] | None = No
 
 
 def plot(records: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A Figure without pyplot: no global backend switch (matplotlib.use("Agg") here used to turn off a
+    # notebook's inline plots for the rest of its session), and no figure left registered anywhere.
+    from matplotlib.figure import Figure
 
     from rag.evaluation.fonts import chinese_font
 
     products = sorted({r["product"] for r in records}, key=lambda p: -sum(r["product"] == p for r in records))
     data = [[r["scores"]["rouge_l"] for r in records if r["product"] == p] for p in products]
     font = chinese_font()
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(products)), 4.5))
+    fig = Figure(figsize=(max(6, 1.1 * len(products)), 4.5))
+    ax = fig.subplots()
     ax.boxplot(data, showmeans=True)
     ax.set_xticks(range(1, len(products) + 1))
     names = products if font is not None else [PRODUCT_LABELS.get(p, p) for p in products]
@@ -115,19 +145,16 @@ def plot(records: list[dict], path: Path) -> None:
     ax.set_ylim(0, 1)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def plot_reliability(series: dict[str, list[dict]], path: Path) -> None:
     """Reliability diagram: mean confidence against how often the top case fits, per bin."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from rag.score.relevance import reliability_bins
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
     for name, records in series.items():
         prob, correct = _decisions(records)
@@ -143,10 +170,30 @@ def plot_reliability(series: dict[str, list[dict]], path: Path) -> None:
     ax.set_title("Reliability of Draft.confidence")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
-def write_run(folder: Path, summary: dict, records: list[dict], tickets: list[dict] | None = None) -> None:
+def plot_curves(curves: dict[str, list[dict]], path: Path, target: float = 0.85) -> None:
+    """Answer precision against coverage as the answer threshold moves, one line per ticket set."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5, 4.5))
+    ax = fig.subplots()
+    for name, points in curves.items():
+        ax.plot([p["coverage"] for p in points], [p["precision"] for p in points], marker=".", label=name)
+    ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"precision {target}")
+    ax.set_xlabel("coverage (answerable tickets answered from a right case)")
+    ax.set_ylabel("answer precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title("Precision–coverage as the answer threshold moves")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def write_artifacts(folder: Path, summary: dict, records: list[dict], tickets: list[dict] | None = None) -> None:
+    """The per-record files and the plots: the slow part, written before the summary so the summary's
+    ``seconds`` can include it."""
     (folder / "cases").mkdir(parents=True, exist_ok=True)
     for r in records:
         (folder / "cases" / f"{r['case_id']}.json").write_text(json.dumps(r, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -154,8 +201,14 @@ def write_run(folder: Path, summary: dict, records: list[dict], tickets: list[di
         (folder / "tickets").mkdir(parents=True, exist_ok=True)
         for t in tickets:
             (folder / "tickets" / f"{t['id']}.json").write_text(json.dumps(t, ensure_ascii=False, indent=2), encoding="utf-8")
-    (folder / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
-    (folder / "report.md").write_text(markdown(summary, records, tickets), encoding="utf-8")
     plot(records, folder / "scores.png")
     if any(r.get("decision") for r in records) or tickets:
         plot_reliability({"leave-one-out": records, "new tickets": tickets or []}, folder / "reliability.png")
+    curves = {name: summary[name]["all"]["curve"] for name in ("heldout", "new_tickets") if summary.get(name)}
+    if curves:
+        plot_curves(curves, folder / "precision_coverage.png")
+
+
+def write_summary(folder: Path, summary: dict, records: list[dict], tickets: list[dict] | None = None) -> None:
+    (folder / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
+    (folder / "report.md").write_text(markdown(summary, records, tickets), encoding="utf-8")

@@ -27,10 +27,11 @@ from pathlib import Path
 from rich.progress import Progress
 
 from rag.pipeline import Pipeline
-from rag.configs import RetrievalConfig
 from rag.evaluation.metric_names import LOO_LABELLED
-from rag.retrieve import CaseRetriever, Filters
-from rag.retrieve.lexical import LexicalIndex
+from rag.evaluation.setups import DEFAULT_SETUP, SETUPS, Parts, Setup
+from rag.retrieve import Filters, HybridRetriever
+from rag.retrieve.rerank.match import MatchReranker
+from rag.retrieve.sources.lexical import LexicalIndex
 from rag.score.retrieval import (
     RelevanceTable,
     RetrievalScores,
@@ -44,26 +45,15 @@ from rag.score.relevance import mean_of, ranking_scores
 from rag.paths import loo_store, resource
 from rag.records import Case
 from rag.settings import Settings, load_settings
-from rag.tokens import char_unigrams_bigrams
+from rag.text.tokens import char_unigrams_bigrams
 
-SETUPS: dict[str, RetrievalConfig] = {
-    "lexical (bm25s, jieba+bigrams, question+answer)": RetrievalConfig(mode="lexical", rerank="none"),
-    "lexical (bm25s, jieba+bigrams, question only)": RetrievalConfig(mode="lexical", lexical_field="key", rerank="none"),
-    "dense (e5, question vs question)": RetrievalConfig(mode="dense", rerank="none"),
-    "fused RRF (lexical + dense)": RetrievalConfig(mode="fused", rerank="none"),
-    "lexical + consensus rerank": RetrievalConfig(mode="lexical", rerank="consensus"),
-    "dense + consensus rerank": RetrievalConfig(mode="dense", rerank="consensus"),
-    "fused + consensus rerank (the previous default)": RetrievalConfig(mode="fused", rerank="consensus"),
-    "fused + match rerank (default; shipped model, in-sample)": RetrievalConfig(mode="fused", rerank="match"),
-}
-DEFAULT_SETUP = "fused + match rerank (default; shipped model, in-sample)"
 OOF_SETUP = "fused + match rerank (out-of-fold: refitted without the query's group)"
 
 
 def loo_settings() -> Settings:
     """The environment's settings on the leave-one-out scratch store (``rag.paths.loo_store``, collection "loo")."""
-    settings = load_settings(collection="loo")
-    return settings.updated(store_path=loo_store(settings.home))
+    settings = load_settings(store={"collection": "loo"})
+    return settings.updated(store={"store_path": loo_store(settings.home)})
 
 
 def baseline_char_bm25(cases, table: RelevanceTable) -> dict[str, list[str]]:
@@ -94,19 +84,20 @@ def labelled_scores(labels: GroupLabels | None, ids: list[str], rankings: dict[s
     return {"labelled_queries": len(rows), **mean_of(rows)}
 
 
-def out_of_fold_rankings(retriever: CaseRetriever, cases, labels: GroupLabels, tickets_file: Path) -> dict[str, list[str]]:
+def out_of_fold_rankings(retriever: HybridRetriever, rater: MatchReranker, cases, labels: GroupLabels,
+                         tickets_file: Path) -> dict[str, list[str]]:
     """The match rerank's rankings when each query's own problem group never trained the ranker."""
     from rag.evaluation.match_fit import collect, corpus_queries, fit, ticket_queries
     from rag.score.relevance import threshold_for_precision
 
     queries = corpus_queries(cases, labels)
     dev = [t for t in load_tickets(tickets_file) if t.split == "dev"] if tickets_file.is_file() else []
-    pairs = collect(retriever, queries) + collect(retriever, ticket_queries(dev))
+    pairs = collect(retriever, rater, queries) + collect(retriever, rater, ticket_queries(dev))
     fitted = fit(pairs, lambda p, y: threshold_for_precision(p.tolist(), y.astype(bool).tolist()))
     return {q.id: r[:10] for q, r in zip(queries, fitted.rankings)}
 
 
-def run(data: Path, k: int = 5, setups: dict[str, RetrievalConfig] = SETUPS, labels_dir: Path | None = None,
+def run(data: Path, k: int = 5, setups: dict[str, Setup] = SETUPS, labels_dir: Path | None = None,
         ) -> tuple[list[tuple[str, RetrievalScores, dict, float]], dict[str, dict[str, list[str]]], list[Case]]:
     """The table's rows, every setup's rankings, and the graded cases in corpus order."""
     labels_dir = resource("relevance") if labels_dir is None else labels_dir
@@ -118,7 +109,7 @@ def run(data: Path, k: int = 5, setups: dict[str, RetrievalConfig] = SETUPS, lab
     table = RelevanceTable(cases)
     ids = [c.id for c in cases]
     labels = load_groups(labels_dir / "groups") if (labels_dir / "groups").is_dir() else None
-    store, embedder = pipeline.store, pipeline.embedder
+    parts = Parts.of(pipeline)
     rows: list[tuple[str, RetrievalScores, dict, float]] = []
     all_rankings: dict[str, dict[str, list[str]]] = {}
     rows.append(("RANDOM", mean_scores([score_rankings(table, r, k) for r in random_rankings(table)]),
@@ -132,8 +123,8 @@ def run(data: Path, k: int = 5, setups: dict[str, RetrievalConfig] = SETUPS, lab
     by_id = {c.id: c for c in cases}
     queries = [c.id for c in cases]  # every case: the labelled metrics also cover cases without an answer
     with Progress(transient=True) as progress:
-        for name, cfg in setups.items():
-            retriever = CaseRetriever(store, embedder, cfg, use_match_model=cfg.rerank == "match")
+        for name, setup in setups.items():
+            retriever = setup(parts)
             task = progress.add_task(name, total=len(queries))
             rankings = {}
             t0 = time.perf_counter()
@@ -146,8 +137,8 @@ def run(data: Path, k: int = 5, setups: dict[str, RetrievalConfig] = SETUPS, lab
                          time.perf_counter() - t0))
         if labels is not None:
             t0 = time.perf_counter()
-            plain = CaseRetriever(store, embedder, RetrievalConfig(rerank="none"), use_match_model=False)
-            oof = out_of_fold_rankings(plain, cases, labels, labels_dir / "new_tickets.jsonl")
+            oof = out_of_fold_rankings(parts.retriever([parts.lexical, parts.dense]), parts.match(), cases, labels,
+                                       labels_dir / "new_tickets.jsonl")
             all_rankings[OOF_SETUP] = oof
             rows.append((OOF_SETUP, score_rankings(table, oof, k), labelled_scores(labels, ids, oof),
                          time.perf_counter() - t0))

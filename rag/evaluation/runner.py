@@ -22,10 +22,12 @@ import numpy as np
 
 from rag.errors import ConfigError, RagError
 from rag.evaluation.baseline import SAFETY_TOTALS
-from rag.evaluation.metric_names import CORPUS_DECISION_OVERALL, PER_CASE, TICKETS_OVERALL
+from rag.evaluation.metric_names import CORPUS_DECISION_OVERALL, HELDOUT_OVERALL, PER_CASE, TICKETS_OVERALL
 from rag.evaluation.tickets import corpus_decision, replay, summarise_tickets
+from rag.llm.prompts import PromptPair
+from rag.notes import LLMFallback
 from rag.pipeline import Pipeline
-from rag.records import Case, Ticket
+from rag.records import Case, Ticket, draft_dict
 from rag.score.draft import score_draft
 from rag.score.leaks import LeakDetector
 from rag.score.link_check import LinkChecker
@@ -107,17 +109,18 @@ def run_eval(
     progress: Progress = lambda done, total: None,
     run_name: str | None = None,
 ) -> EvalRun:
+    started = time.perf_counter()  # the run's wall time: setup, drafting, the ticket replay and the report
     settings = pipeline.settings
     pipeline.ensure_ingested()
     # The store's own cases, as parsed at ingest: the corpus the retriever indexed, not today's files.
     cases = list(pipeline.cases.replay_cases())
     table = RelevanceTable(cases)
-    groups_dir = settings.labels_dir / "groups"
+    groups_dir = settings.evaluation.labels_dir / "groups"
     labels: GroupLabels | None = load_groups(groups_dir) if groups_dir.is_dir() else None
     universe = [c.id for c in cases]
     templates = find_templates(cases)
-    detector = LeakDetector.from_cases(cases)
-    link_checker = LinkChecker.from_cases(cases, settings.link_allowlist)
+    detector = LeakDetector.from_cases(cases, settings.draft.link_allowlist)
+    link_checker = LinkChecker.from_cases(cases, settings.draft.link_allowlist)
     chosen, excluded = select_cases(cases, cfg)
     indexed = [cid for cid in universe if cid not in excluded]
     # Drafts and judgements each get their own cached client, so each keeps its own cache counts.
@@ -126,11 +129,12 @@ def run_eval(
     if (cfg.backend == "llm" and llm is None) or (cfg.judge and judge_llm is None):
         raise ConfigError("--backend llm and --judge need RAG_LLM_BASE_URL and RAG_LLM_MODEL")
     drafter = pipeline.make_drafter(variant=cfg.variant, offline=llm is None, llm=llm)
+    prompts = PromptPair.load(settings.draft.prompts_dir, cfg.variant)
     judge = None
     if judge_llm is not None:
         from rag.score.judge import Judge
 
-        judge = Judge(judge_llm, settings.prompts_dir)
+        judge = Judge(judge_llm, settings.draft.prompts_dir)
     lock = threading.Lock()
     done = 0
 
@@ -140,7 +144,7 @@ def run_eval(
         exclude = excluded | {case.id}
         # With an LLM, a failed call becomes the offline draft, flagged: the run goes on and the report shows it.
         draft = drafter.draft(ticket, k=cfg.k, exclude=sorted(exclude), fallback="offline")
-        error = next((n for n in draft.notes if "offline fallback" in n), "fallback") if draft.fallback else None
+        error = next((n.text("en") for n in draft.notes if isinstance(n, LLMFallback)), "fallback") if draft.fallback else None
         reference = reference_action(case, labels, indexed)
         scores = score_draft(draft, case.answer, f"{ticket.title}\n{ticket.text}", templates=templates,
                              leaks=detector, links=link_checker, reference_action=reference, case_id=case.id)
@@ -165,7 +169,7 @@ def run_eval(
                 error = f"{error}; judge: {exc}" if error else f"judge: {exc}"
         record = {
             "case_id": case.id, "title": case.title, "product": case.product, "subcategory": case.subcategory,
-            "ticket": ticket.text, "reference": case.answer, "draft": asdict(draft), "scores": scores,
+            "ticket": ticket.text, "reference": case.answer, "draft": draft_dict(draft), "scores": scores,
             "judge": judged, "error": error, "decision": labelled["decision"] if labelled else None,
             "reference_action": reference,
             "findings": {"leaks": list(findings.leaks), "defects": list(findings.defects)},
@@ -175,16 +179,23 @@ def run_eval(
             progress(done, len(chosen))
         return record
 
-    started = time.perf_counter()
+    drafting = time.perf_counter()
     progress(0, len(chosen))
     workers = max(1, cfg.concurrency)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         records = list(pool.map(one, chosen))
+    replaying = time.perf_counter()
     ticket_records: list[dict] = []
-    tickets_file = settings.labels_dir / "new_tickets.jsonl"
-    if cfg.tickets and tickets_file.is_file() and not cfg.limit and not cfg.case_ids:
+    heldout_records: list[dict] = []
+    tickets_file = settings.evaluation.labels_dir / "new_tickets.jsonl"
+    heldout_file = settings.evaluation.labels_dir / "heldout_tickets.jsonl"
+    tickets_skipped = _tickets_skipped(cfg, tickets_file)
+    heldout_skipped = _tickets_skipped(cfg, heldout_file)
+    if tickets_skipped is None:
         ticket_records = replay(drafter, load_tickets(tickets_file), k=cfg.k, progress=progress)
-    seconds = time.perf_counter() - started
+    if heldout_skipped is None:
+        heldout_records = replay(drafter, load_tickets(heldout_file, "heldout"), k=cfg.k, progress=progress)
+    reporting = time.perf_counter()
     folder = _run_folder(out_root, run_name, f"{cfg.backend}-{cfg.variant}")
     summary = summarise(records)
     decided = [Decision(**r["decision"]) for r in records if r.get("decision")]
@@ -196,26 +207,67 @@ def run_eval(
         summary["new_tickets"] = summarise_tickets(ticket_records)
         t = summary["new_tickets"]["all"]
         summary["overall"].update({f"tickets_{m}": t[m] for m in TICKETS_OVERALL})
+    if heldout_records:
+        summary["heldout"] = summarise_tickets(heldout_records, ("heldout",))
+        h = summary["heldout"]["all"]
+        summary["overall"].update({f"heldout_{m}": h[m] for m in HELDOUT_OVERALL})
     usage = [r["draft"]["usage"] for r in records]
     prompt_tokens = sum(u["prompt_tokens"] for u in usage)
     completion_tokens = sum(u["completion_tokens"] for u in usage)
     summary.update({
-        "config": asdict(cfg),
+        # The config says what ran: `tickets` is true only when the labelled tickets were replayed.
+        "config": {**asdict(cfg), "tickets": bool(ticket_records or heldout_records)},
+        "sets": {"cases": {"ran": True, "replayed": len(records), "of": len([c for c in cases if c.answer.strip()]),
+                           "how": _how_chosen(cfg)},
+                 "tickets": {"ran": bool(ticket_records), "replayed": len(ticket_records),
+                             **({"why_not": tickets_skipped} if tickets_skipped else {})},
+                 "heldout": {"ran": bool(heldout_records), "replayed": len(heldout_records),
+                             **({"why_not": heldout_skipped} if heldout_skipped else {})}},
         "backend": drafter.backend,
-        "prompt": {"id": drafter.prompts.id, "version": drafter.prompts.version},
+        "prompt": {"id": prompts.id, "version": prompts.version},
         "cases": len(records),
         "errors": sum(1 for r in records if r["error"]),
         "judge_errors": sum(1 for r in records if r["judge"] and "error" in r["judge"]),
-        "seconds": round(seconds, 1),
+        "seconds": 0.0,  # set below, once the report is written
         "tokens": {"prompt": prompt_tokens, "completion": completion_tokens,
-                   "cost": round(prompt_tokens / 1000 * settings.llm_price_prompt_per_1k
-                                 + completion_tokens / 1000 * settings.llm_price_completion_per_1k, 4),
+                   "cost": round(prompt_tokens / 1000 * settings.llm.price_prompt_per_1k
+                                 + completion_tokens / 1000 * settings.llm.price_completion_per_1k, 4),
                    "cache_hits": llm.hits if llm else 0, "cache_misses": llm.misses if llm else 0},
     })
-    from rag.evaluation.report import write_run
+    from rag.evaluation.report import write_artifacts, write_summary
 
-    write_run(folder, summary, records, ticket_records)
-    return EvalRun(folder, summary, records, ticket_records)
+    write_artifacts(folder, summary, records, ticket_records + heldout_records)
+    done_at = time.perf_counter()
+    summary["timings"] = {"setup": round(drafting - started, 1), "cases": round(replaying - drafting, 1),
+                          "tickets": round(reporting - replaying, 1), "report": round(done_at - reporting, 1)}
+    summary["seconds"] = round(done_at - started, 1)
+    write_summary(folder, summary, records, ticket_records + heldout_records)
+    return EvalRun(folder, summary, records, ticket_records + heldout_records)
+
+
+def _tickets_skipped(cfg: EvalConfig, tickets_file: Path) -> str | None:
+    """Why the labelled tickets are not replayed in this run (None: they are)."""
+    if not cfg.tickets:
+        return "not asked for (EvalConfig.tickets is false)"
+    if cfg.limit:
+        return "--limit replays a sample of the cases only"
+    if cfg.case_ids:
+        return "chosen cases only"
+    if not tickets_file.is_file():
+        return f"no labelled tickets at {tickets_file}"
+    return None
+
+
+def _how_chosen(cfg: EvalConfig) -> str:
+    if cfg.split == "split":
+        how = f"the held-out split (seed {cfg.seed}, {cfg.test_fraction:.0%} of the cases), leave-one-out excluded"
+    else:
+        how = "leave-one-out"
+    if cfg.case_ids:
+        how += ", chosen cases only"
+    if cfg.limit:
+        how += f", a seeded sample of {cfg.limit} with seed {cfg.seed}"
+    return how
 
 
 def _run_folder(out_root: Path, run_name: str | None, label: str) -> Path:

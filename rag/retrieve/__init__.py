@@ -1,9 +1,8 @@
-"""Retrieve past cases for a ticket: lexical (bm25s over jieba + bigrams) and dense (Chroma) retrievers,
-composed by the hybrid ``CaseRetriever`` (reciprocal rank fusion, then the match rerank). Every one
-implements ``Retriever``: ``retrieve(query, filters, k) -> Retrieval``. Its knobs are
-``rag.configs.RetrievalConfig``."""
+"""Retrieve past cases for a ticket: sources (lexical, dense) → fuser (RRF) → rerankers (match, consensus),
+composed by ``HybridRetriever``; every retriever implements ``Retriever``:
+``retrieve(query, filters, k) -> Retrieval``. ``rag.pipeline`` wires the default setup."""
 
-from rag.retrieve.retrieval import NO_FILTERS, Filters, Retrieval, Retriever, Timing
-from rag.retrieve.retriever import CaseRetriever
+from rag.retrieve.base import NO_FILTERS, Candidates, Filters, Query, Retrieval, Retriever, Timing
+from rag.retrieve.hybrid import HybridRetriever
 
-__all__ = ["CaseRetriever", "Filters", "NO_FILTERS", "Retrieval", "Retriever", "Timing"]
+__all__ = ["Candidates", "Filters", "HybridRetriever", "NO_FILTERS", "Query", "Retrieval", "Retriever", "Timing"]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Mapping
 from rag.records import Hit
 
 if TYPE_CHECKING:
-    from rag.cases import CaseRepository
+    from rag.store.cases import CaseRepository
 
 
 def hit(cases: "CaseRepository", case_id: str, chunk_id: str, score: float, components: Mapping[str, float],

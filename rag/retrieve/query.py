@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from rag.dataset_markers import PLACEHOLDERS, THANKS_PHRASE, TICKET_GREETING
-from rag.identifiers import strip_identifiers
+from rag.text.markers import PLACEHOLDERS, THANKS_PHRASE, TICKET_GREETING
+from rag.text.identifiers import strip_identifiers
 
 # Greetings, thanks and redaction tokens carry no topic; dropping them keeps BM25 and the
 # embedding on what the customer is asking about.

@@ -17,7 +17,7 @@ from rag.score.leaks import LeakDetector
 from rag.score.link_check import LinkChecker, link_keys, same_link
 from rag.score.reference_action import Reference, agrees
 from rag.score.templates import Template, templates_in
-from rag.rouge import normalise_answer, rouge_l_f1
+from rag.text.rouge import normalise_answer, rouge_l_f1
 
 _CHRF = sacrebleu.metrics.CHRF()
 _BLEU = sacrebleu.metrics.BLEU(tokenize="zh", effective_order=True)

@@ -6,8 +6,8 @@ import json
 import re
 from pathlib import Path
 
-from rag.draft.chat import ChatModel
-from rag.draft.prompts import PromptTemplate
+from rag.llm.chat import ChatModel
+from rag.llm.prompts import PromptTemplate
 from rag.errors import LLMError
 
 CRITERIA = ("correct", "complete", "actionable", "tone")

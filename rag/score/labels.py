@@ -16,8 +16,10 @@ from typing import Literal, Mapping, Sequence
 
 from rag.errors import ConfigError
 from rag.records import Action
+from rag.score.asks import KINDS
+from rag.score.key_content import KeyItem
 
-Split = Literal["dev", "test"]
+Split = Literal["dev", "test", "heldout"]
 
 
 @dataclass(frozen=True)
@@ -80,13 +82,22 @@ class LabelledTicket:
     kind: str
     split: Split
     source: str = ""
+    key: tuple[KeyItem, ...] = ()          # what a right answer must say (covered tickets)
+    ask: frozenset[str] | None = None      # what it is reasonable to ask; None: not labelled
+    style: str = ""
 
     @property
     def covered(self) -> bool:
         return bool(self.match)
 
+    @property
+    def answerable(self) -> bool:
+        """A past case answers it and answering is the right move (not a hand-over to staff)."""
+        return self.covered and self.action == "answer"
 
-def load_tickets(path: Path) -> list[LabelledTicket]:
+
+def load_tickets(path: Path, split: Split | None = None) -> list[LabelledTicket]:
+    """Labelled tickets; ``split`` names the set when its lines carry none (the held-out file)."""
     out = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -104,8 +115,16 @@ def load_tickets(path: Path) -> list[LabelledTicket]:
                 id=str(d["id"]), text=str(d["text"]), title=str(d.get("title") or ""),
                 product=d.get("product") or None, match=tuple(d.get("match") or ()),
                 partial=tuple(d.get("partial") or ()), action=action, kind=str(d.get("kind", "")),
-                split="test" if d.get("split") == "test" else "dev", source=str(d.get("source", "")),
+                split=split or ("test" if d.get("split") == "test" else "dev"), source=str(d.get("source", "")),
+                key=tuple(KeyItem(str(k["what"]), tuple(str(a) for a in k["any"])) for k in d.get("key") or ()),
+                ask=frozenset(_asks(d["ask"])) if "ask" in d else None, style=str(d.get("style", "")),
             ))
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{path}:{n}: not a labelled ticket ({exc})") from None
     return out
+
+
+def _asks(values: object) -> list[str]:
+    if not isinstance(values, list) or any(v not in KINDS for v in values):
+        raise ValueError(f"ask must be a list of {', '.join(KINDS)}; got {values!r}")
+    return [str(v) for v in values]

@@ -8,7 +8,8 @@ which strings belong to one customer, with its own, deliberately broader pattern
 - **Leak.** Every identifier-like string of the corpus (a host name of any TLD, an email, a phone
   number in any common format, an IP, an id, a bucket-like name, a URL query value) that occurs in
   exactly one case's dialogue belongs to that customer. A draft for another ticket that contains
-  one, when that ticket does not contain it, leaks it.
+  one, as written or as a reader types it back (``rag/score/reading.py``: ``cdn[.]huomc[.]com``), when
+  that ticket does not contain it, leaks it.
 - **Defects** an agent would have to fix by hand: a redaction token, a link cut short, a fill-in
   slot standing where a link was, a question copied from another conversation, version numbers run
   together.
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from rag.records import Case
+from rag.score.reading import reading_form
 
 # A URL: scheme, then anything that is neither space, CJK, full-width punctuation nor a quote.
 _URL = re.compile(r"https?://[^\s\u3000-\u303f\u4e00-\u9fff\uff00-\uffef\"'<>【】\[\]]+", re.I)
@@ -123,8 +125,11 @@ class LeakDetector:
         )
 
     @classmethod
-    def from_cases(cls, cases: Iterable[Case]) -> "LeakDetector":
+    def from_cases(cls, cases: Iterable[Case], official: Iterable[str] = ()) -> "LeakDetector":
+        """``official``: Qiniu's own hosts (the link allow-list). Their names are no customer's, even where a small
+        corpus shows them in one case only."""
         cases = list(cases)
+        hosts = tuple(h.lower().lstrip(".") for h in official)
         texts = {c.id: dialogue_text(c).lower() for c in cases}
         holders: dict[str, set[str]] = defaultdict(set)
         for case in cases:
@@ -132,6 +137,8 @@ class LeakDetector:
                 holders[value].add(case.id)
         owners: dict[str, str] = {}
         for value, seen_in in holders.items():
+            if any(value == h or value.endswith("." + h) for h in hosts):
+                continue
             # Counted by occurrence in the text, not by extraction: a host extracted from one
             # case's link may sit bare in another case's prose.
             cases_with = [cid for cid, t in texts.items() if value in t] if len(seen_in) == 1 else list(seen_in)
@@ -152,12 +159,14 @@ class LeakDetector:
         """Strings of one other customer in ``draft`` that ``ticket`` does not contain."""
         if self._pattern is None:
             return []
-        ticket_lower = ticket.lower()
+        ticket_lower = f"{ticket}\n{reading_form(ticket)}".lower()
         found = []
-        for m in self._pattern.finditer(draft):
-            value = m.group(0).lower()
-            if self.owners.get(value) != case_id and value not in ticket_lower:
-                found.append(m.group(0))
+        # As written and as a reader types it back: cdn[.]huomc[.]com and 1 3 8… are the customer's still.
+        for text in (draft, reading_form(draft)):
+            for m in self._pattern.finditer(text):
+                value = m.group(0).lower()
+                if self.owners.get(value) != case_id and value not in ticket_lower:
+                    found.append(m.group(0))
         return list(dict.fromkeys(found))
 
     def defects(self, draft: str) -> list[str]:

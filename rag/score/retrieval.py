@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from rag.records import Case
-from rag.rouge import normalise_answer, pairwise_rouge_l
+from rag.text.rouge import normalise_answer, pairwise_rouge_l
 
 
 @dataclass(frozen=True)

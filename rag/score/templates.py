@@ -12,11 +12,11 @@ from typing import Sequence
 
 from rapidfuzz.distance import LCSseq
 
-from rag.filler import strip_image_markers
+from rag.text.filler import strip_image_markers
 from rag.records import Case
 import numpy as np
 
-from rag.rouge import normalise_answer, pairwise_rouge_l
+from rag.text.rouge import normalise_answer, pairwise_rouge_l
 
 MIN_CHARS = 40
 

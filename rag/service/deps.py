@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from rag.configs import ServiceConfig
-from rag.feedback import FeedbackStore
+from rag.feedback.store import FeedbackStore
 from rag.pipeline import Pipeline
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -33,7 +33,10 @@ def authorise(request: Request) -> None:
     if token:
         given = request.headers.get("authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise HTTPException(status_code=401, detail="missing or wrong bearer token")
+            # RFC 6750: a 401 names the scheme it wants; a token that was sent and is wrong says so.
+            challenge = 'Bearer realm="rag"' + (', error="invalid_token"' if given else "")
+            raise HTTPException(status_code=401, detail="missing or wrong bearer token",
+                                headers={"WWW-Authenticate": challenge})
         return
     host = request.client.host if request.client else ""
     if host not in LOOPBACK:

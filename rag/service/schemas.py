@@ -56,12 +56,24 @@ class CitationOut(BaseModel):
     provenance: ProvenanceOut | None = Field(default=None, description="set when the cited case came from reviewed feedback")
 
 
+class HintOut(BaseModel):
+    case_id: str
+    title: str
+    match: float
+    resolution: str = Field(description="the related case's resolution (guarded like any draft text)")
+
+
+class PassageOut(BaseModel):
+    case_id: str
+    text: str = Field(description="the sentence as the draft shows it (after the guard)")
+
+
 class DraftResponse(BaseModel):
     draft_id: str
     text: str
     action: Literal["answer", "ask_for_info", "escalate"]
     confidence: float = Field(description="probability that the top cited case addresses the ticket's problem")
-    verdict: str = Field(default="", description="why this action: fits, no_fit, vague, off_topic, staff, "
+    verdict: str = Field(default="", description="why this action: fits, no_fit, vague, closing, off_topic, staff, "
                                                  "bug_report, feature_request")
     citations: list[CitationOut]
     links: list[str]
@@ -74,6 +86,10 @@ class DraftResponse(BaseModel):
     removed: list[str]
     notes: list[str]
     notes_zh: list[str] = Field(default_factory=list, description="the notes as Chinese messages (what the web page shows)")
+    passages: list[PassageOut] = Field(default_factory=list, description="the draft's sentences taken from past "
+                                       "cases, in order, each with the case it came from")
+    hint: HintOut | None = Field(default=None, description="for the agent only, never to send: how the closest "
+                                                          "related case was resolved, when the draft defers")
 
 
 class CaseOut(BaseModel):
@@ -125,6 +141,8 @@ class Health(BaseModel):
     max_ticket_chars: int
     generation: int = Field(description="the store generation served: every ingest that changes the store raises it, "
                                         "and the service reloads its indexes when it sees a new one")
+    embed_origins: list[str] = Field(default_factory=list, description="help-desk origins allowed to embed the page and "
+                                     "receive its drafts by postMessage (RAG_EMBED_ORIGINS)")
 
 
 class ErrorDetail(BaseModel):
@@ -139,11 +157,12 @@ class ErrorBody(BaseModel):
 
 
 _ERROR_TEXT = {
-    400: "malformed request",
+    400: "a Host header that is not served (RAG_ALLOWED_HOSTS), or a body that is not valid UTF-8 or holds an unpaired surrogate",
     401: "missing or wrong bearer token (when RAG_SERVICE_TOKEN is set)",
     403: "no token configured and the client is not on loopback",
     404: "unknown id",
     413: "the ticket (or request) is too large",
+    415: "the body is not JSON (Content-Type other than application/json)",
     422: "invalid field, unknown product or invalid JSON",
     429: "too many requests in flight",
     500: "server misconfiguration (prompts, settings, store built with another model)",
@@ -152,6 +171,11 @@ _ERROR_TEXT = {
 }
 
 
+_HEADERS = {401: {"WWW-Authenticate": {"description": 'the scheme wanted: Bearer realm="rag" (with error="invalid_token" '
+                                                      "when a wrong token was sent)", "schema": {"type": "string"}}}}
+
+
 def error_responses(*statuses: int) -> dict:
     """OpenAPI ``responses`` for these statuses, all with the one error body the service really sends."""
-    return {s: {"model": ErrorBody, "description": _ERROR_TEXT.get(s, "error")} for s in statuses}
+    return {s: {"model": ErrorBody, "description": _ERROR_TEXT.get(s, "error"), **({"headers": _HEADERS[s]} if s in _HEADERS else {})}
+            for s in statuses}

@@ -5,11 +5,23 @@
 - Raw body cap (``RAG_MAX_BODY_BYTES``): a declared ``Content-Length`` over the cap is refused before
   a byte is read; a body without one is counted as it streams and cut at the cap (413). A 100 MB body
   is never held in memory.
+- Content-Type: a body is JSON to FastAPI whatever the header's spelling (``application/JSON``,
+  ``Application/Json; charset=utf-8``, ``application/problem+json``), so every such body is checked
+  below; any other media type (``text/plain``, a form) and a body without the header (FastAPI 0.165
+  reads none as JSON: it would be a puzzling 422) are refused with 415 before the body is read. (Issue 24: the checks once ran only when the header held a lowercase "json", and FastAPI parsed
+  ``application/JSON`` bodies unchecked.) ``text/plain`` is also what a cross-site page can post without
+  a preflight, so refusing it closes that door too.
 - Invalid Unicode: a body that is not UTF-8, or JSON whose strings hold lone surrogates (``\\ud800``),
   is a 400 in JSON, not a 500 in text/plain.
 - Draft caps, enforced on the raw JSON before the model is built: title length
   (``RAG_MAX_TITLE_CHARS``), history turns and total characters (``RAG_MAX_HISTORY_TURNS``,
-  ``RAG_MAX_HISTORY_CHARS``), each a 413 naming the field.
+  ``RAG_MAX_HISTORY_CHARS``), each a 413 naming the field. The draft routes check them again on the
+  parsed model (``draft_caps_problem``), so an app mounted without this middleware keeps them.
+
+- Slow clients (issue 24): the whole body must arrive within ``RAG_BODY_TIMEOUT`` seconds (a body sent a
+  byte at a time is cut with 408), and each client address has at most ``RAG_MAX_STREAMS_PER_CLIENT``
+  streamed drafts in flight (429 with ``Retry-After`` beyond). Headers and unread responses are bounded at
+  the connection (``rag.service.slow_clients``).
 
 Proxy headers are trusted only from ``RAG_TRUSTED_PROXIES`` (empty by default): ``rag serve`` passes
 that list to uvicorn as ``forwarded_allow_ips``, so the peer the loopback-only check sees is the real
@@ -18,7 +30,9 @@ socket peer unless a configured proxy vouches for another.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import Counter
 from typing import Any, Awaitable, Callable
 
 from rag.configs import ServiceConfig
@@ -31,6 +45,13 @@ Send = Callable[[Message], Awaitable[None]]
 
 class _TooLarge(Exception):
     pass
+
+
+class _TooSlow(Exception):
+    pass
+
+
+STREAM_PATH = "/v1/drafts/stream"
 
 
 def _host_name(header: str) -> str:
@@ -60,6 +81,14 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
+def json_media_type(content_type: str | None) -> bool:
+    """True when FastAPI reads the body as JSON: a JSON media type in any letter case."""
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
 def draft_caps_problem(body: Any, config: ServiceConfig) -> str | None:
     """The first cap a draft request breaks, named by field, or None."""
     if not isinstance(body, dict):
@@ -82,11 +111,13 @@ class SecurityMiddleware:
         self.app = app
         self.config = config
         self.allowed_hosts = {h.lower().strip("[]") for h in config.allowed_hosts}
+        self.streams: Counter[str] = Counter()  # streamed drafts in flight, by client address (one event loop)
 
-    async def _reply(self, send: Send, status: int, message: str) -> None:
+    async def _reply(self, send: Send, status: int, message: str, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
         body = json.dumps({"error": {"status": status, "message": message}}, ensure_ascii=False).encode("utf-8")
         await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                *headers]})
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -106,12 +137,21 @@ class SecurityMiddleware:
         if declared.isdigit() and int(declared) > cap:
             await self._reply(send, 413, f"body: {declared} bytes; the limit is {cap} (RAG_MAX_BODY_BYTES)")
             return
+        content_type = headers.get("content-type")
+        if not json_media_type(content_type) and (content_type or declared not in ("", "0")):
+            shown = f"Content-Type {content_type[:80]!r} is not JSON" if content_type else "no Content-Type"
+            await self._reply(send, 415, f"body: {shown}; send application/json")
+            return
         try:
-            body = await self._read(receive, cap)
+            body = await self._read(receive, cap, self.config.body_timeout)
         except _TooLarge:
             await self._reply(send, 413, f"body: more than {cap} bytes; the limit is {cap} (RAG_MAX_BODY_BYTES)")
             return
-        if "json" in headers.get("content-type", "") and body:
+        except _TooSlow:
+            await self._reply(send, 408, f"body: not received within {self.config.body_timeout:g} s (RAG_BODY_TIMEOUT)",
+                              ((b"connection", b"close"),))
+            return
+        if body:  # JSON whatever the header's spelling (anything else was refused above)
             problem = self._check_json(body, scope.get("path", ""))
             if problem is not None:
                 await self._reply(send, *problem)
@@ -125,14 +165,37 @@ class SecurityMiddleware:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        await self.app(scope, replay, send)
+        if scope.get("path", "").rstrip("/") != STREAM_PATH:
+            await self.app(scope, replay, send)
+            return
+        # A stream holds a draft's worker and a connection for its whole length: a few per client at once.
+        client = (scope.get("client") or ("?", 0))[0]
+        if self.streams[client] >= self.config.max_streams_per_client:
+            await self._reply(send, 429, f"{self.streams[client]} streamed drafts already in flight from this client; "
+                                         f"the limit is {self.config.max_streams_per_client} (RAG_MAX_STREAMS_PER_CLIENT)",
+                              ((b"retry-after", b"5"),))
+            return
+        self.streams[client] += 1
+        try:
+            await self.app(scope, replay, send)
+        finally:
+            self.streams[client] -= 1
+            if self.streams[client] <= 0:
+                del self.streams[client]
 
     @staticmethod
-    async def _read(receive: Receive, cap: int) -> bytes:
+    async def _read(receive: Receive, cap: int, timeout: float) -> bytes:
+        """The whole body, within ``cap`` bytes and ``timeout`` seconds for all of it (a byte every few seconds
+        keeps each read short, so the deadline is for the body, not for each read)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         parts: list[bytes] = []
         size = 0
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                raise _TooSlow from None
             if message["type"] == "http.disconnect":
                 break
             chunk = message.get("body", b"")

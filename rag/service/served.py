@@ -15,11 +15,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from rag.configs import StoreConfig
 from rag.errors import RagError, StoreError
 from rag.pipeline import Pipeline
 from rag.settings import Settings
-from rag.store_health import SQLITE_NAME
+from rag.store.health import SQLITE_NAME
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ class Served:
 class ServedPipeline:
     def __init__(self, settings: Settings, *, http_client: httpx.Client | None = None) -> None:
         self._settings = settings
-        self._store = StoreConfig.from_settings(settings)  # what the generation and damage checks read
+        self._store = settings.store  # what the generation and damage checks read
         self._http_client = http_client
         self._lock = threading.Lock()
         self._served: Served | None = None
@@ -71,7 +70,7 @@ class ServedPipeline:
         try:
             if served is not None:
                 return served.pipeline.store.current_generation()
-            from rag.store import ChunkStore
+            from rag.store.chroma import ChunkStore
 
             return ChunkStore.peek_generation(self._store)
         except RagError:

@@ -16,6 +16,7 @@ DOMAIN_STATUS: tuple[tuple[type[RagError], int], ...] = (
     (errors.StoreLockedError, 503),
     (errors.EmbeddingMismatchError, 500),
     (errors.StoreError, 503),
+    (errors.FeedbackStoreError, 503),
     (errors.ConfigError, 500),
     (errors.PromptError, 500),
 )

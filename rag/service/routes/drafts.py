@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Iterator
 
 from fastapi import APIRouter, HTTPException
@@ -11,18 +11,24 @@ from fastapi.responses import StreamingResponse
 
 from rag.configs import ServiceConfig
 from rag.errors import RagError
-from rag.feedback import FeedbackStore
+from rag.feedback.store import FeedbackStore
 from rag.pipeline import Pipeline
 from rag.records import Draft, Ticket, Turn
 from rag.service.deps import FeedbackDep, PipelineDep, ServiceDep
-from rag.service.schemas import CitationOut, DraftRequest, DraftResponse, ProvenanceOut, error_responses
-from rag.service.notes_zh import notes_zh
+from rag.service.schemas import CitationOut, DraftRequest, DraftResponse, HintOut, PassageOut, ProvenanceOut, error_responses
+from rag.notes import render
+from rag.service.security import draft_caps_problem
 from rag.service.statuses import status_of
 
 router = APIRouter(prefix="/v1/drafts", tags=["drafts"])
 
 
 def _ticket(body: DraftRequest, service: ServiceConfig, pipeline: Pipeline) -> Ticket:
+    # The middleware checks the caps on the raw JSON; checked again here, on what FastAPI parsed, so they hold
+    # whatever reached the route (issue 24: a Content-Type spelling once skipped the middleware's check).
+    problem = draft_caps_problem(body.model_dump(), service)
+    if problem:
+        raise HTTPException(status_code=413, detail=problem)
     text = body.text.strip()
     if not text:
         raise HTTPException(status_code=422, detail="text: the ticket is empty")
@@ -36,9 +42,13 @@ def _ticket(body: DraftRequest, service: ServiceConfig, pipeline: Pipeline) -> T
 
 def _response(ticket: Ticket, draft: Draft, pipeline: Pipeline, feedback: FeedbackStore) -> DraftResponse:
     cases = pipeline.cases
-    top = cases.get(draft.citations[0].case_id) if draft.citations else None
+    # Filed under the ticket's product, else the product of the case the reply is built from; a "related" case
+    # was cited because it does not address this ticket, so its product says nothing about the ticket.
+    source = next((c.case_id for c in draft.citations if c.relation == "source"), None)
+    top = cases.get(source) if source else None
     product = ticket.product or (top.product if top else "")
     subcategory = top.subcategory if top else ""
+    draft = replace(draft, product=ticket.product or "")  # the drafter leaves it empty (as `rag draft --json`)
     draft_id = feedback.record_draft(ticket, draft, product, subcategory)
     # A cited case that came from feedback says so (provenance), so an agent can weigh it.
     cited = {c.case_id: cases.get(c.case_id) for c in draft.citations}
@@ -50,11 +60,13 @@ def _response(ticket: Ticket, draft: Draft, pipeline: Pipeline, feedback: Feedba
         verdict=draft.verdict, citations=citations, links=list(draft.links), backend=draft.backend, fallback=draft.fallback,
         prompt_id=draft.prompt_id, prompt_version=draft.prompt_version, latency_ms=draft.latency_ms,
         usage={"prompt_tokens": draft.usage.prompt_tokens, "completion_tokens": draft.usage.completion_tokens},
-        removed=list(draft.removed), notes=list(draft.notes), notes_zh=notes_zh(draft.notes),
+        removed=list(draft.removed), notes=render(draft.notes, "en"), notes_zh=render(draft.notes, "zh"),
+        passages=[PassageOut(case_id=p.case_id, text=p.text) for p in draft.passages],
+        hint=HintOut(**asdict(draft.hint)) if draft.hint is not None else None,
     )
 
 
-@router.post("", response_model=DraftResponse, summary="Draft a reply for a ticket", responses=error_responses(413))
+@router.post("", response_model=DraftResponse, summary="Draft a reply for a ticket", responses=error_responses(400, 413, 415))
 def create_draft(body: DraftRequest, service: ServiceDep, pipeline: PipelineDep, feedback: FeedbackDep) -> DraftResponse:
     ticket = _ticket(body, service, pipeline)
     # The LLM failing must not take the service down: fall back to the offline draft, flagged.
@@ -73,7 +85,7 @@ as one `delta`."""
 
 
 @router.post("/stream", summary="Draft a reply, streamed as server-sent events", description=_STREAM_DOC,
-             response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}, **error_responses(413)})
+             response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}, **error_responses(400, 413, 415, 429)})
 def stream_draft(body: DraftRequest, service: ServiceDep, pipeline: PipelineDep, feedback: FeedbackDep) -> StreamingResponse:
     ticket = _ticket(body, service, pipeline)  # bad requests fail before the stream starts, with a status
     events: queue.Queue[tuple[str, object]] = queue.Queue()

@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from rag.feedback import UnknownDraftError
+from rag.feedback.store import UnknownDraftError
 from rag.service.deps import FeedbackDep, PipelineDep
 from rag.service.schemas import FeedbackRequest, FeedbackResponse, error_responses
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
 
 
-@router.post("", response_model=FeedbackResponse, status_code=201, summary="Accept, edit or reject a draft", responses=error_responses(404, 422))
+@router.post("", response_model=FeedbackResponse, status_code=201, summary="Accept, edit or reject a draft", responses=error_responses(400, 404, 413, 415, 422))
 def post_feedback(body: FeedbackRequest, feedback: FeedbackDep, pipeline: PipelineDep) -> FeedbackResponse:
     # A product or scenario is one the store knows ("cdn" → "CDN"), else 422 naming the allowed values:
     # free text here once forged cases in the export.

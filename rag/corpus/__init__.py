@@ -1,0 +1,1 @@
+"""The dataset: its Markdown format, parsing into cases, de-identification, chunks and the case repository."""

@@ -1,0 +1,56 @@
+"""The product areas a ticket can be about, each with the documentation page a deferral points to.
+
+A deferral for a how-to question asks nothing and points to that area's documentation instead. The pages
+are the areas' roots on developer.qiniu.com (the corpus's agents link pages under each of them) or the
+console page agents send for bills: official pages on the link allow-list, never a composed URL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Area:
+    name: str                 # how a reply names it
+    mentions: re.Pattern[str]
+    doc: str
+
+
+# Most specific first: an HTTPS certificate on a CDN domain is the certificate area.
+AREAS: tuple[Area, ...] = (
+    Area("SSL 证书", re.compile(r"证书|ssl|https|tls", re.I), "https://developer.qiniu.com/ssl"),
+    Area("直播", re.compile(r"直播|推流|拉流|rtmp|hls|flv|m3u8|pili", re.I), "https://developer.qiniu.com/pili"),
+    Area("实时音视频", re.compile(r"实时音视频|实时互动|rtc|连麦|上麦|语音房|房间", re.I), "https://developer.qiniu.com/rtc"),
+    Area("内容审核", re.compile(r"内容审核|审核接口|鉴黄|涉黄|色情|暴恐|敏感图片|censor", re.I), "https://developer.qiniu.com/censor"),
+    Area("智能多媒体", re.compile(r"转码|截帧|截图|水印|缩略|瘦身|avthumb|vframe|imageview|imagemogr|dora|pfop|持久化处理",
+                                 re.I), "https://developer.qiniu.com/dora"),
+    Area("CDN", re.compile(r"cdn|加速|回源|缓存|刷新|预取|cname|防盗链|referer", re.I), "https://developer.qiniu.com/fusion"),
+    Area("财务", re.compile(r"费用|扣费|账单|计费|欠费|余额|充值|发票|资源包|流量包|提现|退款"),
+         "https://portal.qiniu.com/financial/summary"),
+    Area("对象存储", re.compile(r"对象存储|存储|空间|bucket|上传|下载|kodo|qshell|文件|生命周期|归档|外链|镜像", re.I),
+         "https://developer.qiniu.com/kodo"),
+)
+
+
+_LINK = re.compile(r"(?:https?|rtmp)://\S+|\b[\w.-]+\.(?:com|cn|net|org|io)\S*", re.I)
+
+
+# The documentation pages a reply may name without a case holding them.
+DOC_ROOTS = tuple(dict.fromkeys(area.doc for area in AREAS))
+
+
+def area_of(text: str, product: str | None = None) -> Area | None:
+    """The area the ticket mentions most (links left out: the customer's https:// is no certificate question);
+    on a tie, the more specific area, first in ``AREAS``."""
+    bare = _LINK.sub(" ", f"{product or ''} {text}")
+    counts = [len(set(m.group(0).lower() for m in area.mentions.finditer(bare))) for area in AREAS]
+    best = max(counts, default=0)
+    return AREAS[counts.index(best)] if best else None
+
+
+def same_area(ticket: str, case_text: str) -> bool:
+    """A case pointed at from a deferral must be about the ticket's area (when the ticket names one)."""
+    area = area_of(ticket)
+    return area is None or area_of(case_text) == area

@@ -1,0 +1,136 @@
+"""The resolution of a past case: the agent turns that resolve the problem a new ticket asks about.
+
+A past dialogue seldom is one question and one answer. The agent asks back ("什么语言的SDK呢？"), the
+customer answers, the fix follows; or the customer, once helped, moves on to another problem. So the dialogue
+is read as threads: a thread opens with the customer's question and runs through the agent's questions back
+and the customer's answers to them, until the customer asks something new. The thread whose customer side is
+closest to the ticket (and any about as close: a ticket may ask two things) are the ones whose agent turns are
+reused, so a fix that follows a question back counts and another problem's follow-ups are never stitched in. Within it,
+each sentence is kept whole, without the clauses tied to that customer, or dropped (``rag.draft.sentences``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+from rag.draft.sentences import Judge, Piece, join, pieces_of, reusable
+from rag.records import CaseRecord, Turn
+from rag.text.markers import strip_image_markers
+from rag.text.tokens import char_ngrams
+
+# A customer turn that asks something: a question mark or a question word.
+_ASKS = re.compile(r"[？?]|吗|呢|怎么|如何|为什么|为何|是不是|能不能|可不可以|是否|多久|多长时间|什么|哪(个|些|里|儿)")
+# An agent turn that asks the customer something: what the customer says next answers it.
+_ASKS_BACK = re.compile(r"([？?]|吗|呢|么)\s*[。.]?\s*$|提供(一)?下|发(一)?下|告知|截图")
+# A customer turn that goes on about what was just said ("那这个…", "还是不行…") rather than opening a new problem.
+_GOES_ON = re.compile(r"\s*(那|那么|这个|这样|还是|然后|所以|但是|可是|可|还|也|就是|按照|照着|试了|改了|不行|没用|依然|仍然)")
+# A thread is about the ticket when this share of the ticket's character bigrams occurs in its customer side,
+# and at least this share of the closest thread's: another problem the past customer moved on to shares
+# almost none (an unrelated follow-up is left out; two asked together are both kept).
+_CLOSE = 0.06
+_SHARE_OF_BEST = 0.5
+# Beyond this a resolution takes no more sentences (never cutting one): the team's answers run 130 characters at
+# the median and 535 at the 90th percentile of the corpus's cases; agents do not paste essays.
+BODY_BUDGET = 450
+
+
+@dataclass(frozen=True)
+class Thread:
+    index: int
+    customer: str               # what the customer said in it
+    agent: tuple[str, ...]      # the agent's turns, filler left out
+
+
+@dataclass(frozen=True)
+class Resolution:
+    case_id: str
+    threads: tuple[int, ...]    # the threads it was taken from
+    pieces: tuple[Piece, ...]
+
+    @property
+    def text(self) -> str:
+        return join(self.pieces)
+
+
+def threads(question: str, turns: Sequence[Turn]) -> list[Thread]:
+    """The dialogue as threads (see the module's docstring); the case's question opens the first."""
+    out: list[tuple[list[str], list[str]]] = [([question], [])]
+    asked_back = False
+    for t in turns:
+        text = strip_image_markers(t.text).strip()
+        if not text:
+            continue
+        if t.role == "agent":
+            if not t.is_filler:
+                out[-1][1].append(text)
+                asked_back = bool(_ASKS_BACK.search(text))
+            continue
+        # "那这个是什么问题呢？" asks on about the same problem: it continues the thread.
+        opens = bool(out[-1][1]) and not asked_back and bool(_ASKS.search(text)) and not _GOES_ON.match(text)
+        if opens:
+            out.append(([text], []))
+        else:
+            out[-1][0].append(text)
+        asked_back = False
+    return [Thread(i, "\n".join(c), tuple(a)) for i, (c, a) in enumerate(out)]
+
+
+def _closeness(ticket: str, text: str) -> float:
+    grams = set(char_ngrams(ticket.lower()))
+    return len(grams & set(char_ngrams(text.lower()))) / len(grams) if grams else 0.0
+
+
+def pick_threads(ticket: str, case_title: str, all_threads: Sequence[Thread]) -> list[Thread]:
+    """The threads the ticket asks about, in dialogue order: the closest one and those about as close (a ticket
+    may ask two things the past customer asked in turn); the case's own question when none is close."""
+    answered = [t for t in all_threads if t.agent]
+    if not answered:
+        return []
+    scored = [(_closeness(ticket, (case_title + "\n" if t.index == 0 else "") + t.customer), t) for t in answered]
+    best = max(s for s, _ in scored)
+    if best < _CLOSE:
+        return answered[:1]
+    # The case's own question counts whenever the ticket touches it: the match was judged on it.
+    return [t for s, t in scored if s >= max(_CLOSE, _SHARE_OF_BEST * best) or (t is answered[0] and s >= _CLOSE)]
+
+
+def resolve(case: CaseRecord, ticket: str, others: Sequence[str], budget: int = BODY_BUDGET) -> Resolution | None:
+    """The reusable resolution of ``case`` for ``ticket``: the picked thread's sentences that hold for anyone,
+    in order, whole, within ``budget``; None when nothing in it is reusable. ``others``: the other candidates'
+    answers (a value they also hold is knowledge, not that customer's)."""
+    turns = case.dialogue.turns if case.dialogue is not None else (Turn("agent", case.answer),)
+    question = case.dialogue.question if case.dialogue is not None else case.question
+    all_threads = threads(question, turns)
+    chosen = pick_threads(ticket, case.title, all_threads)
+    if not chosen:
+        return None
+    judge = Judge.of(ticket, others)
+    pieces = reusable(pieces_of("\n".join(turn for t in chosen for turn in t.agent)), judge)
+    if not pieces and len(chosen) < len(all_threads):
+        # Nothing reusable where the ticket points: the fix may sit in a later turn of the same dialogue.
+        chosen = [t for t in all_threads if t.agent]
+        pieces = reusable(pieces_of("\n".join(turn for t in chosen for turn in t.agent)), judge)
+    kept: list[Piece] = []
+    size = 0
+    for piece in pieces:
+        if kept and size + len(piece.text) > budget:
+            break
+        if _repeats(piece, kept):
+            continue
+        kept.append(piece)
+        size += len(piece.text)
+    return Resolution(case.id, tuple(t.index for t in chosen), tuple(kept)) if kept else None
+
+
+def _repeats(piece: Piece, kept: Sequence[Piece], similarity: float = 0.8) -> bool:
+    """The agent said it already in this answer (a template pasted twice, a step restated)."""
+    from rapidfuzz.distance import LCSseq
+
+    core = re.sub(r"\s+", "", piece.text)
+    for k in kept:
+        other = re.sub(r"\s+", "", k.text)
+        if len(core) >= 8 and (core in other or LCSseq.normalized_similarity(core, other) >= similarity):
+            return True
+    return False

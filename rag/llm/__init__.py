@@ -1,0 +1,1 @@
+"""Chat models: the ``ChatModel`` protocol, the OpenAI-compatible client, its deadlines and cache, the local model."""

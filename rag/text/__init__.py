@@ -1,0 +1,1 @@
+"""Text every step reads: the dataset's markers, the normal form, links, identifiers, names, tokens, filler, ROUGE."""
