@@ -35,6 +35,7 @@ from rag.score.labels import LabelledTicket
 from rag.score.leaks import LeakDetector
 from rag.score.link_check import LinkChecker
 from rag.score.relevance import Decision, decision_scores
+from rag.text.markers import GREETINGS, POLITE_GREETING
 
 # Markdown as a reader sees it. Numbered steps ("1. …") are the team's own plain-text style, not Markdown.
 _MARKDOWN = {
@@ -45,7 +46,7 @@ _MARKDOWN = {
     "code": re.compile(r"```|`[^`\n]+`"),
     "table": re.compile(r"^\s*\|.*\|\s*$", re.M),
 }
-_GREETING = re.compile(r"^\s*(?:（[^）]*）\s*)?(您好|你好|hello|hi\b)", re.I)
+_GREETING = re.compile(rf"^\s*(?:（[^）]*）\s*)?(?:{'|'.join(map(re.escape, GREETINGS))})(?![a-z])", re.I)
 # A reply cut at max_tokens is the model's doing, the same on every rerun: cached like a reply. A deadline or a
 # dropped connection says more about the machine's load at that moment: never cached, so a rerun tries again.
 _CACHED_ERRORS = ("the reply was cut at max_tokens",)
@@ -280,7 +281,7 @@ def table(summaries: dict[str, dict], team: Sequence[float]) -> str:
         ("leaks / defects", lambda s: f"{s['leaks']} / {s['defects']}", "0 leaks"),
         ("invented / composed links", lambda s: f"{s['invented_links']} / {s['composed_links']}", "0 / 0"),
         ("Markdown: raw reply / draft", lambda s: f"{_pct(s['markdown_raw'])} / {_pct(s['markdown'])}", "none"),
-        ("opens with 您好", lambda s: _pct(s["greeting"]), ""),
+        (f"opens with {POLITE_GREETING}", lambda s: _pct(s["greeting"]), ""),
         ("answer length, chars: median (IQR)", lambda s: _iqr(s["length_answers"]),
          f"team {team[1]:.0f} ({team[0]:.0f}–{team[2]:.0f})"),
         ("every draft's length: median (IQR)", lambda s: _iqr(s["length_all"]), ""),
