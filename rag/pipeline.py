@@ -117,6 +117,11 @@ class Pipeline:
         check_store(self.settings.store)
         store = ChunkStore(self.settings.store, self.embedder.name, fresh=self._fresh_store)
         if store.count() > 0:
+            with self._lock:
+                # Checked and open: kept, so `store` neither opens Chroma twice nor checks again. Opening the
+                # index rewrites one of its files, so a second check would always re-run the child-process probe.
+                if self._store is None:
+                    self._store = store
             return None
         return self.ingest(progress=progress)
 

@@ -87,12 +87,21 @@ def vector_segment(store_path: Path, collection: str) -> Path | None:
     return store_path / str(row[0]) if row else None
 
 
+# Chroma rewrites this file each time a process opens the index, and its bytes differ every time (measured:
+# pointer-sized garbage in its padding), so its bytes would send every start back to the child-process probe.
+# Its size still keys the stamp; the other files' bytes are stable across opens.
+_REWRITTEN_ON_OPEN = frozenset({"length.bin"})
+
+
 def _digest(folder: Path | None, collection: str, generation: int) -> str:
     h = hashlib.sha256(f"{collection}\0{generation}".encode())
     if folder is not None and folder.is_dir():
         for f in sorted(folder.iterdir()):
             if f.is_file():
                 h.update(f.name.encode() + b"\0")
+                if f.name in _REWRITTEN_ON_OPEN:
+                    h.update(str(f.stat().st_size).encode())
+                    continue
                 with f.open("rb") as fh:
                     for block in iter(lambda: fh.read(1 << 20), b""):
                         h.update(block)

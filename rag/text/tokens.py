@@ -43,13 +43,20 @@ def char_ngrams(text: str) -> list[str]:
 
 
 def words(text: str) -> list[str]:
+    return list(_words(text))
+
+
+# A warm service scores the same candidate cases on every request; jieba on their texts was most of a draft's
+# time. Keyed by the text itself, so a changed case is simply a new key; 8192 texts is a few MB.
+@lru_cache(maxsize=8192)
+def _words(text: str) -> tuple[str, ...]:
     text = PLACEHOLDERS.sub(" ", text).lower()
     out = []
     for w in _jieba().cut_for_search(text):
         w = w.strip()
         if w and w not in _STOP and _WORD.match(w):
             out.append(w)
-    return out
+    return tuple(out)
 
 
 def tokenize(text: str) -> list[str]:
