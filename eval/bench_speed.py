@@ -1,0 +1,90 @@
+"""How fast a draft is, cold and warm, as ratios against yardsticks measured in the same run. Prints figures; not a test.
+
+    python eval/bench_speed.py [--cold-runs 5] [--warm-tickets 60]
+
+- cold: `rag draft "证书过期怎么办"` in a new process (store already built), wall seconds, median of --cold-runs;
+  the yardstick is `python -c "import chromadb"` run alternately with it, so both see the same load;
+- warm: in one process, Pipeline warmed up, then drafts for the development tickets (eval/relevance/new_tickets.jsonl)
+  twice over: the first pass is a service's first sight of each ticket, the second what a repeat costs. The
+  yardstick is a fixed pure-Python loop timed between the passes; milliseconds are given beside the ratio.
+
+Issue 25's aims: cold ≤ 1.5x the chromadb import; warm p50 < 30 ms, p95 < 60 ms (2 cores, load about 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TICKET = "证书过期怎么办"
+
+
+def _wall(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+                   env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
+    return time.perf_counter() - start
+
+
+def _yardstick_ms() -> float:
+    start = time.perf_counter()
+    total = 0
+    for i in range(2_000_000):
+        total += i % 7
+    return (time.perf_counter() - start) * 1000
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cold-runs", type=int, default=5)
+    ap.add_argument("--warm-tickets", type=int, default=60)
+    args = ap.parse_args()
+
+    rag_cli = [sys.executable, "-m", "rag.cli"]  # this checkout's code (cwd), also from a second worktree
+    _wall([*rag_cli, "draft", TICKET])  # builds the store on a fresh checkout; not timed
+    cold, chroma = [], []
+    for _ in range(args.cold_runs):
+        chroma.append(_wall([sys.executable, "-c", "import chromadb"]))
+        cold.append(_wall([*rag_cli, "draft", TICKET]))
+    c, y = statistics.median(cold), statistics.median(chroma)
+    print(f"cold `rag draft`: median {c:.2f} s wall; `import chromadb` {y:.2f} s; ratio {c / y:.1f}x (aim <= 1.5x)")
+
+    sys.path.insert(0, str(ROOT))
+    from rag import Pipeline, Ticket, load_settings
+    from rag.score.labels import load_tickets
+
+    tickets = load_tickets(ROOT / "eval" / "relevance" / "new_tickets.jsonl")[: args.warm_tickets]
+    pipeline = Pipeline(load_settings())
+    pipeline.ensure_ingested()
+    pipeline.warm_up()
+    drafter = pipeline.drafter
+    passes: list[list[float]] = []
+    for _ in range(2):
+        times = []
+        for t in tickets:
+            start = time.perf_counter()
+            drafter.draft(Ticket(t.text, product=t.product))
+            times.append((time.perf_counter() - start) * 1000)
+        passes.append(times)
+    yard = statistics.median(_yardstick_ms() for _ in range(5))
+    print(f"yardstick (2M-step Python loop): {yard:.0f} ms")
+    for name, times in zip(("first sight", "repeat"), passes):
+        p50, p95 = statistics.median(times), _pct(times, 0.95)
+        print(f"warm in-process, {name} ({len(times)} tickets): p50 {p50:.0f} ms ({p50 / yard:.2f} yardsticks), "
+              f"p95 {p95:.0f} ms ({p95 / yard:.2f}) (aim < 30 / 60 ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
