@@ -4,6 +4,8 @@
 
 - cold: `rag draft "证书过期怎么办"` in a new process (store already built), wall seconds, median of --cold-runs;
   the yardstick is `python -c "import chromadb"` run alternately with it, so both see the same load;
+- HTTP: `rag serve` in its own process, 1 then 4 clients posting drafts for --http-seconds each
+  (rag/evaluation/load_service.py);
 - warm: in one process, Pipeline warmed up, then drafts for the development tickets (eval/relevance/new_tickets.jsonl)
   twice over: the first pass is a service's first sight of each ticket, the second what a repeat costs. The
   yardstick is a fixed pure-Python loop timed between the passes; milliseconds are given beside the ratio.
@@ -49,6 +51,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cold-runs", type=int, default=5)
     ap.add_argument("--warm-tickets", type=int, default=60)
+    ap.add_argument("--http-seconds", type=float, default=15.0, help="per client count; 0 skips HTTP")
     args = ap.parse_args()
 
     rag_cli = [sys.executable, "-m", "rag.cli"]  # this checkout's code (cwd), also from a second worktree
@@ -83,6 +86,18 @@ def main() -> int:
         p50, p95 = statistics.median(times), _pct(times, 0.95)
         print(f"warm in-process, {name} ({len(times)} tickets): p50 {p50:.0f} ms ({p50 / yard:.2f} yardsticks), "
               f"p95 {p95:.0f} ms ({p95 / yard:.2f}) (aim < 30 / 60 ms)")
+    if args.http_seconds > 0:
+        from rag.evaluation import load_service
+
+        # The service in its own process, as deployed; the same six tickets as eval/load_service.py.
+        proc, url = load_service.start_server()
+        try:
+            for clients in (1, 4):
+                print(f"HTTP POST /v1/drafts, {clients} client(s) (aim: 1 client p50 < 30 ms; 4 clients >= 40 req/s):")
+                load_service.main(["--url", url, "--clients", str(clients), "--seconds", str(args.http_seconds)])
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
     return 0
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import socket
 import statistics
 import subprocess
@@ -24,30 +23,9 @@ from collections.abc import Awaitable
 
 import httpx
 
+from rag.evaluation.load_service import start_server
+
 TICKET = json.dumps({"text": "我的CDN域名证书过期了，怎么更换免费证书？"}, ensure_ascii=False).encode("utf-8")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"rag serve exited with {proc.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    proc.terminate()
-    raise SystemExit("rag serve did not answer /healthz within 300 s")
 
 
 async def _closed_within(reader: asyncio.StreamReader, limit: float) -> tuple[float | None, bytes]:
@@ -176,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slow-bodies", type=int, default=200)
     ap.add_argument("--streams", type=int, default=50)
     args = ap.parse_args(argv)
-    port = _free_port()
-    proc = _start(port)
+    proc, url = start_server()
+    port = int(url.rsplit(":", 1)[1])
     try:
         asyncio.run(burst(port, args))
     finally:

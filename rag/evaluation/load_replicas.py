@@ -33,7 +33,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from rag.evaluation.load_service import TICKETS, _free_port
+from rag.evaluation.load_service import TICKETS, free_port
 
 VERDICTS = ("accepted", "edited", "rejected", "edited")
 START_SECONDS = 300.0
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     with TemporaryPostgres() as pg:
         try:
             url = pg.create_database("rag")
-            chroma_port = _free_port()
+            chroma_port = free_port()
             chroma_bin = Path(sys.executable).parent / "chroma"
             with (root / "chroma.log").open("ab") as chroma_log:
                 chroma = subprocess.Popen([str(chroma_bin if chroma_bin.exists() else "chroma"), "run", "--path",
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.3)
             _rag(ingest_env, "feedback", "migrate", log=root / "ingest" / "cli.log")
             _rag(ingest_env, "ingest", log=root / "ingest" / "cli.log")
-            replicas = [Replica(n, root / n, _free_port(), role(n)) for n in ("A", "B")]
+            replicas = [Replica(n, root / n, free_port(), role(n)) for n in ("A", "B")]
             for r in replicas:
                 r.start()
 

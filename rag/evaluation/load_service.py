@@ -32,26 +32,30 @@ TICKETS = [
 ]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _start_server() -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+def start_server() -> tuple[subprocess.Popen, str]:
+    """`rag serve` on a free loopback port (this environment's settings), once it answers /healthz."""
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"rag serve exited with {proc.returncode}")
         try:
             if httpx.get(url + "/healthz", timeout=2).status_code == 200:
                 return proc, url
         except httpx.HTTPError:
-            time.sleep(0.5)
+            pass
+        time.sleep(0.5)
     proc.terminate()
-    raise SystemExit("the service did not start within 300 s")
+    raise SystemExit("rag serve did not answer /healthz within 300 s")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     proc = None
     url = args.url
     if url is None:
-        proc, url = _start_server()
+        proc, url = start_server()
     elif urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1"):
         raise SystemExit("this load script only targets loopback addresses")
     latencies: list[float] = []
