@@ -201,5 +201,5 @@ def test_the_summary_and_the_report_name_the_metrics_from_metric_names(offline_r
                 *(f"heldout_{m}" for m in HELDOUT_OVERALL)]
     assert list(offline_run.summary["overall"]) == expected
     report = (offline_run.folder / "report.md").read_text(encoding="utf-8")
-    assert "| split | " + " | ".join(TICKETS_REPORT) + " |" in report
+    assert "| set | " + " | ".join(TICKETS_REPORT) + " |" in report
     assert "| product | cases | " + " | ".join(REPORT) + " |" in report
