@@ -304,7 +304,7 @@ def _checked(draft: dict, ticket: str, settings, guard, *, usage: bool) -> None:
     """
     assert draft["backend"] == f"llm:{SUITE_MODEL.name}" and draft["fallback"] is False, draft["notes"]
     assert draft["action"] in ("answer", "ask_for_info", "escalate")
-    assert draft["prompt_id"] == "small"
+    assert draft["prompt_id"] == local_llm.SMALL_MODEL_ENV["RAG_PROMPT_VARIANT"]
     assert CHINESE.search(draft["text"]) and "ACTION" not in draft["text"], draft["text"]
     assert draft["citations"] and all(c["case_id"] for c in draft["citations"])
     # the guards ran: nothing in the final text that they would remove
@@ -378,7 +378,7 @@ def test_the_judge_scores_two_cases(llm_settings):
 @pytest.mark.e2e
 def test_prompt_tuning_notebook_on_the_real_model(llm_env, monkeypatch, tmp_path):
     monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))  # no cached replies: the model answers
-    monkeypatch.setenv("RAG_NOTEBOOK_SUBSET", "1")  # 3 variants + offline on one case: 1-2 min per draft under load
+    monkeypatch.setenv("RAG_NOTEBOOK_SUBSET", "1")  # every variant + offline on one case: 1-2 min per draft under load
     monkeypatch.setenv("MPLBACKEND", "Agg")
     path = PROJECT_ROOT / "eval" / "notebooks" / "prompt_tuning.ipynb"
     import nbformat  # here: collection imports this module on every run, and these cost 0.4 s
@@ -394,4 +394,4 @@ def test_prompt_tuning_notebook_on_the_real_model(llm_env, monkeypatch, tmp_path
     assert "Highest ROUGE-L" in outputs
     # the variant this model is run with gave a real draft (a refused reply would be an offline fallback)
     refused = ast.literal_eval(re.search(r"LLM replies refused \(offline fallback\): (\{.*\})", outputs).group(1))
-    assert refused["small"] == 0, refused
+    assert refused[local_llm.SMALL_MODEL_ENV["RAG_PROMPT_VARIANT"]] == 0, refused
