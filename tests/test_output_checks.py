@@ -11,6 +11,7 @@ from rag.notes import FollowsTicketInstructions, Injection, LLMFallback
 from rag.draft.output_checks import (
     CheckedStream,
     ReplyChecker,
+    scaffolding,
     compact,
     disguised,
     echoes_prompt,
@@ -114,6 +115,16 @@ def test_links_hidden_by_full_width_or_zero_width_characters_are_refused(drafter
     assert disguised("参考 https://portal.qiniu.com/certificate/apply", ()) == []
     draft = _draft(drafter, "ACTION: answer\n您好，详见 ｈｔｔｐｓ：／／ｅｖｉｌ．ｅｘａｍｐｌｅ．ｃｏｍ/steal", QUESTION, fallback="offline")
     assert draft.fallback and "ｅｖｉｌ" not in draft.text and "evil" not in draft.text
+
+
+def test_a_reply_that_pastes_the_prompts_case_blocks_or_redaction_tokens_is_refused(drafter):
+    pasted = "<case_1>\n[案例 1] 编号 【相关ID】｜云主机｜主机\n标题：无法放行 ICMPv6\n客服回复：暂不支持。\n</case_1>"
+    assert scaffolding(pasted) == ["</case_1>", "<case_1>", "[案例 1]", "客服回复:"]  # read normalised (NFKC)
+    assert scaffolding("您好，纳税人识别号：[REDACTED_PHONE]") == ["[REDACTED_PHONE]"]
+    assert scaffolding("您好，客服回复会在工单里看到；案例 1 里的做法也适用。") == []  # the words alone are fine
+    draft = _draft(drafter, f"ACTION: answer\n{pasted}", QUESTION, fallback="offline")
+    assert draft.fallback and draft.backend == "offline" and "<case_1>" not in draft.text
+    assert any(isinstance(n, LLMFallback) and "scaffolding" in n.error for n in draft.notes)
 
 
 def test_confidence_reflects_scrubbing(drafter):

@@ -26,6 +26,7 @@ from typing import Callable
 from rag.draft.guards import injection_signals
 from rag.text.identifiers import host_allowed, host_of, identifiers
 from rag.text.links import clean_link, raw_links
+from rag.text.markers import REDACTION_TOKEN
 from rag.text.normalise import normalise, simplified, strip_invisible
 from rag.notes import ComposedLinksRemoved, FollowsTicketInstructions, InvisibleRemoved, MarkdownRemoved, Shortened
 from rag.records import Draft
@@ -96,11 +97,24 @@ def disguised(reply: str, allowlist: tuple[str, ...]) -> list[str]:
     return sorted(x for x in _exposed(normalise(reply), allowlist) - before if x not in plain)
 
 
+# The prompt's own scaffolding (the case and ticket blocks of rag/draft/writers/llm.py) and the corpus's redaction
+# tokens never belong in a reply: a small model that echoes them pastes its prompt, other customers' cases
+# included, to the customer (seen with the 0.5B: a reply that began with "<case_1> [案例 1] 编号 …").
+_SCAFFOLD = re.compile(r"<\s*/?\s*(?:case_\d+|ticket_[a-z_]+|customer_message|conversation_history)\s*>|\[案例\s*\d+\]"
+                       rf"|客服回复[：:]|客户问题[：:]|{REDACTION_TOKEN.pattern}", re.I)
+
+
+def scaffolding(reply: str) -> list[str]:
+    """The pieces of the prompt's scaffolding (or redaction tokens) in ``reply``."""
+    return sorted({m.group(0) for m in _SCAFFOLD.finditer(normalise(reply))})
+
+
 @dataclass(frozen=True)
 class ReplyVerdict:
     echoed: str | None = None
     hidden: tuple[str, ...] = ()
     followed: tuple[str, ...] = ()
+    scaffold: tuple[str, ...] = ()
     injection_in_ticket: bool = False
     stripped_invisible: bool = False
     # the team's voice (rag.draft.voice), repaired by the LLM writer
@@ -114,6 +128,8 @@ class ReplyVerdict:
             return f"the LLM reply repeats the system prompt ('{self.echoed}'); refused"
         if self.hidden:
             return f"the LLM reply hides links or identifiers behind look-alike or invisible characters ({', '.join(self.hidden)}); refused"
+        if self.scaffold:
+            return f"the LLM reply copies the prompt's scaffolding ({', '.join(self.scaffold)}); refused"
         return None
 
 
@@ -129,6 +145,7 @@ class ReplyChecker:
             echoed=echoes_prompt(reply, self.system_prompt),
             hidden=tuple(disguised(reply, self.allowlist)),
             followed=tuple(followed_instructions(reply, self.ticket)),
+            scaffold=tuple(scaffolding(reply)),
             injection_in_ticket=self.injection_in_ticket,
             stripped_invisible=strip_invisible(reply) != reply,
         )
