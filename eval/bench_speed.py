@@ -10,6 +10,8 @@
   twice over: the first pass is a service's first sight of each ticket, the second what a repeat costs. The
   yardstick is a fixed pure-Python loop timed between the passes; milliseconds are given beside the ratio.
 
+To time another commit, run it from that commit's worktree with `PYTHONPATH=.` (the in-process part imports `rag`).
+
 Issue 25's aims: cold ≤ 1.5x the chromadb import; warm p50 < 30 ms, p95 < 60 ms (2 cores, load about 1).
 """
 
@@ -63,7 +65,6 @@ def main() -> int:
     c, y = statistics.median(cold), statistics.median(chroma)
     print(f"cold `rag draft`: median {c:.2f} s wall; `import chromadb` {y:.2f} s; ratio {c / y:.1f}x (aim <= 1.5x)")
 
-    sys.path.insert(0, str(ROOT))
     from rag import Pipeline, Ticket, load_settings
     from rag.score.labels import load_tickets
 
