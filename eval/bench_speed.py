@@ -10,7 +10,8 @@
   twice over: the first pass is a service's first sight of each ticket, the second what a repeat costs. The
   yardstick is a fixed pure-Python loop timed between the passes; milliseconds are given beside the ratio.
 
-To time another commit, run it from that commit's worktree with `PYTHONPATH=.` (the in-process part imports `rag`).
+To time another commit, run a copy of it in that commit's worktree, with that worktree's `rag` importable (the cold
+runs use the working folder's code; the in-process part imports `rag`).
 
 Issue 25's aims: cold ≤ 1.5x the chromadb import; warm p50 < 30 ms, p95 < 60 ms (2 cores, load about 1).
 """
