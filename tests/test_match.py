@@ -160,6 +160,11 @@ def test_a_question_about_the_services_is_never_refused_as_off_topic(text):
 def test_another_companys_product_is_declined_and_a_term_less_qiniu_question_near_a_case_is_not():
     assert policy.decide(Ticket("百度网盘下载太慢了，有什么办法提速吗"), [_hit("a", 0.3)], 0.6).kind == "off_topic"
     assert policy.decide(Ticket("之前那个情况又出现了"), [_hit("a", 0.3)], 0.6).kind != "off_topic"
+    assert policy.decide(Ticket("阿里云OSS的bucket怎么设置跨域"), [_hit("a", 0.01)], 0.6).kind == "off_topic"
+    # where the customer's servers run is not the subject; Qiniu's SDK calls name Qiniu
+    sdk = "nodejs sdk 7.14.1 用 resumeUploader.putFile 传 2G 左右的视频，传到 60% 上下就报 Error: socket hang up"
+    assert policy.decide(Ticket(sdk + "，服务器在阿里云华东"), [_hit("a", 0.03)], 0.6).kind != "off_topic"
+    assert policy.decide(Ticket("上传视频到 60% 就断开，我们的服务器在阿里云华东"), [_hit("a", 0.03)], 0.6).kind != "off_topic"
 
 
 def test_asking_how_long_a_back_office_step_takes_is_not_a_request_for_staff():
