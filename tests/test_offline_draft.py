@@ -5,7 +5,7 @@ import pytest
 from rag.draft.actions import classify_reply
 from rag.draft.guards import invented_links, leaked_identifiers
 from rag.draft.resolution import resolve
-from rag.draft.writers.offline import ENGLISH_NOTE
+from rag.draft.writers.offline import ENGLISH_DEFERRAL_NOTE, ENGLISH_NOTE
 from rag.records import CaseRecord, Ticket, Turn
 
 pytestmark = pytest.mark.e2e
@@ -120,10 +120,12 @@ def test_certificate_question_gets_a_console_or_doc_link(drafter):
 
 def test_english_ticket_says_the_reply_draws_on_chinese_cases(drafter):
     draft = drafter.draft(Ticket("How do I renew the free SSL certificate of my CDN domain? It expired yesterday."))
-    assert draft.text.startswith(ENGLISH_NOTE)
-    assert "Chinese" in draft.text and "中文" in draft.text
+    # Answered, the note says the answer comes from Chinese cases; deferred, that the reply is in Chinese. (The
+    # match model refit this round scores English tickets low: this one, answered at a386b12, is now deferred.)
+    assert draft.text.startswith(ENGLISH_NOTE if draft.action == "answer" else ENGLISH_DEFERRAL_NOTE)
+    assert "Chinese" in draft.text
     pasted_log = drafter.draft(Ticket('[{"title": "请求 ID", "content": "wL4X34YWB6LaV_wX"}, {"title": "日志栈", "content": "Error"}]'))
-    assert ENGLISH_NOTE not in pasted_log.text
+    assert ENGLISH_NOTE not in pasted_log.text and ENGLISH_DEFERRAL_NOTE not in pasted_log.text
 
 
 def test_independent_detector_finds_no_leak_or_defect_over_the_whole_corpus(drafter, corpus_pipeline):
