@@ -13,6 +13,7 @@ switches to it, so a running service sees a whole store, old or new, never a hal
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 from urllib.parse import urlsplit
@@ -26,6 +27,8 @@ from rag.records import Chunk
 from rag.configs import StoreConfig
 from rag.store.generation import Active, drop_inactive, next_collection, read_active, write_active
 from rag.store.health import damaged_store_error
+
+_SETTLE_SECONDS = 0.5  # how long a read waits before retrying a collection a rebuild has just switched to
 
 SCHEMA_VERSION = 1
 _PAGE = 2000
@@ -161,7 +164,15 @@ class ChunkStore:
                     raise
             active = self._read_active()
             if active.collection == self.active.collection:
-                raise StoreError(f"collection '{active.collection}' disappeared: {exc}") from exc
+                # Just after a rebuild switched to it, a Chroma server once answered a read on the new collection
+                # with "Missing field: [Missing metadata segment]" while the old one was being dropped (two
+                # replicas under load, 1 read in 171): reopened after a pause, it answers. Once, then the error.
+                time.sleep(_SETTLE_SECONDS)
+                try:
+                    self._col = self._open(active.collection, create=False)
+                    return call()
+                except Exception:
+                    raise StoreError(f"collection '{active.collection}' disappeared: {exc}") from exc
             self.active, self._col = active, self._open(active.collection, create=False)
             return call()
 
