@@ -153,16 +153,10 @@ class STModel:
 
     def load(self) -> Any:
         if self._model is None:
-            import torch
-            from sentence_transformers import SentenceTransformer
+            from rag.store.gemma import load_sentence_transformer
 
-            if self.threads:
-                torch.set_num_threads(self.threads)
-            model = SentenceTransformer(str(self.folder), device="cpu", local_files_only=True)
-            model.max_seq_length = self.max_seq_length
-            if self.int8:
-                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-            self._model = model
+            self._model = load_sentence_transformer(self.folder, self.max_seq_length, threads=self.threads,
+                                                    int8=self.int8)
         return self._model
 
     def embed(self, texts: Sequence[str], kind: str) -> np.ndarray:

@@ -33,7 +33,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from rag.evaluation.load_service import TICKETS, free_port
+from rag.evaluation.load_service import TICKETS
+from rag.llm.local import free_port
 
 VERDICTS = ("accepted", "edited", "rejected", "edited")
 START_SECONDS = 300.0

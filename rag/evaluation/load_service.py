@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
+from rag.llm.local import free_port
 from rag.text.markers import POLITE_GREETING
 
 TICKETS = [
@@ -30,12 +30,6 @@ TICKETS = [
     {"text": "域名被其他账号绑定了，提示已存在怎么办"},
     {"text": "发票怎么开具，需要什么信息"},
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server() -> tuple[subprocess.Popen, str]:

@@ -13,10 +13,11 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from rag.llm.local import free_port
 
 USER = "rag"
 
@@ -49,12 +50,6 @@ def _runner() -> tuple[str | None, list[str]]:
             continue
         return name, ["runuser", "-u", name, "--"]
     raise PostgresUnavailable("running as root with neither a 'postgres' nor a 'nobody' user to run PostgreSQL as")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class TemporaryPostgres:
@@ -96,7 +91,7 @@ class TemporaryPostgres:
     def start(self) -> None:
         """Start (again) on a free port; the same port when it was started before, so URLs handed out still work."""
         for attempt in range(5):
-            port = self.port or _free_port()
+            port = self.port or free_port()
             done = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "server.log"), "-w", "-t", "60",
                              "-o", f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories='' -c fsync={'on' if self.fsync else 'off'}", "start",
                              check=False)

