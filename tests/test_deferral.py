@@ -1,6 +1,8 @@
 """A deferral's parts (rag/draft/deferral.py): the conditional pointer to a close case, the area's doc, what to
 ask, and the hint for the agent; and the closing line for a customer who only thanks."""
 
+from dataclasses import replace
+
 from rag.draft import policy
 from rag.draft.deferral import VerdictTexts, deferral
 from rag.draft.writers.offline import ENGLISH_NOTE, OfflineWriter
@@ -56,3 +58,59 @@ def test_an_english_deferral_does_not_claim_to_draw_on_past_cases():
     v = policy.decide(ticket, [], 0.6)
     reply = writer.write(ticket, [], v, k=5).text
     assert v.action != "answer" and ENGLISH_NOTE not in reply and reply.startswith("（This reply is written in Chinese.）")
+
+
+def test_the_pointer_says_the_piece_that_answers_this_ticket_not_merely_the_first():
+    hit = _hit("您好，证书一般 10 分钟左右部署完成。\n主机记录是去除根域名的部分，记录值按页面上给出的填写即可。",
+               title="证书一直在审核")
+    ticket = Ticket("证书一直待审核，DNS 验证的主机记录我填的是完整域名，是不是哪里不对")
+    parts = deferral(policy.decide(ticket, [hit], 0.6), ticket)
+    assert parts.pointer == "如果您是指“证书一直在审核”，主机记录是去除根域名的部分，记录值按页面上给出的填写即可。"
+
+
+def test_a_pointer_drops_the_diagnosis_clause_and_keeps_the_fix_with_its_links():
+    hit = _hit("您好，这个是CDN缓存导致的，你们刷新下CDN缓存即可，刷新方法请参考：https://developer.qiniu.com/fusion/"
+               "kb/1325/refresh-the-cache-and-the-effect-of-time 方法1: portal.qiniu.com 控制台刷新缓存，点击左侧 cdn => "
+               "刷新预取，url 刷新全网生效 10min 左右，目录刷新需要 30min 左右", title="上传新图片")
+    ticket = Ticket("覆盖上传了同名的文件，下载下来还是旧的，在空间里看已经是新文件了")
+    v = policy.decide(ticket, [hit], 0.6)
+    parts = deferral(v, ticket)
+    assert v.related is not None  # a storage question whose answer is all CDN is still the same area
+    assert parts.pointer.startswith("如果您是指“上传新图片”，你们刷新下CDN缓存即可")
+    assert "导致" not in parts.pointer and "https://developer.qiniu.com/fusion/kb/1325/" in parts.pointer
+
+
+def test_a_pointer_is_never_a_heading_a_question_to_that_customer_or_a_sentence_leaning_on_the_last():
+    for answer in ("您好，1、maxAge值和CDN缓存时间的区别理解：",
+                   "您好，你们是不是没有配置对应的验证解析呢",
+                   "您好，请问是这个域名吗？\n如果是的话，主机记录不对。"):
+        hit = _hit(answer, title="证书一直在审核")
+        ticket = Ticket("证书一直待审核，主机记录是不是哪里不对")
+        assert deferral(policy.decide(ticket, [hit], 0.6), ticket).pointer == "", answer
+
+
+def test_an_unnameable_title_gives_way_to_what_the_ticket_shares_with_the_case():
+    hit = _hit("您好，生命周期规则只对规则生效后新上传的文件生效，之前上传的文件需要手动处理。",
+               title="tls: failed to verify certificate: x509")
+    hit = Hit(replace(hit.case, question="空间设置了生命周期规则，为什么老文件没有删除"), 0.3, "a:case", "", match=0.3)
+    ticket = Ticket("昨天给空间加了生命周期规则，去年传的文件今天还在，规则是不是没生效？")
+    parts = deferral(policy.decide(ticket, [hit], 0.6), ticket)
+    assert parts.pointer.startswith("如果您是指“给空间加了生命周期规则”，") or parts.pointer.startswith("如果您是指“生命周期规则")
+    assert "新上传的文件生效" in parts.pointer
+
+
+def test_the_case_pointed_at_is_the_closest_by_match_not_the_first_ranked():
+    far = _hit("您好，可以在控制台 CDN → 刷新预取 里提交 URL 刷新。", 0.25, title="刷新缓存")
+    near = Hit(replace(far.case, id="b" * 16, title="CDN 刷新缓存"), 0.45, "b:case", "", match=0.45)
+    v = policy.decide(Ticket("CDN 上的图片更新后还是旧的，要怎么处理？"), [far, near], 0.6)
+    assert v.related is not None and v.related.case_id == "b" * 16
+
+
+def test_an_attached_screenshot_does_not_make_a_bill_question_a_multimedia_one():
+    from rag.draft.areas import area_of, areas_of, same_area
+
+    text = "这个月CDN费用比上个月多了600多，是不是被盗刷了 截图如下[图片]"
+    assert {a.name for a in areas_of(text)} == {"CDN", "财务"}
+    assert area_of("视频截图怎么设置").name == "智能多媒体"
+    assert same_area(text, "扣费异常\n最近扣费很多")  # a tie counts either way
+    assert not same_area("直播推流断开怎么办", "证书过期\nhttps 证书怎么续期")

@@ -57,3 +57,25 @@ def test_the_curve_moves_only_what_the_threshold_decides():
     assert coverage_at(points, 0.6) == 1.0  # at 0.5: 3 right of 5 answered
     assert coverage_at(points, 0.65) == pytest.approx(0.6667, abs=1e-4)
     assert coverage_at(points, 0.99) == 0.0
+
+
+def test_a_deferral_that_carries_the_key_content_counts_for_the_agent_but_not_as_an_answer():
+    from rag.evaluation.tickets import summarise_tickets, ticket_record
+    from rag.records import Draft
+    from rag.score.labels import LabelledTicket
+
+    key = (KeyItem("refresh the CDN cache", ("刷新",)),)
+    t = LabelledTicket("t1", "更新后还是旧的", "", None, ("a" * 16,), (), "answer", "covered", "dev", key=key,
+                       ask=frozenset())
+    def deferral(text: str) -> Draft:
+        return Draft(text=text, action="ask_for_info", confidence=0.3, citations=(), links=(), backend="offline",
+                     prompt_id="offline", prompt_version="offline-1", latency_ms=1.0, verdict="no_fit")
+
+    pointed = deferral("您好，如果您是指“CDN 刷新缓存”，在控制台刷新预取里提交 URL 即可。")
+    bare = deferral("您好，对象存储相关的说明可以先参考：https://developer.qiniu.com/kodo")
+    records = [ticket_record(t, pointed), ticket_record(t, bare)]
+    assert [r["key"] for r in records] == [None, None] and [r["key_any"] for r in records] == [True, False]
+    block = summarise_tickets(records)["all"]
+    assert block["key_content"] is None and block["key_content_any"] == 0.5
+    escalated = LabelledTicket("t2", "x", "", None, ("a" * 16,), (), "escalate", "covered", "dev", key=key)
+    assert ticket_record(escalated, pointed)["key_any"] is None  # not answerable: not counted

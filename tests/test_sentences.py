@@ -51,6 +51,14 @@ def test_knowledge_numbers_stay_and_that_customers_figures_go():
     assert _kept("您的余额还剩312.5元，已经处理好了。") == ""
 
 
+def test_a_quantity_with_its_unit_glued_on_and_qinius_own_hosts_are_knowledge():
+    # The team's cache-refresh answer held only these two "values", and was never reused (a deferral pointed at
+    # nothing while the case said exactly what to do).
+    answer = "方法1: portal.qiniu.com 控制台刷新缓存，url 刷新全网生效 10min 左右，目录刷新需要 30min 左右。"
+    assert _kept(answer) == answer
+    assert _kept("请访问 bucket-7f3a.example.com 查看，生效约 10min。") == ""  # that customer's host still goes
+
+
 def test_a_sentence_keeps_what_holds_without_the_clause_about_that_customer():
     assert _kept("您的域名是国外加速，国内访问慢符合预期的，你们需要将域名设置成全球加速即可") == (
         "国内访问慢符合预期的，你们需要将域名设置成全球加速即可")

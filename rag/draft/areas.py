@@ -35,6 +35,8 @@ AREAS: tuple[Area, ...] = (
 
 
 _LINK = re.compile(r"(?:https?|rtmp)://\S+|\b[\w.-]+\.(?:com|cn|net|org|io)\S*", re.I)
+# A screenshot the customer attaches (「截图如下」) says nothing about video frame capture.
+_ATTACHED = re.compile(r"(?:附上?|见|如|看|参考|发(?:您|你)?)截图|截图(?:如下|所示|见附件|附上|发(?:您|你)|给(?:您|你)|[:：])")
 
 
 # The documentation pages a reply may name without a case holding them.
@@ -44,13 +46,23 @@ DOC_ROOTS = tuple(dict.fromkeys(area.doc for area in AREAS))
 def area_of(text: str, product: str | None = None) -> Area | None:
     """The area the ticket mentions most (links left out: the customer's https:// is no certificate question);
     on a tie, the more specific area, first in ``AREAS``."""
-    bare = _LINK.sub(" ", f"{product or ''} {text}")
+    best = areas_of(text, product)
+    return best[0] if best else None
+
+
+def areas_of(text: str, product: str | None = None) -> tuple[Area, ...]:
+    """The areas the ticket mentions most, tied (most specific first); none when it names no area."""
+    bare = _ATTACHED.sub(" ", _LINK.sub(" ", f"{product or ''} {text}"))
     counts = [len(set(m.group(0).lower() for m in area.mentions.finditer(bare))) for area in AREAS]
     best = max(counts, default=0)
-    return AREAS[counts.index(best)] if best else None
+    return tuple(a for a, n in zip(AREAS, counts) if n == best) if best else ()
 
 
-def same_area(ticket: str, case_text: str) -> bool:
-    """A case pointed at from a deferral must be about the ticket's area (when the ticket names one)."""
-    area = area_of(ticket)
-    return area is None or area_of(case_text) == area
+def same_area(ticket: str, case_question: str, case_answer: str = "") -> bool:
+    """A case pointed at from a deferral must be about the ticket's area (when the ticket names one), judged by
+    what its customer asked (its answer only when the question names no area: 「上传同名新图片还是旧的」 is a
+    storage question whose answer is all CDN); a tie counts either way: 「CDN费用突然变高」 is as much a bill
+    question as a CDN one."""
+    mine = areas_of(ticket)
+    theirs = areas_of(case_question) or areas_of(case_answer)
+    return not mine or bool(set(mine) & set(theirs))

@@ -12,19 +12,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from pathlib import Path
+from typing import Sequence
 
 from rag.draft.actions import classify_reply
 from rag.draft.areas import area_of
 from rag.draft.details import phrase, request_for
 from rag.draft.policy import Verdict
 from rag.draft.resolution import resolve
+from rag.draft.sentences import Piece, says_something
 from rag.llm.prompts import PromptTemplate
 from rag.notes import BugReport, Closing, FeatureRequest, NoCases, NoFit, Note, OffTopic, Staff, Vague
 from rag.records import Hint, Hit, Ticket
 from rag.text.identifiers import find_identifiers
 from rag.text.markers import REPLY_GREETING
 from rag.text.normalise import normalise
+from rag.text.tokens import char_ngrams
 
 # A ticket with no retrieved case at all is treated like one whose cases do not fit.
 _SAME_AS = {"no_cases": "no_fit"}
@@ -32,9 +36,16 @@ _SAME_AS = {"no_cases": "no_fit"}
 HOLDING = "这个问题这边确认一下，确认后第一时间回复您。"
 HOW_CAN_WE_HELP = "请问有什么可以帮您？"
 WHAT_IS_IT = "请问具体遇到了什么问题呢？方便的话说明一下您想实现的效果或看到的现象，这边好为您确认。"
-_DIAGNOSIS = re.compile(r"可以判断|判断(是|为)|根据您的描述|(是|应该是|可能是)(由于|因为)|原因是|导致的|查看(了|到)|看了下|核实(了|到)")
+_DIAGNOSIS = re.compile(r"可以判断|判断(是|为)|根据您的描述|(是|应该是|可能是)(由于|因为)|原因(是|[:：])|导致的|查看(了|到)|看了下|核实(了|到)")
+# A clause that asks that customer something (「你们是不是没有配置…呢」) is no statement to point at.
+_ASKS = re.compile(r"是不是|是否|吗|[？?]|呢[。.]?\s*$")
+# A sentence that leans on the one before it (「如果是的话，主机记录不对」) is an orphan on its own.
+_LEANS_BACK = re.compile(r"^\s*(如果是的话|是的话|如果是这样|这样的话|那么?|所以|因此|然后|同时|另外|此外|还有|也)")
+_CLAUSE_END = re.compile(r"(?<=[，,；;])")
 _TOPIC_CHARS = 30
-_POINTER_CHARS = 120
+_POINTER_CHARS = 200  # of words, links aside: the team's answers run 130 characters at the median
+_URL = re.compile(r"https?://\S+")
+_SHARED_TOPIC_MIN = 3
 
 
 @dataclass(frozen=True)
@@ -56,19 +67,55 @@ def deferral(verdict: Verdict, ticket: Ticket) -> Deferral:
         resolution = resolve(related.case, text, ())
         if resolution is not None:
             hint = Hint(related.case_id, related.title, round(related.match or 0.0, 4), resolution.text)
-            # The first thing it says that is not a question or a request to that customer, nor a diagnosis of
-            # that customer's case: under 「如果您是指…」 a cause stated as found reads as this customer's.
-            first = next((p.text for p in resolution.pieces
-                          if classify_reply(p.text) == "answer" and not _DIAGNOSIS.search(p.text)), "")
-            topic = _topic(related)
-            if topic and first and len(first) <= _POINTER_CHARS:
-                pointer = f"如果您是指“{topic}”，{first.rstrip('。')}。"
+            said = _pointer_text(resolution.pieces, text)
+            topic = _topic(related) or _shared_topic(text, related)
+            if topic and said:
+                pointer = f"如果您是指“{topic}”，{said.rstrip('。')}。"
     area = area_of(text, ticket.product)
     # A how-to question gets its area's documentation; so does any question with nothing to ask (rather than a
     # bare holding line).
     wants_doc = verdict.question == "howto" or not verdict.details
     doc = f"{area.name}相关的说明可以先参考：{area.doc}" if area is not None and wants_doc else ""
     return Deferral(pointer, doc, request_for(verdict.details), hint)
+
+
+def _pointer_text(pieces: Sequence[Piece], ticket: str) -> str:
+    """What the pointer says: of the resolution's pieces that answer (not a question or a request to that customer),
+    without any clause diagnosing that customer's case (under 「如果您是指…」 a cause stated as found reads as this
+    customer's), the one that shares most with the ticket; the first on a tie, since agents lead with the fix."""
+    grams = set(char_ngrams(ticket.lower()))
+    best, best_score = "", -1.0
+    for n, p in enumerate(pieces):
+        if classify_reply(p.text) != "answer" or _LEANS_BACK.match(p.text):
+            continue
+        kept = [c for c in _CLAUSE_END.split(p.text)
+                if c.strip() and not _DIAGNOSIS.search(c) and not _ASKS.search(_URL.sub("", c))]
+        said = "".join(kept).strip().lstrip("，,；;").rstrip("，,；; ")
+        # whole, and saying something: never a heading (「1、区别理解：」) or a fragment left hanging
+        if not said or len(_URL.sub("", said)) > _POINTER_CHARS or not says_something(said):
+            continue
+        score = len(grams & set(char_ngrams(said.lower()))) + (0.5 if n == 0 else 0.0)
+        if score > best_score:
+            best, best_score = said, score
+    return best
+
+
+def _shared_topic(ticket: str, hit: Hit) -> str:
+    """When the related case's title cannot name the topic: the longest run of Chinese the ticket shares with the
+    case's title and question (「生命周期规则」), if it says enough to name one."""
+    case_text = f"{hit.title}\n{hit.case.question}"
+    best = ""
+    for run in re.findall(r"[\u4e00-\u9fff]{%d,}" % _SHARED_TOPIC_MIN, ticket):
+        m = SequenceMatcher(None, run, case_text, autojunk=False).find_longest_match(0, len(run), 0, len(case_text))
+        if m.size > len(best):
+            best = run[m.a: m.a + m.size]
+    best = best.strip(_EDGE_WORDS)
+    return best if len(best) >= _SHARED_TOPIC_MIN and not _STOP_TOPIC.fullmatch(best) else ""
+
+
+# Particles a shared run may begin or end on (「了生命周期规则」): a topic starts and ends on a content word.
+_EDGE_WORDS = "的了是在把给和与及就都也还又吗呢啊吧"
+_STOP_TOPIC = re.compile(r"(怎么|如何|为什么|是不是|可以|能不能|请问|一下|这个|那个|我们|你们|还是|的|了|吗|呢)+")
 
 
 def _topic(hit: Hit) -> str:

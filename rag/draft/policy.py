@@ -126,8 +126,10 @@ def decide(ticket: Ticket, hits: Sequence[Hit], threshold: float) -> Verdict:
     # No feedback case is the sole basis of an answer: copies of a phishing reply, approved by a careless
     # reviewer, once became one (issue 24). Beside a fitting dataset case it may be shown; never alone.
     fitting = above if any(h.case.provenance is None for h in above) else ()
-    near = next((h for h in hits if h.match is not None and RELATED_MATCH <= h.match and h.case.provenance is None
-                 and h not in fitting and same_area(whole, f"{h.title}\n{h.case.question}\n{h.answer}")), None)
+    # The closest by match, not the first in the ranking: the ranker orders by problem, the match rates the fit.
+    near = max((h for h in hits if h.match is not None and RELATED_MATCH <= h.match and h.case.provenance is None
+                and h not in fitting and same_area(whole, f"{h.title}\n{h.case.question}", h.answer)),
+               key=lambda h: h.match or 0.0, default=None)
 
     def verdict(action: Action, kind: Kind, fit: tuple[Hit, ...] = (), details: tuple[Detail, ...] = ()) -> Verdict:
         return Verdict(action, kind, round(match, 4), threshold, details, fit, question,

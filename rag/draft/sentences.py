@@ -70,6 +70,8 @@ _KNOWLEDGE_NUMBER = re.compile(
     r"M\b|K\b|%|倍|位|个字|字符|元/|次/|条/|/\s*(?:GB|G|月|天|次))|"
     r"[1-5]\d\d(?![\d.])(?!\s*[元条个次块])|"  # an HTTP status code
     r"\d+(?:\.\d+)+(?=\.[+x*]|\s*(?:版本|版|及以上|以上))", re.I)  # a version: 8.4.+, 7.13 版本
+# A quantity with its unit glued on: 10min, 30s, 512kb, 2x.
+_UNIT_VALUE = re.compile(r"\d+(?:\.\d+)?(?:min|mins|ms|s|sec|h|hr|hrs|kb|mb|gb|tb|k|m|g|w|x|px|fps|kbps|mbps)", re.I)
 # A name and its generation: ios18, h264, mp4, http2, android10.
 _NAMED_VERSION = re.compile(r"[A-Za-z]{1,8}\d{1,3}")
 _VERSION = re.compile(r"v?\d+\.\d+(?:\.[\dx+*]+)+|v\d+(?:\.\d+)?", re.I)
@@ -159,7 +161,9 @@ def tokens_of(text: str) -> set[str]:
     numbers that are not knowledge (a duration, a size, a share, an HTTP code, a version), and ASCII tokens that
     carry a digit. Code and header names (``isDnsOpen``, ``x-qnm-cache``, ``bitcode_strip``) are knowledge."""
     bare = _URL.sub(" ", text)
-    found = {f.value.lower() for f in find_identifiers(normalise(bare)) if f.kind != "name"}
+    # Qiniu's own hosts (portal.qiniu.com written without a scheme) are the same for everyone.
+    found = {f.value.lower() for f in find_identifiers(normalise(bare))
+             if f.kind != "name" and not is_qiniu_host(f.value.lower())}
     for m in _NUMBER.finditer(bare):
         value = m.group(0)
         if len(value.replace(".", "")) < 2 or _KNOWLEDGE_NUMBER.match(bare, m.start()) or _VERSION.fullmatch(value):
@@ -167,7 +171,8 @@ def tokens_of(text: str) -> set[str]:
         found.add(value)
     found |= {m.group(0).lower() for m in _ASCII_TOKEN.finditer(bare)
               if re.search(r"\d", m.group(0)) and re.search(r"[A-Za-z]", m.group(0)) and len(m.group(0)) >= 3
-              and not _VERSION.fullmatch(m.group(0)) and not _NAMED_VERSION.fullmatch(m.group(0))}
+              and not _VERSION.fullmatch(m.group(0)) and not _NAMED_VERSION.fullmatch(m.group(0))
+              and not _UNIT_VALUE.fullmatch(m.group(0)) and not is_qiniu_host(m.group(0).lower())}
     return found
 
 

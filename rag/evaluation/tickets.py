@@ -41,6 +41,8 @@ def ticket_record(t: LabelledTicket, draft: Draft) -> dict:
     ranking = ranking_scores(list(draft.retrieved), lambda c: gain.get(c, 0.0), list(gain.values())) if t.match else None
     answered = draft.action == "answer"
     key = check_key(draft.text, t.key) if answered and t.key else None
+    # Whatever the action: a deferral's conditional pointer can carry what a right answer must say.
+    key_any = check_key(draft.text, t.key) if t.key and t.answerable else None
     deferral = None
     if not answered and t.ask is not None:
         wanted = asked(draft.text)
@@ -56,6 +58,7 @@ def ticket_record(t: LabelledTicket, draft: Draft) -> dict:
         else draft.confidence,
         "threshold_only": draft.verdict in _THRESHOLD_VERDICTS,
         "key": None if key is None else {"items": key.items, "found": key.found, "missing": list(key.missing)},
+        "key_any": None if key_any is None else key_any.found == key_any.items,
         "deferral": deferral,
         "action_agreement": 1.0 if draft.action == t.action else 0.0,
         "ranking": ranking,
@@ -115,6 +118,7 @@ def summarise_tickets(records: Sequence[dict], splits: Sequence[str] = ()) -> di
             by_kind[kind] = {"tickets": len(ks), "answered": sum(r["decision"]["answered"] for r in ks),
                              "action_agreement": round(sum(r["action_agreement"] for r in ks) / len(ks), 4)}
         keyed = [r["key"] for r in rs if r["key"] is not None]
+        keyed_any = [r["key_any"] for r in rs if r.get("key_any") is not None]
         deferred = [r["deferral"] for r in rs if r["deferral"] is not None]
         points = curve(rs)
         return {**decision_scores(decisions_of(rs)),
@@ -122,6 +126,9 @@ def summarise_tickets(records: Sequence[dict], splits: Sequence[str] = ()) -> di
                 # of the answers to tickets with labelled key content, those that say all of it
                 "key_content": rate([k["found"] == k["items"] for k in keyed]),
                 "key_items": rate([i < k["found"] for k in keyed for i in range(k["items"])]),
+                # of the answerable tickets with labelled key content, the drafts that say all of it, answered or
+                # not: what an agent finds in the draft, pointers included
+                "key_content_any": rate(keyed_any),
                 "deferral_fit": rate([d["fits"] for d in deferred]),
                 "coverage_at_p85": coverage_at(points),
                 **{f"rel_{k}": v for k, v in ranking.items()}, "by_kind": by_kind, "curve": points}
