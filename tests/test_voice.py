@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.draft.voice import MAX_REPLY_CHARS, check, composed_links, plain, shorten
+from rag.draft.voice import MAX_REPLY_CHARS, check, composed_links, links_in, plain, shorten
 
 SHOWN = {"https://portal.qiniu.com/cdn/refresh", "https://developer.qiniu.com/fusion/kb/1325/refresh-the-cache"}
 DOCS = ("https://developer.qiniu.com/fusion",)
@@ -35,6 +35,18 @@ def test_a_composed_link_goes_with_its_sentence_and_a_known_one_stays():
     assert composed_links("见 https://portal.qiniu.com/cdn/refresh?domain=a.com", SHOWN, DOCS, OFFICIAL)
     # another host's link is the guard's to judge, not composed on a trusted host
     assert composed_links("见 https://made-up.example.org/guide", SHOWN, DOCS, OFFICIAL) == []
+
+
+def test_a_link_composed_without_its_scheme_is_caught_and_one_the_cases_wrote_so_is_kept():
+    # The 1.5B model wrote 「qiniu.com/pili/…」 in the held-out bench, and the check read only schemed links.
+    reply = "您好，推流回调在 qiniu.com/pili/notify-settings 里配置。也见portal.qiniu.com/pili/hub/list。控制台 portal.qiniu.com 登录即可。"
+    assert composed_links(reply, SHOWN, DOCS, OFFICIAL) == ["qiniu.com/pili/notify-settings",
+                                                            "portal.qiniu.com/pili/hub/list"]
+    report = check(reply, SHOWN, DOCS, OFFICIAL)
+    assert report.text == "控制台 portal.qiniu.com 登录即可。"  # a bare host names the console; it is no link
+    assert composed_links("见 portal.qiniu.com/cdn/refresh 。", SHOWN, DOCS, OFFICIAL) == []  # a case's page
+    assert links_in("见portal.qiniu.com/cdn/refresh和 https://developer.qiniu.com/fusion") == [
+        "https://developer.qiniu.com/fusion", "portal.qiniu.com/cdn/refresh"]
 
 
 def test_an_over_long_reply_is_cut_at_a_sentence_end_and_never_inside_a_link():

@@ -31,6 +31,8 @@ _FENCE = re.compile(r"^\s*```[^\n]*$", re.M)
 _TABLE_RULE = re.compile(r"^[ \t]*\|?[ \t]*:?-{3,}:?[ \t]*(\|[ \t]*:?-{3,}:?[ \t]*)*\|?[ \t]*\n?", re.M)
 _TABLE_ROW = re.compile(r"^[ \t]*\|(.+)\|[ \t]*$", re.M)
 _CODE = re.compile(r"`([^`\n]+)`")
+# A link written without its scheme (「qiniu.com/pili/notify」): a host name and a path, not inside a schemed link.
+_BARE_LINK = re.compile(r"(?<![A-Za-z0-9_.@/:-])((?:[a-z0-9-]+\.)+[a-z]{2,}/[\x21-\x7e]*[A-Za-z0-9_/])", re.I)
 # Full-width marks and line ends always; ASCII ! and ? only before a space, CJK or the end (a link holds them).
 _SENTENCE_END = re.compile(r"(?<=[。！？\n])|(?<=[!?])(?=[\s\u4e00-\u9fff]|$)")
 
@@ -77,11 +79,16 @@ def composed_links(text: str, shown: Collection[str], docs: Collection[str], off
     link on any other host is the guard's to judge (it removes what no case holds)."""
     known = {_key(u) for u in shown} | {_key(u) for u in docs}
     out = []
-    for url in dict.fromkeys(find_links(text)):
+    for url in dict.fromkeys(links_in(text)):
         host = urlsplit(url if "://" in url else f"https://{url}").hostname or ""
         if host_allowed(host, official) and _key(url) not in known:
             out.append(url)
     return out
+
+
+def links_in(text: str) -> list[str]:
+    """The links with a scheme, then those written without one: a small model writes both."""
+    return [*find_links(text), *(m.group(1).rstrip(".,;:!?)") for m in _BARE_LINK.finditer(text))]
 
 
 def _key(url: str) -> str:
@@ -94,7 +101,7 @@ def without(text: str, links: Collection[str]) -> str:
     """``text`` without the sentences that hold one of ``links``: what a sentence says around a made-up link
     ("也可以调用接口 … 提交") points at nothing once the link is gone."""
     keys = {_key(u) for u in links}
-    kept = [p for p in _SENTENCE_END.split(text) if p and not any(_key(u) in keys for u in find_links(p))]
+    kept = [p for p in _SENTENCE_END.split(text) if p and not any(_key(u) in keys for u in links_in(p))]
     return re.sub(r"[ \t]{2,}", " ", "".join(kept)).strip()
 
 

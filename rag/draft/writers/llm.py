@@ -14,7 +14,7 @@ from rag.draft import output_checks
 from rag.draft.actions import classify_reply
 from rag.draft.areas import DOC_ROOTS
 from rag.draft.sentences import says_something
-from rag.draft.voice import check as check_voice
+from rag.draft.voice import check as check_voice, links_in
 from rag.draft.deferral import VerdictTexts
 from rag.draft.guards import Guard, block, escape_field, repeats_prompt, unescape_field
 from rag.draft.policy import Verdict
@@ -27,7 +27,6 @@ from rag.llm.chat import ChatModel
 from rag.llm.prompts import PromptPair
 from rag.notes import ContextTrimmed, LLMDoesNotAnswer, LLMMoreCautious, LLMOverruled, Note
 from rag.records import Action, Hit, Ticket, Usage
-from rag.text.links import find_links
 from rag.text.markers import ANSWER_GREETING, REPLY_GREETING, strip_image_markers
 
 # Small models put the marker anywhere (first line, mid-sentence, twice): the first one is the action,
@@ -209,7 +208,7 @@ class LLMWriter:
         if repeats_prompt(body, messages[0]["content"]):
             raise LLMError("the LLM reply quoted the system prompt; refused")
         # The team's voice: plain text, links the cases or the docs hold, the team's length.
-        shown = set(self.guard.known_links) | set(find_links(context))
+        shown = set(self.guard.known_links) | set(links_in(context))  # with or without a scheme, as the cases write
         voice = check_voice(body, shown, DOC_ROOTS, self.config.link_allowlist)
         if not voice.text.strip():
             raise LLMError("nothing was left of the LLM reply once its Markdown and composed links were removed")
