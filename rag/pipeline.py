@@ -56,7 +56,8 @@ def build_retriever(cases: CaseRepository, store: ChunkStore, embedder: Embedder
     rates the candidates under any rerank (the answer policy reads ``Hit.match``); it orders them under "match".
     ``sides``: a second embedder's side features, for a match model fitted with them (``RAG_JUDGE=gemma``)."""
     lexical = LexicalSource(cases, cache_dir=lexical_cache, kinds=config.chunk_kinds)
-    dense = DenseSource(cases, store, embedder, kinds=config.chunk_kinds)
+    dense = DenseSource(cases, store, embedder, kinds=config.chunk_kinds,
+                        cache_dir=lexical_cache.parent / "dense" if lexical_cache is not None else None)
     model = match_model or MatchModel.load()
     rerankers: list[Reranker] = [MatchReranker(model, cases, lexical, dense, voters=config.consensus_voters,
                                                reorder=config.rerank == "match", sides=sides)]

@@ -245,3 +245,33 @@ def test_each_retrieval_carries_its_own_timing(small_store):
 
 def _retriever(store: ChunkStore, embedder) -> HybridRetriever:
     return build_retriever(CaseRepository.from_store(store), store, embedder)
+
+
+def test_dense_search_is_exact_over_the_stores_vectors_and_its_matrix_is_kept_on_disk(small_store, tmp_path):
+    """The dense source searches the store's own vectors in process (no HNSW): its order is numpy's cosine order
+    over them, and the matrix is saved, keyed by the chunks, and mapped from disk by the next process."""
+    import numpy as np
+    from rag.retrieve.base import Query
+
+    store, embedder = small_store
+    cases = CaseRepository.from_store(store)
+    ids = [c.id for c in cases.chunks]
+    stored = store.vectors(ids)
+    first = DenseSource(cases, store, embedder, cache_dir=tmp_path / "dense")
+    q = Query.of("证书过期怎么办")
+    v = first.vector(q)[0]
+    expected = sorted(ids, key=lambda i: -float(stored[i] @ v / np.linalg.norm(stored[i]) / np.linalg.norm(v)))
+    got = [ids[r] for r in np.argsort(-first.similarities(q), kind="stable")]
+    assert got[:5] == expected[:5]
+    ranked = first.rank(Query.of("证书过期怎么办"), 3)
+    assert ranked.ranked[0].chunk_id == expected[0]
+    saved = list((tmp_path / "dense").glob("*.npy"))
+    assert len(saved) == 1
+    again = DenseSource(cases, store, embedder, cache_dir=tmp_path / "dense")
+    assert isinstance(again.matrix, np.memmap) and np.array_equal(np.asarray(again.matrix), first.matrix)
+    saved[0].write_bytes(b"not a matrix")  # a damaged entry is read again from the store, never trusted
+    third = DenseSource(cases, store, embedder, cache_dir=tmp_path / "dense")
+    assert np.allclose(third.matrix, first.matrix)
+    fewer = CaseRepository([c for c in cases.chunks if c.case_id != cases.chunks[0].case_id])
+    DenseSource(fewer, store, embedder, cache_dir=tmp_path / "dense").matrix  # other chunks: another key
+    assert len(list((tmp_path / "dense").glob("*.npy"))) == 2

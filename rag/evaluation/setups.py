@@ -31,7 +31,8 @@ class Parts:
         cases = pipeline.cases
         return cls(pipeline, cases, LexicalSource(cases, cache_dir=lexical_cache, kinds=config.chunk_kinds),
                    LexicalSource(cases, field="key", kinds=config.chunk_kinds),
-                   DenseSource(cases, pipeline.store, pipeline.embedder, kinds=config.chunk_kinds), config)
+                   DenseSource(cases, pipeline.store, pipeline.embedder, kinds=config.chunk_kinds,
+                               cache_dir=pipeline.settings.store.cache_dir / "dense"), config)
 
     def retriever(self, sources, rerankers=()) -> HybridRetriever:
         c = self.config

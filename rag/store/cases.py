@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Mapping, Sequence
 
 from rag.corpus.catalog import Catalog
 from rag.corpus.format import format_provenance, parse_provenance
@@ -136,16 +136,6 @@ def covered_sources(metas: Mapping[str, Mapping[str, Any]], sources: set[str]) -
     # Schema 1 only (no key): a later schema's "part1.md" is a file in the root, not an old name of "a/part1.md".
     old = {str(m.get(_SOURCE, "")) for m in metas.values() if _SCHEMA not in m}
     return set(sources) | {""} | (old & names)
-
-
-def dense_where(*, only: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> dict | None:
-    """A Chroma ``where`` keeping chunks of the ``only`` cases (when given) minus the ``exclude`` ones."""
-    excluded = set(exclude)
-    if only is not None:
-        return {_CASE_ID: {"$in": sorted(set(only) - excluded)}}
-    if excluded:
-        return {_CASE_ID: {"$nin": sorted(excluded)}}
-    return None
 
 
 class CaseRepository:

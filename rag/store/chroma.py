@@ -41,14 +41,6 @@ class StoredChunk:
     metadata: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class DenseMatch:
-    id: str
-    similarity: float
-    text: str
-    metadata: dict[str, Any]
-
-
 def _client(config: StoreConfig, *, fresh: bool = False):
     """A Chroma client; ``fresh`` drops this process's cached embedded system for the path first.
 
@@ -280,21 +272,6 @@ class ChunkStore:
             return {}
         page = self._follow(lambda: self._col.get(ids=list(dict.fromkeys(ids)), include=["embeddings"]))
         return {i: np.asarray(v, dtype=np.float32) for i, v in zip(page["ids"], page["embeddings"])}
-
-    def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[DenseMatch]:
-        n = min(n, self.count())
-        if n <= 0:
-            return []
-        res = self._follow(lambda: self._col.query(
-            query_embeddings=[np.asarray(vector, dtype=np.float32)],
-            n_results=n,
-            where=where,
-            include=["documents", "metadatas", "distances"],
-        ))
-        return [
-            DenseMatch(i, 1.0 - float(d), doc or "", dict(m or {}))
-            for i, d, doc, m in zip(res["ids"][0], res["distances"][0], res["documents"][0], res["metadatas"][0])
-        ]
 
 
 def acquire(lock: FileLock, *, wait: float = 0.0) -> None:
