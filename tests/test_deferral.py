@@ -114,3 +114,15 @@ def test_an_attached_screenshot_does_not_make_a_bill_question_a_multimedia_one()
     assert area_of("视频截图怎么设置").name == "智能多媒体"
     assert same_area(text, "扣费异常\n最近扣费很多")  # a tie counts either way
     assert not same_area("直播推流断开怎么办", "证书过期\nhttps 证书怎么续期")
+
+
+def test_a_pointer_never_carries_another_versions_fix_nor_a_past_customers_long_question_as_its_topic():
+    hit = _hit("您好，7.14.0 版本有这个问题，先降级到 7.13.2 即可，修复后会发新版本。", title="SDK 上传报错")
+    ticket = Ticket("升级 SDK 到 7.15.0 后上传报权限错误，root 和 www-data 用户都试过")
+    assert deferral(policy.decide(ticket, [hit], 0.6), ticket).pointer == ""  # graded harmful when it was sent
+    same = Ticket("SDK 7.14.0 上传报错了，怎么办")
+    assert "7.13.2" in deferral(policy.decide(same, [hit], 0.6), same).pointer
+    long_title = _hit("您好，存储是根据存储量扣费的，超出免费额度后按量计费。",
+                      title="我想知道现在扣费是怎么扣的，每天扣多少")
+    ticket = Ticket("为什么每天都在扣钱？我就放了点图片")
+    assert "我想知道" not in deferral(policy.decide(ticket, [long_title], 0.6), ticket).pointer

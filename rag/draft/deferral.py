@@ -42,10 +42,16 @@ _ASKS = re.compile(r"是不是|是否|吗|[？?]|呢[。.]?\s*$")
 # A sentence that leans on the one before it (「如果是的话，主机记录不对」) is an orphan on its own.
 _LEANS_BACK = re.compile(r"^\s*(如果是的话|是的话|如果是这样|这样的话|那么?|所以|因此|然后|同时|另外|此外|还有|也)")
 _CLAUSE_END = re.compile(r"(?<=[，,；;])")
-_TOPIC_CHARS = 30
+# A short title names a topic (「证书一直在审核」); a long one, or a question, is a past customer's own words and
+# read to a support lead as pasted from elsewhere (「如果您是指“我想知道现在扣费是怎么扣的，每天扣多少…”」).
+_TOPIC_CHARS = 12
+_TITLE_ASKS = re.compile(r"[？?]|吗|呢|怎么|什么|如何|为什么|能否|是否|多少")
 _POINTER_CHARS = 200  # of words, links aside: the team's answers run 130 characters at the median
 _URL = re.compile(r"https?://\S+")
-_SHARED_TOPIC_MIN = 3
+_SHARED_TOPIC_MIN = 4
+# Versions (7.13.2, v3.1) in what a pointer would say, none of them the ticket's: a fix for that version, which
+# another customer's version does not share (「降级到 7.13.2」 pointed at a 7.15.0 ticket was graded harmful).
+_VERSION = re.compile(r"(?<![\w.])v?\d+\.\d+(?:\.\d+)*(?![\w.])", re.I)
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,9 @@ def _pointer_text(pieces: Sequence[Piece], ticket: str) -> str:
     for n, p in enumerate(pieces):
         if classify_reply(p.text) != "answer" or _LEANS_BACK.match(p.text):
             continue
+        versions = _VERSION.findall(_URL.sub("", p.text))
+        if versions and not any(v.lower() in ticket.lower() for v in versions):
+            continue
         kept = [c for c in _CLAUSE_END.split(p.text)
                 if c.strip() and not _DIAGNOSIS.search(c) and not _ASKS.search(_URL.sub("", c))]
         said = "".join(kept).strip().lstrip("，,；;").rstrip("，,；; ")
@@ -121,7 +130,7 @@ _STOP_TOPIC = re.compile(r"(怎么|如何|为什么|是不是|可以|能不能|�
 def _topic(hit: Hit) -> str:
     """The related case's title as a topic to name, when it names no one's details."""
     title = hit.title.strip().rstrip("？?。")
-    if not title or len(title) > _TOPIC_CHARS or re.search(r"\d{3,}|\[|【", title):
+    if not title or len(title) > _TOPIC_CHARS or re.search(r"\d{3,}|\[|【", title) or _TITLE_ASKS.search(title):
         return ""
     return "" if find_identifiers(normalise(title)) else title
 
