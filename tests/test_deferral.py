@@ -5,7 +5,7 @@ from dataclasses import replace
 
 from rag.draft import policy
 from rag.draft.deferral import VerdictTexts, deferral
-from rag.draft.writers.offline import ENGLISH_NOTE, OfflineWriter
+from rag.draft.writers.offline import ENGLISH_DEFERRAL_NOTE, ENGLISH_NOTE, OfflineWriter
 from rag.records import CaseRecord, Hit, Ticket
 from rag.settings import PROJECT_ROOT
 
@@ -57,7 +57,7 @@ def test_an_english_deferral_does_not_claim_to_draw_on_past_cases():
     ticket = Ticket("How can I delete every file in a bucket before closing my account?")
     v = policy.decide(ticket, [], 0.6)
     reply = writer.write(ticket, [], v, k=5).text
-    assert v.action != "answer" and ENGLISH_NOTE not in reply and reply.startswith("（This reply is written in Chinese.）")
+    assert v.action != "answer" and ENGLISH_NOTE not in reply and reply.startswith(ENGLISH_DEFERRAL_NOTE)
 
 
 def test_the_pointer_says_the_piece_that_answers_this_ticket_not_merely_the_first():
@@ -126,3 +126,22 @@ def test_a_pointer_never_carries_another_versions_fix_nor_a_past_customers_long_
                       title="我想知道现在扣费是怎么扣的，每天扣多少")
     ticket = Ticket("为什么每天都在扣钱？我就放了点图片")
     assert "我想知道" not in deferral(policy.decide(ticket, [long_title], 0.6), ticket).pointer
+
+
+def test_a_case_under_the_pointer_floor_is_the_agents_hint_only_and_the_hint_is_not_cut_short():
+    steps = "。".join(["先在域名的 DNS 服务商处查看现有的 CAA 记录，确认是否限制了可签发的证书机构",
+                      "如果有 CAA 记录，需要添加一条允许 DigiCert 签发的记录，记录值填写 0 issue digicert.com",
+                      "添加后等待解析生效，一般需要十分钟左右，可以用 dig 命令查询确认是否已经生效",
+                      "同时需要关闭回源鉴权、时间戳防盗链、IP 黑白名单和 referer 防盗链这几项配置",
+                      "加速域名需要 CNAME 到七牛分配的 CNAME 域名，否则代理验证也会失败",
+                      "以上都确认好以后，回到证书管理页面重新提交免费证书的申请即可",
+                      "证书签发后会在十分钟内自动部署到加速域名上，整体一般两个小时内完成",
+                      "第八步：部署完成后请用浏览器访问一下加速域名，确认证书信息正确"])
+    low = _hit(f"您好，{steps}。", 0.25, title="证书申请失败")
+    ticket = Ticket("免费证书申请一直失败，CAA 记录要怎么设置？")
+    v = policy.decide(ticket, [low], 0.6)
+    parts = deferral(v, ticket)
+    assert v.related is not None and parts.pointer == ""  # 0.25 < POINTER_MATCH: nothing said to the customer
+    assert parts.hint is not None and "第八步" in parts.hint.resolution  # the whole fix, past the reply's budget
+    high = _hit(f"您好，{steps}。", 0.35, title="证书申请失败")
+    assert deferral(policy.decide(ticket, [high], 0.6), ticket).pointer.startswith("如果您是指“证书申请失败”")

@@ -56,8 +56,10 @@ def support(hits: Sequence[Hit], top: int = 5) -> list[float]:
 ESCALATION_NOTE = "这个需要工作人员在后台为您处理，麻烦提供一下相关的账号和域名（或订单号），处理完成后会第一时间告知您。"
 
 
-ENGLISH_NOTE = "（以下回复参考的是以往的中文客服案例。This reply draws on past support cases written in Chinese.）"
-ENGLISH_DEFERRAL_NOTE = "（This reply is written in Chinese.）"
+# An English ticket gets the team's Chinese reply under one line an agent would write in English: a bracketed
+# note about the reply itself read to a support lead as the tool talking (and "past cases" as internal wording).
+ENGLISH_NOTE = "Hello, thank you for contacting Qiniu support. The steps are below in Chinese; let us know if you need them in English."
+ENGLISH_DEFERRAL_NOTE = "Hello, thank you for contacting Qiniu support. Our reply is below in Chinese; let us know if you need it in English."
 _LATIN = re.compile(r"[A-Za-z]")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _WORD = re.compile(r"[A-Za-z]+")
