@@ -124,7 +124,17 @@ class Pipeline:
         summary = ingest(list(paths or [s.ingest.data_dir]), s.ingest, s.store, self.embedder,
                          batch_size=s.embedding.batch_size, prune=prune, rebuild=rebuild, progress=progress)
         self._forget_store()
+        self.prepare()
         return summary
+
+    def prepare(self) -> None:
+        """Build what the ticket path reads and save it under the cache folder, keyed by the store's contents: the
+        cases' local copy, the BM25 index and the dense matrix. Ingest calls it, so the first draft (and every
+        replica that starts on this store) maps them from disk instead of building them."""
+        s = self.settings
+        LexicalSource(self.cases, cache_dir=s.store.cache_dir / "bm25", kinds=s.retrieval.chunk_kinds)
+        DenseSource(self.cases, self.store, self.embedder, kinds=s.retrieval.chunk_kinds,
+                    cache_dir=s.store.cache_dir / "dense").matrix  # noqa: B018  (read to be saved)
 
     def _forget_store(self) -> None:
         with self._lock:
@@ -156,7 +166,7 @@ class Pipeline:
         """The cases of the store, read once: every face asks this, never Chroma's metadata."""
         with self._lock:
             if self._cases is None:
-                self._cases = CaseRepository.from_store(self.store)
+                self._cases = CaseRepository.from_store(self.store, snapshots=self.settings.store.cache_dir / "cases")
             return self._cases
 
     @property

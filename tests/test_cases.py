@@ -4,6 +4,7 @@ and the retrievers' one filter value (lexical, dense and hybrid agree with ``Fil
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -275,3 +276,36 @@ def test_dense_search_is_exact_over_the_stores_vectors_and_its_matrix_is_kept_on
     fewer = CaseRepository([c for c in cases.chunks if c.case_id != cases.chunks[0].case_id])
     DenseSource(fewer, store, embedder, cache_dir=tmp_path / "dense").matrix  # other chunks: another key
     assert len(list((tmp_path / "dense").glob("*.npy"))) == 2
+
+
+def test_a_replica_starts_from_a_local_copy_of_exactly_the_contents_it_was_made_from(tmp_path, dataset):
+    """The cases' snapshot is keyed by the collection's content stamp: a second reader maps the copy, any write
+    makes a new stamp (the old copy is never served), and a planted or damaged copy is refused."""
+    import pickle
+
+    import numpy as np
+    from rag.settings import load_settings
+    from rag.store import snapshot
+
+    s = load_settings(store={"store_path": tmp_path / "chroma", "cache_dir": tmp_path / "cache", "collection": "snap"})
+    e = make_embedder(s.embedding, cache_dir=s.store.cache_dir)
+    ingest([dataset], s.ingest, s.store, e, batch_size=s.embedding.batch_size)
+    store = ChunkStore(s.store, e.name, create=False)
+    folder = tmp_path / "cases"
+    first = CaseRepository.from_store(store, snapshots=folder)
+    copies = list(folder.glob("*.pickle"))
+    assert len(copies) == 1 and store.stamp() is not None
+    second = CaseRepository.from_store(store, snapshots=folder)
+    assert [c.id for c in second.chunks] == [c.id for c in first.chunks] and second.all() == first.all()
+
+    base = next(c for c in first.chunks if c.case is not None)
+    extra = replace(base, id="zz:case", case_id="zz", case=replace(base.case, id="zz"))
+    store.upsert([extra], np.ones((1, len(store.vectors([first.chunks[0].id])[first.chunks[0].id])), np.float32))
+    third = CaseRepository.from_store(store, snapshots=folder)
+    assert "zz:case" in {c.id for c in third.chunks}  # the write changed the stamp: read from the store again
+
+    path = snapshot.snapshot_path(folder, store.active.collection, store.stamp(), 3)
+    path.write_bytes(pickle.dumps(__import__("os").system))  # a planted file: refused, never run
+    assert snapshot.load(path) is None
+    path.write_bytes(b"\x80\x05damaged")
+    assert {c.id for c in CaseRepository.from_store(store, snapshots=folder).chunks} == {c.id for c in third.chunks}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Literal, Mapping, Sequence
 
 from rag.corpus.catalog import Catalog
@@ -157,8 +158,19 @@ class CaseRepository:
             self.rows_of_case.setdefault(c.case_id, []).append(row)
 
     @classmethod
-    def from_store(cls, store: "ChunkStore") -> "CaseRepository":
-        return cls([decode_chunk(c.id, c.text, c.metadata) for c in store.all_chunks()])
+    def from_store(cls, store: "ChunkStore", snapshots: Path | None = None) -> "CaseRepository":
+        """The store's chunks; with ``snapshots``, from a local copy made for exactly these contents when there is
+        one (``rag.store.snapshot``), else read from the store and copied there for the next process."""
+        from rag.store import snapshot
+
+        stamp = store.stamp() if snapshots is not None else None
+        path = snapshot.snapshot_path(snapshots, store.active.collection, stamp, SCHEMA) if snapshots and stamp else None
+        if path is not None and (chunks := snapshot.load(path)) is not None:
+            return cls(chunks)
+        chunks = [decode_chunk(c.id, c.text, c.metadata) for c in store.all_chunks()]
+        if path is not None and store.stamp() == stamp:  # unchanged while it was read: the copy is of one content
+            snapshot.save(path, chunks)
+        return cls(chunks)
 
     def __len__(self) -> int:
         return len(self._cases)

@@ -13,6 +13,7 @@ switches to it, so a running service sees a whole store, old or new, never a hal
 from __future__ import annotations
 
 import hashlib
+import uuid
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -32,6 +33,7 @@ _SETTLE_SECONDS = 0.5  # how long a read waits before retrying a collection a re
 
 SCHEMA_VERSION = 1
 _PAGE = 2000
+_STAMP = "content_stamp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,11 +213,24 @@ class ChunkStore:
     def count(self) -> int:
         return self._follow(lambda: self._col.count())
 
+    def stamp(self) -> str | None:
+        """The collection's content stamp, read afresh: a new one is written before every change to its chunks, so
+        equal stamps mean equal contents (a copy of them, say ``CaseRepository``'s snapshot, is still good). None:
+        the collection was last written by a version that kept no stamp."""
+        meta = self._follow(lambda: self._client.get_collection(self.active.collection, embedding_function=None).metadata)
+        value = (meta or {}).get(_STAMP)
+        return str(value) if value else None
+
+    def _restamp(self) -> None:
+        meta = {k: v for k, v in (self._col.metadata or {}).items() if k != "hnsw:space"}
+        self._col.modify(metadata={**meta, _STAMP: uuid.uuid4().hex})
+
     def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         if not chunks:
             return
         if len(chunks) != len(vectors):
             raise StoreError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        self._restamp()  # before the write: a reader that sees the old stamp never sees a half-written page
         for start in range(0, len(chunks), _PAGE):
             part = chunks[start : start + _PAGE]
             self._col.upsert(
@@ -226,6 +241,8 @@ class ChunkStore:
             )
 
     def delete(self, ids: Sequence[str]) -> None:
+        if ids:
+            self._restamp()
         for start in range(0, len(ids), _PAGE):
             self._col.delete(ids=list(ids[start : start + _PAGE]))
 
@@ -248,6 +265,8 @@ class ChunkStore:
 
     def rewrite_metadata(self, chunks: Sequence[Chunk]) -> None:
         """Store these chunks' metadata as this version encodes it, keeping their vectors (a migration)."""
+        if chunks:
+            self._restamp()
         for start in range(0, len(chunks), _PAGE):
             part = chunks[start : start + _PAGE]
             ids = [c.id for c in part]
