@@ -76,7 +76,7 @@ class DenseSource:
         path = self.cache_dir / f"{self._key()}.npy" if self.cache_dir is not None else None
         if path is not None and path.is_file():
             try:
-                saved = np.load(path, mmap_mode="r")
+                saved = np.load(path, mmap_mode="r", allow_pickle=False)
                 if saved.shape[0] == len(self.cases.chunks):
                     path.touch()
                     return saved
