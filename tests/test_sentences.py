@@ -51,6 +51,12 @@ def test_knowledge_numbers_stay_and_that_customers_figures_go():
     assert _kept("您的余额还剩312.5元，已经处理好了。") == ""
 
 
+def test_a_question_typed_without_its_mark_is_still_a_question_to_that_customer():
+    # 「列举的文件数量多少」 was copied into an answer as if it said something (a support lead's read).
+    assert _kept("列举的文件数量多少\n换个网络环境试下") == "换个网络环境试下"
+    assert _kept("上传的文件大小是多少。\n升级到最新版本即可。") == "升级到最新版本即可。"
+
+
 def test_a_quantity_with_its_unit_glued_on_and_qinius_own_hosts_are_knowledge():
     # The team's cache-refresh answer held only these two "values", and was never reused (a deferral pointed at
     # nothing while the case said exactly what to do).

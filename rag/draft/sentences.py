@@ -31,7 +31,8 @@ _LEADING_FILLER = re.compile(
 _SENTENCE_END = re.compile(r"(?<=[。！？])|(?<=[!?])(?=[\u4e00-\u9fff\s]|$)")
 # "步骤如下1.免费证书申请…2.补全信息" → one step per piece
 _GLUED_STEP = re.compile(r"(?<=[\u4e00-\u9fff：:\s])\s*(?=\d{1,2}[.、][\u4e00-\u9fffA-Za-z])")
-_QUESTION = re.compile(r"[？?]\s*$|(吗|呢|么)[。.]?\s*$")
+# A question, with or without its mark: agents type 「列举的文件数量多少」 and mean 「多少？」.
+_QUESTION = re.compile(r"[？?]\s*$|(吗|呢|么)[。.]?\s*$|(多少|几个|几次|哪里|哪儿|什么|有没有|是不是)[。.]?\s*$")
 # A clause that asks that customer something ("哪个空间，哪个文件呢，这边查询确认下"): dropped with its sentence's
 # other clauses kept, when they say something on their own.
 _ASKS_THEM = re.compile(r"(吗|呢|么)[，,、。.；;]?\s*$|(麻烦|方便|请)(您)?(提供|发|告知|给|截图)|哪个|哪些|是否|"
