@@ -20,6 +20,9 @@ from rag.records import Ticket, Turn
     ("上传报 x-reqid: AbCdEf 返回 401 bad token", "error", ()),
     # an error raised on the client never reached the servers: no request id to ask for
     ("go sdk 上传报 dial tcp: lookup uc.qbox.me: no such host", "error", ()),
+    # a browser's certificate warning, quoted in Chinese: given, and nothing reached Qiniu to have a request id
+    ("用户打开页面图片加载失败，提示 证书已过期/日期无效，我自己打开正常", "error", ()),
+    ("部分用户访问提示不安全，图片加载失败", "error", (ERROR,)),
     # a build error: the SDK and the toolchain, minus what the ticket gives
     ("打包 archive 报错 bitcode，用的 pod 'Qiniu', '~> 8.4'，Xcode 16", "build", ()),
     ("qiniu-js 升级后 TypeScript 编译报错，d.ts 里找不到类型", "build", (SDK, TOOLCHAIN)),

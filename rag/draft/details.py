@@ -39,7 +39,8 @@ class Detail:
 _VERSION = r"\d+\.\d+(\.[\dx+*]+)?"
 ERROR = Detail("error", "完整的报错信息（含错误码）", re.compile(
     r"\b[4-6]\d\d\b|错误码|error|exception|报错[:：]|报错信息|invalid|failed|failure|denied|timeout|x509|"
-    r"\b[A-Z][a-zA-Z]+(Error|Exception)\b|errno|\{\s*\"error\"|dial tcp|no such host|refused|reset by peer|hang up",
+    r"\b[A-Z][a-zA-Z]+(Error|Exception)\b|errno|\{\s*\"error\"|dial tcp|no such host|refused|reset by peer|hang up|"
+    r"(提示|显示|报)[:：]?\s*[“\"「]?[\u4e00-\u9fff]{2,12}(过期|无效|失败|错误|异常|不安全|不存在|拒绝)",  # a message quoted
     re.I))
 REQUEST_ID = Detail("request_id", "请求 ID（响应头里的 X-Reqid）", re.compile(r"reqid|request[ _-]?id|请求\s*id", re.I))
 SDK = Detail("sdk", "使用的 SDK（或工具）及其版本", re.compile(
@@ -71,7 +72,9 @@ SALES_CONTACT = re.compile(r"(安排|找|派)(个)?(人|销售|商务|同事)[^�
                            r"签(合同|约)")
 _SERVER_ERROR = re.compile(r"\b[4-6]\d\d\b|返回|响应|response|status|状态码|错误码|\{\s*\"error\"|报错", re.I)
 _CLIENT_ERROR = re.compile(r"dial tcp|lookup|no such host|connection (refused|reset)|timed? ?out|超时|x509|certificate|"
-                           r"econn|socket hang up|网络(错误|异常|不通)|unknownhost|ssl|tls|resolve", re.I)
+                           r"econn|socket hang up|网络(错误|异常|不通)|unknownhost|ssl|tls|resolve|"
+                           # a browser's certificate warning, in Chinese: the page never asked Qiniu for anything
+                           r"证书(已)?(过期|失效|无效|错误|不受信任)|日期无效|(提示|连接|网站|页面)不安全|不是私密连接", re.I)
 
 
 def customer_text(ticket: Ticket) -> str:
@@ -127,7 +130,10 @@ def details_for(text: str, kind: QuestionKind | None = None, *, staff: bool = Fa
             wanted = _STAFF_DETAILS
     else:
         wanted = {
-            "error": (ERROR, REQUEST_ID) if server_answered(text) or not ERROR.given.search(text) else (ERROR,),
+            # An error raised on the client (DNS, TLS, a browser's certificate warning) never reached Qiniu: it has
+            # no request id to send.
+            "error": (ERROR,) if _CLIENT_ERROR.search(text) else
+            (ERROR, REQUEST_ID) if server_answered(text) or not ERROR.given.search(text) else (ERROR,),
             "build": (SDK, TOOLCHAIN),
             "compliance": (SDK,),
             "billing": (ORDER,) if _ORDERED.search(text) else (ACCOUNT,),
