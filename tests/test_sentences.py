@@ -57,6 +57,12 @@ def test_a_question_typed_without_its_mark_is_still_a_question_to_that_customer(
     assert _kept("上传的文件大小是多少。\n升级到最新版本即可。") == "升级到最新版本即可。"
 
 
+def test_that_customers_problem_reported_fixed_is_theirs_and_an_instruction_stays():
+    # 「top数据可以了哈」 told a new customer their problem was fixed when nobody had touched it (graded harmful).
+    assert _kept("cdn日志是全的。\ntop数据可以了哈") == "cdn日志是全的。"
+    assert _kept("刷新一下就可以了。") == "刷新一下就可以了。" and _kept("配置后即可正常了。") == "配置后即可正常了。"
+
+
 def test_a_quantity_with_its_unit_glued_on_and_qinius_own_hosts_are_knowledge():
     # The team's cache-refresh answer held only these two "values", and was never reused (a deferral pointed at
     # nothing while the case said exactly what to do).

@@ -52,7 +52,9 @@ _THEIR_CONTEXT = re.compile(
     # that customer's own objects and days
     r"这个(文件|订单|链接|任务|报错)|该(文件|订单|任务)|这两个|上面(的|两个)|你们(的|这个)(域名|文件|空间|账号|订单|网站)|"
     r"您的(域名|文件|账号|订单|空间|网站|任务|证书)(是|已|目前|现在|没有|不是)|您这边(目前|现在)|如图|图中|图片中|"
-    r"今天|昨天|明天|刚刚|刚才|节后|节假日"
+    r"今天|昨天|明天|刚刚|刚才|节后|节假日|"
+    # that customer's problem reported fixed (「top数据可以了哈」), not an instruction (「刷新一下就可以了」)
+    r"(?<![就即便也可])(可以了|好了|正常了|恢复了)(哈|哦|啦|呢)?[。！!～~]?\s*$"
 )
 # A blank form ("开票金额:发票抬头: 发票类型: …"): the customer fills it in, but a label followed by the
 # next label reads like a labelled value to the guards, which would put a slot in it.
