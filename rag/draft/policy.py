@@ -35,7 +35,10 @@ _SPECIFIC = re.compile(r"cdn|证书|https|域名|空间|bucket|sdk|api|直播|�
 _FEATURE_REQUEST = re.compile(
     r"(能不能|可不可以|能否|是否可以|什么时候)(能|可以|会)?(支持|增加|加上|加个|新增|提供|上线|开放|出)|"
     r"(希望|建议|期待)[^。！？\n]{0,24}(能|可以|支持|增加|加上|加个|新增|提供|上线|开放|自动)|"
-    r"(需求|功能)建议|feature request|please (add|support)|would be (nice|great) (if|to)", re.I)
+    r"(需求|功能)建议|feature request|please (add|support)|would be (nice|great) (if|to)|"
+    r"(有没有|是否有|有无|有)(计划|打算)(支持|增加|提供|推出|上线|出)|"
+    r"any plans? (to|for)|(do|does) (you|qiniu) (plan|intend) to|on (your|the) roadmap|will (you|qiniu) (add|support|provide|offer)",
+    re.I)
 _BUG_REPORT = re.compile(
     r"(点|按)(了|击)?[^。！？\n]{0,12}(没|无)(有)?(任何)?(反应|响应)|"
     r"(页面|控制台|后台|按钮|界面)[^。！？\n]{0,12}(空白|白屏|打不开|卡死|卡住|报错|异常|崩溃|错乱|bug)|"
