@@ -49,15 +49,22 @@ if TYPE_CHECKING:
     from rag.retrieve.sources.sides import SideSignals
 
 
+def build_sources(cases: CaseRepository, store: ChunkStore, embedder: Embedder, config: RetrievalConfig, *,
+                  lexical_cache: Path | None = None) -> tuple[LexicalSource, DenseSource]:
+    """The lexical and dense sources; their saved indexes live side by side (``bm25/`` and ``dense/``)."""
+    lexical = LexicalSource(cases, cache_dir=lexical_cache, kinds=config.chunk_kinds)
+    dense = DenseSource(cases, store, embedder, kinds=config.chunk_kinds,
+                        cache_dir=lexical_cache.parent / "dense" if lexical_cache is not None else None)
+    return lexical, dense
+
+
 def build_retriever(cases: CaseRepository, store: ChunkStore, embedder: Embedder,
                     config: RetrievalConfig = RetrievalConfig(), *, lexical_cache: Path | None = None,
                     match_model: MatchModel | None = None, sides: "SideSignals | None" = None) -> HybridRetriever:
     """The default retriever: lexical and dense sources, RRF, then ``config.rerank``'s rerankers. The match model
     rates the candidates under any rerank (the answer policy reads ``Hit.match``); it orders them under "match".
     ``sides``: a second embedder's side features, for a match model fitted with them (``RAG_JUDGE=gemma``)."""
-    lexical = LexicalSource(cases, cache_dir=lexical_cache, kinds=config.chunk_kinds)
-    dense = DenseSource(cases, store, embedder, kinds=config.chunk_kinds,
-                        cache_dir=lexical_cache.parent / "dense" if lexical_cache is not None else None)
+    lexical, dense = build_sources(cases, store, embedder, config, lexical_cache=lexical_cache)
     model = match_model or MatchModel.load()
     rerankers: list[Reranker] = [MatchReranker(model, cases, lexical, dense, voters=config.consensus_voters,
                                                reorder=config.rerank == "match", sides=sides)]
@@ -131,10 +138,10 @@ class Pipeline:
         """Build what the ticket path reads and save it under the cache folder, keyed by the store's contents: the
         cases' local copy, the BM25 index and the dense matrix. Ingest calls it, so the first draft (and every
         replica that starts on this store) maps them from disk instead of building them."""
-        s = self.settings
-        LexicalSource(self.cases, cache_dir=s.store.cache_dir / "bm25", kinds=s.retrieval.chunk_kinds)
-        DenseSource(self.cases, self.store, self.embedder, kinds=s.retrieval.chunk_kinds,
-                    cache_dir=s.store.cache_dir / "dense").matrix  # noqa: B018  (read to be saved)
+        # The BM25 index is saved as it is built; the dense matrix when it is first read.
+        _, dense = build_sources(self.cases, self.store, self.embedder, self.settings.retrieval,
+                                 lexical_cache=self.settings.store.cache_dir / "bm25")
+        dense.matrix  # noqa: B018
 
     def _forget_store(self) -> None:
         with self._lock:

@@ -21,7 +21,7 @@ from rag.draft.areas import area_of
 from rag.draft.details import phrase, request_for
 from rag.draft.policy import Verdict
 from rag.draft.resolution import resolve
-from rag.draft.sentences import Piece, says_something
+from rag.draft.sentences import CLAUSE_END, Piece, says_something
 from rag.llm.prompts import PromptTemplate
 from rag.notes import BugReport, Closing, FeatureRequest, NoCases, NoFit, Note, OffTopic, Staff, Vague
 from rag.records import Hint, Hit, Ticket
@@ -41,7 +41,6 @@ _DIAGNOSIS = re.compile(r"可以判断|判断(是|为)|根据您的描述|(是|�
 _ASKS = re.compile(r"是不是|是否|吗|[？?]|呢[。.]?\s*$")
 # A sentence that leans on the one before it (「如果是的话，主机记录不对」) is an orphan on its own.
 _LEANS_BACK = re.compile(r"^\s*(如果是的话|是的话|如果是这样|这样的话|那么?|所以|因此|然后|同时|另外|此外|还有|也)")
-_CLAUSE_END = re.compile(r"(?<=[，,；;])")
 # The customer is pointed at a related case from this match (the agent's hint from the policy's RELATED_MATCH):
 # on the development tickets every pointer that carried a covered ticket's key content came from a case at 0.33
 # or more, and those at 0.17-0.26 pointed uncovered tickets at other problems (two such were graded harmful).
@@ -79,7 +78,8 @@ def deferral(verdict: Verdict, ticket: Ticket) -> Deferral:
         if resolution is not None:
             # The agent's hint reads on past the customer's budget: a fix cut off before its last step misled.
             full = resolve(related.case, text, (), budget=HINT_BUDGET)
-            hint = Hint(related.case_id, related.title, round(related.match or 0.0, 4), full.text if full else resolution.text)
+            hint = Hint(related.case_id, related.title, round(related.match or 0.0, 4),
+                        (full or resolution).text)
             said = _pointer_text(resolution.pieces, text)
             topic = _topic(related) or _shared_topic(text, related)
             if topic and said and (related.match or 0.0) >= POINTER_MATCH:
@@ -104,7 +104,7 @@ def _pointer_text(pieces: Sequence[Piece], ticket: str) -> str:
         versions = _VERSION.findall(_URL.sub("", p.text))
         if versions and not any(v.lower() in ticket.lower() for v in versions):
             continue
-        kept = [c for c in _CLAUSE_END.split(p.text)
+        kept = [c for c in CLAUSE_END.split(p.text)
                 if c.strip() and not _DIAGNOSIS.search(c) and not _ASKS.search(_URL.sub("", c))]
         said = "".join(kept).strip().lstrip("，,；;").rstrip("，,；; ")
         # whole, and saying something: never a heading (「1、区别理解：」) or a fragment left hanging

@@ -213,7 +213,7 @@ class Judge:
         if REDACTION_WORD in text:
             return "redaction token"
         bare = _URL.sub("", text)
-        if _QUESTION.search(bare) or any(_ASKS_THEM.search(c) for c in _CLAUSE_END.split(bare)):
+        if _QUESTION.search(bare) or any(_ASKS_THEM.search(c) for c in CLAUSE_END.split(bare)):
             return "a question put to that customer"
         if any(not is_doc_link(link) and link.lower() not in self.ticket for link in piece.links):
             # Only Qiniu's own pages read the same for everyone; another site's link, even one agents
@@ -241,7 +241,8 @@ class Judge:
 # Reasons a sentence may still be kept without the clause that carries them; the rest must say something.
 _PRUNABLE = ("redaction token", "about that customer's case", "values only that conversation holds", "a date or time",
              "a question put to that customer")
-_CLAUSE_END = re.compile(r"(?<=[，,；;])")
+# Where a sentence splits into clauses (kept with the mark that ends each); the deferral's pointer splits the same way.
+CLAUSE_END = re.compile(r"(?<=[，,；;])")
 _SAYS_SOMETHING = re.compile(
     r"需要|可以|建议|请|设置|配置|开启|关闭|参考|登录|进入|点击|提交|申请|使用|修改|添加|删除|移除|去掉|去除|清除|"
     r"下载|上传|购买|更换|绑定|升级|更新|重启|执行|运行|调用|"
@@ -267,7 +268,7 @@ def prune(piece: Piece, judge: Judge) -> Piece | None:
         return prune(Piece(bare, piece.line, (), piece.index), judge)
     if reason.split(" (")[0] not in _PRUNABLE or piece.links:
         return None
-    clauses = [c for c in _CLAUSE_END.split(piece.text) if c.strip()]
+    clauses = [c for c in CLAUSE_END.split(piece.text) if c.strip()]
     if len(clauses) < 2:
         return None
     kept = [c for c in clauses if judge.clause_ok(c)]

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
+import tempfile
 from contextlib import closing
 from pathlib import Path
-from typing import Iterable, Literal, Sequence, Union
+from typing import IO, Callable, Iterable, Literal, Sequence, Union
 
 from rag.store.sqlite import connect
 
@@ -24,6 +26,28 @@ _BATCH = 500  # keys per SELECT: under SQLite's bound-parameter limit
 def digest(*parts: str) -> str:
     """A cache key: the SHA-256 of ``parts`` joined by NUL (a part cannot run into the next)."""
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+def write_replacing(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """``path`` written whole or not at all: ``write`` fills a temporary file beside it, renamed over it (another
+    process saving the same content-keyed file at once writes the same bytes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".building-", suffix=path.suffix, delete=False) as f:
+        write(f)
+    Path(f.name).replace(path)
+
+
+def keep_newest(folder: Path, n: int, pattern: str = "*") -> None:
+    """Of the entries (files or folders) matching ``pattern`` in ``folder``, remove all but the ``n`` used last;
+    names starting with "." are work in progress and left alone. Content-keyed copies are never stale, only
+    unused: this bounds the disk they take."""
+    entries = sorted((p for p in folder.glob(pattern) if not p.name.startswith(".")),
+                     key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[n:]:
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
 
 
 class DiskCache:

@@ -286,11 +286,14 @@ class ChunkStore:
         return out
 
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
-        """Stored vectors of some chunks, by id (the match features compare the ticket with each candidate)."""
-        if not ids:
-            return {}
-        page = self._follow(lambda: self._col.get(ids=list(dict.fromkeys(ids)), include=["embeddings"]))
-        return {i: np.asarray(v, dtype=np.float32) for i, v in zip(page["ids"], page["embeddings"])}
+        """Stored vectors of some chunks, by id, read a page at a time (SQLite bounds the ids of one query)."""
+        unique = list(dict.fromkeys(ids))
+        out: dict[str, np.ndarray] = {}
+        for start in range(0, len(unique), _PAGE):
+            part = unique[start : start + _PAGE]
+            page = self._follow(lambda: self._col.get(ids=part, include=["embeddings"]))
+            out.update((i, np.asarray(v, dtype=np.float32)) for i, v in zip(page["ids"], page["embeddings"]))
+        return out
 
 
 def acquire(lock: FileLock, *, wait: float = 0.0) -> None:

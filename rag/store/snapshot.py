@@ -17,11 +17,11 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 from rag.records import CaseRecord, Chunk, Dialogue, Provenance, Turn
+from rag.store.cache import keep_newest, write_replacing
 
 SNAPSHOT_VERSION = 2  # bump when a record's fields change: an old copy is then another key
 KEEP_SNAPSHOTS = 4
@@ -85,11 +85,5 @@ def load(path: Path) -> list[Chunk] | None:
 
 def save(path: Path, chunks: Sequence[Chunk]) -> None:
     """Written whole or not at all (a temporary file renamed over); the oldest copies beyond a few are removed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".building-", suffix=".pickle", delete=False) as f:
-        pickle.dump([_chunk(c) for c in chunks], f, protocol=pickle.HIGHEST_PROTOCOL)
-    Path(f.name).replace(path)
-    saved = sorted((p for p in path.parent.glob("*.pickle") if not p.name.startswith(".")),
-                   key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in saved[KEEP_SNAPSHOTS:]:
-        old.unlink(missing_ok=True)
+    write_replacing(path, lambda f: pickle.dump([_chunk(c) for c in chunks], f, protocol=pickle.HIGHEST_PROTOCOL))
+    keep_newest(path.parent, KEEP_SNAPSHOTS, "*.pickle")

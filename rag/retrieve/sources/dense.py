@@ -11,7 +11,6 @@ them), so the next start maps it from disk: it lives in the page cache, shared b
 from __future__ import annotations
 
 import hashlib
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,13 +21,13 @@ import numpy as np
 from rag.retrieve.base import Query, Ranked, Ranking
 from rag.retrieve.fusion import best_per_case
 from rag.retrieve.sources.rows import top_rows
+from rag.store.cache import keep_newest, write_replacing
 from rag.store.embed import Embedder, fit_text
 
 if TYPE_CHECKING:
     from rag.store.cases import CaseRepository
     from rag.store.chroma import ChunkStore
 
-_READ_PAGE = 2000  # vectors read from the store per call
 KEEP_CACHED_MATRICES = 4
 
 
@@ -89,9 +88,7 @@ class DenseSource:
 
     def _read(self) -> np.ndarray:
         ids = [c.id for c in self.cases.chunks]
-        found: dict[str, np.ndarray] = {}
-        for start in range(0, len(ids), _READ_PAGE):
-            found.update(self.store.vectors(ids[start:start + _READ_PAGE]))
+        found = self.store.vectors(ids)
         dim = len(next(iter(found.values()))) if found else 0
         matrix = np.zeros((len(ids), dim), dtype=np.float32)
         for row, chunk_id in enumerate(ids):
@@ -102,14 +99,8 @@ class DenseSource:
         return matrix / np.where(norms > 0, norms, 1.0)  # cosine, as the store's index measures it
 
     def _save(self, matrix: np.ndarray, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".building-", suffix=".npy", delete=False) as f:
-            np.save(f, matrix)
-        Path(f.name).replace(path)  # another process saving the same matrix writes the same bytes
-        saved = sorted((p for p in path.parent.glob("*.npy") if not p.name.startswith(".")),
-                       key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in saved[KEEP_CACHED_MATRICES:]:
-            old.unlink(missing_ok=True)
+        write_replacing(path, lambda f: np.save(f, matrix))
+        keep_newest(path.parent, KEEP_CACHED_MATRICES, "*.npy")
 
     def similarities(self, query: Query) -> np.ndarray:
         """Cosine of the query with every chunk row, once per request."""

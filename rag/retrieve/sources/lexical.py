@@ -20,6 +20,7 @@ import numpy as np
 from rag.retrieve.base import Query, Ranked, Ranking
 from rag.retrieve.fusion import best_per_case
 from rag.retrieve.sources.rows import top_rows
+from rag.store.cache import keep_newest
 from rag.text.tokens import TOKENIZER_VERSION, tokenize
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class LexicalIndex:
             tmp.rename(folder)
         except OSError:  # another process saved the same index first
             shutil.rmtree(tmp, ignore_errors=True)
-        _prune(cache_dir)
+        keep_newest(cache_dir, KEEP_CACHED_INDEXES)
         return index
 
     def scores(self, query: str) -> np.ndarray:
@@ -101,13 +102,6 @@ class LexicalIndex:
     def top(self, scores: np.ndarray, n: int, allowed: Callable[[int], bool] | None = None) -> list[tuple[int, float]]:
         """Top-``n`` rows of precomputed ``scores`` (see ``search``)."""
         return top_rows(scores, n, allowed, positive=True)
-
-
-def _prune(cache_dir: Path) -> None:
-    entries = sorted((p for p in cache_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                     key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in entries[KEEP_CACHED_INDEXES:]:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 class LexicalSource:
