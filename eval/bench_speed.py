@@ -5,7 +5,8 @@
 - cold: `rag draft "证书过期怎么办"` in a new process (store already built), wall seconds, median of --cold-runs;
   the yardstick is `python -c "import chromadb"` run alternately with it, so both see the same load;
 - HTTP: `rag serve` in its own process, 1 then 4 clients posting drafts for --http-seconds each
-  (rag/evaluation/load_service.py);
+  (rag/evaluation/load_service.py); then, with that service running, cold `rag draft` with `RAG_SERVICE_URL` set
+  (the CLI asks the service instead of opening the store), against the same yardstick;
 - warm: in one process, Pipeline warmed up, then drafts for the development tickets (eval/relevance/new_tickets.jsonl)
   twice over: the first pass is a service's first sight of each ticket, the second what a repeat costs. The
   yardstick is a fixed pure-Python loop timed between the passes; milliseconds are given beside the ratio.
@@ -32,10 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 TICKET = "证书过期怎么办"
 
 
-def _wall(cmd: list[str]) -> float:
+def _wall(cmd: list[str], **env: str) -> float:
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
-                   env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
+                   env={**os.environ, "ANONYMIZED_TELEMETRY": "False", **env})
     return time.perf_counter() - start
 
 
@@ -94,6 +95,13 @@ def main() -> int:
             for clients in (1, 4):
                 print(f"HTTP POST /v1/drafts, {clients} client(s) (aim: 1 client p50 < 30 ms; 4 clients >= 40 req/s):")
                 load_service.main(["--url", url, "--clients", str(clients), "--seconds", str(args.http_seconds)])
+            served, chroma = [], []
+            for _ in range(args.cold_runs):
+                chroma.append(_wall([sys.executable, "-c", "import chromadb"]))
+                served.append(_wall([*rag_cli, "draft", TICKET], RAG_SERVICE_URL=url))
+            c, y = statistics.median(served), statistics.median(chroma)
+            print(f"cold `rag draft` asking the running service (RAG_SERVICE_URL): median {c:.2f} s wall; "
+                  f"`import chromadb` {y:.2f} s; ratio {c / y:.1f}x (aim <= 1.5x)")
         finally:
             proc.terminate()
             proc.wait(timeout=30)

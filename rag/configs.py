@@ -268,6 +268,9 @@ class ServiceConfig(Group):
         "PostgreSQL feedback: seconds to wait for a connection before the request fails (503; the CLI exits 2)"))
     service_token: SecretStr = Field(default=SecretStr(""), description=(
         "bearer token for `/v1/*`; unset: loopback clients only"))
+    service_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+/?$", description=(
+        "`http://host:port` of a running `rag serve`: `rag draft` asks it (an HTTP round trip) instead of opening "
+        "the store in its own process, unless `--offline`, `--variant` or `--fallback` is given; unset: in process"))
     max_ticket_chars: int = Field(default=8000, description="longest ticket the service accepts")
     max_body_bytes: int = Field(default=262_144, ge=1024, description="largest raw request body (refused before it is read)")
     max_title_chars: int = Field(default=300, ge=1, description="longest ticket title")

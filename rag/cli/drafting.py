@@ -82,7 +82,8 @@ def draft(
     file: Annotated[Optional[Path], typer.Option("--file", "-f", help="read the message from a file ('-': stdin)")] = None,
     title: Annotated[str, typer.Option(help="the ticket's title")] = "",
     product: Annotated[Optional[str], typer.Option(help="the product, e.g. CDN (see `rag stats`)")] = None,
-    fallback: Annotated[str, typer.Option(help="'offline': use the offline draft if the LLM fails")] = "none",
+    fallback: Annotated[Optional[str], typer.Option(
+        help="'offline': use the offline draft if the LLM fails (default 'none'; a service always falls back)")] = None,
     offline: Annotated[bool, typer.Option("--offline", help="never call the LLM")] = False,
     variant: Annotated[Optional[str], typer.Option(help="prompt variant in prompts/")] = None,
     stream: Annotated[bool, typer.Option(help="stream the LLM reply as it is written")] = True,
@@ -91,13 +92,15 @@ def draft(
     """Draft a reply for a ticket, with its action, confidence and cited cases."""
     from dataclasses import replace
 
-    from rag.records import Ticket, draft_dict
-
     body = _read_ticket(text, file).strip()
     if not body:
         raise RagError("the ticket is empty")
-    if fallback not in ("none", "offline"):
+    if fallback not in (None, "none", "offline"):
         raise RagError("--fallback must be 'none' or 'offline'")
+    if fallback is None and not offline and variant is None and _draft_by_service(body, title, product, as_json):
+        return
+    from rag.records import Ticket, draft_dict
+
     p = open_pipeline()
     with ProgressBar() as bar:
         p.ensure_ingested(progress=bar)
@@ -109,7 +112,7 @@ def draft(
     on_delta = (lambda d: o.text(d, end="")) if streaming else None
     if streaming:
         o.rule("draft (streaming, checked sentence by sentence)")
-    result = drafter.draft(Ticket(text=body, title=title, product=product), fallback=fallback, on_delta=on_delta)  # type: ignore[arg-type]  # a str checked against the Literal above
+    result = drafter.draft(Ticket(text=body, title=title, product=product), fallback=fallback or "none", on_delta=on_delta)  # type: ignore[arg-type]  # a str checked against the Literal above
     # The drafter leaves Draft.product empty; the JSON names the product the ticket was drafted for, in the
     # store's spelling ("cdn" → "CDN"), or "" when none was given.
     result = replace(result, product=product or "")
@@ -121,16 +124,47 @@ def draft(
         o.rule("final draft (after safety checks)")
     else:
         o.rule("draft")
-    o.text(result.text)
-    o.rule()
+    _show(draft_dict(result), [getattr(p.cases.get(c.case_id), "product", "") for c in result.citations])
+
+
+def _show(result: dict, products: list[str]) -> None:
+    """A draft's text, its action line, the cited cases (with ``products``) and its notes (on stderr)."""
     from rich.markup import escape
 
-    tail = (f"confidence: {result.confidence:.2f}   backend: {result.backend}{{flag}}   "
-            f"prompt: {result.prompt_id}@{result.prompt_version}   {result.latency_ms:.0f} ms")
-    o.styled(f"action: [bold]{result.action}[/]   " + escape(tail).format(flag=" [yellow](offline fallback)[/]" if result.fallback else ""),
-             f"action: {result.action}   " + tail.format(flag=" (offline fallback)" if result.fallback else ""))
+    o = out()
+    o.text(result["text"])
+    o.rule()
+    tail = (f"confidence: {result['confidence']:.2f}   backend: {result['backend']}{{flag}}   "
+            f"prompt: {result['prompt_id']}@{result['prompt_version']}   {result['latency_ms']:.0f} ms")
+    fallback = bool(result["fallback"])
+    o.styled(f"action: [bold]{result['action']}[/]   " + escape(tail).format(flag=" [yellow](offline fallback)[/]" if fallback else ""),
+             f"action: {result['action']}   " + tail.format(flag=" (offline fallback)" if fallback else ""))
     o.table("cited cases", ("case", "title", "product", "score"),
-            [(c.case_id, c.title, getattr(p.cases.get(c.case_id), "product", ""), f"{c.score:.3f}")
-             for c in result.citations], right=("score",))
-    for note in result.notes:
-        err("[dim]note:[/]", note.text("en"))
+            [(c["case_id"], c["title"], product, f"{c['score']:.3f}") for c, product in zip(result["citations"], products)],
+            right=("score",))
+    for note in result["notes"]:
+        err("[dim]note:[/]", note)
+
+
+def _draft_by_service(body: str, title: str, product: Optional[str], as_json: bool) -> bool:
+    """Ask the running service at ``RAG_SERVICE_URL`` for the draft and print it; False when none is set or none
+    answers (the caller drafts in process, after a note saying so)."""
+    from rag.settings import load_settings
+
+    service = load_settings().service
+    if not service.service_url:
+        return False
+    from rag.cli.service_client import ServiceClient, ServiceUnreachable
+
+    with ServiceClient(service.service_url, service.service_token.get_secret_value()) as client:
+        try:
+            result = client.draft(body, title, product)
+        except ServiceUnreachable as exc:
+            err("[yellow]note:[/]", f"{exc}: drafting in this process")
+            return False
+    if as_json:
+        out().json(result)
+        return True
+    out().rule(f"draft (from the service at {client.url})")
+    _show(result, [c.get("product", "") for c in result["citations"]])
+    return True

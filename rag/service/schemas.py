@@ -90,6 +90,8 @@ class DraftResponse(BaseModel):
                                        "cases, in order, each with the case it came from")
     hint: HintOut | None = Field(default=None, description="for the agent only, never to send: how the closest "
                                                           "related case was resolved, when the draft defers")
+    retrieved: list[str] = Field(default_factory=list, description="ids of every case the retriever returned, best first")
+    product: str = Field(default="", description="the product the ticket was drafted for, in the store's spelling")
 
 
 class CaseOut(BaseModel):

@@ -63,6 +63,7 @@ def _response(ticket: Ticket, draft: Draft, pipeline: Pipeline, feedback: Feedba
         removed=list(draft.removed), notes=render(draft.notes, "en"), notes_zh=render(draft.notes, "zh"),
         passages=[PassageOut(case_id=p.case_id, text=p.text) for p in draft.passages],
         hint=HintOut(**asdict(draft.hint)) if draft.hint is not None else None,
+        retrieved=list(draft.retrieved), product=draft.product,
     )
 
 
