@@ -175,6 +175,29 @@ def test_asking_how_long_a_back_office_step_takes_is_not_a_request_for_staff():
     assert policy.decide(Ticket("麻烦帮我把这个文件解冻一下"), [_hit("a", 0.01)], 0.6).kind == "staff"
 
 
+def test_something_staff_started_and_stuck_is_handed_over_whatever_the_cases_say():
+    for text in ("企业实名认证提交3天了还在审核中，对公打款的验证金额也没收到，能帮忙催一下吗",
+                 "改了缓存规则，提交后状态一直是 处理中，已经5个多小时了",
+                 "the HTTPS config has been stuck, still processing since yesterday"):
+        assert policy.decide(Ticket(text), [_hit("a", 0.9, "您好，证书申请步骤如下")], 0.6).kind == "staff", text
+    # asking how long it normally takes is a question a past answer settles; a status alone is not stuck
+    assert policy.decide(Ticket("深度归档解冻，状态还是 解冻中，正常要多久？"), [_hit("a", 0.9)], 0.6).kind == "fits"
+    assert policy.decide(Ticket("HTTPS配置处理中要多久？"), [_hit("a", 0.9)], 0.6).kind == "fits"
+
+
+@pytest.mark.parametrize("text", [
+    "Kodo Browser 2.2.0 登录以后空间列表一直转圈，F12看到请求一直pending",
+    "发票管理 申请开票 点提交以后弹出 500 Internal Server Error，试了好几次都这样",
+])
+def test_a_console_or_client_failing_on_its_own_is_a_bug_report(text):
+    assert policy.decide(Ticket(text), [_hit("a", 0.1)], 0.6).kind == "bug_report"
+
+
+def test_a_slow_image_or_a_500_from_the_customers_own_request_is_no_bug_report():
+    assert policy.decide(Ticket("海外用户反馈app里的图片一直转圈打不开，国内正常"), [_hit("a", 0.1)], 0.6).kind != "bug_report"
+    assert policy.decide(Ticket("上传接口返回 500，请求 id 是 abc"), [_hit("a", 0.1)], 0.6).kind != "bug_report"
+
+
 def test_a_fitting_case_whose_answer_was_a_back_office_action_is_a_hand_over():
     v = policy.decide(Ticket("https 配置一直在处理中"), [_hit("a", 0.9, "您好，已经为您重新下发配置，处理完成")], 0.6)
     assert (v.action, v.kind) == ("escalate", "staff")

@@ -43,5 +43,9 @@ def classify_reply(text: str) -> Action:
 _ASKS_HOW = re.compile(r"怎么|如何|怎样|多久|多长时间|要多长|流程|步骤|在哪|哪里|能不能|可以吗|是否|正常吗")
 
 
+def asks_how(ticket: str) -> bool:
+    return bool(_ASKS_HOW.search(ticket))
+
+
 def needs_staff(ticket: str) -> bool:
-    return bool(_STAFF_REQUEST.search(ticket)) and not _ASKS_HOW.search(ticket)
+    return bool(_STAFF_REQUEST.search(ticket)) and not asks_how(ticket)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal, Sequence
 
 from rag.text.markers import GREETINGS, PLACEHOLDERS
-from rag.draft.actions import classify_reply, needs_staff
+from rag.draft.actions import asks_how, classify_reply, needs_staff
 from rag.draft.areas import same_area
 from rag.draft.details import GOAL, SALES_CONTACT, Detail, QuestionKind, customer_text, details_for, question_kind
 from rag.records import Action, Hit, Ticket
@@ -43,7 +43,14 @@ _BUG_REPORT = re.compile(
     r"(点|按)(了|击)?[^。！？\n]{0,12}(没|无)(有)?(任何)?(反应|响应)|"
     r"(页面|控制台|后台|按钮|界面)[^。！？\n]{0,12}(空白|白屏|打不开|卡死|卡住|报错|异常|崩溃|错乱|bug)|"
     r"崩溃|闪退|panic:|segmentation fault|sigsegv|\bcrash|\bbug\b|"
+    # the console or a client app spinning forever, or failing a plain click with a server error
+    r"(列表|页面|控制台|客户端|界面|browser)[^。！？\n]{0,12}(一直)?(转圈|加载中|loading)|"
+    r"(点|提交|保存)[^。！？\n]{0,12}(弹出|报|返回|提示)[^。！？\n]{0,6}(50[0-4]|internal server error)|"
     r"(一直)?显示(为)?0|显示(错误|不正确|不对)|数据(是不是)?(出)?(问题|错误|不对|不一致|对不上)", re.I)
+# Something staff started is stuck (「HTTPS配置一直显示 处理中」, 「实名认证…还在审核中」): only staff can move it, whatever a past
+# case says; asking how long it normally takes (「解冻中，正常要多久？」) is a question a past answer may settle.
+_STUCK = re.compile(r"(一直|还|仍然?|始终)(都)?(是|显示|在|处于|卡在)?\s*[「“\"']?\s*(处理中|审核中|待审核|部署中|配置中|关机中|processing)"
+                    r"|\b(still|stuck)\b[^.?!\n]{0,20}\b(processing|pending|in review|under review)\b", re.I)
 # Sales, contracts and account changes: a person must act, whatever a past case says.
 _BILLING_CHANGE = re.compile(r"(改成|改为|切换|更换|变更|换成)[^。！？\n]{0,8}(计费|付费|结算)")
 
@@ -144,7 +151,8 @@ def decide(ticket: Ticket, hits: Sequence[Hit], threshold: float) -> Verdict:
         return verdict("ask_for_info", "vague")  # a greeting: asked what we can help with, nothing else
     if is_vague_problem(whole) and not fitting:
         return verdict("ask_for_info", "vague", details=(GOAL,))
-    if needs_staff(whole) or SALES_CONTACT.search(whole) or _BILLING_CHANGE.search(whole):
+    if (needs_staff(whole) or SALES_CONTACT.search(whole) or _BILLING_CHANGE.search(whole)
+            or (_STUCK.search(whole) and not asks_how(whole))):
         return verdict("escalate", "staff", fitting, details_for(whole, staff=True))
     if _FEATURE_REQUEST.search(whole):
         return verdict("escalate", "feature_request")
