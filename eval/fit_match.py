@@ -1,12 +1,14 @@
 """Fit the match model (does a retrieved case address the ticket?) on the relevance labels.
 
     python eval/fit_match.py [--write] [--sides gemma|gemma-int8] [--folds 5] [--c-rank 0.1] [--c-fit 0.3]
-                             [--json report.json]
+                             [--json report.json] [--train]
 
 1. Training queries: leave-one-out queries over the corpus (title + 问题描述, the case itself excluded),
    labelled by the problem groups in ``eval/relevance/groups/``, and the development tickets
    (``eval/relevance/new_tickets.jsonl``, both halves: the frozen held-out tickets of ``heldout_tickets.jsonl``
-   are what nobody tunes on, and this script never reads them).
+   are what nobody tunes on, and this script never reads them). With ``--train``, also the synthetic training
+   tickets (``train_tickets.jsonl``), each in the fold of the case it was written from; they train, and never
+   count in the threshold or the figures (tried, not shipped: eval/relevance/README.md).
 2. Cross-validation (corpus queries split by problem group, each ticket its own key): out-of-fold rankings (P@1,
    MRR@10, hit@5, nDCG@5 over queries with a fitting case), calibration of the top candidate (ECE), the
    `answer` threshold, chosen for answer precision >= 0.85 on the out-of-fold probabilities, and the frontier:
@@ -41,6 +43,7 @@ from rag.score.relevance import Decision, decision_scores, expected_calibration_
 ROOT = Path(__file__).resolve().parent.parent
 LABELS = ROOT / "eval" / "relevance"
 TARGET_PRECISION = 0.85
+TRAIN_FILE = "train_tickets.jsonl"
 
 
 def decisions(pairs: PairSet, rankings, probs, threshold: float) -> list[Decision]:
@@ -78,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write", action="store_true", help=f"save the fitted model to rag/retrieve/rerank/{MODEL_FILE} "
                     f"(with --sides: {SIDES_MODEL_FILE})")
     ap.add_argument("--json", type=Path, help="write the report as JSON")
+    ap.add_argument("--train", action="store_true", help="also fit on the synthetic training tickets "
+                    f"({TRAIN_FILE}; never in the threshold or the figures): tried, not shipped (docs/measurements.md)")
     args = ap.parse_args(argv)
 
     settings = loo_settings()
@@ -94,17 +99,21 @@ def main(argv: list[str] | None = None) -> int:
                           sides=sides)
     queries = corpus_queries(cases, labels)
     tickets = load_tickets(args.labels / "new_tickets.jsonl")
+    train_file = args.labels / TRAIN_FILE
+    train = load_tickets(train_file) if args.train else []
     with Progress(transient=True) as progress:
-        task = progress.add_task("candidates and features", total=len(queries) + len(tickets))
+        task = progress.add_task("candidates and features", total=len(queries) + len(tickets) + len(train))
         step = lambda: progress.advance(task)  # noqa: E731
         corpus_pairs = collect(retriever, rater, queries, progress=step)
         ticket_pairs = collect(retriever, rater, ticket_queries(tickets), progress=step)
+        train_pairs = collect(retriever, rater, ticket_queries(train, labels), progress=step)
 
     gain = CorpusGain(labels, [c.id for c in cases])
     tgain = TicketGain(tickets)
     report: dict = {"corpus_queries": len(queries), "corpus_with_partner": sum(q.fits_exist for q in queries),
                     "tickets": len(tickets), "tickets_with_match": sum(t.covered for t in tickets),
-                    "tickets_answerable": sum(t.answerable for t in tickets), "sides": sides.name if sides else None}
+                    "tickets_answerable": sum(t.answerable for t in tickets), "train_tickets": len(train),
+                    "sides": sides.name if sides else None}
     report["corpus_fused_no_rerank"] = ranking_table(queries, [list(i) for i in corpus_pairs.case_ids], gain)
     consensus = parts.retriever([parts.lexical, parts.dense], [parts.consensus])
     report["corpus_consensus_rerank"] = ranking_table(
@@ -112,21 +121,29 @@ def main(argv: list[str] | None = None) -> int:
     report["tickets_fused_no_rerank"] = ranking_table(ticket_pairs.queries, [list(i) for i in ticket_pairs.case_ids],
                                                       tgain)
 
-    fitted = fit(corpus_pairs + ticket_pairs,
+    fitted = fit(corpus_pairs + ticket_pairs + train_pairs,
                  lambda p, y: threshold_for_precision(p, y.astype(bool), TARGET_PRECISION),
                  n_folds=args.folds, c_rank=args.c_rank, c_fit=args.c_fit, sides=sides.name if sides else None, about=(
                      f"Ranker and fit model fitted on {len(queries)} leave-one-out corpus queries (problem-group "
-                     f"labels) and the {len(tickets)} development tickets"
+                     f"labels), the {len(tickets)} development tickets"
+                     f"{f' and {len(train)} synthetic training tickets ({TRAIN_FILE})' if train else ''}"
                      f"{' with the side features of ' + sides.name if sides else ''}; threshold for answer precision "
-                     f">= {TARGET_PRECISION} on {args.folds}-fold out-of-fold probabilities; C={args.c_rank}/{args.c_fit}. "
+                     f">= {TARGET_PRECISION} on {args.folds}-fold out-of-fold probabilities of the real queries; "
+                     f"C={args.c_rank}/{args.c_fit}. "
                      "The held-out tickets are never read. Refit: python eval/fit_match.py --write"
                      f"{' --sides ' + args.sides if args.sides else ''}"))
     model = fitted.model
     nq = len(queries)
     report["threshold"] = model.threshold
     report["oof_corpus"] = summary(corpus_pairs, fitted.rankings[:nq], fitted.top_prob[:nq], model.threshold, gain)
-    report["oof_tickets"] = summary(ticket_pairs, fitted.rankings[nq:], fitted.top_prob[nq:], model.threshold, tgain)
-    report["oof_all_ece"] = round(expected_calibration_error(fitted.top_prob, fitted.top_correct.astype(bool)), 4)
+    nt = nq + len(tickets)
+    report["oof_tickets"] = summary(ticket_pairs, fitted.rankings[nq:nt], fitted.top_prob[nq:nt], model.threshold, tgain)
+    if train:
+        report["oof_train"] = summary(train_pairs, fitted.rankings[nt:], fitted.top_prob[nt:], model.threshold,
+                                      TicketGain(train))
+    real = slice(0, nt)
+    report["oof_all_ece"] = round(expected_calibration_error(fitted.top_prob[real],
+                                                             fitted.top_correct[real].astype(bool)), 4)
     report["ranker_weights"] = dict(zip(model.ranker.features, [round(w, 3) for w in model.ranker.weights]))
     report["fit_weights"] = dict(zip(model.fit.features, [round(w, 3) for w in model.fit.weights]))
 

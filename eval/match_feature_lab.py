@@ -39,6 +39,8 @@ VARIANTS = [((), ())] + [((n,), f) for n in EXTRA for f in ((), (n,))] + [(EXTRA
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--train", action="store_true", help="also fit on the synthetic training tickets "
+                    "(eval/relevance/train_tickets.jsonl; never scored in the threshold) and print their figures")
     args = ap.parse_args(argv)
     settings = loo_settings()
     pipeline = Pipeline(settings)
@@ -48,9 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     retriever = parts.retriever([parts.lexical, parts.dense])
     rater = MatchReranker(dataclasses.replace(pipeline.match_model, sides=None), parts.cases, parts.lexical, parts.dense,
                           voters=parts.config.consensus_voters)
-    queries = corpus_queries(cases, load_groups(ROOT / "eval/relevance/groups"))
+    groups = load_groups(ROOT / "eval/relevance/groups")
+    queries = corpus_queries(cases, groups)
     tickets = load_tickets(ROOT / "eval/relevance/new_tickets.jsonl")
-    pairs = collect(retriever, rater, queries) + collect(retriever, rater, ticket_queries(tickets))
+    train = load_tickets(ROOT / "eval/relevance/train_tickets.jsonl") if args.train else []
+    pairs = (collect(retriever, rater, queries) + collect(retriever, rater, ticket_queries(tickets))
+             + collect(retriever, rater, ticket_queries(train, groups)))
 
     def extra(text: str, ids: tuple[str, ...]) -> np.ndarray:
         idf = idf_table(text, parts.lexical.index.doc_freq(text), parts.lexical.index.size)
@@ -75,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     feats = [np.column_stack([f, extra(q.text, ids)]) if len(f) else np.zeros((0, len(FEATURES) + len(EXTRA)))
              for q, ids, f in zip(pairs.queries, pairs.case_ids, pairs.features)]
-    n_corpus = len(queries)
+    n_corpus, n_real = len(queries), len(queries) + len(tickets)
     for use, fit_use in VARIANTS:
         cols = list(range(len(FEATURES))) + [len(FEATURES) + EXTRA.index(n) for n in use]
         variant = PairSet(pairs.queries, pairs.case_ids, [f[:, cols] for f in feats], FEATURES + tuple(use))
@@ -98,11 +103,13 @@ def main(argv: list[str] | None = None) -> int:
                         float(right[answered].mean()) if answered.any() else 1.0,
                         float((answered & right & can).sum() / can.sum()))
 
-            rows.append(figures(slice(0, n_corpus)) + figures(slice(n_corpus, None)))
+            rows.append(figures(slice(0, n_corpus)) + figures(slice(n_corpus, n_real))
+                        + (figures(slice(n_real, None)) if train else ()))
         m = np.array(rows).mean(axis=0)
         print(f"{'+'.join(use) or 'shipped features':30s} fit +{'+'.join(fit_use) or '-':30s} "
               f"corpus fr {m[0]:.3f} dr {m[1]:.3f} pr {m[2]:.3f} cov {m[3]:.3f} | "
-              f"tickets fr {m[4]:.3f} dr {m[5]:.3f} pr {m[6]:.3f} cov {m[7]:.3f}", flush=True)
+              f"tickets fr {m[4]:.3f} dr {m[5]:.3f} pr {m[6]:.3f} cov {m[7]:.3f}"
+              + (f" | synthetic fr {m[8]:.3f} dr {m[9]:.3f} pr {m[10]:.3f} cov {m[11]:.3f}" if train else ""), flush=True)
     return 0
 
 

@@ -215,7 +215,8 @@ def test_policy_never_answers_below_the_threshold(text, matches, threshold):
 
 
 @pytest.mark.parametrize("args", [["check_labels.py"], ["check_tickets.py"],
-                                  ["check_tickets.py", "--tickets", "heldout_tickets.jsonl"]])
+                                  ["check_tickets.py", "--tickets", "heldout_tickets.jsonl"],
+                                  ["check_tickets.py", "--tickets", "train_tickets.jsonl"]])
 def test_label_files_pass_their_checkers(args):
     import subprocess
     import sys
@@ -250,3 +251,28 @@ def test_the_action_marker_is_read_and_removed_wherever_the_model_put_it(reply, 
     from rag.draft.writers.llm import parse_llm_reply
 
     assert parse_llm_reply(reply) == (action, body)
+
+
+def test_synthetic_training_tickets_train_in_their_cases_fold_and_never_set_the_threshold():
+    from rag.evaluation.match_fit import PairSet, Query, fit, ticket_queries
+    from rag.score.labels import GroupLabels, LabelledTicket
+
+    groups = GroupLabels({"c1": "g1", "c2": "g2"}, {}, frozenset())
+    train = LabelledTicket("st-1", "x", "", None, ("c1",), (), "answer", "covered", "train", from_case="c1")
+    dev = LabelledTicket("nt-1", "y", "", None, ("c2",), (), "answer", "covered", "dev")
+    q_train, q_dev = ticket_queries([train, dev], groups)
+    assert (q_train.fold_key, q_train.scored) == ("g1", False)
+    assert (q_dev.fold_key, q_dev.scored) == ("nt-1", True)
+    assert load_tickets(LABELS / "train_tickets.jsonl")[0].split == "train"
+
+    # The threshold sees only the scored queries' probabilities.
+    rng = np.random.default_rng(0)
+    queries, ids, feats = [], [], []
+    for i in range(40):
+        scored = i < 20
+        queries.append(Query(f"q{i}", "t", frozenset(), f"k{i}", frozenset({"a"}).__contains__, True, True, scored))
+        ids.append(("a", "b"))
+        feats.append(rng.normal(size=(2, len(FEATURES))))
+    seen: list[int] = []
+    fit(PairSet(queries, ids, feats), lambda p, y: seen.append(len(p)) or 0.5, n_folds=4)
+    assert seen == [20]

@@ -38,9 +38,11 @@ KINDS = (
 DEFER_ONLY_KINDS = ("other-company", "chit-chat", "off-topic", "vague")
 # Staff has to act (product team, back office): the drafter should hand over, never paste a past answer.
 ESCALATE_KINDS = ("bug-report", "feature-request")
-SPLITS = ("dev", "test", "heldout")  # the held-out file's lines carry no split: they are "heldout"
+# The held-out file's lines carry no split: they are "heldout". "train": synthetic tickets (train_tickets.jsonl),
+# written from a corpus case ("from_case") to fit the match model, never scored.
+SPLITS = ("dev", "test", "heldout", "train")
 REQUIRED = ("id", "title", "text", "product", "match", "partial", "action", "kind", "source")
-OPTIONAL = ("split", "note", "key", "ask", "style")
+OPTIONAL = ("split", "note", "key", "ask", "style", "from_case")
 # What it is reasonable to ask a customer for (eval/relevance/heldout/SPEC.md).
 ASK_VOCABULARY = ("error", "request_id", "sdk", "toolchain", "code", "domain", "url", "bucket", "key", "account",
                   "order", "screenshot", "time", "app", "goal")
@@ -105,6 +107,12 @@ def check(tickets_path: Path, data_dir: Path) -> tuple[list[dict], list[str], fl
         t.setdefault("split", "heldout")
         if t["split"] not in SPLITS:
             errors.append(f"{where}: split {t['split']!r} not in {SPLITS}")
+        if (t["split"] == "train") != ("from_case" in t):
+            errors.append(f"{where}: a synthetic training ticket (split 'train') names its from_case, and only it")
+        elif "from_case" in t and t["from_case"] not in case_ids:
+            errors.append(f"{where}: from_case {t['from_case']!r} is not a corpus case")
+        elif "from_case" in t and t["kind"] == "covered" and t["from_case"] not in t["match"]:
+            errors.append(f"{where}: a covered training ticket matches the case it was written from")
         if "style" in t and t["style"] not in STYLES:
             errors.append(f"{where}: style {t['style']!r} not in {STYLES}")
         errors += [f"{where}: {e}" for e in key_and_ask_errors(t, agent_text, case_ids)]

@@ -37,6 +37,7 @@ class Query:
     relevant: Callable[[str], bool]     # does a candidate address this query's problem?
     fits_exist: bool
     answerable: bool = False            # a case fits and answering is the right move (coverage's denominator)
+    scored: bool = True                 # False: a synthetic training ticket, never in the threshold or the figures
 
 
 @dataclass
@@ -77,10 +78,17 @@ def corpus_queries(cases: Sequence[Case], labels: GroupLabels) -> list[Query]:
     return out
 
 
-def ticket_queries(tickets: Sequence[LabelledTicket]) -> list[Query]:
-    """The new tickets as queries, relevant when a candidate is one of the ticket's labelled matches."""
-    return [Query(id=t.id, text=f"{t.title}\n{t.text}".strip(), exclude=frozenset(), fold_key=t.id,
-                  relevant=frozenset(t.match).__contains__, fits_exist=t.covered, answerable=t.answerable)
+def ticket_queries(tickets: Sequence[LabelledTicket], labels: GroupLabels | None = None) -> list[Query]:
+    """The new tickets as queries, relevant when a candidate is one of the ticket's labelled matches.
+
+    A synthetic training ticket (split "train") shares the fold of the case it was written from, so the model that
+    ranks that case's own group never learnt from its paraphrases; it trains, and is never scored."""
+    def fold_key(t: LabelledTicket) -> str:
+        return labels.group_of.get(t.from_case, t.id) if labels is not None and t.from_case else t.id
+
+    return [Query(id=t.id, text=f"{t.title}\n{t.text}".strip(), exclude=frozenset(), fold_key=fold_key(t),
+                  relevant=frozenset(t.match).__contains__, fits_exist=t.covered, answerable=t.answerable,
+                  scored=t.split != "train")
             for t in tickets]
 
 
@@ -179,7 +187,9 @@ def fit(pairs: PairSet, threshold_for: Callable[[np.ndarray, np.ndarray], float]
         model = fit_linear(top_x[train], top_y[train], fit_names, c_fit)
         rows = [i for i in test if has[i]]
         prob[rows] = 1.0 / (1.0 + np.exp(-model(top_x[rows])))
-    threshold = threshold_for(prob, top_y)
+    # Chosen on real queries only: paraphrases written from a case are easier than a customer's own words.
+    scored = np.array([q.scored for q in pairs.queries], dtype=bool)
+    threshold = threshold_for(prob[scored], top_y[scored])
     final = MatchModel(
         ranker=fit_linear(*pairs.stacked(range(n)), pairs.names, c_rank),
         fit=fit_linear(top_x[has], top_y[has], fit_names, c_fit),

@@ -19,7 +19,7 @@ from rag.records import Action
 from rag.score.asks import KINDS
 from rag.score.key_content import KeyItem
 
-Split = Literal["dev", "test", "heldout"]
+Split = Literal["dev", "test", "heldout", "train"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,7 @@ class LabelledTicket:
     key: tuple[KeyItem, ...] = ()          # what a right answer must say (covered tickets)
     ask: frozenset[str] | None = None      # what it is reasonable to ask; None: not labelled
     style: str = ""
+    from_case: str = ""                    # a synthetic training ticket: the corpus case it was written from
 
     @property
     def covered(self) -> bool:
@@ -94,6 +95,10 @@ class LabelledTicket:
     def answerable(self) -> bool:
         """A past case answers it and answering is the right move (not a hand-over to staff)."""
         return self.covered and self.action == "answer"
+
+
+# A line's split; any other value (or none) is a development ticket.
+_SPLIT_OF: dict[str, Split] = {"test": "test", "train": "train"}
 
 
 def load_tickets(path: Path, split: Split | None = None) -> list[LabelledTicket]:
@@ -115,9 +120,10 @@ def load_tickets(path: Path, split: Split | None = None) -> list[LabelledTicket]
                 id=str(d["id"]), text=str(d["text"]), title=str(d.get("title") or ""),
                 product=d.get("product") or None, match=tuple(d.get("match") or ()),
                 partial=tuple(d.get("partial") or ()), action=action, kind=str(d.get("kind", "")),
-                split=split or ("test" if d.get("split") == "test" else "dev"), source=str(d.get("source", "")),
+                split=split or _SPLIT_OF.get(str(d.get("split")), "dev"), source=str(d.get("source", "")),
                 key=tuple(KeyItem(str(k["what"]), tuple(str(a) for a in k["any"])) for k in d.get("key") or ()),
                 ask=frozenset(_asks(d["ask"])) if "ask" in d else None, style=str(d.get("style", "")),
+                from_case=str(d.get("from_case") or ""),
             ))
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{path}:{n}: not a labelled ticket ({exc})") from None
