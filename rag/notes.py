@@ -241,6 +241,13 @@ class ComposedLinksRemoved(Note):
 
 
 @dataclass(frozen=True, slots=True)
+class InternalWordingRemoved(Note):
+    count: int
+    en = "removed {count} passage(s) of the LLM reply that spoke about the ticket or the prompt, not to the customer"
+    zh = "已删除大模型回复中 {count} 处内部措辞（在谈论工单或提示词，而不是对客户说话）"
+
+
+@dataclass(frozen=True, slots=True)
 class Shortened(Note):
     chars: int
     en = "the LLM reply was cut back to {chars} characters, at a sentence end"

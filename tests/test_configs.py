@@ -235,7 +235,7 @@ class EchoChat:
 
     def complete(self, messages, *, max_tokens=None, temperature=None, deadline=None) -> Completion:
         self.calls += 1
-        return Completion("ACTION: answer\n您好，请在控制台重新申请证书。", Usage(3, 4), self.model)
+        return Completion("ACTION: answer\n您好，请在控制台重新申请证书：https://portal.qiniu.com/certificate/apply", Usage(3, 4), self.model)
 
     def stream(self, messages, *, deadline=None):
         yield self.complete(messages).text

@@ -73,7 +73,7 @@ def test_query_engine_answers_through_the_configured_llm_and_the_projects_prompt
     assert isinstance(engine, DraftQueryEngine)
     reply = {"id": "x", "object": "chat.completion", "created": 0, "model": "qwen-test",
              "choices": [{"index": 0, "finish_reason": "stop",
-                          "message": {"role": "assistant", "content": "您好，可以在控制台重新申请免费证书。"}}],
+                          "message": {"role": "assistant", "content": "您好，可以在控制台重新申请免费证书：https://portal.qiniu.com/certificate/apply"}}],
              "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
     with respx.mock() as mock:
         route = mock.post("http://llm.test/v1/chat/completions").mock(return_value=httpx.Response(200, json=reply))
@@ -85,7 +85,7 @@ def test_query_engine_answers_through_the_configured_llm_and_the_projects_prompt
     assert "七牛" in system and "证书过期了" in user  # the project's prompt files, not llama-index's template
     top = response.source_nodes[0].node
     assert top.metadata["relation"] == "source" and top.metadata["title"] in user
-    assert str(response) == "您好，可以在控制台重新申请免费证书。" and response.metadata["action"] == "answer"
+    assert str(response) == "您好，可以在控制台重新申请免费证书：https://portal.qiniu.com/certificate/apply" and response.metadata["action"] == "answer"
     assert response.metadata["backend"] == "llm:qwen-test" and response.metadata["fallback"] is False
 
 
@@ -129,7 +129,7 @@ def test_a_llama_index_llm_is_adapted_and_checked_like_any_model(corpus_settings
 
     class Replying(MockLLM):  # llama-index's own mock, with a reply a customer could act on
         def complete(self, prompt, formatted=False, **kwargs):
-            return CompletionResponse(text="您好，证书过期后可以在控制台的 SSL 证书服务里重新申请免费证书，申请后在域名管理里开启 HTTPS 即可。")
+            return CompletionResponse(text="您好，证书过期后可以在控制台的 SSL 证书服务里重新申请免费证书，申请后在域名管理里开启 HTTPS 即可：https://portal.qiniu.com/certificate/apply")
 
     assert isinstance(LlamaIndexChat(MockLLM()), ChatModel)  # the project's protocol
     response = make_query_engine(corpus_settings, llm=Replying()).query("证书过期了，怎么重新申请免费证书？")

@@ -11,7 +11,7 @@ import respx
 from rag.draft.details import DOMAIN
 from rag.draft.policy import Verdict
 from rag.draft.writers.llm import shown_cases
-from rag.notes import ContextTrimmed, LLMDoesNotAnswer, LLMFallback, LLMMoreCautious, LLMOverruled, SubstanceRemoved
+from rag.notes import ContextTrimmed, InternalWordingRemoved, LLMDoesNotAnswer, LLMFallback, LLMMoreCautious, LLMOverruled, SubstanceRemoved
 from rag.llm.client import LLMClient
 from rag.errors import ContextLengthError, LLMError
 from rag.records import Hit, Provenance, Ticket
@@ -176,7 +176,7 @@ def test_a_streamed_sentence_is_checked_exactly_like_the_whole_draft(drafter, ss
     specific = sorted(drafter.guard.corpus.specific_tokens)
     token = next(t for t in specific if drafter.guard.scrub(f"参考 {t} 配置。", "").text != f"参考 {t} 配置。"
                  and not any(c in t for c in "@.:/"))
-    parts = ["您好，请参考 ", f"{token} 这个配置。", "其余步骤见控制台。"]
+    parts = ["您好，请参考 ", f"{token} 这个配置。", "其余步骤见控制台：https://portal.qiniu.com/certificate/apply 。"]
     seen: list[str] = []
     with respx.mock() as mock:
         mock.post(URL).mock(return_value=httpx.Response(200, headers={"content-type": "text/event-stream"},
@@ -305,7 +305,7 @@ def test_no_seed_is_sent_unless_set(drafter):
 
 def test_escaped_case_text_copied_by_the_model_is_read_back(drafter, sse):
     """Case text sits escaped in its block; a small model copies ``-&gt;`` where the agent wrote ``->``."""
-    copied = "您好，点击开启-&gt;免费证书，勾选 [同意] &amp; 确认。\n第二步在域名管理里开启 HTTPS。"
+    copied = "您好，点击开启-&gt;免费证书，勾选 [同意] &amp; 确认。\n第二步在域名管理里开启 HTTPS：https://portal.qiniu.com/cdn/domain"
     with respx.mock() as mock:
         mock.post(URL).mock(return_value=httpx.Response(200, json=completion(copied)))
         draft = drafter.draft(TICKET)
@@ -432,5 +432,32 @@ def test_an_answers_only_variant_leaves_deferrals_to_the_teams_texts(llm_setting
     assert answered.backend == "llm:qwen-test" and answered.prompt_id == "team"
     with respx.mock() as mock:  # a variant without the file asks the model for the deferral too
         route = mock.post(URL).mock(return_value=httpx.Response(200, json=completion("您好，请问具体是哪个产品呢？")))
-        corpus_drafter(llm_settings.updated(draft={"prompt_variant": "small"})).draft(ticket)
+        corpus_drafter(llm_settings.updated(draft={"prompt_variant": "default"})).draft(ticket)
         assert route.call_count == 1
+
+
+def test_an_answer_that_leaves_out_every_link_of_the_case_falls_back_to_the_case(drafter):
+    """A 1.5B model paraphrased the page away (「在控制台中设置压缩参数」 for the imageslim link): the offline draft,
+    built from the case's own resolution, is the better draft."""
+    vague = "ACTION: answer\n您好，免费证书可以在控制台申请，申请后在域名设置里开启 HTTPS 即可。"
+    with respx.mock() as mock:
+        mock.post(URL).mock(return_value=httpx.Response(200, json=completion(vague)))
+        with pytest.raises(LLMError, match="left out every link"):
+            drafter.draft(TICKET)
+        mock.post(URL).mock(return_value=httpx.Response(200, json=completion(vague)))
+        fell_back = drafter.draft(TICKET, fallback="offline")
+    assert fell_back.fallback and "portal.qiniu.com" in fell_back.text
+    with respx.mock() as mock:
+        mock.post(URL).mock(return_value=httpx.Response(200, json=completion(GOOD)))
+        kept = drafter.draft(TICKET)
+    assert not kept.fallback and kept.backend.startswith("llm:")
+
+
+def test_the_models_talk_about_the_ticket_is_removed_and_noted(drafter):
+    framed = ("ACTION: answer\n您好，感谢您提供参考案例。根据客户的问题，免费证书可以在这里申请："
+              "https://portal.qiniu.com/certificate/apply ，验证通过后在域名管理里开启 HTTPS。")
+    with respx.mock() as mock:
+        mock.post(URL).mock(return_value=httpx.Response(200, json=completion(framed)))
+        draft = drafter.draft(TICKET)
+    assert draft.text.startswith("您好，免费证书可以在这里申请") and "案例" not in draft.text and "客户的问题" not in draft.text
+    assert InternalWordingRemoved(2) in draft.notes

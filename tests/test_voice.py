@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.draft.voice import MAX_REPLY_CHARS, check, composed_links, links_in, plain, shorten
+from rag.draft.voice import MAX_REPLY_CHARS, check, composed_links, links_in, plain, shorten, without_internal
 
 SHOWN = {"https://portal.qiniu.com/cdn/refresh", "https://developer.qiniu.com/fusion/kb/1325/refresh-the-cache"}
 DOCS = ("https://developer.qiniu.com/fusion",)
@@ -63,3 +65,16 @@ def test_repairs_never_add_text_and_always_end_plain(text):
     report = check(text, SHOWN, DOCS, OFFICIAL)
     assert len(report.text) <= max(len(text), MAX_REPLY_CHARS)
     assert not re.search(r"\*\*[^*\n]+\*\*", report.text) and not re.search(r"\[[^\]\n]*\]\(\S+\)", report.text)
+
+
+@pytest.mark.parametrize("text, kept, removed", [
+    ("您好，感谢您提供参考案例。根据客户的问题，建议使用图片瘦身。", "您好，建议使用图片瘦身。", 2),
+    ("您好，客户工单中提到的问题是关于生命周期规则没有生效。旧文件不受新规则影响。", "您好，旧文件不受新规则影响。", 1),
+    ("您好，根据以上案例，可以在控制台刷新缓存。", "您好，可以在控制台刷新缓存。", 1),
+    # the customer's client app, and a reply that speaks to the customer, are left alone
+    ("您好，客户端需要升级到 7.2 以上，请根据您的业务选择区域。", "您好，客户端需要升级到 7.2 以上，请根据您的业务选择区域。", 0),
+])
+def test_talk_about_the_ticket_or_the_prompt_is_removed_the_greeting_kept(text, kept, removed):
+    out, gone = without_internal(text)
+    assert (out, len(gone)) == (kept, removed)
+    assert check(text, (), (), ()).internal == gone

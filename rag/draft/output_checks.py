@@ -28,7 +28,8 @@ from rag.text.identifiers import host_allowed, host_of, identifiers
 from rag.text.links import clean_link, raw_links
 from rag.text.markers import REDACTION_TOKEN
 from rag.text.normalise import normalise, simplified, strip_invisible
-from rag.notes import ComposedLinksRemoved, FollowsTicketInstructions, InvisibleRemoved, MarkdownRemoved, Shortened
+from rag.notes import (ComposedLinksRemoved, FollowsTicketInstructions, InternalWordingRemoved, InvisibleRemoved,
+                       MarkdownRemoved, Shortened)
 from rag.records import Draft
 
 ECHO_CHARS = 18
@@ -121,6 +122,7 @@ class ReplyVerdict:
     markdown: bool = False
     composed: tuple[str, ...] = ()
     shortened_to: int = 0
+    internal: tuple[str, ...] = ()
 
     @property
     def refusal(self) -> str | None:
@@ -176,6 +178,8 @@ def apply(draft: Draft, verdict: ReplyVerdict) -> Draft:
     if verdict.composed:
         confidence *= PENALTY["composed"]  # the model wrote a link nobody gave it: trust the rest less too
         notes.append(ComposedLinksRemoved(verdict.composed))
+    if verdict.internal:
+        notes.append(InternalWordingRemoved(len(verdict.internal)))
     if verdict.shortened_to:
         notes.append(Shortened(verdict.shortened_to))
     return replace(draft, action=action, confidence=round(confidence, 3), notes=tuple(notes))

@@ -2,9 +2,10 @@
 as the team's own answers.
 
 The prompt asks for all of it first; small models still drift into Markdown (headings, bold, bullet lists,
-``[text](url)``), compose URLs (``…/cache-refresh?url=https://yourdomain.com/…``) and run on past the
-resolution. Here each is found and repaired: Markdown becomes the team's plain text, a composed link is removed,
-and an over-long reply is cut back at a sentence end. What was repaired is reported (notes), so the confidence
+``[text](url)``), compose URLs (``…/cache-refresh?url=https://yourdomain.com/…``), talk about the ticket instead
+of to the customer (「根据客户的问题」) and run on past the resolution. Here each is found and repaired: Markdown
+becomes the team's plain text, a composed link or a sentence of internal framing is removed, and an over-long
+reply is cut back at a sentence end. What was repaired is reported (notes), so the confidence
 can reflect it; a reply left with nothing is not a draft.
 """
 
@@ -37,12 +38,23 @@ _BARE_LINK = re.compile(r"(?<![A-Za-z0-9_.@/:-])((?:[a-z0-9-]+\.)+[a-z]{2,}/[\x2
 _SENTENCE_END = re.compile(r"(?<=[。！？\n])|(?<=[!?])(?=[\s\u4e00-\u9fff]|$)")
 
 
+# The model talking about the ticket and the prompt instead of to the customer (「根据客户的问题」, 「感谢您提供参考案例」,
+# 「客户工单中提到的问题是…」): the prompt's framing, which no agent sends. Such a sentence is dropped; its greeting
+# stays. 「客户端」 is a client app, not the customer.
+_INTERNAL = re.compile(r"客户(?:的)?(?:问题|工单|提到|描述|反馈|需求|咨询|信息|的情况)|客户工单|工单(?:中|里)(?:提到|描述|的问题)|"
+                       r"(?:参考|过去|历史|以上|上述|提供的|这些|相关)(?:的)?案例|根据(?:客户|案例)|案例(?:中|里)")
+_GREETING_START = re.compile(rf"^\s*({re.escape(POLITE_GREETING)}[，,]?)")
+# 「根据客户的问题，我们建议…」: only the leading clause is framing; what follows is the reply.
+_LEADING_CLAUSE = re.compile(rf"^(\s*(?:{re.escape(POLITE_GREETING)}[，,])?)\s*(?:根据|按照|针对|关于|结合)[^，,。！？\n]*[，,]\s*")
+
+
 @dataclass(frozen=True)
 class VoiceReport:
     text: str
     markdown: bool = False                 # Markdown syntax was turned into plain text
     composed: tuple[str, ...] = ()         # links no case or doc page holds, removed
     shortened: bool = False                # cut back to the team's length
+    internal: tuple[str, ...] = ()         # sentences about the ticket or the prompt, not to the customer, removed
 
 
 def plain(text: str) -> tuple[str, bool]:
@@ -77,11 +89,11 @@ def composed_links(text: str, shown: Collection[str], docs: Collection[str], off
     """Links on Qiniu's own hosts (``official``) that are neither in what the model was shown (the cases, the
     ticket) nor one of the documentation roots: a path or a query string the model made up on a trusted host. A
     link on any other host is the guard's to judge (it removes what no case holds)."""
-    known = {_key(u) for u in shown} | {_key(u) for u in docs}
+    known = {link_key(u) for u in shown} | {link_key(u) for u in docs}
     out = []
     for url in dict.fromkeys(links_in(text)):
         host = urlsplit(url if "://" in url else f"https://{url}").hostname or ""
-        if host_allowed(host, official) and _key(url) not in known:
+        if host_allowed(host, official) and link_key(url) not in known:
             out.append(url)
     return out
 
@@ -91,7 +103,8 @@ def links_in(text: str) -> list[str]:
     return [*find_links(text), *(m.group(1).rstrip(".,;:!?)") for m in _BARE_LINK.finditer(text))]
 
 
-def _key(url: str) -> str:
+def link_key(url: str) -> str:
+    """A link's host, path and query, lower-cased host, no scheme: equal for the same page written either way."""
     clean = clean_link(url) or url
     parts = urlsplit(clean if "://" in clean else f"https://{clean}")
     return f"{(parts.hostname or '').lower()}{parts.path.rstrip('/')}{'?' + parts.query if parts.query else ''}"
@@ -100,9 +113,28 @@ def _key(url: str) -> str:
 def without(text: str, links: Collection[str]) -> str:
     """``text`` without the sentences that hold one of ``links``: what a sentence says around a made-up link
     ("也可以调用接口 … 提交") points at nothing once the link is gone."""
-    keys = {_key(u) for u in links}
-    kept = [p for p in _SENTENCE_END.split(text) if p and not any(_key(u) in keys for u in links_in(p))]
+    keys = {link_key(u) for u in links}
+    kept = [p for p in _SENTENCE_END.split(text) if p and not any(link_key(u) in keys for u in links_in(p))]
     return re.sub(r"[ \t]{2,}", " ", "".join(kept)).strip()
+
+
+def without_internal(text: str) -> tuple[str, tuple[str, ...]]:
+    """``text`` without its sentences of internal framing (their greeting kept), and those sentences."""
+    kept, removed = [], []
+    for piece in _SENTENCE_END.split(text):
+        lead = _LEADING_CLAUSE.match(piece) if piece and _INTERNAL.search(piece) else None
+        if lead and _INTERNAL.search(lead.group(0)) and not _INTERNAL.search(piece[lead.end():]):
+            removed.append(lead.group(0)[len(lead.group(1)):].strip())
+            piece = lead.group(1) + piece[lead.end():]
+        if piece and _INTERNAL.search(piece):
+            removed.append(piece.strip())
+            greeting = _GREETING_START.match(piece) if not kept else None
+            if greeting:
+                kept.append(greeting.group(1).rstrip(",") + ("" if greeting.group(1).endswith(("，", ",")) else "，"))
+            continue
+        kept.append(piece)
+    out = re.sub(r"\n{3,}", "\n\n", "".join(kept)).strip()
+    return out, tuple(removed)
 
 
 def shorten(text: str, limit: int = MAX_REPLY_CHARS) -> tuple[str, bool]:
@@ -122,8 +154,9 @@ def check(text: str, shown: Collection[str], docs: Collection[str], official: Co
           limit: int = MAX_REPLY_CHARS) -> VoiceReport:
     """The reply in the team's voice, and what had to be repaired."""
     out, markdown = plain(text)
+    out, internal = without_internal(out)
     composed = composed_links(out, shown, docs, official)
     if composed:
         out = without(out, composed)
     out, shortened = shorten(out, limit)
-    return VoiceReport(out.strip(), markdown, tuple(composed), shortened)
+    return VoiceReport(out.strip(), markdown, tuple(composed), shortened, internal)

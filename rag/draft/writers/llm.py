@@ -14,7 +14,7 @@ from rag.draft import output_checks
 from rag.draft.actions import classify_reply
 from rag.draft.areas import DOC_ROOTS
 from rag.draft.sentences import says_something
-from rag.draft.voice import check as check_voice, links_in
+from rag.draft.voice import check as check_voice, link_key, links_in, without_internal
 from rag.draft.deferral import VerdictTexts
 from rag.draft.guards import Guard, block, escape_field, repeats_prompt, unescape_field
 from rag.draft.policy import Verdict
@@ -82,6 +82,14 @@ def shown_cases(ticket: Ticket, hits: Sequence[Hit], verdict: Verdict, limit: in
             continue
         out.append((h, text))
     return out
+
+
+def dropped_links(body: str, resolutions: Sequence[str | None]) -> list[str]:
+    """The shown resolutions' links when the reply carries none of them (empty when it carries one, or there are
+    none): compared by host and path, with or without a scheme."""
+    theirs = list(dict.fromkeys(u for r in resolutions if r for u in links_in(r)))
+    mine = {link_key(u) for u in links_in(body)}
+    return [] if not theirs or any(link_key(u) in mine for u in theirs) else theirs
 
 
 def ticket_fields(ticket: Ticket) -> dict[str, str]:
@@ -178,8 +186,10 @@ class LLMWriter:
             try:
                 if on_delta is not None:
                     # The same guard as the whole draft's: a streamed sentence is checked exactly like it.
+                    # The internal framing the final draft drops (rag.draft.voice) never reaches the screen either.
                     gate = output_checks.CheckedStream(
-                        checker, lambda piece: self.guard.scrub(unescape_field(piece), context).text, on_delta)
+                        checker, lambda piece: self.guard.scrub(without_internal(unescape_field(piece))[0], context).text,
+                        on_delta)
                     parts = []
                     for delta in self.llm.stream(messages, deadline=deadline):
                         parts.append(delta)
@@ -214,11 +224,19 @@ class LLMWriter:
             raise LLMError("nothing was left of the LLM reply once its Markdown and composed links were removed")
         body = voice.text
         checked = replace(checked, markdown=voice.markdown, composed=voice.composed,
-                          shortened_to=len(body) if voice.shortened else 0)
+                          shortened_to=len(body) if voice.shortened else 0, internal=voice.internal)
         action = self._action(action, body, verdict, notes)
         if action == "answer" and not checked.followed and not says_something(ANSWER_GREETING.sub("", body)):
             # A slogan ("我被攻破了") or a bare greeting resolves nothing: the offline draft from the case does.
             raise LLMError("the LLM reply says nothing a customer could act on")
+        if action == "answer" and not checked.followed:
+            dropped = dropped_links(body, [r for _, r in shown_cases(ticket, hits, verdict, len(verdict.fitting),
+                                                                     self.config.llm_case_chars)])
+            if dropped:
+                # The page or the console link is usually what answers (the team's resolutions lead with it); a
+                # 1.5B model paraphrased it away in most answers it lost key content on (docs/llm.md).
+                raise LLMError(f"the LLM reply left out every link of the resolution it answers from "
+                               f"({', '.join(dropped[:3])}); the case's own resolution is the better draft")
         return Reply(body, action, verdict.match, verdict.fitting, tuple(hits[: self.config.llm_context_cases]),
                      self.backend, self.prompts.id,
                      self.prompts.version, usage=usage, notes=tuple(notes), checks=checked)
