@@ -76,10 +76,15 @@ def synthetic(chunks: list[Chunk], vectors: np.ndarray, size: int, seed: int = 0
         base = chunks[int(base_idx[n])]
         text = "。".join(rng.sample(sentences, 4))
         case_id = f"syn{n // 3:07d}"
-        # Every synthetic chunk is a case chunk of its own case (three per case id, like a short dialogue).
-        record = replace(base.case or chunks[0].case, id=case_id, source="synthetic.md", answer=text)
-        out.append(replace(base, id=f"{case_id}:{n % 3}", case_id=case_id, kind="case", text=text, key_text=text[:120],
-                           case=record))
+        # Three chunks per case id, as an ingest writes a short dialogue: the case chunk, which carries the case's
+        # record, and two exchange chunks, which carry none.
+        if n % 3 == 0:
+            record = replace(base.case or chunks[0].case, id=case_id, source="synthetic.md", answer=text)
+            out.append(replace(base, id=f"{case_id}:case", case_id=case_id, kind="case", text=text,
+                               key_text=text[:120], exchange=0, case=record))
+        else:
+            out.append(replace(base, id=f"{case_id}:ex{n % 3}", case_id=case_id, kind="exchange", text=text,
+                               key_text=text[:120], exchange=n % 3, case=None))
     return out, np.concatenate(vecs)
 
 
