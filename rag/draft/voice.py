@@ -120,7 +120,8 @@ def without(text: str, links: Collection[str]) -> str:
 
 def without_internal(text: str) -> tuple[str, tuple[str, ...]]:
     """``text`` without its sentences of internal framing (their greeting kept), and those sentences."""
-    kept, removed = [], []
+    kept: list[str] = []
+    removed: list[str] = []
     for piece in _SENTENCE_END.split(text):
         lead = _LEADING_CLAUSE.match(piece) if piece and _INTERNAL.search(piece) else None
         if lead and _INTERNAL.search(lead.group(0)) and not _INTERNAL.search(piece[lead.end():]):

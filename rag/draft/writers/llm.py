@@ -85,8 +85,8 @@ def shown_cases(ticket: Ticket, hits: Sequence[Hit], verdict: Verdict, limit: in
 
 
 def dropped_links(body: str, resolutions: Sequence[str | None]) -> list[str]:
-    """The shown resolutions' links when the reply carries none of them (empty when it carries one, or there are
-    none): compared by host and path, with or without a scheme."""
+    """The links of ``resolutions`` (the fitting cases') when the reply carries none of them (empty when it carries
+    one, or there are none): compared by host and path, with or without a scheme."""
     theirs = list(dict.fromkeys(u for r in resolutions if r for u in links_in(r)))
     mine = {link_key(u) for u in links_in(body)}
     return [] if not theirs or any(link_key(u) in mine for u in theirs) else theirs
@@ -233,8 +233,8 @@ class LLMWriter:
             dropped = dropped_links(body, [r for _, r in shown_cases(ticket, hits, verdict, len(verdict.fitting),
                                                                      self.config.llm_case_chars)])
             if dropped:
-                # The page or the console link is usually what answers (the team's resolutions lead with it); a
-                # 1.5B model paraphrased it away in most answers it lost key content on (docs/llm.md).
+                # The page or the console link is usually what answers (the team's resolutions lead with it); the
+                # 1.5B model paraphrased it away in half the dev answers it lost key content on (docs/llm.md).
                 raise LLMError(f"the LLM reply left out every link of the resolution it answers from "
                                f"({', '.join(dropped[:3])}); the case's own resolution is the better draft")
         return Reply(body, action, verdict.match, verdict.fitting, tuple(hits[: self.config.llm_context_cases]),
