@@ -56,6 +56,22 @@ def test_another_problem_the_past_customer_moved_on_to_is_left_out():
     assert both is not None and "财务中心" in both.text and "H264" in both.text
 
 
+def test_after_the_customer_says_it_is_fixed_a_new_problem_is_never_the_answer():
+    """The past customer's problem was fixed by their own change, then they moved on to another one: the fix for
+    that other problem (an SDK upgrade for upload packet loss) is no answer to this ticket, even when nothing in
+    the ticket's own thread is reusable (it was sent to a slow-domain question once, graded harmful)."""
+    case = _case("自己绑定的域名打开很慢，测试域名秒开",
+                 ("customer", "用测试域名秒开，用我们自己绑定的域名要好久才能打开"),
+                 ("agent", "您好，这边看您刚修改了这个域名的配置，您这边后续再确认一下呢"),
+                 ("customer", "改了覆盖范围可以了"),
+                 ("customer", "上传还是有时候会出现丢包情况，能帮忙协助下么"),
+                 ("agent", "您好，您这边试下更新到7.13.0看下吧，api上传丢包的话没有其他方法"))
+    resolved = resolve(case, "同一张图测试域名打开很快，换成我们自己绑的域名就要转好几秒", [])
+    assert resolved is None or "7.13.0" not in resolved.text
+    upload = resolve(case, "上传的时候有时候丢包怎么办", [])
+    assert upload is not None and "7.13.0" in upload.text
+
+
 def test_certificate_ticket_gets_the_template_answer(drafter):
     draft = drafter.draft(Ticket("证书过期了，怎么重新申请免费证书？", product="CDN"))
     assert draft.action == "answer" and draft.backend == "offline"

@@ -22,6 +22,8 @@ from rag.text.tokens import char_ngrams
 
 # A customer turn that asks something: a question mark or a question word.
 _ASKS = re.compile(r"[？?]|吗|呢|怎么|如何|为什么|为何|是不是|能不能|可不可以|是否|多久|多长时间|什么|哪(个|些|里|儿)")
+# A customer reporting the problem fixed (「改了覆盖范围可以了」): whatever they write next is another problem.
+_SOLVED = re.compile(r"(可以|好|解决|搞定|正常)了|没问题了|\bok了", re.I)
 # An agent turn that asks the customer something: what the customer says next answers it.
 _ASKS_BACK = re.compile(r"([？?]|吗|呢|么)\s*[。.]?\s*$|提供(一)?下|发(一)?下|告知|截图")
 # A customer turn that goes on about what was just said ("那这个…", "还是不行…") rather than opening a new problem.
@@ -57,7 +59,7 @@ class Resolution:
 def threads(question: str, turns: Sequence[Turn]) -> list[Thread]:
     """The dialogue as threads (see the module's docstring); the case's question opens the first."""
     out: list[tuple[list[str], list[str]]] = [([question], [])]
-    asked_back = False
+    asked_back = solved = False
     for t in turns:
         text = strip_image_markers(t.text).strip()
         if not text:
@@ -68,12 +70,14 @@ def threads(question: str, turns: Sequence[Turn]) -> list[Thread]:
                 asked_back = bool(_ASKS_BACK.search(text))
             continue
         # "那这个是什么问题呢？" asks on about the same problem: it continues the thread.
-        opens = bool(out[-1][1]) and not asked_back and bool(_ASKS.search(text)) and not _GOES_ON.match(text)
+        opens = (bool(out[-1][1]) and not _GOES_ON.match(text)
+                 and (solved or (not asked_back and bool(_ASKS.search(text)))))
         if opens:
             out.append(([text], []))
         else:
             out[-1][0].append(text)
         asked_back = False
+        solved = bool(_SOLVED.search(text))
     return [Thread(i, "\n".join(c), tuple(a)) for i, (c, a) in enumerate(out)]
 
 
@@ -108,10 +112,8 @@ def resolve(case: CaseRecord, ticket: str, others: Sequence[str], budget: int = 
         return None
     judge = Judge.of(ticket, others)
     pieces = reusable(pieces_of("\n".join(turn for t in chosen for turn in t.agent)), judge)
-    if not pieces and len(chosen) < len(all_threads):
-        # Nothing reusable where the ticket points: the fix may sit in a later turn of the same dialogue.
-        chosen = [t for t in all_threads if t.agent]
-        pieces = reusable(pieces_of("\n".join(turn for t in chosen for turn in t.agent)), judge)
+    # Nothing reusable where the ticket points is no licence to take another thread's: that is another problem's
+    # fix (an SDK upgrade for upload packet loss sent to a slow-domain question was graded harmful).
     kept: list[Piece] = []
     size = 0
     for piece in pieces:
