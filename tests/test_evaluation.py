@@ -118,7 +118,7 @@ def _llm_reply(request):
     else:
         user = body["messages"][1]["content"]
         if "客服回复：" in user:  # cases reach the prompt only when the verdict says one fits
-            content = "您好，" + user.split("客服回复：", 1)[1].split("\n\n[案例", 1)[0][:200]
+            content = "您好，" + user.split("客服回复：", 1)[1].split("\n</case_", 1)[0]  # the resolution, links and all
         else:
             content = "您好，请提供报错截图和相关域名，我们帮您进一步排查。"
     return httpx.Response(200, json={

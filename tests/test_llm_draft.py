@@ -10,7 +10,7 @@ import respx
 
 from rag.draft.details import DOMAIN
 from rag.draft.policy import Verdict
-from rag.draft.writers.llm import shown_cases
+from rag.draft.writers.llm import dropped_links, shown_cases
 from rag.notes import ContextTrimmed, InternalWordingRemoved, LLMDoesNotAnswer, LLMFallback, LLMMoreCautious, LLMOverruled, SubstanceRemoved
 from rag.llm.client import LLMClient
 from rag.errors import ContextLengthError, LLMError
@@ -439,18 +439,22 @@ def test_an_answers_only_variant_leaves_deferrals_to_the_teams_texts(llm_setting
 def test_an_answer_that_leaves_out_every_link_of_the_case_falls_back_to_the_case(drafter):
     """A 1.5B model paraphrased the page away (「在控制台中设置压缩参数」 for the imageslim link): the offline draft,
     built from the case's own resolution, is the better draft."""
+    ticket = Ticket("我的CDN域名证书过期了，怎么更换免费证书？", product="CDN")  # its best case's steps carry links
     vague = "ACTION: answer\n您好，免费证书可以在控制台申请，申请后在域名设置里开启 HTTPS 即可。"
     with respx.mock() as mock:
         mock.post(URL).mock(return_value=httpx.Response(200, json=completion(vague)))
         with pytest.raises(LLMError, match="left out every link"):
-            drafter.draft(TICKET)
+            drafter.draft(ticket)
         mock.post(URL).mock(return_value=httpx.Response(200, json=completion(vague)))
-        fell_back = drafter.draft(TICKET, fallback="offline")
+        fell_back = drafter.draft(ticket, fallback="offline")
     assert fell_back.fallback and "portal.qiniu.com" in fell_back.text
     with respx.mock() as mock:
         mock.post(URL).mock(return_value=httpx.Response(200, json=completion(GOOD)))
-        kept = drafter.draft(TICKET)
+        kept = drafter.draft(ticket)
     assert not kept.fallback and kept.backend.startswith("llm:")
+    # a best case whose steps hold no link: a reply in words alone is its resolution, not a dropped link
+    assert dropped_links("您好，在域名管理里开启免费证书即可。", ["在域名管理里开启免费证书", "申请：https://portal.qiniu.com/a"]) == []
+    assert dropped_links("您好，在控制台申请。", ["申请：https://portal.qiniu.com/a", None]) == ["https://portal.qiniu.com/a"]
 
 
 def test_the_models_talk_about_the_ticket_is_removed_and_noted(drafter):

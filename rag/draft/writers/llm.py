@@ -85,11 +85,13 @@ def shown_cases(ticket: Ticket, hits: Sequence[Hit], verdict: Verdict, limit: in
 
 
 def dropped_links(body: str, resolutions: Sequence[str | None]) -> list[str]:
-    """The links of ``resolutions`` (the fitting cases') when the reply carries none of them (empty when it carries
-    one, or there are none): compared by host and path, with or without a scheme."""
+    """The links of ``resolutions`` (the fitting cases', best first) when the best one holds links and the reply
+    carries none of any (compared by host and path, with or without a scheme); empty otherwise. A best resolution
+    without a link is whole in words, and a reply drawn from it carries none."""
     theirs = list(dict.fromkeys(u for r in resolutions if r for u in links_in(r)))
+    best = resolutions[0] if resolutions else None
     mine = {link_key(u) for u in links_in(body)}
-    return [] if not theirs or any(link_key(u) in mine for u in theirs) else theirs
+    return [] if not best or not links_in(best) or any(link_key(u) in mine for u in theirs) else theirs
 
 
 def ticket_fields(ticket: Ticket) -> dict[str, str]:
