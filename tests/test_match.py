@@ -170,6 +170,18 @@ def test_another_companys_product_is_declined_and_a_term_less_qiniu_question_nea
     assert policy.decide(Ticket("上传视频到 60% 就断开，我们的服务器在阿里云华东"), [_hit("a", 0.03)], 0.6).kind != "off_topic"
 
 
+@pytest.mark.parametrize("text", ["你是机器人还是真人啊", "hello, anyone there?", "客服你们晚上几点下班呀", "are you a bot?"])
+def test_small_talk_about_the_support_is_greeted_not_refused(text):
+    assert policy.decide(Ticket(text), [_hit("a", 0.01)], 0.6).kind == "vague"
+
+
+def test_another_clouds_product_is_declined():
+    ticket = Ticket("火山引擎 veImageX 的图片模板怎么配 webp 自适应，浏览器不支持的自动回退 jpg")
+    assert policy.decide(ticket, [_hit("a", 0.1)], 0.6).kind == "off_topic"
+    # beside Qiniu's own name it is a Qiniu question (a migration, a comparison)
+    assert policy.decide(Ticket("从火山引擎迁移到七牛的对象存储，怎么批量迁移"), [_hit("a", 0.1)], 0.6).kind != "off_topic"
+
+
 def test_asking_how_long_a_back_office_step_takes_is_not_a_request_for_staff():
     assert policy.decide(Ticket("深度归档的文件点了解冻，已经3个多小时了，正常要多久？"), [_hit("a", 0.01)], 0.6).kind != "staff"
     assert policy.decide(Ticket("麻烦帮我把这个文件解冻一下"), [_hit("a", 0.01)], 0.6).kind == "staff"

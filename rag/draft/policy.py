@@ -64,8 +64,12 @@ _QINIU = re.compile(r"七牛|qiniu|kodo|qshell|pili|dora|fusion"
                     r"|(?<![a-z])(?:resume_?uploader|form_?uploader|upload_?manager|bucket_?manager|put_?policy|up_?token)"
                     r"(?![a-z])", re.I)
 _OTHER_COMPANY = re.compile(r"百度网盘|百度云盘|阿里云|aliyun|腾讯云|tencent\s*cloud|华为云|又拍云|upyun|金山云|京东云|"
+                            r"火山引擎|volcengine|veimagex|ucloud|优刻得|网宿|白山云|天翼云|青云|qingcloud|google\s*cloud|digitalocean|"
                             r"\baws\b|amazon\s*s3|azure|cloudflare|网易云|微信支付|支付宝|淘宝|京东|拼多多|美团|滴滴|"
                             r"12306|携程|cos-[a-z]+-sdk|\boss\b|\bcos\b", re.I)
+# Small talk about the support itself (「你们是机器人吗」, 「客服晚上几点下班」): a person asking who is there is greeted
+# and asked what they need, never told their question is out of scope.
+_ABOUT_SUPPORT = re.compile(r"机器人|真人|人工|客服|下班|上班|工作时间|在线时间|robot|\bbot\b|\bhuman\b|real person|anyone there", re.I)
 # Terms that place a ticket within Qiniu's services; a ticket without any, and with no fitting case,
 # is not a support question for this team.
 SERVICE_TERMS = re.compile(
@@ -167,6 +171,8 @@ def decide(ticket: Ticket, hits: Sequence[Hit], threshold: float) -> Verdict:
         return verdict("answer", "fits", fitting)
     # Refusing a question about Qiniu's services as off-topic is worse than asking: only a ticket that names
     # nothing of the services and that no past case comes near is declined.
+    if _ABOUT_SUPPORT.search(whole) and not about_services(_ABOUT_SUPPORT.sub(" ", whole)) and match < RELATED_MATCH:
+        return verdict("ask_for_info", "vague")  # greeted and asked what they need
     if not about_services(whole) and match < OFF_TOPIC_MATCH:
         return verdict("ask_for_info", "off_topic")
     return verdict("ask_for_info", "no_fit" if hits else "no_cases", details=details_for(whole, question))
