@@ -72,6 +72,19 @@ def test_after_the_customer_says_it_is_fixed_a_new_problem_is_never_the_answer()
     assert upload is not None and "7.13.0" in upload.text
 
 
+def test_the_agents_hint_leads_with_the_thread_closest_to_the_ticket():
+    case = _case("大目录迁移到另一个空间并设置为深度归档",
+                 ("customer", "大目录迁移到另一个空间并设置为深度归档，主要是省钱"),
+                 ("agent", "您好，可以先给新空间设置生命周期规则，再设置跨区域同步迁移。"),
+                 ("customer", "转成深度归档以后，用 kodo browser 可以直接下载取回吗？"),
+                 ("agent", "您好，深度归档的文件需要先解冻，解冻约5～12个小时，之后才能下载。"))
+    ticket = "监控录像设置成深度归档以后，要调出来是不是直接在 kodo browser 里下载就行？"
+    in_order = resolve(case, ticket, [], 1200)
+    hint = resolve(case, ticket, [], 1200, closest_first=True)
+    assert in_order is not None and hint is not None
+    assert in_order.text.startswith("可以先给新空间") and hint.text.startswith("深度归档的文件需要先解冻")
+
+
 def test_certificate_ticket_gets_the_template_answer(drafter):
     draft = drafter.draft(Ticket("证书过期了，怎么重新申请免费证书？", product="CDN"))
     assert draft.action == "answer" and draft.backend == "offline"

@@ -77,7 +77,7 @@ def deferral(verdict: Verdict, ticket: Ticket) -> Deferral:
         resolution = resolve(related.case, text, ())
         if resolution is not None:
             # The agent's hint reads on past the customer's budget: a fix cut off before its last step misled.
-            full = resolve(related.case, text, (), budget=HINT_BUDGET)
+            full = resolve(related.case, text, (), budget=HINT_BUDGET, closest_first=True)
             hint = Hint(related.case_id, related.title, round(related.match or 0.0, 4),
                         (full or resolution).text)
             said = _pointer_text(resolution.pieces, text)

@@ -100,14 +100,18 @@ def pick_threads(ticket: str, case_title: str, all_threads: Sequence[Thread]) ->
     return [t for s, t in scored if s >= max(_CLOSE, _SHARE_OF_BEST * best) or (t is answered[0] and s >= _CLOSE)]
 
 
-def resolve(case: CaseRecord, ticket: str, others: Sequence[str], budget: int = BODY_BUDGET) -> Resolution | None:
+def resolve(case: CaseRecord, ticket: str, others: Sequence[str], budget: int = BODY_BUDGET, *,
+            closest_first: bool = False) -> Resolution | None:
     """The reusable resolution of ``case`` for ``ticket``: the picked thread's sentences that hold for anyone,
     in order, whole, within ``budget``; None when nothing in it is reusable. ``others``: the other candidates'
-    answers (a value they also hold is knowledge, not that customer's)."""
+    answers (a value they also hold is knowledge, not that customer's). ``closest_first``: the threads closest to
+    the ticket first, not in dialogue order (the agent's hint: the part that answers is read first, never cut)."""
     turns = case.dialogue.turns if case.dialogue is not None else (Turn("agent", case.answer),)
     question = case.dialogue.question if case.dialogue is not None else case.question
     all_threads = threads(question, turns)
     chosen = pick_threads(ticket, case.title, all_threads)
+    if closest_first:
+        chosen = sorted(chosen, key=lambda t: -_closeness(ticket, (case.title + "\n" if t.index == 0 else "") + t.customer))
     if not chosen:
         return None
     judge = Judge.of(ticket, others)
