@@ -50,14 +50,18 @@ TOOLCHAIN = Detail("toolchain", "编译环境的版本（如 Xcode、Gradle、No
     rf"(xcode|gradle|node(\.js)?|go|jdk|java|php|python|cocoapods|android\s*studio|webpack|vite)\s*[a-z]*\s*{_VERSION}|"
     r"(xcode|gradle)\s*\d+", re.I))
 ACCOUNT = Detail("account", "账号（登录邮箱）", re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+|\buid\b\s*[:：]?\s*\d+", re.I))
-ORDER = Detail("order", "相关的订单号或账单月份", re.compile(r"订单号?\s*[:：]?\s*\w{6,}|流水(号|id)?\s*[:：]?\s*\w{6,}", re.I))
+ORDER = Detail("order", "相关的订单号或账单月份", re.compile(
+    r"订单号?\s*[:：]?\s*\w{6,}|流水(号|id)?\s*[:：]?\s*\w{6,}|发票(号码?|代码)\s*[:：]?\s*\w{6,}", re.I))
 DOMAIN = Detail("domain", "相关的域名", re.compile(r"$^"))  # read with the identifier finder below
 GOAL = Detail("goal", "您想实现的效果或遇到的具体现象", re.compile(r"$^"))
 
 _BUILD = re.compile(r"编译|构建|打包|archive|build|gradle|xcode|cocoapods|pod install|npm|webpack|vite|tsc|"
                     r"\.d\.ts|bitcode|link(er|ing)?\s+error|undefined symbol|找不到(类型|模块|符号)", re.I)
-_COMPLIANCE = re.compile(r"应用(商店|市场)|app\s*store|上架|审核(不通过|被拒|未通过)|隐私|合规|个人信息|读取设备|"
-                         r"静默|后台运行时|工信部|检测不通过", re.I)
+# An app-store or privacy finding against an app (the SDK's version settles it). A review failing alone is not one:
+# an SMS signature or a filing is reviewed too (「短信签名审核不通过」 was asked for the SDK's version), nor is a
+# retention rule kept for compliance (「合规要求文件不可删改」 was too).
+_COMPLIANCE = re.compile(r"应用(商店|市场)|app\s*store|上架|隐私(合规|政策|检测)|个人信息|读取设备|静默|后台运行时|工信部|"
+                         r"检测不通过|(app|应用|apk|ipa|小程序)[^。！？\n]{0,16}(审核|隐私|合规)", re.I)
 _ERROR = re.compile(r"报错|错误|失败|异常|error|exception|fail|\b[4-6]\d\d\b|超时|timeout|打不开|无法(访问|上传|下载|播放)|"
                     r"dial tcp|no such host|refused|reset by peer|hang up|"
                     r"访问不了|上传不了|下载不了|不能(访问|上传|下载|播放)", re.I)
