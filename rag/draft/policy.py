@@ -51,6 +51,9 @@ _BUG_REPORT = re.compile(
 # case says; asking how long it normally takes (「解冻中，正常要多久？」) is a question a past answer may settle.
 _STUCK = re.compile(r"(一直|还|仍然?|始终)(都)?(是|显示|在|处于|卡在)?\s*[「“\"']?\s*(处理中|审核中|待审核|部署中|配置中|关机中|processing)"
                     r"|\b(still|stuck)\b[^.?!\n]{0,20}\b(processing|pending|in review|under review)\b", re.I)
+# ... unless the customer asks how, or how long it normally takes, or whether their own step is wrong (「是不是哪里不对」:
+# a past answer may settle it), and not for staff to look (「能帮忙看下卡在哪吗」, 「帮忙催一下」).
+_ASKS_STAFF_TO_LOOK = re.compile(r"帮(忙|我)?(看|查|处理|催|加急)|麻烦(您|你们)?(看|查|处理)|加急|催一下|卡在哪")
 # Sales, contracts and account changes: a person must act, whatever a past case says.
 _BILLING_CHANGE = re.compile(r"(改成|改为|切换|更换|变更|换成)[^。！？\n]{0,8}(计费|付费|结算)")
 
@@ -156,7 +159,7 @@ def decide(ticket: Ticket, hits: Sequence[Hit], threshold: float) -> Verdict:
     if is_vague_problem(whole) and not fitting:
         return verdict("ask_for_info", "vague", details=(GOAL,))
     if (needs_staff(whole) or SALES_CONTACT.search(whole) or _BILLING_CHANGE.search(whole)
-            or (_STUCK.search(whole) and not asks_how(whole))):
+            or (_STUCK.search(whole) and (_ASKS_STAFF_TO_LOOK.search(whole) or not asks_how(whole)))):
         return verdict("escalate", "staff", fitting, details_for(whole, staff=True))
     if _FEATURE_REQUEST.search(whole):
         return verdict("escalate", "feature_request")
