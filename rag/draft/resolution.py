@@ -86,9 +86,11 @@ def _closeness(ticket: str, text: str) -> float:
     return len(grams & set(char_ngrams(text.lower()))) / len(grams) if grams else 0.0
 
 
-def pick_threads(ticket: str, case_title: str, all_threads: Sequence[Thread]) -> list[Thread]:
-    """The threads the ticket asks about, in dialogue order: the closest one and those about as close (a ticket
-    may ask two things the past customer asked in turn); the case's own question when none is close."""
+def pick_threads(ticket: str, case_title: str, all_threads: Sequence[Thread], *,
+                 closest_first: bool = False) -> list[Thread]:
+    """The threads the ticket asks about, in dialogue order (``closest_first``: the closest first): the closest one
+    and those about as close (a ticket may ask two things the past customer asked in turn); the case's own
+    question when none is close."""
     answered = [t for t in all_threads if t.agent]
     if not answered:
         return []
@@ -97,7 +99,10 @@ def pick_threads(ticket: str, case_title: str, all_threads: Sequence[Thread]) ->
     if best < _CLOSE:
         return answered[:1]
     # The case's own question counts whenever the ticket touches it: the match was judged on it.
-    return [t for s, t in scored if s >= max(_CLOSE, _SHARE_OF_BEST * best) or (t is answered[0] and s >= _CLOSE)]
+    picked = [(s, t) for s, t in scored if s >= max(_CLOSE, _SHARE_OF_BEST * best) or (t is answered[0] and s >= _CLOSE)]
+    if closest_first:
+        picked.sort(key=lambda st: -st[0])  # stable: equally close threads stay in dialogue order
+    return [t for _, t in picked]
 
 
 def resolve(case: CaseRecord, ticket: str, others: Sequence[str], budget: int = BODY_BUDGET, *,
@@ -109,9 +114,7 @@ def resolve(case: CaseRecord, ticket: str, others: Sequence[str], budget: int = 
     turns = case.dialogue.turns if case.dialogue is not None else (Turn("agent", case.answer),)
     question = case.dialogue.question if case.dialogue is not None else case.question
     all_threads = threads(question, turns)
-    chosen = pick_threads(ticket, case.title, all_threads)
-    if closest_first:
-        chosen = sorted(chosen, key=lambda t: -_closeness(ticket, (case.title + "\n" if t.index == 0 else "") + t.customer))
+    chosen = pick_threads(ticket, case.title, all_threads, closest_first=closest_first)
     if not chosen:
         return None
     judge = Judge.of(ticket, others)

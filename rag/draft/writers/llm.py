@@ -138,10 +138,11 @@ class LLMWriter:
     def backend(self) -> str:
         return f"llm:{self.llm.model}"
 
-    def messages(self, ticket: Ticket, hits: Sequence[Hit], verdict: Verdict, *,
-                 limit: int | None = None) -> list[dict[str, str]]:
+    def messages(self, ticket: Ticket, hits: Sequence[Hit], verdict: Verdict, *, limit: int | None = None,
+                 resolved: Sequence[tuple[Hit, str | None]] | None = None) -> list[dict[str, str]]:
         """The prompt for ``ticket``: the system prompt, and the user message with the shown cases (at most
-        ``limit``, else ``llm_context_cases``), the ticket's blocks and the verdict's instruction."""
+        ``limit``, else ``llm_context_cases``), the ticket's blocks and the verdict's instruction. ``resolved``:
+        ``shown_cases`` of every fitting case, when the caller has them already (the first ``limit`` are shown)."""
         values = {"allowed_domains": "、".join(self.config.link_allowlist)}
         if "reply_language" in self.prompts.system.variables:
             # A variant may state the language outright: told "if the customer wrote in English, reply in
@@ -152,8 +153,9 @@ class LLMWriter:
         fields["ticket_product"] = ticket.product or (hits[0].product if hits else "未知")
         # The resolution, not the raw answer: a past dialogue holds questions back, other problems the customer
         # moved on to and that customer's details, and a small model copies whatever it is shown.
-        shown = shown_cases(ticket, hits, verdict, self.config.llm_context_cases if limit is None else limit,
-                            self.config.llm_case_chars)
+        limit = self.config.llm_context_cases if limit is None else limit
+        shown = (list(resolved[:limit]) if resolved is not None
+                 else shown_cases(ticket, hits, verdict, limit, self.config.llm_case_chars))
         user = self.prompts.user.render(
             cases=format_cases([h for h, _ in shown], self.config.llm_case_chars, [r for _, r in shown])
             or "（没有可以直接参考的案例）",
@@ -182,8 +184,11 @@ class LLMWriter:
         notes: list[Note] = []
         trimmed = False
         context = ticket_context(ticket)
+        # Every fitting case with its resolution, once: the prompt shows the first ``limit``, the dropped-links
+        # check below reads them all.
+        resolved = shown_cases(ticket, hits, verdict, len(verdict.fitting), self.config.llm_case_chars)
         while True:
-            messages = self.messages(ticket, hits, verdict, limit=limit)
+            messages = self.messages(ticket, hits, verdict, limit=limit, resolved=resolved)
             checker = output_checks.ReplyChecker(context, messages[0]["content"], self.config.link_allowlist)
             try:
                 if on_delta is not None:
@@ -204,7 +209,7 @@ class LLMWriter:
                 break
             except ContextLengthError:
                 # One more try with the least relevant cases dropped; a second overflow is final.
-                count = len(shown_cases(ticket, hits, verdict, limit, self.config.llm_case_chars))
+                count = len(resolved[:limit])
                 if trimmed or count <= 1:
                     raise
                 limit = max(1, count // 2)
@@ -232,8 +237,7 @@ class LLMWriter:
             # A slogan ("我被攻破了") or a bare greeting resolves nothing: the offline draft from the case does.
             raise LLMError("the LLM reply says nothing a customer could act on")
         if action == "answer" and not checked.followed:
-            dropped = dropped_links(body, [r for _, r in shown_cases(ticket, hits, verdict, len(verdict.fitting),
-                                                                     self.config.llm_case_chars)])
+            dropped = dropped_links(body, [r for _, r in resolved])
             if dropped:
                 # The page or the console link is usually what answers (the team's resolutions lead with it); the
                 # 1.5B model paraphrased it away in half the dev answers it lost key content on (docs/llm.md).
