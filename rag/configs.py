@@ -202,7 +202,7 @@ class DraftConfig(Group):
     prompts_dir: Path = default_path("prompts_dir", "the checkout's `prompts/`, else the wheel's copy",
                                "prompt folders (one per variant), verdict and reply texts")
     prompt_variant: str = Field(default="default", description=(
-        "the folder in `RAG_PROMPTS_DIR` the LLM's prompts come from (`small` for a small local model); "
+        "the folder in `RAG_PROMPTS_DIR` the LLM's prompts come from (`edit` for a small local model: it tidies the offline answer); "
         "also `rag eval`'s default `--variant`"))
     # Chosen on the problem-group labels for answer precision >= 0.85 (eval/fit_match.py).
     answer_threshold: float | None = Field(default=None, ge=0.0, le=1.0, description=(

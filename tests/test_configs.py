@@ -295,7 +295,7 @@ def test_eval_variant_is_any_prompt_folder_and_an_unknown_one_lists_them(small, 
     r = runner.invoke(app, ["eval", "--variant", "nope", "--out", str(tmp_path / "runs")])
     assert r.exit_code == 2
     message = " ".join(r.output.split())
-    assert "no prompt variant 'nope'" in message and "available: concise, default, small, team, warm" in message
+    assert "no prompt variant 'nope'" in message and "available: concise, default, edit, small, team, warm" in message
     assert "replies" not in message and not (tmp_path / "runs").exists()  # refused before running
     monkeypatch.setenv("RAG_PROMPT_VARIANT", "warm")  # the default comes from the settings
     monkeypatch.setenv("RAG_LABELS_DIR", str(tmp_path / "no-labels"))

@@ -10,7 +10,7 @@ import respx
 
 from rag.draft.details import DOMAIN
 from rag.draft.policy import Verdict
-from rag.draft.writers.llm import dropped_links, shown_cases
+from rag.draft.writers.llm import dropped_links, lost_literals, shown_cases
 from rag.notes import ContextTrimmed, InternalWordingRemoved, LLMDoesNotAnswer, LLMFallback, LLMMoreCautious, LLMOverruled, SubstanceRemoved
 from rag.llm.client import LLMClient
 from rag.errors import ContextLengthError, LLMError
@@ -465,3 +465,83 @@ def test_the_models_talk_about_the_ticket_is_removed_and_noted(drafter):
         draft = drafter.draft(TICKET)
     assert draft.text.startswith("您好，免费证书可以在这里申请") and "案例" not in draft.text and "客户的问题" not in draft.text
     assert InternalWordingRemoved(2) in draft.notes
+
+
+def _edit_drafters(llm_settings, corpus_drafter):
+    edit = corpus_drafter(llm_settings.updated(draft={"prompt_variant": "edit"}))
+    offline = corpus_drafter(llm_settings.updated(llm={"base_url": None, "model": None}))
+    return edit, offline
+
+
+def test_an_editing_variant_gets_the_offline_answer_and_the_ticket_not_the_cases(llm_settings, corpus_drafter):
+    """`prompts/edit/`: the model tidies the offline drafter's answer for this ticket (the 1.5B retold the cases and
+    lost what answers); deferrals are the team's texts, with no call."""
+    edit, offline = _edit_drafters(llm_settings, corpus_drafter)
+    assert edit.writer.edits and edit.writer.answers_only and not corpus_drafter(llm_settings).writer.edits
+    expected = offline.draft(TICKET)
+    assert expected.action == "answer"
+    tidied = "ACTION: answer\n" + expected.text.replace("\n", "。")
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(return_value=httpx.Response(200, json=completion(tidied)))
+        draft = edit.draft(TICKET)
+        deferred = edit.draft(Ticket("百度网盘下载太慢了，有什么办法提速吗"))
+    assert route.call_count == 1 and deferred.backend == "offline" and not deferred.fallback
+    system, user = (m["content"] for m in sent(route)["messages"])
+    assert "<draft>" in user and "<customer_message>" in user and "<case_1>" not in user and "客服回复：" not in user
+    for line in expected.text.splitlines():  # the draft, escaped like case text
+        assert line.replace("<", "&lt;").replace(">", "&gt;").strip() in user
+    assert "{{" not in system + user and "您好" in system
+    assert draft.backend == "llm:qwen-test" and draft.prompt_id == "edit" and not draft.fallback
+    assert draft.action == "answer" and draft.citations
+
+
+def test_an_edit_that_drops_a_link_or_grows_past_its_draft_falls_back_to_the_draft(llm_settings, corpus_drafter):
+    edit, offline = _edit_drafters(llm_settings, corpus_drafter)
+    expected = offline.draft(TICKET)
+    links = [u for u in expected.text.split() if u.startswith("http")]
+    assert links, expected.text  # the certificate case's steps carry their pages
+    lost = expected.text.replace(links[-1], "")
+    grown = expected.text + "为了确保您的问题能够得到解决，" * 12
+    wrapped = "以下是整理后的回复：\n<reply>\n" + expected.text + "\n</reply>"
+    for reply, reason in ((lost, "left out links or code of the draft"), (grown, "past the draft it edits"),
+                          (wrapped, "scaffolding")):
+        with respx.mock() as mock:
+            mock.post(URL).mock(return_value=httpx.Response(200, json=completion(reply)))
+            with pytest.raises(LLMError, match=reason):
+                edit.draft(TICKET)
+            mock.post(URL).mock(return_value=httpx.Response(200, json=completion(reply)))
+            fell_back = edit.draft(TICKET, fallback="offline")
+        assert fell_back.fallback and fell_back.text == expected.text, reason
+
+
+def test_an_edit_is_asked_only_of_an_answer_the_offline_writer_composed(llm_settings, corpus_drafter, corpus_pipeline):
+    """A fitting case with nothing reusable: the offline writer says so instead of answering; there is nothing to
+    edit, and a model asked anyway would make the answer up."""
+    edit, offline = _edit_drafters(llm_settings, corpus_drafter)
+    ticket = Ticket("上传到七牛后，CDN缓存多久？怎么让图片缓存久一点")
+    hits = _fitting(corpus_pipeline, "06f4ac79b5cb2b9b")
+    verdict = Verdict("answer", "fits", 0.9, 0.5, (), tuple(hits))
+    bare = [replace(h, case=replace(h.case, answer="", dialogue=None)) for h in hits]  # the question alone
+    composed = offline.writer.write(ticket, hits, verdict, k=5)
+    assert composed.action == "answer"
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(return_value=httpx.Response(200, json=completion(composed.text)))
+        unanswered = edit.writer.write(ticket, bare, replace(verdict, fitting=tuple(bare)), k=5)
+        assert route.call_count == 0
+        edited = edit.writer.write(ticket, hits, verdict, k=5)
+        assert route.call_count == 1
+    assert unanswered.action != "answer" and unanswered.backend == "offline"
+    assert unanswered.text == offline.writer.write(ticket, bare, replace(verdict, fitting=tuple(bare)), k=5).text
+    assert edited.backend == "llm:qwen-test" and edited.text == composed.text
+
+
+def test_an_edit_keeps_the_drafts_links_and_code_verbatim():
+    """The 0.5B, editing, kept 「关闭 DNS 预解析就可以了」 and dropped the line of code that does it."""
+    draft = ("您好，关闭dns预解析就可以了GlobalConfiguration.getInstance().isDnsOpen = false 参数是persistentNotifyUrl，"
+             "文档：https://developer.qiniu.com/kodo/1206/put-policy （e.g. 文件 a.jpg）")
+    assert lost_literals("您好，关闭 DNS 预解析就可以了。", draft) == [
+        "https://developer.qiniu.com/kodo/1206/put-policy", "GlobalConfiguration.getInstance().isDnsOpen",
+        "persistentNotifyUrl"]
+    kept = ("您好，关闭 DNS 预解析即可：GlobalConfiguration.getInstance().isDnsOpen = false。参数是 persistentNotifyUrl，"
+            "文档：developer.qiniu.com/kodo/1206/put-policy")  # spacing, punctuation and the scheme may change
+    assert lost_literals(kept, draft) == []

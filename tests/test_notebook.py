@@ -38,12 +38,12 @@ def test_prompt_tuning_notebook_executes_outside_the_checkout(corpus_settings, m
     outputs = _outputs(nb.cells)
     assert "Drafts written by the REPLAY STAND-IN" in outputs
     assert outputs.count("#### ") == 6  # one side-by-side table per ticket
-    for name in ("default", "concise", "small", "team", "offline"):
+    for name in ("default", "concise", "edit", "small", "team", "offline"):
         assert outputs.count(f"| {name} | ") >= 6, name
     assert "value (Δ [95% interval])" in outputs and re.search(r"\([+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]\)", outputs)
     assert "Highest ROUGE-L" in outputs
     runs = tmp_path / "rag-home" / "runs" / "notebook"  # RAG_HOME: user state, not the checkout
-    assert {p.name for p in runs.iterdir()} == {"default", "concise", "small", "team", "offline"}
+    assert {p.name for p in runs.iterdir()} == {"default", "concise", "edit", "small", "team", "offline"}
 
 
 def test_the_committed_notebook_carries_its_outputs():

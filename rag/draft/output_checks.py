@@ -100,8 +100,10 @@ def disguised(reply: str, allowlist: tuple[str, ...]) -> list[str]:
 
 # The prompt's own scaffolding (the case and ticket blocks of rag/draft/writers/llm.py) and the corpus's redaction
 # tokens never belong in a reply: a small model that echoes them pastes its prompt, other customers' cases
-# included, to the customer (seen with the 0.5B: a reply that began with "<case_1> [案例 1] 编号 …").
-_SCAFFOLD = re.compile(r"<\s*/?\s*(?:case_\d+|ticket_[a-z_]+|customer_message|conversation_history)\s*>|\[案例\s*\d+\]"
+# included, to the customer (seen with the 0.5B: a reply that began with "<case_1> [案例 1] 编号 …"; the 1.5B, given
+# a draft to edit, wrapped its own text in "<reply>" after a line about what it was doing).
+_SCAFFOLD = re.compile(r"<\s*/?\s*(?:case_\d+|ticket_[a-z_]+|customer_message|conversation_history|draft|reply|response)\s*>"
+                       r"|\[案例\s*\d+\]"
                        rf"|客服回复[：:]|客户问题[：:]|{REDACTION_TOKEN.pattern}", re.I)
 
 

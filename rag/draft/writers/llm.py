@@ -34,6 +34,9 @@ from rag.text.markers import ANSWER_GREETING, REPLY_GREETING, strip_image_marker
 _ACTION = re.compile(r"[ \t]*\bACTION\s*[:：]\s*(answer|ask_for_info|escalate)\b[ \t]*\n?", re.I)
 CASE_ANSWER_CHARS = 700
 ANSWERS_ONLY = "answers-only.md"
+# A variant whose user prompt holds ``{{draft}}`` edits the offline draft instead of writing from the cases: a
+# reply may grow past the draft by this much (a lead-in naming the customer's problem), no more.
+EDIT_GROWTH_CHARS = 120
 _CHINESE_REPLY = f"用中文回复，以“{REPLY_GREETING}”开头"
 _ENGLISH_REPLY = 'The customer wrote in English: reply in English, starting with "Hello,"'
 
@@ -94,6 +97,24 @@ def dropped_links(body: str, resolutions: Sequence[str | None]) -> list[str]:
     return [] if not best or not links_in(best) or any(link_key(u) in mine for u in theirs) else theirs
 
 
+# Code an agent pasted (``GlobalConfiguration.getInstance().isDnsOpen = false``, ``persistentNotifyUrl``): a dotted
+# name or a camelCase one. The 0.5B model, editing, kept 「关闭 DNS 预解析就可以了」 and dropped the line that does it.
+_CODE = re.compile(r"(?<![A-Za-z0-9_.])(?:[A-Za-z_][A-Za-z0-9_]+(?:\(\))?(?:\.[A-Za-z_][A-Za-z0-9_]+(?:\(\))?)+"
+                   r"|[a-z]+[A-Z][A-Za-z0-9_]*)")
+
+
+def lost_literals(body: str, draft: str) -> list[str]:
+    """What an edit (``body``) of ``draft`` no longer carries of the draft's links (by host and path) and code."""
+    mine = {link_key(u) for u in links_in(body)}
+    lost = [u for u in dict.fromkeys(links_in(draft)) if link_key(u) not in mine]
+    without_links = draft
+    for u in links_in(draft):
+        without_links = without_links.replace(u, " ")
+    flat = re.sub(r"\s+", "", body).lower()
+    return lost + [c for c in dict.fromkeys(m.group(0) for m in _CODE.finditer(without_links))
+                   if re.sub(r"\s+", "", c).lower() not in flat]
+
+
 def ticket_fields(ticket: Ticket) -> dict[str, str]:
     """Every part of a ticket that reaches the prompt, by the name of its block."""
     history = "\n".join(f"{'客户' if t.role == 'customer' else '客服'}：{t.text}" for t in ticket.history)
@@ -132,6 +153,9 @@ class LLMWriter:
         # the related case's pointer, the area's documentation, exactly the details to ask for, and the agent's
         # hint), as the offline writer words them; ``answers-only.md`` in its folder says why.
         self.answers_only = (config.prompts_dir / prompts.variant / ANSWERS_ONLY).is_file()
+        # A variant that edits the offline answer (``prompts/edit/``): the model tidies the team's own resolution
+        # for this ticket instead of retelling it; the 1.5B model retold it and lost what answers (docs/llm.md).
+        self.edits = "draft" in prompts.user.variables
         self._deferral = OfflineWriter(texts)
 
     @property
@@ -139,56 +163,74 @@ class LLMWriter:
         return f"llm:{self.llm.model}"
 
     def messages(self, ticket: Ticket, hits: Sequence[Hit], verdict: Verdict, *, limit: int | None = None,
-                 resolved: Sequence[tuple[Hit, str | None]] | None = None) -> list[dict[str, str]]:
+                 resolved: Sequence[tuple[Hit, str | None]] | None = None,
+                 draft: str | None = None) -> list[dict[str, str]]:
         """The prompt for ``ticket``: the system prompt, and the user message with the shown cases (at most
         ``limit``, else ``llm_context_cases``), the ticket's blocks and the verdict's instruction. ``resolved``:
-        ``shown_cases`` of every fitting case, when the caller has them already (the first ``limit`` are shown)."""
+        ``shown_cases`` of every fitting case, when the caller has them already (the first ``limit`` are shown).
+        ``draft``: the offline writer's answer, which an editing variant works on."""
         values = {"allowed_domains": "、".join(self.config.link_allowlist)}
         if "reply_language" in self.prompts.system.variables:
             # A variant may state the language outright: told "if the customer wrote in English, reply in
             # English", the 0.5B model answered Chinese tickets in English when no case was shown.
             values["reply_language"] = _ENGLISH_REPLY if is_english(ticket) else _CHINESE_REPLY
-        system = self.prompts.system.render(**values)
+        system = self.prompts.system.render(**{k: v for k, v in values.items() if k in self.prompts.system.variables})
         fields = ticket_fields(ticket)
         fields["ticket_product"] = ticket.product or (hits[0].product if hits else "未知")
         # The resolution, not the raw answer: a past dialogue holds questions back, other problems the customer
         # moved on to and that customer's details, and a small model copies whatever it is shown.
         limit = self.config.llm_context_cases if limit is None else limit
         shown = (list(resolved[:limit]) if resolved is not None
-                 else shown_cases(ticket, hits, verdict, limit, self.config.llm_case_chars))
-        user = self.prompts.user.render(
-            cases=format_cases([h for h, _ in shown], self.config.llm_case_chars, [r for _, r in shown])
+                 else shown_cases(ticket, hits, verdict, limit, self.config.llm_case_chars)
+                 if {"cases", "verdict"} & self.prompts.user.variables else [])
+        parts: dict[str, Callable[[], str]] = {
+            "cases": lambda: format_cases([h for h, _ in shown], self.config.llm_case_chars, [r for _, r in shown])
             or "（没有可以直接参考的案例）",
             # An empty block is noise a small model tries to answer; the message block is always there.
-            ticket="\n".join(block(name, text) for name, text in fields.items()
-                             if text.strip() or name == "customer_message"),
+            "ticket": lambda: "\n".join(block(name, text) for name, text in fields.items()
+                                        if text.strip() or name == "customer_message"),
             # The verdict names the cases the model is shown, not the fitting ones it is not.
-            verdict=self.texts.instruction(replace(verdict, fitting=tuple(h for h, _ in shown)) if shown else verdict),
-        )
+            "verdict": lambda: self.texts.instruction(
+                replace(verdict, fitting=tuple(h for h, _ in shown)) if shown else verdict),
+            # Escaped like case text: the draft is made of other customers' dialogues.
+            "draft": lambda: escape_field(draft or ""),
+        }
+        # Each variant uses the parts it names; a name no part has is the template's error (PromptError).
+        user = self.prompts.user.render(**{k: make() for k, make in parts.items() if k in self.prompts.user.variables})
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
     def write(self, ticket: Ticket, hits: Sequence[Hit], verdict: Verdict, *, k: int,
               on_delta: Callable[[str], None] | None = None) -> Reply:
         if self.answers_only and verdict.action != "answer":
             return self._deferral.write(ticket, hits, verdict, k=k)
+        draft = None
+        if self.edits:
+            offline = self._deferral.write(ticket, hits, verdict, k=k)
+            if offline.action != "answer":
+                # Nothing in the fitting cases answers (the offline writer says why in its text and notes): there
+                # is no answer to edit, and a model asked to write one from the cases would make it up.
+                return offline
+            draft = offline.text
         deadline = Deadline.after(self.deadline)  # one budget for every attempt of this draft
         if not self._slots.acquire(timeout=min(self.config.llm_queue_seconds, deadline.remaining())):
             raise LLMError(f"all {self.config.llm_max_concurrent} LLM slots are busy (RAG_LLM_MAX_CONCURRENT)")
         try:
-            return self._write(ticket, hits, verdict, on_delta, deadline)
+            return self._write(ticket, hits, verdict, on_delta, deadline, draft)
         finally:
             self._slots.release()
 
-    def _write(self, ticket: Ticket, hits: Sequence[Hit], verdict: Verdict, on_delta, deadline: Deadline) -> Reply:
+    def _write(self, ticket: Ticket, hits: Sequence[Hit], verdict: Verdict, on_delta, deadline: Deadline,
+               draft: str | None) -> Reply:
         limit = self.config.llm_context_cases
         notes: list[Note] = []
         trimmed = False
         context = ticket_context(ticket)
         # Every fitting case with its resolution, once: the prompt shows the first ``limit``, the dropped-links
         # check below reads them all.
-        resolved = shown_cases(ticket, hits, verdict, len(verdict.fitting), self.config.llm_case_chars)
+        resolved = (shown_cases(ticket, hits, verdict, len(verdict.fitting), self.config.llm_case_chars)
+                    if draft is None or "cases" in self.prompts.user.variables else [])
         while True:
-            messages = self.messages(ticket, hits, verdict, limit=limit, resolved=resolved)
+            messages = self.messages(ticket, hits, verdict, limit=limit, resolved=resolved, draft=draft)
             checker = output_checks.ReplyChecker(context, messages[0]["content"], self.config.link_allowlist)
             try:
                 if on_delta is not None:
@@ -237,12 +279,20 @@ class LLMWriter:
             # A slogan ("我被攻破了") or a bare greeting resolves nothing: the offline draft from the case does.
             raise LLMError("the LLM reply says nothing a customer could act on")
         if action == "answer" and not checked.followed:
-            dropped = dropped_links(body, [r for _, r in resolved])
+            dropped = lost_literals(body, draft) if draft is not None else dropped_links(body, [r for _, r in resolved])
             if dropped:
                 # The page or the console link is usually what answers (the team's resolutions lead with it); the
                 # 1.5B model paraphrased it away in half the dev answers it lost key content on (docs/llm.md).
-                raise LLMError(f"the LLM reply left out every link of the resolution it answers from "
-                               f"({', '.join(dropped[:3])}); the case's own resolution is the better draft")
+                # An edit keeps every link and line of code of its draft: the draft holds only what the fitting case
+                # resolves with.
+                what = ("links or code of the draft it edits" if draft is not None
+                        else "every link of the resolution it answers from")
+                raise LLMError(f"the LLM reply left out {what} ({', '.join(dropped[:3])}); "
+                               f"the case's own resolution is the better draft")
+        if draft is not None and len(body) > len(draft) + EDIT_GROWTH_CHARS:
+            # An edit that grew past a lead-in retold the answer (steps, causes and promises the draft lacks).
+            raise LLMError(f"the LLM reply ran {len(body) - len(draft)} characters past the draft it edits "
+                           f"(at most {EDIT_GROWTH_CHARS}); the draft itself is the better reply")
         return Reply(body, action, verdict.match, verdict.fitting, tuple(hits[: self.config.llm_context_cases]),
                      self.backend, self.prompts.id,
                      self.prompts.version, usage=usage, notes=tuple(notes), checks=checked)
