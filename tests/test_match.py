@@ -191,7 +191,9 @@ def test_something_staff_started_and_stuck_is_handed_over_whatever_the_cases_say
     for text in ("企业实名认证提交3天了还在审核中，对公打款的验证金额也没收到，能帮忙催一下吗",
                  "改了缓存规则，提交后状态一直是 处理中，已经5个多小时了",
                  "the HTTPS config has been stuck, still processing since yesterday",
-                 "控制台里域名状态从昨晚 22 点到现在一直是 processing，能帮忙看下卡在哪吗？"):
+                 "控制台里域名状态从昨晚 22 点到现在一直是 processing，能帮忙看下卡在哪吗？",
+                 # a queue that does not move, and a request to push it (a synthetic training ticket)
+                 "下午往黑名单里加了一批IP段，配置一直显示排队中，三个多小时了，能帮忙推一下吗"):
         assert policy.decide(Ticket(text), [_hit("a", 0.9, "您好，证书申请步骤如下")], 0.6).kind == "staff", text
     # asking how long it normally takes is a question a past answer settles; a status alone is not stuck
     assert policy.decide(Ticket("深度归档解冻，状态还是 解冻中，正常要多久？"), [_hit("a", 0.9)], 0.6).kind == "fits"

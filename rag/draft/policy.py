@@ -47,13 +47,14 @@ _BUG_REPORT = re.compile(
     r"(列表|页面|控制台|客户端|界面|browser)[^。！？\n]{0,12}(一直)?(转圈|加载中|loading)|"
     r"(点|提交|保存)[^。！？\n]{0,12}(弹出|报|返回|提示)[^。！？\n]{0,6}(50[0-4]|internal server error)|"
     r"(一直)?显示(为)?0|显示(错误|不正确|不对)|数据(是不是)?(出)?(问题|错误|不对|不一致|对不上)", re.I)
-# Something staff started is stuck (「HTTPS配置一直显示 处理中」, 「实名认证…还在审核中」): only staff can move it, whatever a past
-# case says; asking how long it normally takes (「解冻中，正常要多久？」) is a question a past answer may settle.
-_STUCK = re.compile(r"(一直|还|仍然?|始终)(都)?(是|显示|在|处于|卡在)?\s*[「“\"']?\s*(处理中|审核中|待审核|部署中|配置中|关机中|processing)"
+# Something staff started is stuck (「HTTPS配置一直显示 处理中」, 「实名认证…还在审核中」, 「配置一直显示排队中」): only
+# staff can move it, whatever a past case says; asking how long it normally takes (「解冻中，正常要多久？」) is a
+# question a past answer may settle.
+_STUCK = re.compile(r"(一直|还|仍然?|始终)(都)?(是|显示|在|处于|卡在)?\s*[「“\"']?\s*(处理中|审核中|待审核|部署中|配置中|关机中|排队中|processing)"
                     r"|\b(still|stuck)\b[^.?!\n]{0,20}\b(processing|pending|in review|under review)\b", re.I)
 # ... unless the customer asks how, or how long it normally takes, or whether their own step is wrong (「是不是哪里不对」:
 # a past answer may settle it), and not for staff to look (「能帮忙看下卡在哪吗」, 「帮忙催一下」).
-_ASKS_STAFF_TO_LOOK = re.compile(r"帮(忙|我)?(看|查|处理|催|加急)|麻烦(您|你们)?(看|查|处理)|加急|催一下|卡在哪")
+_ASKS_STAFF_TO_LOOK = re.compile(r"帮(忙|我)?(看|查|处理|催|推|加急)|麻烦(您|你们)?(看|查|处理)|加急|催一下|卡在哪")
 # Sales, contracts and account changes: a person must act, whatever a past case says.
 _BILLING_CHANGE = re.compile(r"(改成|改为|切换|更换|变更|换成)[^。！？\n]{0,8}(计费|付费|结算)")
 
