@@ -81,3 +81,16 @@ def test_a_vague_ticket_is_asked_what_it_is_about_and_a_greeting_what_we_can_do(
 def test_customer_text_reads_only_the_customer():
     t = Ticket("推流失败", title="直播", history=(Turn("customer", "账单"), Turn("agent", "证书")))
     assert customer_text(t) == "账单 直播\n推流失败"
+
+
+@pytest.mark.parametrize("text, examples", [
+    ("android sdk 集成后 gradle 编译报错 duplicate class", "Gradle"),
+    ("iOS 打包 archive 报错，pod install 之后找不到 Qiniu 模块", "Xcode"),
+    ("qiniu-js 升级后 TypeScript 编译报错，d.ts 里找不到类型", "Node.js"),
+    ("编译报错，提示找不到符号", "Xcode、Gradle、Node.js、Go"),  # no platform named: the generic list
+])
+def test_the_toolchain_ask_names_the_tickets_own_platform(text, examples):
+    asked = [d for d in details_for(text) if d == TOOLCHAIN]
+    assert len(asked) == 1 and examples in asked[0].phrase and f"（如 {examples}" in request_for(tuple(asked))
+    if "Gradle" == examples:
+        assert "Xcode" not in asked[0].phrase

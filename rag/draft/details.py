@@ -19,7 +19,7 @@ Nothing the ticket already says is asked again (its domain, its error code, its 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from rag.records import Ticket
@@ -32,7 +32,7 @@ QuestionKind = Literal["build", "compliance", "error", "billing", "account", "ho
 @dataclass(frozen=True)
 class Detail:
     name: str
-    phrase: str                      # as it follows "麻烦提供一下"
+    phrase: str = field(compare=False)  # as it follows "麻烦提供一下"; worded for the ticket, the same detail
     given: re.Pattern[str]           # the ticket already says it
 
 
@@ -49,6 +49,14 @@ SDK = Detail("sdk", "使用的 SDK（或工具）及其版本", re.compile(
 TOOLCHAIN = Detail("toolchain", "编译环境的版本（如 Xcode、Gradle、Node.js、Go）", re.compile(
     rf"(xcode|gradle|node(\.js)?|go|jdk|java|php|python|cocoapods|android\s*studio|webpack|vite)\s*[a-z]*\s*{_VERSION}|"
     r"(xcode|gradle)\s*\d+", re.I))
+# The toolchain named in the ask is the ticket's own platform's: an Android build error asked for its Xcode version
+# reads as a template. The first whose words the ticket uses; the generic list otherwise.
+_TOOLCHAINS = (
+    (re.compile(r"android|安卓|gradle|\bjdk\b|kotlin|\.aar\b|\bapk\b", re.I), "（如 Gradle、JDK、Android Studio）"),
+    (re.compile(r"\bios\b|iphone|xcode|cocoapods|pod install|swift|objective-c|\bipa\b|bitcode", re.I), "（如 Xcode、CocoaPods）"),
+    (re.compile(r"node|npm|yarn|pnpm|webpack|vite|typescript|\btsc\b|\.d\.ts|uni-?app|小程序", re.I), "（如 Node.js、npm、TypeScript）"),
+    (re.compile(r"\bgo\b|golang|go\s*mod", re.I), "（如 Go）"),
+)
 ACCOUNT = Detail("account", "账号（登录邮箱）", re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+|\buid\b\s*[:：]?\s*\d+", re.I))
 ORDER = Detail("order", "相关的订单号或账单月份", re.compile(
     r"订单号?\s*[:：]?\s*\w{6,}|流水(号|id)?\s*[:：]?\s*\w{6,}|发票(号码?|代码)\s*[:：]?\s*\w{6,}", re.I))
@@ -144,7 +152,14 @@ def details_for(text: str, kind: QuestionKind | None = None, *, staff: bool = Fa
             "account": (ACCOUNT,),
             "howto": (),
         }[kind]
-    return tuple(d for d in wanted if not _given(d, text))
+    return tuple(_for_platform(d, text) for d in wanted if not _given(d, text))
+
+
+def _for_platform(detail: Detail, text: str) -> Detail:
+    if detail is not TOOLCHAIN:
+        return detail
+    examples = next((e for platform, e in _TOOLCHAINS if platform.search(text)), None)
+    return replace(detail, phrase=f"编译环境的版本{examples}") if examples else detail
 
 
 def phrase(details: tuple[Detail, ...]) -> str:
