@@ -126,3 +126,17 @@ def test_a_sentence_said_twice_in_one_answer_is_kept_once():
         "删除您直接的A记录就可做CNAME解析(注意：A记录删除会导致您域名中的内容无法访问)",
         "这个要到域名服务商后台调整解析",
     ]
+
+
+def test_staffs_handling_of_that_request_and_the_state_they_saw_are_theirs():
+    # 「后端专员需要根据信息评估开通」 sat above the answer that says no approval is needed (graded "must delete");
+    # 「这边看实例目前处于运行中的状态的」 told a new customer how their instance was, unchecked (graded harmful).
+    assert _kept("这边需要记录下，后端专员需要根据信息评估开通\n财务对外 API 可以直接调用的，不用开OAuth") == (
+        "财务对外 API 可以直接调用的，不用开OAuth")
+    assert _kept("这边看实例目前处于运行中的状态的") == ""
+    assert _kept("关机中的实例处于锁定状态，无法重启，请等待关机完成。") != ""  # how a state works is knowledge
+
+
+def test_a_check_back_that_leads_into_the_answer_is_left_out():
+    doc = "https://developer.qiniu.com/af/10420/financial-external-api-documentation"
+    assert _kept(f"您是指需要这个吗财务对外 API 文档：{doc} 可以直接调用的") == f"财务对外 API 文档：{doc} 可以直接调用的"

@@ -25,7 +25,9 @@ _URL = re.compile(r"https?://[\x21-\x7e]+")
 # sets them apart so the agent and the customer see where the link starts.
 _LINK_GLUED_AFTER = re.compile(r"(?<=[A-Za-z0-9\u4e00-\u9fff])(?=https?://)")
 _LEADING_FILLER = re.compile(
-    r"^\s*((麻烦|请)?(您)?稍等(一下|下)?|嗯嗯|好的|收到|是的|对的|抱歉让您久等了|久等了|不好意思)[，,。！!\s]*"
+    r"^\s*((麻烦|请)?(您)?稍等(一下|下)?|嗯嗯|好的|收到|是的|对的|抱歉让您久等了|久等了|不好意思|"
+    # a check back that leads into the answer (「您是指需要这个吗财务对外 API 文档：…」): the answer is the reusable part
+    r"(您|你)是(指|说)[^，,。？?！!\n]{0,16}?(吗|么|呢))[，,。？?！!\s]*"
 )
 # Sentence ends outside links: full-width marks always, ASCII ! and ? only when followed by CJK or end.
 _SENTENCE_END = re.compile(r"(?<=[。！？])|(?<=[!?])(?=[\u4e00-\u9fff\s]|$)")
@@ -45,6 +47,10 @@ _THEIR_CONTEXT = re.compile(
     r"看了下|看(了)?您(的|这边)|目前看|现在看|看记录|(没有|没|并没有)(查看到|查到|看到)|这边(再)?(看|查看|查)(一)?下|"
     r"(我们|这边)(这边)?(请求|测试|访问)(了)?(您|你们)|(是)?没有问题的|是正常(的|进行)|(都|是)对的|这个这边|"
     r"您的(域名|空间|账号)(配置|设置)(的|了)|我们代理测试|这边(同步|反馈|提交|转)给|(您|你们)的[\u4e00-\u9fff]{1,4}这个|"
+    # staff's handling of that customer's request (「这边需要记录下，后端专员需要根据信息评估开通」)
+    r"(这边|我们)(需要)?(记录|登记)(一)?下|专员(需要|会)|评估开通|"
+    # the state staff saw of that customer's resource (「这边看实例目前处于运行中的状态的」)
+    r"这边(看|查)[^，,。！？!?]{0,8}(目前|现在|处于|状态)|处于[^，,。！？!?]{0,8}(的)?状态的?[。！!]?\s*$|"
     # the state of that customer's request
     r"已(经)?(为您|帮您|给您|处理|下发|到账|解冻|恢复|修复|签发|更新|删除|关闭|开通|退款|退票|提交|反馈|同步|催|完成|可以了|好了)|"
     r"(?<!您)这边(已经|已|重新)|这边(帮您|为您|给您)(处理|操作|催|反馈|申请|提交|同步|查|人工|确认|核实|看)|处理(好|完成|完毕)|"
