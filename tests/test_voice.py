@@ -71,6 +71,9 @@ def test_repairs_never_add_text_and_always_end_plain(text):
     ("您好，感谢您提供参考案例。根据客户的问题，建议使用图片瘦身。", "您好，建议使用图片瘦身。", 2),
     ("您好，客户工单中提到的问题是关于生命周期规则没有生效。旧文件不受新规则影响。", "您好，旧文件不受新规则影响。", 1),
     ("您好，根据以上案例，可以在控制台刷新缓存。", "您好，可以在控制台刷新缓存。", 1),
+    # the greeting keeps the comma it was written with, and gets one when it had none
+    ("您好,客户工单中提到的问题是关于生命周期规则。旧文件不受新规则影响。", "您好,旧文件不受新规则影响。", 1),
+    ("您好客户工单中提到的问题是关于生命周期规则。旧文件不受新规则影响。", "您好，旧文件不受新规则影响。", 1),
     # the customer's client app, and a reply that speaks to the customer, are left alone
     ("您好，客户端需要升级到 7.2 以上，请根据您的业务选择区域。", "您好，客户端需要升级到 7.2 以上，请根据您的业务选择区域。", 0),
 ])

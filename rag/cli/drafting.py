@@ -13,6 +13,7 @@ from rag.cli.pipeline import open_pipeline
 from rag.errors import RagError
 
 if TYPE_CHECKING:
+    from rag.configs import ServiceConfig
     from rag.pipeline import Pipeline
 
 
@@ -97,11 +98,16 @@ def draft(
         raise RagError("the ticket is empty")
     if fallback not in (None, "none", "offline"):
         raise RagError("--fallback must be 'none' or 'offline'")
-    if fallback is None and not offline and variant is None and _draft_by_service(body, title, product, as_json):
+    from rag.settings import load_settings
+
+    settings = load_settings()  # read once: the service's address, else the pipeline's settings
+    if (fallback is None and not offline and variant is None
+            and _draft_by_service(settings.service, body, title, product, as_json)):
         return
+    from rag.pipeline import Pipeline
     from rag.records import Ticket, draft_dict
 
-    p = open_pipeline()
+    p = Pipeline(settings)
     with ProgressBar() as bar:
         p.ensure_ingested(progress=bar)
     product, _ = _filters(p, product, None)
@@ -146,12 +152,9 @@ def _show(result: dict, products: list[str]) -> None:
         err("[dim]note:[/]", note)
 
 
-def _draft_by_service(body: str, title: str, product: Optional[str], as_json: bool) -> bool:
+def _draft_by_service(service: "ServiceConfig", body: str, title: str, product: Optional[str], as_json: bool) -> bool:
     """Ask the running service at ``RAG_SERVICE_URL`` for the draft and print it; False when none is set or none
     answers (the caller drafts in process, after a note saying so)."""
-    from rag.settings import load_settings
-
-    service = load_settings().service
     if not service.service_url:
         return False
     from rag.cli.service_client import ServiceClient, ServiceUnreachable

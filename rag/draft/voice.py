@@ -131,7 +131,8 @@ def without_internal(text: str) -> tuple[str, tuple[str, ...]]:
             removed.append(piece.strip())
             greeting = _GREETING_START.match(piece) if not kept else None
             if greeting:
-                kept.append(greeting.group(1).rstrip(",") + ("" if greeting.group(1).endswith(("，", ",")) else "，"))
+                said = greeting.group(1)  # 「您好，」 and 「您好,」 keep their comma; a bare 「您好」 gets one
+                kept.append(said if said.endswith(("，", ",")) else said + "，")
             continue
         kept.append(piece)
     out = re.sub(r"\n{3,}", "\n\n", "".join(kept)).strip()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from rag.configs import RetrievalConfig
-from rag.pipeline import Pipeline, build_retriever
+from rag.pipeline import Pipeline, build_retriever, build_sources
 from rag.retrieve import HybridRetriever
 from rag.retrieve.fusion import RRF, Passthrough
 from rag.retrieve.rerank.consensus import ConsensusReranker
@@ -29,10 +29,10 @@ class Parts:
     @classmethod
     def of(cls, pipeline: Pipeline, config: RetrievalConfig = RetrievalConfig(), *, lexical_cache=None) -> "Parts":
         cases = pipeline.cases
-        return cls(pipeline, cases, LexicalSource(cases, cache_dir=lexical_cache, kinds=config.chunk_kinds),
-                   LexicalSource(cases, field="key", kinds=config.chunk_kinds),
-                   DenseSource(cases, pipeline.store, pipeline.embedder, kinds=config.chunk_kinds,
-                               cache_dir=pipeline.settings.store.cache_dir / "dense"), config)
+        # The pipeline's own sources (one place builds them); the dense index is cached beside the store's.
+        lexical, dense = build_sources(cases, pipeline.store, pipeline.embedder, config,
+                                       lexical_cache=lexical_cache or pipeline.settings.store.cache_dir / "bm25")
+        return cls(pipeline, cases, lexical, LexicalSource(cases, field="key", kinds=config.chunk_kinds), dense, config)
 
     def retriever(self, sources, rerankers=()) -> HybridRetriever:
         c = self.config
