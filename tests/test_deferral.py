@@ -4,7 +4,7 @@ ask, and the hint for the agent; and the closing line for a customer who only th
 from dataclasses import replace
 
 from rag.draft import policy
-from rag.draft.deferral import VerdictTexts, deferral
+from rag.draft.deferral import HOLDING, VerdictTexts, deferral
 from rag.draft.writers.offline import ENGLISH_DEFERRAL_NOTE, ENGLISH_NOTE, OfflineWriter
 from rag.records import CaseRecord, Hit, Ticket
 from rag.settings import PROJECT_ROOT
@@ -145,3 +145,19 @@ def test_a_case_under_the_pointer_floor_is_the_agents_hint_only_and_the_hint_is_
     assert parts.hint is not None and "第八步" in parts.hint.resolution  # the whole fix, past the reply's budget
     high = _hit(f"您好，{steps}。", 0.35, title="证书申请失败")
     assert deferral(policy.decide(ticket, [high], 0.6), ticket).pointer.startswith("如果您是指“证书申请失败”")
+
+
+def test_a_deferral_with_nothing_to_ask_and_no_case_to_point_at_says_the_question_is_being_looked_at():
+    """A doc page alone read as a brush-off (graded useless in two reads of held-out drafts)."""
+    howto = Ticket("私有空间怎么改成公开空间？改了以后以前带token的链接还能用吗")
+    v = policy.decide(howto, [_hit("您好，请提供一下域名。", 0.01, title="其他问题")], 0.6)
+    parts = deferral(v, howto)
+    reply = TEXTS.reply(v, parts)
+    assert parts.pointer == parts.ask == "" and reply.startswith(f"您好，{HOLDING}\n") and "developer.qiniu.com/kodo" in reply
+    error = Ticket("上传一直失败，返回 401")
+    v = policy.decide(error, [_hit("您好，请提供一下域名。", 0.01, title="其他问题")], 0.6)
+    reply = TEXTS.reply(v, deferral(v, error))
+    assert HOLDING not in reply and "麻烦提供一下" in reply  # asking is the next step: no holding line
+    pointed = Ticket("CDN 上的图片更新后还是旧的，要怎么处理？")
+    v = policy.decide(pointed, [_hit("您好，可以在控制台 CDN → 刷新预取 里提交 URL 刷新，一般 10 分钟左右生效。")], 0.6)
+    assert HOLDING not in TEXTS.reply(v, deferral(v, pointed))

@@ -159,7 +159,10 @@ class VerdictTexts:
             "case_ids": "、".join(h.case_id for h in verdict.fitting) or "（无）",
         }
         if parts is not None:
-            values.update({"pointer": parts.pointer, "doc": parts.doc, "ask": parts.ask})
+            values.update({"pointer": parts.pointer, "doc": parts.doc, "ask": parts.ask,
+                           # Nothing to ask and no past case to point at: a doc page alone reads as a brush-off
+                           # (graded useless in two reads); the customer is told the question is being looked at.
+                           "holding": HOLDING if not parts.pointer and not parts.ask else ""})
         if verdict.kind == "vague":  # a greeting is asked what we can help with; a vague problem, what it is
             values["ask"] = WHAT_IS_IT if verdict.details else HOW_CAN_WE_HELP
         return {k: v for k, v in values.items() if k in template.variables}
