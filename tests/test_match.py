@@ -294,3 +294,19 @@ def test_synthetic_training_tickets_train_in_their_cases_fold_and_never_set_the_
     seen: list[int] = []
     fit(PairSet(queries, ids, feats), lambda p, y: seen.append(len(p)) or 0.5, n_folds=4)
     assert seen == [20]
+
+
+def test_a_case_about_another_client_platform_does_not_fit():
+    """An Android player's buffer question was answered from the iOS player's case at match 1.00 (st-a052)."""
+    from dataclasses import replace
+
+    ios = _hit("a", 0.99, "您好，iOS 端可以通过 setBufferTime 调整起播缓冲。")
+    ios = replace(ios, case=replace(ios.case, title="QPlayer2 iOS端", question="iOS 起播缓冲怎么调"))
+    android = Ticket("QPlayer2 安卓端播 HLS 直播要等好几秒才出画面，能不能把起播的缓冲时长调小？")
+    v = policy.decide(android, [ios], 0.6)
+    assert v.action != "answer" and v.fitting == ()
+    assert policy.decide(Ticket("QPlayer2 iOS 端起播慢，缓冲时长能调小吗"), [ios], 0.6).kind == "fits"
+    assert policy.decide(Ticket("QPlayer2 起播慢，缓冲时长能调小吗"), [ios], 0.6).kind == "fits"  # no platform named
+    # a platform inside a link is no platform (「…/android/…」 in a doc URL)
+    assert policy.decide(Ticket("按 https://developer.qiniu.com/pili/android/1 配置后起播还是慢，iPhone 上"), [ios],
+                         0.6).kind == "fits"

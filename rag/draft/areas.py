@@ -66,3 +66,23 @@ def same_area(ticket: str, case_question: str, case_answer: str = "") -> bool:
     mine = areas_of(ticket)
     theirs = areas_of(case_question) or areas_of(case_answer)
     return not mine or bool(set(mine) & set(theirs))
+
+
+# The client platforms a question can be about. A case about one does not answer a question about another:
+# an Android player's buffer setting was answered from the iOS player's case (a synthetic hard negative, st-a052).
+_PLATFORMS = {
+    "android": re.compile(r"android|安卓", re.I),
+    "ios": re.compile(r"(?<![a-z])ios(?![a-z])|iphone|ipad|苹果手机", re.I),
+    "harmony": re.compile(r"鸿蒙|harmony", re.I),
+    "miniprogram": re.compile(r"小程序"),
+}
+
+
+def platforms_of(text: str) -> frozenset[str]:
+    return frozenset(name for name, mentions in _PLATFORMS.items() if mentions.search(_LINK.sub(" ", text)))
+
+
+def other_platform(ticket: str, case_question: str) -> bool:
+    """The ticket names a client platform and the case's customer asked about another one, never the ticket's."""
+    mine, theirs = platforms_of(ticket), platforms_of(case_question)
+    return bool(mine and theirs and not mine & theirs)

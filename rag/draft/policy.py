@@ -15,7 +15,7 @@ from typing import Literal, Sequence
 
 from rag.text.markers import GREETINGS, PLACEHOLDERS
 from rag.draft.actions import asks_how, classify_reply, needs_staff
-from rag.draft.areas import same_area
+from rag.draft.areas import other_platform, same_area
 from rag.draft.details import GOAL, SALES_CONTACT, Detail, QuestionKind, customer_text, details_for, question_kind
 from rag.records import Action, Hit, Ticket
 
@@ -140,7 +140,9 @@ def decide(ticket: Ticket, hits: Sequence[Hit], threshold: float) -> Verdict:
     whole = customer_text(ticket)
     match = float(hits[0].match) if hits and hits[0].match is not None else 0.0
     question = question_kind(whole)
-    above = tuple(h for h in hits if h.match is not None and h.match >= threshold)
+    # A case about another client platform is no answer, whatever its match (an iOS fix for an Android question).
+    above = tuple(h for h in hits if h.match is not None and h.match >= threshold
+                  and not other_platform(whole, f"{h.title}\n{h.case.question}"))
     # No feedback case is the sole basis of an answer: copies of a phishing reply, approved by a careless
     # reviewer, once became one (issue 24). Beside a fitting dataset case it may be shown; never alone.
     fitting = above if any(h.case.provenance is None for h in above) else ()
