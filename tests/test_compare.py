@@ -40,7 +40,7 @@ def _ticket(n: int, rng: random.Random) -> dict:
                                              "fits_exist": rng.random() < 0.8, "match": round(rng.random(), 4)},
             "top_match": round(rng.random(), 4), "threshold_only": rng.random() < 0.7,
             "key": {"items": 2, "found": rng.choice([0, 1, 2]), "missing": []} if answered and n % 3 else None,
-            "key_any": rng.random() < 0.5 if n % 3 else None,
+            "key_any": rng.random() < 0.5 if n % 3 else None, "key_desk": rng.random() < 0.6 if n % 3 else None,
             "deferral": None if answered else {"asked": [], "reasonable": [], "fits": rng.random() < 0.6, "extra": []}}
 
 

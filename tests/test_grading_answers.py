@@ -60,8 +60,10 @@ def test_the_curve_moves_only_what_the_threshold_decides():
 
 
 def test_a_deferral_that_carries_the_key_content_counts_for_the_agent_but_not_as_an_answer():
+    from dataclasses import replace
+
     from rag.evaluation.tickets import summarise_tickets, ticket_record
-    from rag.records import Draft
+    from rag.records import Draft, Hint
     from rag.score.labels import LabelledTicket
 
     key = (KeyItem("refresh the CDN cache", ("刷新",)),)
@@ -79,3 +81,8 @@ def test_a_deferral_that_carries_the_key_content_counts_for_the_agent_but_not_as
     assert block["key_content"] is None and block["key_content_any"] == 0.5
     escalated = LabelledTicket("t2", "x", "", None, ("a" * 16,), (), "escalate", "covered", "dev", key=key)
     assert ticket_record(escalated, pointed)["key_any"] is None  # not answerable: not counted
+    # the agent's desk: the hint beside a bare deferral carries it too, and is still not what is sent
+    hinted = replace(bare, hint=Hint("a" * 16, "CDN 刷新缓存", 0.25, "在控制台刷新预取里提交 URL 即可。"))
+    desk = [ticket_record(t, d) for d in (pointed, bare, hinted)]
+    assert [r["key_any"] for r in desk] == [True, False, False] and [r["key_desk"] for r in desk] == [True, False, True]
+    assert summarise_tickets(desk)["all"]["key_content_desk"] == round(2 / 3, 4)

@@ -194,6 +194,7 @@ def ticket_statistics(records: Sequence[dict], prefix: str = "tickets_",
     by_name["key_content"] = _mean([None if r.get("key") is None else float(r["key"]["found"] == r["key"]["items"])
                                     for r in records])
     by_name["key_content_any"] = _mean([None if r.get("key_any") is None else float(r["key_any"]) for r in records])
+    by_name["key_content_desk"] = _mean([None if r.get("key_desk") is None else float(r["key_desk"]) for r in records])
     by_name["deferral_fit"] = _mean([None if r.get("deferral") is None else float(r["deferral"]["fits"])
                                      for r in records])
     by_name["coverage_at_p85"] = _frontier(records)

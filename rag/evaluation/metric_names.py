@@ -14,7 +14,7 @@ DECISION = ("answer_precision", "deferral_recall", "coverage", "ece")
 
 # The development tickets' figures copied into the summary's overall, each prefixed "tickets_".
 TICKETS_OVERALL = (*DECISION, "action_agreement", "rel_p_at_1", "rel_mrr_at_10", "key_content", "key_content_any",
-                   "deferral_fit", "coverage_at_p85")
+                   "key_content_desk", "deferral_fit", "coverage_at_p85")
 
 # The frozen held-out tickets' figures (eval/relevance/heldout_tickets.jsonl), each prefixed "heldout_": the
 # headline is coverage at answer precision >= 0.85, what answers carry and what deferrals ask.
@@ -42,10 +42,12 @@ GATED = ("rouge_l", "rouge_l_answered", "chrf", "bleu", "link_precision", "link_
          "tickets_answer_precision", "tickets_deferral_recall", "tickets_coverage", "tickets_action_agreement",
          "tickets_rel_p_at_1", "match_ece", "tickets_ece",
          # what answers carry and what deferrals ask, on the development tickets
-         "tickets_key_content", "tickets_key_content_any", "tickets_deferral_fit", "tickets_coverage_at_p85",
+         "tickets_key_content", "tickets_key_content_any", "tickets_key_content_desk", "tickets_deferral_fit",
+         "tickets_coverage_at_p85",
          # the frozen held-out tickets: the headline (coverage at answer precision >= 0.85) and its floors
          "heldout_coverage_at_p85", "heldout_coverage", "heldout_answer_precision", "heldout_deferral_recall",
-         "heldout_key_content", "heldout_key_content_any", "heldout_deferral_fit", "heldout_rel_p_at_1", "heldout_rel_mrr_at_10",
+         "heldout_key_content", "heldout_key_content_any", "heldout_key_content_desk", "heldout_deferral_fit",
+         "heldout_rel_p_at_1", "heldout_rel_mrr_at_10",
          "heldout_action_agreement", "heldout_ece")
 LOWER_IS_BETTER = frozenset({"match_ece", "tickets_ece", "heldout_ece"})
 

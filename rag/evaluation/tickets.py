@@ -43,6 +43,9 @@ def ticket_record(t: LabelledTicket, draft: Draft) -> dict:
     key = check_key(draft.text, t.key) if answered and t.key else None
     # Whatever the action: a deferral's conditional pointer can carry what a right answer must say.
     key_any = check_key(draft.text, t.key) if t.key and t.answerable else None
+    # What the agent has at the desk: the draft and the hint beside it (never sent, so never counted as sent).
+    desk = f"{draft.text}\n{draft.hint.resolution}" if draft.hint is not None else draft.text
+    key_desk = check_key(desk, t.key) if t.key and t.answerable else None
     deferral = None
     if not answered and t.ask is not None:
         wanted = asked(draft.text)
@@ -59,6 +62,7 @@ def ticket_record(t: LabelledTicket, draft: Draft) -> dict:
         "threshold_only": draft.verdict in _THRESHOLD_VERDICTS,
         "key": None if key is None else {"items": key.items, "found": key.found, "missing": list(key.missing)},
         "key_any": None if key_any is None else key_any.found == key_any.items,
+        "key_desk": None if key_desk is None else key_desk.found == key_desk.items,
         "deferral": deferral,
         "action_agreement": 1.0 if draft.action == t.action else 0.0,
         "ranking": ranking,
@@ -119,6 +123,7 @@ def summarise_tickets(records: Sequence[dict], splits: Sequence[str] = ()) -> di
                              "action_agreement": round(sum(r["action_agreement"] for r in ks) / len(ks), 4)}
         keyed = [r["key"] for r in rs if r["key"] is not None]
         keyed_any = [r["key_any"] for r in rs if r.get("key_any") is not None]
+        keyed_desk = [r["key_desk"] for r in rs if r.get("key_desk") is not None]
         deferred = [r["deferral"] for r in rs if r["deferral"] is not None]
         points = curve(rs)
         return {**decision_scores(decisions_of(rs)),
@@ -129,6 +134,8 @@ def summarise_tickets(records: Sequence[dict], splits: Sequence[str] = ()) -> di
                 # of the answerable tickets with labelled key content, the drafts that say all of it, answered or
                 # not: what an agent finds in the draft, pointers included
                 "key_content_any": rate(keyed_any),
+                # ... or in the agent's hint beside a deferral: what the agent can send after a read
+                "key_content_desk": rate(keyed_desk),
                 "deferral_fit": rate([d["fits"] for d in deferred]),
                 "coverage_at_p85": coverage_at(points),
                 **{f"rel_{k}": v for k, v in ranking.items()}, "by_kind": by_kind, "curve": points}
