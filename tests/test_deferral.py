@@ -161,3 +161,12 @@ def test_a_deferral_with_nothing_to_ask_and_no_case_to_point_at_says_the_questio
     pointed = Ticket("CDN 上的图片更新后还是旧的，要怎么处理？")
     v = policy.decide(pointed, [_hit("您好，可以在控制台 CDN → 刷新预取 里提交 URL 刷新，一般 10 分钟左右生效。")], 0.6)
     assert HOLDING not in TEXTS.reply(v, deferral(v, pointed))
+
+
+def test_a_pointer_names_the_topic_not_a_heading():
+    """「如果您是指“关于上传路径”」 read as a copied heading (seventh read)."""
+    hit = _hit("您好，key 里带上 / 就可以了，例如 avatar/1.png，控制台会按目录显示。", 0.35, title="关于上传路径")
+    ticket = Ticket("上传的时候怎么把文件放到某个目录下面？")
+    v = policy.decide(ticket, [hit], 0.6)
+    pointer = deferral(v, ticket).pointer
+    assert pointer.startswith("如果您是指“上传路径”，") and "关于" not in pointer

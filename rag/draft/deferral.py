@@ -136,7 +136,8 @@ _STOP_TOPIC = re.compile(r"(怎么|如何|为什么|是不是|可以|能不能|�
 
 def _topic(hit: Hit) -> str:
     """The related case's title as a topic to name, when it names no one's details."""
-    title = hit.title.strip().rstrip("？?。")
+    # 「如果您是指“关于上传路径”」 reads as a heading (a support lead's read): the topic is what follows 关于.
+    title = re.sub(r"^(关于|有关|咨询|求助)[:：\s]*", "", hit.title.strip().rstrip("？?。"))
     if not title or len(title) > _TOPIC_CHARS or re.search(r"\d{3,}|\[|【", title) or _TITLE_ASKS.search(title):
         return ""
     return "" if find_identifiers(normalise(title)) else title
