@@ -86,6 +86,7 @@ def test_customer_text_reads_only_the_customer():
 @pytest.mark.parametrize("text, examples", [
     ("android sdk 集成后 gradle 编译报错 duplicate class", "Gradle"),
     ("iOS 打包 archive 报错，pod install 之后找不到 Qiniu 模块", "Xcode"),
+    ("iOS端打包 archive 报错，找不到 Qiniu 模块", "Xcode"),
     ("qiniu-js 升级后 TypeScript 编译报错，d.ts 里找不到类型", "Node.js"),
     ("编译报错，提示找不到符号", "Xcode、Gradle、Node.js、Go"),  # no platform named: the generic list
 ])

@@ -53,7 +53,9 @@ TOOLCHAIN = Detail("toolchain", "编译环境的版本（如 Xcode、Gradle、No
 # reads as a template. The first whose words the ticket uses; the generic list otherwise.
 _TOOLCHAINS = (
     (re.compile(r"android|安卓|gradle|\bjdk\b|kotlin|\.aar\b|\bapk\b", re.I), "（如 Gradle、JDK、Android Studio）"),
-    (re.compile(r"\bios\b|iphone|xcode|cocoapods|pod install|swift|objective-c|\bipa\b|bitcode", re.I), "（如 Xcode、CocoaPods）"),
+    # 「iOS端」: no \b between ASCII and Chinese, so the letters' own edges
+    (re.compile(r"(?<![a-z])ios(?![a-z])|iphone|xcode|cocoapods|pod install|swift|objective-c|\bipa\b|bitcode", re.I),
+     "（如 Xcode、CocoaPods）"),
     (re.compile(r"node|npm|yarn|pnpm|webpack|vite|typescript|\btsc\b|\.d\.ts|uni-?app|小程序", re.I), "（如 Node.js、npm、TypeScript）"),
     (re.compile(r"\bgo\b|golang|go\s*mod", re.I), "（如 Go）"),
 )
