@@ -68,9 +68,10 @@ def same_area(ticket: str, case_question: str, case_answer: str = "") -> bool:
     return not mine or bool(set(mine) & set(theirs))
 
 
-# The client platforms a question can be about. A case about one does not answer a question about another:
-# an Android player's buffer setting was answered from the iOS player's case (a synthetic hard negative, st-a052).
-_PLATFORMS = {
+# The client platforms a question can be about, in one vocabulary (the toolchain ask reads it too). A case about one
+# does not answer a question about another: an Android player's buffer setting was answered from the iOS player's
+# case (a synthetic hard negative, st-a052).
+PLATFORMS = {
     "android": re.compile(r"android|安卓", re.I),
     "ios": re.compile(r"(?<![a-z])ios(?![a-z])|iphone|ipad|苹果手机", re.I),
     "harmony": re.compile(r"鸿蒙|harmony", re.I),
@@ -79,7 +80,7 @@ _PLATFORMS = {
 
 
 def platforms_of(text: str) -> frozenset[str]:
-    return frozenset(name for name, mentions in _PLATFORMS.items() if mentions.search(_LINK.sub(" ", text)))
+    return frozenset(name for name, mentions in PLATFORMS.items() if mentions.search(_LINK.sub(" ", text)))
 
 
 def other_platform(ticket: str, case_question: str) -> bool:

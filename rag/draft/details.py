@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from rag.draft.areas import PLATFORMS
 from rag.records import Ticket
 from rag.text.identifiers import find_identifiers
 from rag.text.normalise import normalise
@@ -50,13 +51,15 @@ TOOLCHAIN = Detail("toolchain", "编译环境的版本（如 Xcode、Gradle、No
     rf"(xcode|gradle|node(\.js)?|go|jdk|java|php|python|cocoapods|android\s*studio|webpack|vite)\s*[a-z]*\s*{_VERSION}|"
     r"(xcode|gradle)\s*\d+", re.I))
 # The toolchain named in the ask is the ticket's own platform's: an Android build error asked for its Xcode version
-# reads as a template. The first whose words the ticket uses; the generic list otherwise.
+# reads as a template. The first whose platform (``areas.PLATFORMS``) or build tools the ticket names; the generic
+# list otherwise.
 _TOOLCHAINS = (
-    (re.compile(r"android|安卓|gradle|\bjdk\b|kotlin|\.aar\b|\bapk\b", re.I), "（如 Gradle、JDK、Android Studio）"),
-    # 「iOS端」: no \b between ASCII and Chinese, so the letters' own edges
-    (re.compile(r"(?<![a-z])ios(?![a-z])|iphone|xcode|cocoapods|pod install|swift|objective-c|\bipa\b|bitcode", re.I),
+    (re.compile(rf"{PLATFORMS['android'].pattern}|gradle|\bjdk\b|kotlin|\.aar\b|\bapk\b", re.I),
+     "（如 Gradle、JDK、Android Studio）"),
+    (re.compile(rf"{PLATFORMS['ios'].pattern}|xcode|cocoapods|pod install|swift|objective-c|\bipa\b|bitcode", re.I),
      "（如 Xcode、CocoaPods）"),
-    (re.compile(r"node|npm|yarn|pnpm|webpack|vite|typescript|\btsc\b|\.d\.ts|uni-?app|小程序", re.I), "（如 Node.js、npm、TypeScript）"),
+    (re.compile(rf"{PLATFORMS['miniprogram'].pattern}|node|npm|yarn|pnpm|webpack|vite|typescript|\btsc\b|\.d\.ts|uni-?app",
+                re.I), "（如 Node.js、npm、TypeScript）"),
     (re.compile(r"\bgo\b|golang|go\s*mod", re.I), "（如 Go）"),
 )
 ACCOUNT = Detail("account", "账号（登录邮箱）", re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+|\buid\b\s*[:：]?\s*\d+", re.I))

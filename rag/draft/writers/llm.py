@@ -156,7 +156,7 @@ class LLMWriter:
         # A variant that edits the offline answer (``prompts/edit/``): the model tidies the team's own resolution
         # for this ticket instead of retelling it; the 1.5B model retold it and lost what answers (docs/llm.md).
         self.edits = "draft" in prompts.user.variables
-        self._deferral = OfflineWriter(texts)
+        self._offline = OfflineWriter(texts)  # the team's own texts, and the answer an editing variant works on
 
     @property
     def backend(self) -> str:
@@ -202,10 +202,10 @@ class LLMWriter:
     def write(self, ticket: Ticket, hits: Sequence[Hit], verdict: Verdict, *, k: int,
               on_delta: Callable[[str], None] | None = None) -> Reply:
         if self.answers_only and verdict.action != "answer":
-            return self._deferral.write(ticket, hits, verdict, k=k)
+            return self._offline.write(ticket, hits, verdict, k=k)
         draft = None
         if self.edits:
-            offline = self._deferral.write(ticket, hits, verdict, k=k)
+            offline = self._offline.write(ticket, hits, verdict, k=k)
             if offline.action != "answer":
                 # Nothing in the fitting cases answers (the offline writer says why in its text and notes): there
                 # is no answer to edit, and a model asked to write one from the cases would make it up.
