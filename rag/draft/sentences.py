@@ -66,7 +66,8 @@ _THEIR_CONTEXT = re.compile(
 # next label reads like a labelled value to the guards, which would put a slot in it.
 _BLANK_FIELD = re.compile(r"[\u4e00-\u9fff]{2,8}[:：]\s*(?=[\u4e00-\u9fff]{2,8}[:：]|$)")
 _CORE = re.compile(r"[\s\W_]+")
-_STEP = re.compile(r"^\d{1,2}[.、]\s*")
+# A step's number at the start of a piece (「1.」「2、」).
+STEP_NUMBER = re.compile(r"^(\d{1,2})[.、]\s*")
 _TIME = re.compile(r"(?<!\d)\d{1,2}:\d{2}(:\d{2})?(?!\d)|\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}")
 # Tokens whose value might be the customer's: numbers of two digits and more, and ASCII words
 # holding a digit, dot, hyphen, underscore or @ (ids, hosts, bucket names, versions, emails).
@@ -235,8 +236,8 @@ class Judge:
             return "about that customer's case"
         if _TIME.search(_URL.sub("", text)):
             return "a date or time"
-        content = _CORE.sub("", _STEP.sub("", text))
-        if not piece.links and (is_filler(content) or len(content) < 8 and not _STEP.match(text)):
+        content = _CORE.sub("", STEP_NUMBER.sub("", text))
+        if not piece.links and (is_filler(content) or len(content) < 8 and not STEP_NUMBER.match(text)):
             return "too short to carry knowledge"
         foreign = sorted(t for t in tokens_of(text) if not self.shared(t))
         if foreign:
@@ -290,7 +291,7 @@ def prune(piece: Piece, judge: Judge) -> Piece | None:
 
 def says_something(text: str) -> bool:
     """What is left of a sentence still states or instructs something, and does not end in mid-air."""
-    core = _CORE.sub("", _STEP.sub("", text))
+    core = _CORE.sub("", STEP_NUMBER.sub("", text))
     return len(core) >= 10 and bool(_SAYS_SOMETHING.search(text)) and not _DANGLING.search(text)
 
 
