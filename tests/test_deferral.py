@@ -179,3 +179,23 @@ def test_a_pointer_that_says_one_step_of_a_list_drops_its_number():
     ticket = Ticket("想开增值税专用发票，能开电子的吗，还是只能纸质的发票？")
     parts = deferral(policy.decide(ticket, [hit], 0.6), ticket)
     assert parts.pointer.startswith("如果您是指“急需发票”，增值税普通发票"), parts.pointer
+
+
+def test_a_close_case_of_another_area_is_the_agents_hint_and_never_pointed_at():
+    # held-out ht-b081: a CDN traffic question; the case that answers it was asked as a bill question (「费用异常」)
+    case = CaseRecord(id="b" * 16, title="2024年7月费用异常", product="CDN", subcategory="", scenarios=(),
+                      root_cause=None, source="x.md", line=1, question="2024-7月的费用异常",
+                      answer="您好您可以在 控制台 - cdn - 统计分析 - 日志分析 中看到您的top访问情况，比如高频访问的URL和客户端IP。"
+                             "如有部分IP请求数异常，您可以在域名管理 - 访问控制 中，开启IP黑白名单，对这部分IP进行封禁。")
+    hit = Hit(case, 0.37, "b:case", "", match=0.37)
+    ticket = Ticket("CDN统计里看海外流量占了快一半，我们根本没有海外用户。怎么查这些海外请求是哪来的？能不能把海外的访问都屏蔽掉")
+    v = policy.decide(ticket, [hit], 0.6)
+    parts = deferral(v, ticket)
+    assert v.kind == "no_fit" and v.related is None and v.elsewhere is hit
+    assert parts.pointer == "" and parts.hint is not None and "日志分析" in parts.hint.resolution
+    assert "日志分析" not in TEXTS.reply(v, parts)
+    # a case of the ticket's own area, however close the other, is the one pointed at and hinted
+    same = _hit("您好，可以在控制台 CDN → 访问控制 里开启区域访问控制，屏蔽海外访问。", 0.3, "CDN 屏蔽海外访问")
+    v = policy.decide(ticket, [hit, same], 0.6)
+    assert v.related is same and v.elsewhere is None
+    assert deferral(v, ticket).hint.case_id == "a" * 16

@@ -76,20 +76,26 @@ def deferral(verdict: Verdict, ticket: Ticket) -> Deferral:
     if related is not None:
         resolution = resolve(related.case, text, ())
         if resolution is not None:
-            # The agent's hint reads on past the customer's budget: a fix cut off before its last step misled.
-            full = resolve(related.case, text, (), budget=HINT_BUDGET, closest_first=True)
-            hint = Hint(related.case_id, related.title, round(related.match or 0.0, 4),
-                        (full or resolution).text)
+            hint = _hint(related, text)
             said = _pointer_text(resolution.pieces, text)
             topic = _topic(related) or _shared_topic(text, related)
             if topic and said and (related.match or 0.0) >= POINTER_MATCH:
                 pointer = f"如果您是指“{topic}”，{said.rstrip('。')}。"
+    elif verdict.elsewhere is not None:
+        hint = _hint(verdict.elsewhere, text)
     area = area_of(text, ticket.product)
     # A how-to question gets its area's documentation; so does any question with nothing to ask (rather than a
     # bare holding line).
     wants_doc = verdict.question == "howto" or not verdict.details
     doc = f"{area.name}相关的说明可以先参考：{area.doc}" if area is not None and wants_doc else ""
     return Deferral(pointer, doc, request_for(verdict.details), hint)
+
+
+def _hint(hit: Hit, text: str) -> Hint | None:
+    """The case's resolution for the agent: it reads on past the customer's budget (a fix cut off before its last
+    step misled), the part closest to the ticket first."""
+    full = resolve(hit.case, text, (), budget=HINT_BUDGET, closest_first=True)
+    return Hint(hit.case_id, hit.title, round(hit.match or 0.0, 4), full.text) if full is not None else None
 
 
 def _pointer_text(pieces: Sequence[Piece], ticket: str) -> str:

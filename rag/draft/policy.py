@@ -95,6 +95,9 @@ class Verdict:
     fitting: tuple[Hit, ...] = ()   # the cases that address the ticket (empty unless kind == "fits")
     question: QuestionKind = "howto"
     related: Hit | None = None      # the closest case that does not fit, when close enough to point at
+    # When no case of the ticket's area is that close, the closest of another (「费用异常」 whose answer is the CDN log
+    # analysis a CDN traffic question needs): the agent's hint only, never pointed at in the customer's reply.
+    elsewhere: Hit | None = None
 
 
 # A customer closing the conversation: thanks, "solved", "got it", and nothing else.
@@ -147,13 +150,16 @@ def decide(ticket: Ticket, hits: Sequence[Hit], threshold: float) -> Verdict:
     # reviewer, once became one (issue 24). Beside a fitting dataset case it may be shown; never alone.
     fitting = above if any(h.case.provenance is None for h in above) else ()
     # The closest by match, not the first in the ranking: the ranker orders by problem, the match rates the fit.
-    near = max((h for h in hits if h.match is not None and RELATED_MATCH <= h.match and h.case.provenance is None
-                and h not in fitting and same_area(whole, f"{h.title}\n{h.case.question}", h.answer)),
+    close = [h for h in hits if h.match is not None and RELATED_MATCH <= h.match and h.case.provenance is None
+             and h not in fitting]
+    near = max((h for h in close if same_area(whole, f"{h.title}\n{h.case.question}", h.answer)),
                key=lambda h: h.match or 0.0, default=None)
+    elsewhere = max(close, key=lambda h: h.match or 0.0, default=None) if near is None else None
 
     def verdict(action: Action, kind: Kind, fit: tuple[Hit, ...] = (), details: tuple[Detail, ...] = ()) -> Verdict:
+        deferred = kind in ("no_fit", "no_cases")
         return Verdict(action, kind, round(match, 4), threshold, details, fit, question,
-                       near if kind in ("no_fit", "no_cases") else None)
+                       near if deferred else None, elsewhere if deferred else None)
 
     if is_closing(ticket.query_text):
         return verdict("ask_for_info", "closing")  # thanked, or solved: a short closing line, nothing asked
