@@ -116,6 +116,20 @@ def test_an_attached_screenshot_does_not_make_a_bill_question_a_multimedia_one()
     assert not same_area("直播推流断开怎么办", "证书过期\nhttps 证书怎么续期")
 
 
+def test_a_product_named_outweighs_words_every_product_uses():
+    from rag.draft.areas import area_of
+
+    # the storage words of a live-streaming question (「空间」「文件」) count half: the doc is Pili's, not Kodo's
+    assert area_of("直播能自动录制回放吗？录下来的文件存到哪个空间，在哪开").name == "直播"
+    # HLS is transcoding's output too: with avthumb it is a multimedia question
+    assert area_of("avthumb/m3u8 切片想做HLS加密，hlsKey 要传什么格式？").name == "智能多媒体"
+    assert area_of("HLS 拉流延迟很大").name == "直播"
+    # a customer's own screenshot is no frame capture
+    assert area_of("最近两个月CDN这一项突然涨了几十倍，怎么查是谁在跑这些流量？截图").name == "CDN"
+    assert area_of("IP黑名单最多能加多少条？").name == "CDN"
+    assert area_of("对象存储的空间怎么改成公开").name == "对象存储"   # 「对象存储」 is one word, not 「存储」 again
+
+
 def test_a_pointer_never_carries_another_versions_fix_nor_a_past_customers_long_question_as_its_topic():
     hit = _hit("您好，7.14.0 版本有这个问题，先降级到 7.13.2 即可，修复后会发新版本。", title="SDK 上传报错")
     ticket = Ticket("升级 SDK 到 7.15.0 后上传报权限错误，root 和 www-data 用户都试过")

@@ -16,21 +16,28 @@ class Area:
     name: str                 # how a reply names it
     mentions: re.Pattern[str]
     doc: str
+    # Words other products' questions use as much (a live stream's recordings are 「存到哪个空间」, an m3u8 is
+    # transcoding's output too, 「截图」 is mostly the customer's own screenshot): each counts half, so
+    # 「直播…录制…空间…文件」 is a live-streaming question.
+    shared: re.Pattern[str] | None = None
 
 
 # Most specific first: an HTTPS certificate on a CDN domain is the certificate area.
 AREAS: tuple[Area, ...] = (
     Area("SSL 证书", re.compile(r"证书|ssl|https|tls", re.I), "https://developer.qiniu.com/ssl"),
-    Area("直播", re.compile(r"直播|推流|拉流|rtmp|hls|flv|m3u8|pili", re.I), "https://developer.qiniu.com/pili"),
+    Area("直播", re.compile(r"直播|推流|拉流|rtmp|pili", re.I), "https://developer.qiniu.com/pili",
+         re.compile(r"hls|flv|m3u8", re.I)),
     Area("实时音视频", re.compile(r"实时音视频|实时互动|rtc|连麦|上麦|语音房|房间", re.I), "https://developer.qiniu.com/rtc"),
-    Area("内容审核", re.compile(r"内容审核|审核接口|鉴黄|涉黄|色情|暴恐|敏感图片|censor", re.I), "https://developer.qiniu.com/censor"),
-    Area("智能多媒体", re.compile(r"转码|截帧|截图|水印|缩略|瘦身|avthumb|vframe|imageview|imagemogr|dora|pfop|持久化处理",
-                                 re.I), "https://developer.qiniu.com/dora"),
-    Area("CDN", re.compile(r"cdn|加速|回源|缓存|刷新|预取|cname|防盗链|referer", re.I), "https://developer.qiniu.com/fusion"),
+    Area("内容审核", re.compile(r"内容审核|审核接口|(图片|视频|文本|音频|增量)审核|鉴黄|涉黄|色情|暴恐|敏感图片|censor", re.I),
+         "https://developer.qiniu.com/censor"),
+    Area("智能多媒体", re.compile(r"转码|截帧|水印|缩略|瘦身|avthumb|vframe|imageview|imagemogr|dora|pfop|持久化处理", re.I),
+         "https://developer.qiniu.com/dora", re.compile(r"截图")),
+    Area("CDN", re.compile(r"cdn|加速|回源|缓存|刷新|预取|cname|防盗链|referer|ip\s*[黑白]名单|访问控制", re.I),
+         "https://developer.qiniu.com/fusion"),
     Area("财务", re.compile(r"费用|扣费|账单|计费|欠费|余额|充值|发票|资源包|流量包|提现|退款"),
          "https://portal.qiniu.com/financial/summary"),
-    Area("对象存储", re.compile(r"对象存储|存储|空间|bucket|上传|下载|kodo|qshell|文件|生命周期|归档|外链|镜像", re.I),
-         "https://developer.qiniu.com/kodo"),
+    Area("对象存储", re.compile(r"对象存储|bucket|kodo|qshell|上传|生命周期|归档|镜像", re.I), "https://developer.qiniu.com/kodo",
+         re.compile(r"存储|空间|下载|文件|外链")),
 )
 
 
@@ -53,9 +60,20 @@ def area_of(text: str, product: str | None = None) -> Area | None:
 def areas_of(text: str, product: str | None = None) -> tuple[Area, ...]:
     """The areas the ticket mentions most, tied (most specific first); none when it names no area."""
     bare = _ATTACHED.sub(" ", _LINK.sub(" ", f"{product or ''} {text}"))
-    counts = [len(set(m.group(0).lower() for m in area.mentions.finditer(bare))) for area in AREAS]
-    best = max(counts, default=0)
-    return tuple(a for a, n in zip(AREAS, counts) if n == best) if best else ()
+    counts = [_mentions(area, bare) for area in AREAS]
+    best = max(counts, default=(0.0, 0))
+    return tuple(a for a, n in zip(AREAS, counts) if n == best) if best[0] else ()
+
+
+def _mentions(area: Area, text: str) -> tuple[float, int]:
+    """How many of the area's words the text uses, each once, a shared word half (and never inside an own one:
+    「对象存储」 is one word, not 「存储」 again); then how many of them are its own, which settles a tie
+    (「avthumb/m3u8 切片做 HLS 加密」 is transcoding's)."""
+    own = len(set(m.group(0).lower() for m in area.mentions.finditer(text)))
+    if area.shared is None:
+        return float(own), own
+    rest = area.mentions.sub(" ", text)
+    return own + 0.5 * len(set(m.group(0).lower() for m in area.shared.finditer(rest))), own
 
 
 def same_area(ticket: str, case_question: str, case_answer: str = "") -> bool:
