@@ -16,7 +16,13 @@ from rag.records import Ticket, Turn
     ("有没有接口能查账户余额？", "howto", ()),
     # an error from the server: the error and its request id, minus what the ticket gives
     ("上传一直失败", "error", (ERROR, REQUEST_ID)),
-    ("上传返回 403 {\"error\":\"key doesn't match with scope\"}", "error", (REQUEST_ID,)),
+    ("上传返回 500 {\"error\":\"internal error\"}", "error", (REQUEST_ID,)),
+    # Qiniu's message names the cause: what a request id would show is already there (dev nt-048, nt-107)
+    ("上传返回 403 {\"error\":\"key doesn't match with scope\"}", "error", ()),
+    ("python put_file 返回 status_code:614, text_body:{\"error\":\"file exists\"}", "error", ()),
+    ("批量stat跑一会儿就开始报 573 too many requests", "error", ()),
+    # ... unless it says the account is disabled: that is the account's matter
+    ("所有上传都返回 419 {\"error\":\"user disabled\"}", "error", (ACCOUNT,)),
     ("上传报 x-reqid: AbCdEf 返回 401 bad token", "error", ()),
     # an error raised on the client never reached the servers: no request id to ask for
     ("go sdk 上传报 dial tcp: lookup uc.qbox.me: no such host", "error", ()),

@@ -5,7 +5,8 @@ the LLM prompt) and by the offline writer.
 What a support lead asks for, by the kind of question (the labels of what it is reasonable to ask follow
 the same lines, ``eval/relevance/heldout/SPEC.md``):
 - how-to, pre-sales, "is it possible": nothing — point to that area's documentation instead;
-- an error: the error code and the request id;
+- an error: the error code and the request id; nothing when Qiniu's message names the cause (「614 file exists」),
+  the account when it says the account is disabled;
 - a build error: the SDK and the toolchain versions;
 - an app-store or compliance finding: the SDK and its version;
 - billing: the account, or the order for invoices and refunds; account questions: the account;
@@ -94,6 +95,17 @@ _CLIENT_ERROR = re.compile(r"dial tcp|lookup|no such host|connection (refused|re
                            r"证书(已)?(过期|失效|无效|错误|不受信任)|日期无效|(提示|连接|网站|页面)不安全|不是私密连接", re.I)
 
 
+# Qiniu's answer already names the cause (「614 file exists」, 「401 bad token」, 「400 incorrect region」): the code and its
+# message are what a request id would show; an opaque one (a 5xx, 「unknown error」) still needs it. A disabled
+# account (「419 user disabled」) is the account's matter.
+_SELF_EXPLAINED = re.compile(
+    r"\b(4\d\d|6\d\d|573|579)\b[^\n]{0,60}?(\{\s*\"error\"\s*:\s*\"|error[:：]\s*|text_body|\s)[^\n]{0,20}?"
+    r"(file exists|no such (file|bucket|key)|bad token|incorrect region|key doesn'?t match|too many requests|"
+    r"expired token|token (is )?expired|invalid (argument|put policy|token)|bad [a-z]+ param|"
+    r"request entity too large|callback failed|unauthorized|forbidden)", re.I)
+_DISABLED = re.compile(r"user disabled|account (is )?(disabled|frozen)|账号(被)?(冻结|禁用)", re.I)
+
+
 def customer_text(ticket: Ticket) -> str:
     """Everything the customer has said: earlier customer turns, then the ticket."""
     history = " ".join(t.text for t in ticket.history if t.role == "customer")
@@ -149,7 +161,8 @@ def details_for(text: str, kind: QuestionKind | None = None, *, staff: bool = Fa
         wanted = {
             # An error raised on the client (DNS, TLS, a browser's certificate warning) never reached Qiniu: it has
             # no request id to send.
-            "error": (ERROR,) if _CLIENT_ERROR.search(text) else
+            "error": (ACCOUNT,) if _DISABLED.search(text) else () if _SELF_EXPLAINED.search(text) else
+            (ERROR,) if _CLIENT_ERROR.search(text) else
             (ERROR, REQUEST_ID) if server_answered(text) or not ERROR.given.search(text) else (ERROR,),
             "build": (SDK, TOOLCHAIN),
             "compliance": (SDK,),
