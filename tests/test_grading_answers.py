@@ -20,6 +20,11 @@ from rag.evaluation.tickets import coverage_at, curve
     ("您好，刷新缓存可以在控制台的 CDN → 刷新预取 中提交 URL。参考文档：https://developer.qiniu.com/fusion/kb/1325", set()),
     ("您好，这个问题需要确认一下 Xcode 和 CocoaPods 的版本，方便提供一下吗？", {"toolchain"}),
     ("方便的话截图发一下控制台页面的配置截图", {"screenshot"}),
+    # in English, as an English deferral asks
+    ("Hello, could you please send us your account (its login email) and the domain concerned?", {"account", "domain"}),
+    ("Could you tell us what you are trying to do, or what you see, so we can look into it?", {"goal"}),
+    ("Can you share the order number or the bill's month, and when it started?", {"order", "time"}),
+    ("Hello, we are looking into this and will get back to you as soon as we can.", set()),
 ])
 def test_what_a_deferral_asks_for(text, kinds):
     assert asked(text) == kinds

@@ -5,7 +5,7 @@ import pytest
 from rag.draft.actions import classify_reply
 from rag.draft.guards import invented_links, leaked_identifiers
 from rag.draft.resolution import resolve
-from rag.draft.writers.offline import ENGLISH_DEFERRAL_NOTE, ENGLISH_NOTE
+from rag.draft.writers.offline import ENGLISH_NOTE
 from rag.records import CaseRecord, Ticket, Turn
 
 pytestmark = pytest.mark.e2e
@@ -180,14 +180,15 @@ def test_certificate_question_gets_a_console_or_doc_link(drafter):
     assert any(link.startswith(("https://portal.qiniu.com/", "https://developer.qiniu.com/")) for link in draft.links)
 
 
-def test_english_ticket_says_the_reply_draws_on_chinese_cases(drafter):
+def test_english_ticket_is_answered_under_an_english_line_or_deferred_in_english(drafter):
     draft = drafter.draft(Ticket("How do I renew the free SSL certificate of my CDN domain? It expired yesterday."))
-    # Answered, the note says the answer comes from Chinese cases; deferred, that the reply is in Chinese. (The
-    # match model refit this round scores English tickets low: this one, answered at a386b12, is now deferred.)
-    assert draft.text.startswith(ENGLISH_NOTE if draft.action == "answer" else ENGLISH_DEFERRAL_NOTE)
-    assert "Chinese" in draft.text
+    # Answered (or pointed at a case), a line says the steps below are in Chinese; deferred, it is all English.
+    if draft.action == "answer" or "如果您是指" in draft.text:
+        assert draft.text.startswith(ENGLISH_NOTE) and "Chinese" in draft.text
+    else:
+        assert draft.text.startswith("Hello, ") and not re.search(r"[\u4e00-\u9fff]", draft.text), draft.text
     pasted_log = drafter.draft(Ticket('[{"title": "请求 ID", "content": "wL4X34YWB6LaV_wX"}, {"title": "日志栈", "content": "Error"}]'))
-    assert ENGLISH_NOTE not in pasted_log.text and ENGLISH_DEFERRAL_NOTE not in pasted_log.text
+    assert ENGLISH_NOTE not in pasted_log.text and pasted_log.text.startswith("您好")
 
 
 def test_independent_detector_finds_no_leak_or_defect_over_the_whole_corpus(drafter, corpus_pipeline):

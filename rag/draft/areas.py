@@ -20,24 +20,30 @@ class Area:
     # transcoding's output too, 「截图」 is mostly the customer's own screenshot): each counts half, so
     # 「直播…录制…空间…文件」 is a live-streaming question.
     shared: re.Pattern[str] | None = None
+    english: str = ""         # how an English reply names it
 
 
 # Most specific first: an HTTPS certificate on a CDN domain is the certificate area.
 AREAS: tuple[Area, ...] = (
-    Area("SSL 证书", re.compile(r"证书|ssl|https|tls", re.I), "https://developer.qiniu.com/ssl"),
-    Area("直播", re.compile(r"直播|推流|拉流|rtmp|pili", re.I), "https://developer.qiniu.com/pili",
-         re.compile(r"hls|flv|m3u8", re.I)),
-    Area("实时音视频", re.compile(r"实时音视频|实时互动|rtc|连麦|上麦|语音房|房间", re.I), "https://developer.qiniu.com/rtc"),
-    Area("内容审核", re.compile(r"内容审核|审核接口|(图片|视频|文本|音频|增量)审核|鉴黄|涉黄|色情|暴恐|敏感图片|censor", re.I),
-         "https://developer.qiniu.com/censor"),
-    Area("智能多媒体", re.compile(r"转码|截帧|水印|缩略|瘦身|avthumb|vframe|imageview|imagemogr|dora|pfop|持久化处理", re.I),
-         "https://developer.qiniu.com/dora", re.compile(r"截图")),
-    Area("CDN", re.compile(r"cdn|加速|回源|缓存|刷新|预取|cname|防盗链|referer|ip\s*[黑白]名单|访问控制", re.I),
-         "https://developer.qiniu.com/fusion"),
-    Area("财务", re.compile(r"费用|扣费|账单|计费|欠费|余额|充值|发票|资源包|流量包|提现|退款"),
-         "https://portal.qiniu.com/financial/summary"),
-    Area("对象存储", re.compile(r"对象存储|bucket|kodo|qshell|上传|生命周期|归档|镜像", re.I), "https://developer.qiniu.com/kodo",
-         re.compile(r"存储|空间|下载|文件|外链")),
+    Area("SSL 证书", re.compile(r"证书|ssl|https|tls|\bcertificates?\b", re.I), "https://developer.qiniu.com/ssl",
+         english="SSL certificate"),
+    Area("直播", re.compile(r"直播|推流|拉流|rtmp|pili|\blive[ -]?stream", re.I), "https://developer.qiniu.com/pili",
+         re.compile(r"hls|flv|m3u8", re.I), "live streaming (Pili)"),
+    Area("实时音视频", re.compile(r"实时音视频|实时互动|rtc|连麦|上麦|语音房|房间", re.I), "https://developer.qiniu.com/rtc",
+         english="real-time audio and video (RTC)"),
+    Area("内容审核", re.compile(r"内容审核|审核接口|(图片|视频|文本|音频|增量)审核|鉴黄|涉黄|色情|暴恐|敏感图片|censor|"
+                              r"\bmoderation\b", re.I), "https://developer.qiniu.com/censor", english="content moderation"),
+    Area("智能多媒体", re.compile(r"转码|截帧|水印|缩略|瘦身|avthumb|vframe|imageview|imagemogr|dora|pfop|持久化处理|"
+                                 r"\btranscod|\bwatermark|\bthumbnail", re.I),
+         "https://developer.qiniu.com/dora", re.compile(r"截图"), "media processing (Dora)"),
+    Area("CDN", re.compile(r"cdn|加速|回源|缓存|刷新|预取|cname|防盗链|referer|ip\s*[黑白]名单|访问控制|\bprefetch|"
+                           r"\bhotlink", re.I), "https://developer.qiniu.com/fusion", english="CDN"),
+    Area("财务", re.compile(r"费用|扣费|账单|计费|欠费|余额|充值|发票|资源包|流量包|提现|退款|\binvoices?\b|\bbill(s|ing)?\b|"
+                          r"\brefunds?\b|\bbalance\b|\brecharge\b|\btop[ -]up\b", re.I),
+         "https://portal.qiniu.com/financial/summary", english="billing"),
+    Area("对象存储", re.compile(r"对象存储|bucket|kodo|qshell|上传|生命周期|归档|镜像|\bupload", re.I),
+         "https://developer.qiniu.com/kodo", re.compile(r"存储|空间|下载|文件|外链|\bstorage\b|\bdownload", re.I),
+         "object storage (Kodo)"),
 )
 
 
@@ -52,17 +58,19 @@ DOC_ROOTS = tuple(dict.fromkeys(area.doc for area in AREAS))
 
 def area_of(text: str, product: str | None = None) -> Area | None:
     """The area the ticket mentions most (links left out: the customer's https:// is no certificate question);
-    on a tie, the more specific area, first in ``AREAS``."""
+    on a tie, the one with more words of its own, then the more specific, first in ``AREAS``."""
     best = areas_of(text, product)
     return best[0] if best else None
 
 
 def areas_of(text: str, product: str | None = None) -> tuple[Area, ...]:
-    """The areas the ticket mentions most, tied (most specific first); none when it names no area."""
+    """The areas the ticket mentions most, tied (more words of their own first, then most specific first); none when
+    it names no area."""
     bare = _ATTACHED.sub(" ", _LINK.sub(" ", f"{product or ''} {text}"))
     counts = [_mentions(area, bare) for area in AREAS]
-    best = max(counts, default=(0.0, 0))
-    return tuple(a for a, n in zip(AREAS, counts) if n == best) if best[0] else ()
+    best = max((total for total, _ in counts), default=0.0)
+    tied = [(own, -i) for i, (total, own) in enumerate(counts) if total == best]
+    return tuple(AREAS[-i] for own, i in sorted(tied, reverse=True)) if best else ()
 
 
 def _mentions(area: Area, text: str) -> tuple[float, int]:

@@ -18,6 +18,7 @@ from typing import Sequence
 
 from rag.draft.actions import classify_reply
 from rag.draft.areas import area_of
+from rag.draft.language import is_english
 from rag.draft.details import phrase, request_for
 from rag.draft.policy import Verdict
 from rag.draft.resolution import resolve
@@ -26,7 +27,7 @@ from rag.llm.prompts import PromptTemplate
 from rag.notes import BugReport, Closing, FeatureRequest, NoCases, NoFit, Note, OffTopic, Staff, Vague
 from rag.records import Hint, Hit, Ticket
 from rag.text.identifiers import find_identifiers
-from rag.text.markers import REPLY_GREETING
+from rag.text.markers import REPLY_GREETING, REPLY_GREETING_EN
 from rag.text.normalise import normalise
 from rag.text.tokens import char_ngrams
 
@@ -36,6 +37,10 @@ _SAME_AS = {"no_cases": "no_fit"}
 HOLDING = "这个问题这边确认一下，确认后第一时间回复您。"
 HOW_CAN_WE_HELP = "请问有什么可以帮您？"
 WHAT_IS_IT = "请问具体遇到了什么问题呢？方便的话说明一下您想实现的效果或看到的现象，这边好为您确认。"
+# The same, for a ticket written in English (prompts/replies-en/).
+_ENGLISH = {HOLDING: "we are looking into this and will get back to you as soon as we can.",
+            HOW_CAN_WE_HELP: "How can we help you?",
+            WHAT_IS_IT: "Could you tell us what you are trying to do, or what you see, so we can look into it?"}
 _DIAGNOSIS = re.compile(r"可以判断|判断(是|为)|根据您的描述|(是|应该是|可能是)(由于|因为)|原因(是|[:：])|导致的|查看(了|到)|看了下|核实(了|到)")
 # A clause that asks that customer something (「你们是不是没有配置…呢」) is no statement to point at.
 _ASKS = re.compile(r"是不是|是否|吗|[？?]|呢[。.]?\s*$")
@@ -66,6 +71,8 @@ class Deferral:
     doc: str       # the area's documentation page, for a how-to question
     ask: str       # what to send, when something is needed
     hint: Hint | None  # the related case's resolution, for the agent only
+    # Written in English for a ticket written in English; never with a pointer, which quotes a Chinese case.
+    english: bool = False
 
 
 def deferral(verdict: Verdict, ticket: Ticket) -> Deferral:
@@ -84,11 +91,14 @@ def deferral(verdict: Verdict, ticket: Ticket) -> Deferral:
     elif verdict.elsewhere is not None:
         hint = _hint(verdict.elsewhere, text)
     area = area_of(text, ticket.product)
+    english = is_english(ticket) and not pointer
     # A how-to question gets its area's documentation; so does any question with nothing to ask (rather than a
     # bare holding line).
-    wants_doc = verdict.question == "howto" or not verdict.details
-    doc = f"{area.name}相关的说明可以先参考：{area.doc}" if area is not None and wants_doc else ""
-    return Deferral(pointer, doc, request_for(verdict.details), hint)
+    doc = ""
+    if area is not None and (verdict.question == "howto" or not verdict.details):
+        doc = (f"In the meantime, the {area.english} documentation may help: {area.doc}" if english
+               else f"{area.name}相关的说明可以先参考：{area.doc}")
+    return Deferral(pointer, doc, request_for(verdict.details, english=english), hint, english)
 
 
 def _hint(hit: Hit, text: str) -> Hint | None:
@@ -160,6 +170,7 @@ class VerdictTexts:
 
     @staticmethod
     def _values(template: PromptTemplate, verdict: Verdict, parts: Deferral | None = None) -> dict[str, object]:
+        english = parts is not None and parts.english
         values = {
             "match": f"{verdict.match:.2f}",
             "threshold": f"{verdict.threshold:.2f}",
@@ -173,6 +184,8 @@ class VerdictTexts:
                            "holding": HOLDING if not parts.pointer and not parts.ask else ""})
         if verdict.kind == "vague":  # a greeting is asked what we can help with; a vague problem, what it is
             values["ask"] = WHAT_IS_IT if verdict.details else HOW_CAN_WE_HELP
+        if english:
+            values.update({k: _ENGLISH[v] for k, v in values.items() if isinstance(v, str) and v in _ENGLISH})
         return {k: v for k, v in values.items() if k in template.variables}
 
     def instruction(self, verdict: Verdict) -> str:
@@ -182,14 +195,16 @@ class VerdictTexts:
 
     def reply(self, verdict: Verdict, parts: Deferral) -> str:
         """The offline reply for a verdict that is not answered from a past case."""
-        t = self._template("replies", verdict.kind)
+        t = self._template("replies-en" if parts.english else "replies", verdict.kind)
         text = t.render(**self._values(t, verdict, parts))
+        greeting, holding = (REPLY_GREETING_EN, _ENGLISH[HOLDING]) if parts.english else (REPLY_GREETING, HOLDING)
         lines = [line.strip() for line in text.splitlines() if line.strip()]
-        if len(lines) > 1 and lines[0] == REPLY_GREETING:  # the greeting runs on into the first part
-            lines[:2] = [lines[0] + lines[1]]
+        if len(lines) > 1 and lines[0] == greeting.strip():  # the greeting runs on into the first part
+            first = lines[1][:1].lower() + lines[1][1:] if parts.english else lines[1]  # "Hello, we are…"
+            lines[:2] = [greeting + first]
         text = "\n".join(lines)
         # A template whose optional parts are all empty is left with its greeting alone.
-        return f"{REPLY_GREETING}{HOLDING}" if text == REPLY_GREETING else text
+        return f"{greeting}{holding}" if text == greeting.strip() else text
 
 
 def verdict_note(verdict: Verdict) -> Note:

@@ -36,19 +36,22 @@ class Detail:
     name: str
     phrase: str = field(compare=False)  # as it follows "麻烦提供一下"; worded for the ticket, the same detail
     given: re.Pattern[str]           # the ticket already says it
+    english: str = field(default="", compare=False)  # as it follows "Could you send us"
 
 
 _VERSION = r"\d+\.\d+(\.[\dx+*]+)?"
-ERROR = Detail("error", "完整的报错信息（含错误码）", re.compile(
+ERROR = Detail("error", "完整的报错信息（含错误码）", english="the full error message (with its error code)", given=re.compile(
     r"\b[4-6]\d\d\b|错误码|error|exception|报错[:：]|报错信息|invalid|failed|failure|denied|timeout|x509|"
     r"\b[A-Z][a-zA-Z]+(Error|Exception)\b|errno|\{\s*\"error\"|dial tcp|no such host|refused|reset by peer|hang up|"
     r"(提示|显示|报)[:：]?\s*[“\"「]?[\u4e00-\u9fff]{2,12}(过期|无效|失败|错误|异常|不安全|不存在|拒绝)",  # a message quoted
     re.I))
-REQUEST_ID = Detail("request_id", "请求 ID（响应头里的 X-Reqid）", re.compile(r"reqid|request[ _-]?id|请求\s*id", re.I))
-SDK = Detail("sdk", "使用的 SDK（或工具）及其版本", re.compile(
+REQUEST_ID = Detail("request_id", "请求 ID（响应头里的 X-Reqid）", re.compile(r"reqid|request[ _-]?id|请求\s*id", re.I),
+                    "the request ID (the X-Reqid response header)")
+SDK = Detail("sdk", "使用的 SDK（或工具）及其版本", english="the SDK (or tool) you use and its version", given=re.compile(
     rf"(sdk|qshell|kodo\s*browser|kodoimport|qiniu-[a-z]+|pod\s*'qiniu'|com\.qiniu)[^\n]{{0,30}}?{_VERSION}|"
     rf"(版本|version|v)\s*[:：]?\s*{_VERSION}", re.I))
-TOOLCHAIN = Detail("toolchain", "编译环境的版本（如 Xcode、Gradle、Node.js、Go）", re.compile(
+TOOLCHAIN = Detail("toolchain", "编译环境的版本（如 Xcode、Gradle、Node.js、Go）",
+                   english="the versions of your build environment (e.g. Xcode, Gradle, Node.js, Go)", given=re.compile(
     rf"(xcode|gradle|node(\.js)?|go|jdk|java|php|python|cocoapods|android\s*studio|webpack|vite)\s*[a-z]*\s*{_VERSION}|"
     r"(xcode|gradle)\s*\d+", re.I))
 # The toolchain named in the ask is the ticket's own platform's: an Android build error asked for its Xcode version
@@ -56,18 +59,19 @@ TOOLCHAIN = Detail("toolchain", "编译环境的版本（如 Xcode、Gradle、No
 # list otherwise.
 _TOOLCHAINS = (
     (re.compile(rf"{PLATFORMS['android'].pattern}|gradle|\bjdk\b|kotlin|\.aar\b|\bapk\b", re.I),
-     "（如 Gradle、JDK、Android Studio）"),
+     ("Gradle", "JDK", "Android Studio")),
     (re.compile(rf"{PLATFORMS['ios'].pattern}|xcode|cocoapods|pod install|swift|objective-c|\bipa\b|bitcode", re.I),
-     "（如 Xcode、CocoaPods）"),
+     ("Xcode", "CocoaPods")),
     (re.compile(rf"{PLATFORMS['miniprogram'].pattern}|node|npm|yarn|pnpm|webpack|vite|typescript|\btsc\b|\.d\.ts|uni-?app",
-                re.I), "（如 Node.js、npm、TypeScript）"),
-    (re.compile(r"\bgo\b|golang|go\s*mod", re.I), "（如 Go）"),
+                re.I), ("Node.js", "npm", "TypeScript")),
+    (re.compile(r"\bgo\b|golang|go\s*mod", re.I), ("Go",)),
 )
-ACCOUNT = Detail("account", "账号（登录邮箱）", re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+|\buid\b\s*[:：]?\s*\d+", re.I))
-ORDER = Detail("order", "相关的订单号或账单月份", re.compile(
+ACCOUNT = Detail("account", "账号（登录邮箱）", re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+|\buid\b\s*[:：]?\s*\d+", re.I),
+                 "your account (its login email)")
+ORDER = Detail("order", "相关的订单号或账单月份", english="the order number or the bill's month", given=re.compile(
     r"订单号?\s*[:：]?\s*\w{6,}|流水(号|id)?\s*[:：]?\s*\w{6,}|发票(号码?|代码)\s*[:：]?\s*\w{6,}", re.I))
-DOMAIN = Detail("domain", "相关的域名", re.compile(r"$^"))  # read with the identifier finder below
-GOAL = Detail("goal", "您想实现的效果或遇到的具体现象", re.compile(r"$^"))
+DOMAIN = Detail("domain", "相关的域名", re.compile(r"$^"), "the domain concerned")  # read with the identifier finder below
+GOAL = Detail("goal", "您想实现的效果或遇到的具体现象", re.compile(r"$^"), "what you are trying to do, or what you see")
 
 _BUILD = re.compile(r"编译|构建|打包|archive|build|gradle|xcode|cocoapods|pod install|npm|webpack|vite|tsc|"
                     r"\.d\.ts|bitcode|link(er|ing)?\s+error|undefined symbol|找不到(类型|模块|符号)", re.I)
@@ -176,18 +180,23 @@ def details_for(text: str, kind: QuestionKind | None = None, *, staff: bool = Fa
 def _for_platform(detail: Detail, text: str) -> Detail:
     if detail is not TOOLCHAIN:
         return detail
-    examples = next((e for platform, e in _TOOLCHAINS if platform.search(text)), None)
-    return replace(detail, phrase=f"编译环境的版本{examples}") if examples else detail
+    tools = next((t for platform, t in _TOOLCHAINS if platform.search(text)), None)
+    return replace(detail, phrase=f"编译环境的版本（如 {'、'.join(tools)}）",
+                   english=f"the versions of your build environment (e.g. {', '.join(tools)})") if tools else detail
 
 
-def phrase(details: tuple[Detail, ...]) -> str:
-    """The details as one phrase: "A、B 以及 C"."""
-    parts = [d.phrase for d in details]
+def phrase(details: tuple[Detail, ...], *, english: bool = False) -> str:
+    """The details as one phrase: "A、B 以及 C" (English: "A, B and C")."""
+    parts = [d.english if english else d.phrase for d in details]
     if len(parts) <= 1:
         return "".join(parts)
-    return "、".join(parts[:-1]) + "以及" + parts[-1]
+    return (", " if english else "、").join(parts[:-1]) + (" and " if english else "以及") + parts[-1]
 
 
-def request_for(details: tuple[Detail, ...]) -> str:
+def request_for(details: tuple[Detail, ...], *, english: bool = False) -> str:
     """The sentence asking for ``details`` (empty when there is nothing to ask)."""
-    return f"麻烦提供一下{phrase(details)}，方便这边进一步确认。" if details else ""
+    if not details:
+        return ""
+    if english:
+        return f"Could you please send us {phrase(details, english=True)}, so we can look into it?"
+    return f"麻烦提供一下{phrase(details)}，方便这边进一步确认。"

@@ -13,10 +13,11 @@ import re
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
-from rag.text.markers import GREETINGS, PLACEHOLDERS
+from rag.text.markers import GREETINGS, GREETINGS_EN, PLACEHOLDERS
 from rag.draft.actions import asks_how, classify_reply, needs_staff
 from rag.draft.areas import other_platform, same_area
 from rag.draft.details import GOAL, SALES_CONTACT, Detail, QuestionKind, customer_text, details_for, question_kind
+from rag.draft.language import content_words, is_english
 from rag.records import Action, Hit, Ticket
 
 Kind = Literal["fits", "no_fit", "vague", "closing", "staff", "bug_report", "feature_request", "off_topic", "no_cases"]
@@ -27,6 +28,8 @@ _EMPTY_TALK = re.compile("|".join((
     r"在吗|在不在|有人吗|请问|咨询(一下|下)?|问(一下|下)|有个问题|有问题|客服|人工|麻烦|谢谢|急|hey",
     *(re.escape(g) for g in GREETINGS), PLACEHOLDERS.pattern)), re.I)
 _PUNCT = re.compile(r"[\s\W_]+")
+_EMPTY_TALK_EN = re.compile(rf"\b({'|'.join(GREETINGS_EN)}|hey|help|please|thanks?|question|problem|issue|anyone|someone|there|"
+                            r"working|works?)\b", re.I)
 _VAGUE_SYMPTOM = re.compile(r"打不开|不行|用不了|不能用|有问题|出问题|出错|坏了|失败|不好使|没反应|异常|报错|上传不了|下载不了|访问不了")
 # What a symptom happens to: a product, a feature, an error string, a code.
 _SPECIFIC = re.compile(r"cdn|证书|https|域名|空间|bucket|sdk|api|直播|推流|短信|转码|发票|账单|回调|token|上传|下载|访问|播放|"
@@ -73,7 +76,8 @@ _OTHER_COMPANY = re.compile(r"百度网盘|百度云盘|阿里云|aliyun|腾讯�
                             r"12306|携程|cos-[a-z]+-sdk|\boss\b|\bcos\b", re.I)
 # Small talk about the support itself (「你们是机器人吗」, 「客服晚上几点下班」): a person asking who is there is greeted
 # and asked what they need, never told their question is out of scope.
-_ABOUT_SUPPORT = re.compile(r"机器人|真人|人工|客服|下班|上班|工作时间|在线时间|robot|\bbot\b|\bhuman\b|real person|anyone there", re.I)
+_ABOUT_SUPPORT = re.compile(r"机器人|真人|人工|客服|下班|上班|工作时间|在线时间|robot|\bbot\b|\bhuman\b|real person|anyone there|"
+                            r"\b(any ?one|some ?one)\b[^.?!\n]{0,12}\bhelp\b", re.I)
 # Terms that place a ticket within Qiniu's services; a ticket without any, and with no fitting case,
 # is not a support question for this team.
 SERVICE_TERMS = re.compile(
@@ -81,7 +85,12 @@ SERVICE_TERMS = re.compile(
     r"模板|验证码|实时音视频|连麦|云主机|服务器|带宽|流量|请求数|计费|费用|扣费|账单|欠费|余额|充值|退款|发票|订单|套餐|资源包|优惠券|实名|认证|账号|帐号|登录|注册|子账号|邮箱|手机号|报错|错误|失败|异常|端口|域|配置|接口|回调|"
     r"网络|访问|境外|境内|海外|跨境|国外|国内|联通|电信|移动|线路|节点|延迟|卡顿|加载|播放|云存储|云服务|部署|迁移|"
     # ASCII terms as whole words: "shipment" is not "ip", "happy" not "api"
-    r"(?<![a-z0-9])(qiniu|kodo|fusion|pili|dora|qshell|qrsctl|portal|cdn|cname|dns|ssl|https?|tls|bucket|token|ak|sk|accesskey|secretkey|api|sdk|s3|rtmp|hls|flv|m3u8|rtc|error|fail|timeout|http|ip|ssl|websocket|callback|bucket|region|zone)(?![a-z0-9])", re.I)
+    r"(?<![a-z0-9])(qiniu|kodo|fusion|pili|dora|qshell|qrsctl|portal|cdn|cname|dns|ssl|https?|tls|bucket|token|ak|sk|accesskey|secretkey|api|sdk|s3|rtmp|hls|flv|m3u8|rtc|error|fail|timeout|http|ip|ssl|websocket|callback|bucket|region|zone)(?![a-z0-9])|"
+    # the same in English prose: an English question about an account or an upload is a Qiniu question
+    r"\b(accounts?|upload\w*|download\w*|storage|console|dashboard|invoices?|bills?|billing|refunds?|balance|recharge|"
+    r"top[- ]?up|certificates?|cert|domains?|cach(e|ing)|refresh\w*|prefetch|origin|live[- ]?stream\w*|transcod\w*|"
+    r"watermark\w*|thumbnails?|sms|password|log[- ]?in|sign[- ]?in|traffic|bandwidth|quota|pricing|subscription|"
+    r"real[- ]?name|verification|objects?)\b", re.I)
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -103,7 +112,10 @@ class Verdict:
 # A customer closing the conversation: thanks, "solved", "got it", and nothing else.
 _CLOSING = re.compile(
     r"(好的|好了|好滴|嗯+|ok(ay)?|可以了|行了|没(有)?问题了?|(问题)?(已经?)?(解决|弄好|搞定|处理好|好)了?|明白了?|知道了|收到了?|"
-    r"谢谢|感谢|多谢|辛苦了?|thanks?|thankyou|thx|您|你|啦|了|哈+|哦|呀|的|啊|们)+", re.I)
+    r"谢谢|感谢|多谢|辛苦了?|thanks?|thankyou|thx|您|你|啦|了|哈+|哦|呀|的|啊|们|"
+    # "Thanks a lot, that fixed it!"
+    r"alot|somuch|verymuch|that|it|this|is|has|been|fixed|solved|sorted|works?|worked|now|great|perfect|cheers|all|good)+",
+    re.I)
 
 
 def is_closing(text: str) -> bool:
@@ -113,8 +125,11 @@ def is_closing(text: str) -> bool:
 
 
 def is_vague(text: str) -> bool:
-    """True when, greetings aside, the ticket says too little to answer."""
-    return len(_PUNCT.sub("", _EMPTY_TALK.sub("", text))) < 4
+    """True when, greetings aside, the ticket says too little to answer (in English: three words or fewer that are
+    not greetings, function words or a plea for help, as 「Hi, it is not working, can you help me?」)."""
+    if len(_PUNCT.sub("", _EMPTY_TALK.sub("", text))) < 4:
+        return True
+    return is_english(Ticket(text)) and len(content_words(_EMPTY_TALK_EN.sub(" ", text))) <= 3 and not about_services(text)
 
 
 def is_vague_problem(text: str) -> bool:

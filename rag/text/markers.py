@@ -49,6 +49,8 @@ def strip_image_markers(text: str) -> str:
 POLITE_GREETING = "您好"
 # The reply's opening, as the corpus's agents write it.
 REPLY_GREETING = POLITE_GREETING + "，"
+# An English reply's opening (a ticket written in English is deferred in English).
+REPLY_GREETING_EN = "Hello, "
 GREETINGS_ZH = (POLITE_GREETING, "你好")
 GREETINGS_EN = ("hello", "hi")
 GREETINGS = GREETINGS_ZH + GREETINGS_EN

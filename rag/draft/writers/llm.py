@@ -20,7 +20,8 @@ from rag.draft.guards import Guard, block, escape_field, repeats_prompt, unescap
 from rag.draft.policy import Verdict
 from rag.draft.resolution import resolve
 from rag.draft.writers import Reply
-from rag.draft.writers.offline import OfflineWriter, is_english
+from rag.draft.language import is_english
+from rag.draft.writers.offline import OfflineWriter
 from rag.errors import ContextLengthError, LLMError
 from rag.llm.bounds import Deadline
 from rag.llm.chat import ChatModel

@@ -25,6 +25,7 @@ from rag.draft.resolution import resolve
 from rag.draft.sentences import is_doc_link
 from rag.text.links import find_links
 from rag.draft.deferral import HOLDING, VerdictTexts, deferral
+from rag.draft.language import is_english
 from rag.draft.policy import Verdict, is_vague as _is_vague_text
 from rag.draft.writers import Reply
 from rag.notes import ComposedFrom, DocLinkAdded, EnglishTicket, LowSupport, NoSimilarCase, Note, NothingReusable, Vague
@@ -56,28 +57,11 @@ def support(hits: Sequence[Hit], top: int = 5) -> list[float]:
 ESCALATION_NOTE = "这个需要工作人员在后台为您处理，麻烦提供一下相关的账号和域名（或订单号），处理完成后会第一时间告知您。"
 
 
-# An English ticket gets the team's Chinese reply under one line an agent would write in English: a bracketed
-# note about the reply itself read to a support lead as the tool talking (and "past cases" as internal wording).
+# An English ticket answered from a past case (or pointed at one) gets the team's Chinese reply under one line an
+# agent would write in English: a bracketed note about the reply itself read to a support lead as the tool talking
+# (and "past cases" as internal wording). Any other deferral is written in English (prompts/replies-en/).
 ENGLISH_NOTE = "Hello, thank you for contacting Qiniu support. The steps are below in Chinese; let us know if you need them in English."
-ENGLISH_DEFERRAL_NOTE = "Hello, thank you for contacting Qiniu support. Our reply is below in Chinese; let us know if you need it in English."
-_LATIN = re.compile(r"[A-Za-z]")
-_CJK = re.compile(r"[\u4e00-\u9fff]")
-_WORD = re.compile(r"[A-Za-z]+")
-# Function words: prose in English has them, a pasted log or JSON error mostly does not.
-_ENGLISH_FUNCTION_WORDS = frozenset(
-    "the a an to of in on for is are was be my our your i we you it this that how what why can could "
-    "please not do does did have has with and or but when after since".split()
-)
 SUPPORT_FLOOR = 0.3
-
-
-def is_english(ticket: Ticket) -> bool:
-    """Mostly Latin letters and next to no Chinese: the customer wrote in English."""
-    text = ticket.query_text
-    latin, cjk = len(_LATIN.findall(text)), len(_CJK.findall(text))
-    function_words = sum(1 for w in _WORD.findall(text) if w.lower() in _ENGLISH_FUNCTION_WORDS)
-    # A Chinese ticket with an English error pasted in has Chinese words around it.
-    return function_words >= 3 and cjk * 4 < latin and cjk <= 3
 
 
 def supporting_links(body: str, hits: Sequence[Hit], weights: Sequence[float], limit: int = 2) -> list[str]:
@@ -196,9 +180,9 @@ class OfflineWriter:
         else:
             parts = deferral(verdict, ticket)
             text = self.texts.reply(verdict, parts)
-            if is_english(ticket):
-                # only a pointer draws on a past case; otherwise the note would say something untrue
-                text = f"{ENGLISH_NOTE if parts.pointer else ENGLISH_DEFERRAL_NOTE}\n{text}"
+            if is_english(ticket) and not parts.english:
+                # a pointer quotes a past case in Chinese: one English line an agent would write goes above it
+                text = f"{ENGLISH_NOTE}\n{text}"
             reply = Reply(text, verdict.action, verdict.match, verdict.fitting, related, self.backend, "offline",
                           "offline-1", hint=parts.hint)
         return reply  # nothing is streamed: ``on_delta`` may only ever see guarded text
