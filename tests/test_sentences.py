@@ -57,6 +57,17 @@ def test_a_question_typed_without_its_mark_is_still_a_question_to_that_customer(
     assert _kept("上传的文件大小是多少。\n升级到最新版本即可。") == "升级到最新版本即可。"
 
 
+def test_whether_after_a_verb_of_checking_is_a_statement_not_a_question():
+    # the whole answer to 「有没有别的鉴权方式」 was dropped for its 「判断鉴权是否通过」 (held-out ht-b020, graded useless)
+    answer = ("您好，目前只有私有鉴权的，或者是开启回源鉴权，这样请求会走您自己的服务器进行判断鉴权是否通过"
+              "参考文档：https://developer.qiniu.com/fusion/3930/back-to-the-source-authentication")
+    assert "回源鉴权" in _kept(answer)
+    assert _kept("您可以检查一下是否开启了防盗链。") == "您可以检查一下是否开启了防盗链。"
+    # asked of that customer, or staff checking for them, it is still theirs
+    assert _kept("是否开启了防盗链\n刷新一下就可以了。") == "刷新一下就可以了。"
+    assert _kept("这边先帮您检查下视频链接是否正常\n刷新一下就可以了。") == "刷新一下就可以了。"
+
+
 def test_that_customers_problem_reported_fixed_is_theirs_and_an_instruction_stays():
     # 「top数据可以了哈」 told a new customer their problem was fixed when nobody had touched it (graded harmful).
     assert _kept("cdn日志是全的。\ntop数据可以了哈") == "cdn日志是全的。"

@@ -40,6 +40,20 @@ _QUESTION = re.compile(r"[？?]\s*$|(吗|呢|么)[。.]?\s*$|(多少|几个|几�
 _ASKS_THEM = re.compile(r"(吗|呢|么)[，,、。.；;]?\s*$|(麻烦|方便|请)(您)?(提供|发|告知|给|截图)|哪个|哪些|是否|"
                         r"(您|你)(这边|们)?是(如何|怎么|什么时候|在哪|哪里)|请问|"
                         r"(截图|链接|报错)?(发|给|提供)(一)?下(给我们|这边|我们)?[，,。]?\s*$|截图(发|给)|可以截图")
+# 「是否」 after a verb of checking is part of a statement (「走您自己的服务器进行判断鉴权是否通过」, 「检查一下是否开启了防盗链」),
+# not a question put to that customer.
+_CHECKS_WHETHER = re.compile(r"(判断|检查|检测|验证|校验|确认|决定|查看|看一?下)[^，,。；;？?]{0,12}是否")
+
+
+_STAFF_CHECKS = re.compile(r"帮(您|你)|这边|我们")
+
+
+def _asks_them(clause: str) -> bool:
+    # staff checking for that customer (「这边先帮您检查下视频链接是否正常」) is their case, not a statement for anyone
+    statement = clause if _STAFF_CHECKS.search(clause) else _CHECKS_WHETHER.sub("", clause)
+    return bool(_ASKS_THEM.search(statement))
+
+
 # About the other customer's own situation: their files, orders, screenshots, what staff saw or did for them.
 _THEIR_CONTEXT = re.compile(
     # what staff observed in that customer's account, file or site
@@ -211,7 +225,7 @@ class Judge:
     def clause_ok(self, clause: str) -> bool:
         """A clause of a sentence holds for anyone: nothing of that customer's, no question to them."""
         bare = _URL.sub("", clause)
-        return not (REDACTION_WORD in clause or _QUESTION.search(bare) or _ASKS_THEM.search(bare)
+        return not (REDACTION_WORD in clause or _QUESTION.search(bare) or _asks_them(bare)
                     or _THEIR_CONTEXT.search(clause)
                     or _TIME.search(bare) or any(not self.shared(t) for t in tokens_of(clause)))
 
@@ -220,7 +234,7 @@ class Judge:
         if REDACTION_WORD in text:
             return "redaction token"
         bare = _URL.sub("", text)
-        if _QUESTION.search(bare) or any(_ASKS_THEM.search(c) for c in CLAUSE_END.split(bare)):
+        if _QUESTION.search(bare) or any(_asks_them(c) for c in CLAUSE_END.split(bare)):
             return "a question put to that customer"
         if any(not is_doc_link(link) and link.lower() not in self.ticket for link in piece.links):
             # Only Qiniu's own pages read the same for everyone; another site's link, even one agents
