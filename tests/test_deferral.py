@@ -164,6 +164,8 @@ def test_a_pointer_never_carries_another_versions_fix_nor_a_past_customers_long_
     assert deferral(policy.decide(ticket, [hit], 0.6), ticket).pointer == ""  # graded harmful when it was sent
     same = Ticket("SDK 7.14.0 上传报错了，怎么办")
     assert "7.13.2" in deferral(policy.decide(same, [hit], 0.6), same).pointer
+    glued = _hit("您好，python sdk先退回下版本，使用7.13.2。", title="上传文件报错")  # a version right after Chinese
+    assert deferral(policy.decide(ticket, [glued], 0.6), ticket).pointer == ""
     long_title = _hit("您好，存储是根据存储量扣费的，超出免费额度后按量计费。",
                       title="我想知道现在扣费是怎么扣的，每天扣多少")
     ticket = Ticket("为什么每天都在扣钱？我就放了点图片")

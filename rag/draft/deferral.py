@@ -60,7 +60,7 @@ _URL = re.compile(r"https?://\S+")
 _SHARED_TOPIC_MIN = 4
 # Versions (7.13.2, v3.1) in what a pointer would say, none of them the ticket's: a fix for that version, which
 # another customer's version does not share (「降级到 7.13.2」 pointed at a 7.15.0 ticket was graded harmful).
-_VERSION = re.compile(r"(?<![\w.])v?\d+\.\d+(?:\.\d+)*(?![\w.])", re.I)
+_VERSION = re.compile(r"(?<![A-Za-z0-9_.])v?\d+\.\d+(?:\.\d+)*(?![A-Za-z0-9_.])", re.I)  # \w: 「用7.13.2」 would be one word
 
 
 @dataclass(frozen=True)

@@ -141,10 +141,14 @@ def split_sentences(text: str) -> list[str]:
 
 
 def repair_versions(text: str) -> str:
+    """Two versions glued into one token told apart; when the second opens a clause of its own (「使用7.13.2。7.14.0版本
+    新功能影响的」), with a full stop: a space read as "either version is fine" (a support lead's read)."""
     def split(m: re.Match[str]) -> str:
         if not m.group(2):
             return m.group(0)
-        return f"{m.group(1)}{m.group(2)} {m.group(3)}.{m.group(4)}"
+        opens_clause = re.match(r"(版本)?[\u4e00-\u9fff]", text[m.end():]) and not re.match(
+            r"版本\s*($|[，。,.；;！!？?])", text[m.end():])
+        return f"{m.group(1)}{m.group(2)}{'。' if opens_clause else ' '}{m.group(3)}.{m.group(4)}"
 
     return _GLUED_VERSIONS.sub(split, text)
 
