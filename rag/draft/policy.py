@@ -30,13 +30,17 @@ _EMPTY_TALK = re.compile("|".join((
 _PUNCT = re.compile(r"[\s\W_]+")
 _EMPTY_TALK_EN = re.compile(rf"\b({'|'.join(GREETINGS_EN)}|hey|help|please|thanks?|question|problem|issue|anyone|someone|there|"
                             r"working|works?)\b", re.I)
-_VAGUE_SYMPTOM = re.compile(r"打不开|不行|用不了|不能用|有问题|出问题|出错|坏了|失败|不好使|没反应|异常|报错|上传不了|下载不了|访问不了")
+_VAGUE_SYMPTOM = re.compile(r"打不开|不行|用不了|不能用|有问题|出问题|出错|坏了|失败|不好使|没反应|异常|报错|上传不了|下载不了|访问不了|"
+                            # a screenshot and 「帮我看下这个」: what it shows, and what they want, is the question
+                            r"看(一)?下这个|这个怎么(回事|办)|怎么回事|什么情况")
 # What a symptom happens to: a product, a feature, an error string, a code.
 _SPECIFIC = re.compile(r"cdn|证书|https|域名|空间|bucket|sdk|api|直播|推流|短信|转码|发票|账单|回调|token|上传|下载|访问|播放|"
                        r"登录|刷新|解析|备案|图片|视频|文件|[A-Za-z]{4,}|\d{3}", re.I)
 
 _FEATURE_REQUEST = re.compile(
     r"(能不能|可不可以|能否|是否可以|什么时候)(能|可以|会)?(支持|增加|加上|加个|新增|提供|上线|开放|出)|"
+    # 「能不能给 batchdelete 加个 --prefix 参数」: a feature of a tool, not a favour for this account
+    r"(能不能|可不可以|能否|是否可以)[^。！？\n]{0,20}?(加个|加一个|增加|新增|支持)[^。！？\n]{0,12}(参数|功能|选项|接口|按钮|开关)|"
     r"(希望|建议|期待)[^。！？\n]{0,24}(能|可以|支持|增加|加上|加个|新增|提供|上线|开放|自动)|"
     r"(需求|功能)建议|feature request|please (add|support)|would be (nice|great) (if|to)|"
     r"(有没有|是否有|有无|有)(计划|打算)(支持|增加|提供|推出|上线|出)|"
