@@ -79,14 +79,14 @@ def test_each_question_of_a_ticket_takes_the_thread_that_answers_it():
 
 
 def test_a_numbered_step_left_alone_loses_its_number():
-    from rag.draft.resolution import renumber
+    from rag.draft.resolution import unnumber_lone_step
     from rag.draft.sentences import Piece
 
-    lone = renumber([Piece("Tip：如果您不清楚如何使用转码接口", 0, (), 0), Piece("1.可以使用控制台的转码样式。", 0, (), 1)])
+    lone = unnumber_lone_step([Piece("Tip：如果您不清楚如何使用转码接口", 0, (), 0), Piece("1.可以使用控制台的转码样式。", 0, (), 1)])
     assert [p.text for p in lone] == ["Tip：如果您不清楚如何使用转码接口", "可以使用控制台的转码样式。"]
     # a neighbour on the same line, or on the next one, keeps the list
     kept = [Piece("1、账号为普通账号 2、账号下无用量", 0, (), 0), Piece("3、账号下无欠费", 1, (), 1)]
-    assert renumber(kept) == tuple(kept)
+    assert unnumber_lone_step(kept) == tuple(kept)
 
 
 def test_after_the_customer_says_it_is_fixed_a_new_problem_is_never_the_answer():

@@ -18,8 +18,8 @@ from typing import Sequence
 
 from rag.draft.actions import classify_reply
 from rag.draft.areas import area_of
-from rag.draft.language import is_english
 from rag.draft.details import phrase, request_for
+from rag.draft.language import is_english
 from rag.draft.policy import Verdict
 from rag.draft.resolution import resolve
 from rag.draft.sentences import CLAUSE_END, STEP_NUMBER, Piece, says_something

@@ -112,7 +112,7 @@ def pick_threads(ticket: str, case_title: str, all_threads: Sequence[Thread], *,
     for asked in questions(ticket):
         near = max(answered, key=lambda t: _closeness(asked, t.customer))
         if all(t is not near for _, t in picked) and _closeness(asked, near.customer) >= _CLOSE_TO_QUESTION:
-            picked.append((dict((id(t), s) for s, t in scored)[id(near)], near))
+            picked.append((next(s for s, t in scored if t is near), near))
     picked.sort(key=lambda st: st[1].index)
     if closest_first:
         picked.sort(key=lambda st: -st[0])  # stable: equally close threads stay in dialogue order
@@ -150,10 +150,10 @@ def resolve(case: CaseRecord, ticket: str, others: Sequence[str], budget: int = 
             continue
         kept.append(piece)
         size += len(piece.text)
-    return Resolution(case.id, tuple(t.index for t in chosen), renumber(kept)) if kept else None
+    return Resolution(case.id, tuple(t.index for t in chosen), unnumber_lone_step(kept)) if kept else None
 
 
-def renumber(pieces: Sequence[Piece]) -> tuple[Piece, ...]:
+def unnumber_lone_step(pieces: Sequence[Piece]) -> tuple[Piece, ...]:
     """A list cut after its first step (the budget, or the next step dropped as that customer's) loses the step's
     number: a reply ending on 「1.可以使用控制台的转码样式」 with no 2 read as cut off (a support lead's read). A 2 anywhere
     in what is kept (「1、…2、…」 on one line) keeps the list as it is."""
