@@ -36,6 +36,9 @@ from rag.records import Ticket, Turn
     ("应用市场审核不通过，说 SDK 后台读取设备 IP", "compliance", (SDK,)),
     ("小米应用商店审核不通过：HappyDNS 读取设备IP，android sdk 用的 8.5.2", "compliance", ()),
     ("app 隐私合规检测说我们的 SDK 在后台读取设备信息", "compliance", (SDK,)),
+    ("工信部通报我们 app 违规收集个人信息", "compliance", (SDK,)),
+    # the ministry's IPv6 rule for a website is no app-store finding (held-out ht-a053 was asked for its SDK)
+    ("你们cdn支持ipv6访问吗 工信部要求我们网站ipv6改造", "howto", ()),
     # a review that is no app's (an SMS signature), and a rule kept for compliance, are not app-store findings
     ("短信签名提交了三次都审核不通过，驳回理由是签名与企业名称不符，怎么办", "howto", ()),
     ("审计要求文件写入后 5 年内不能删除，对象存储有没有类似对象锁定的合规保留功能？", "howto", ()),

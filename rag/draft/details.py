@@ -78,7 +78,9 @@ _BUILD = re.compile(r"编译|构建|打包|archive|(?<![/\w-])build(?![/\w-])|gr
 # An app-store or privacy finding against an app (the SDK's version settles it). A review failing alone is not one:
 # an SMS signature or a filing is reviewed too (「短信签名审核不通过」 was asked for the SDK's version), nor is a
 # retention rule kept for compliance (「合规要求文件不可删改」 was too).
-_COMPLIANCE = re.compile(r"应用(商店|市场)|app\s*store|上架|隐私(合规|政策|检测)|个人信息|读取设备|静默|后台运行时|工信部|"
+_COMPLIANCE = re.compile(r"应用(商店|市场)|app\s*store|上架|隐私(合规|政策|检测)|个人信息|读取设备|静默|后台运行时|"
+                         # the ministry's finding against an app, not its filing or an IPv6 rule for a website
+                         r"工信部[^。！？\n]{0,16}(通报|检测|隐私|违规|app|应用)|"
                          r"检测不通过|(app|应用|apk|ipa|小程序)[^。！？\n]{0,16}(审核|隐私|合规)", re.I)
 _ERROR = re.compile(r"报错|错误|失败|异常|error|exception|fail|\b[4-6]\d\d\b|超时|timeout|打不开|无法(访问|上传|下载|播放)|"
                     r"dial tcp|no such host|refused|reset by peer|hang up|"
