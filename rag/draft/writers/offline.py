@@ -54,7 +54,7 @@ def support(hits: Sequence[Hit], top: int = 5) -> list[float]:
     return consensus_scores([h.answer for h in pool], weights).tolist()
 
 
-ESCALATION_NOTE = "这个需要工作人员在后台为您处理，麻烦提供一下相关的账号和域名（或订单号），处理完成后会第一时间告知您。"
+ESCALATION_NOTE = "这个需要工作人员在后台为您处理，处理完成后会第一时间告知您。"
 
 
 # An English ticket answered from a past case (or pointed at one) gets the team's Chinese reply under one line an
@@ -138,7 +138,11 @@ def compose(ticket: Ticket, hits: Sequence[Hit], *, fitting: Collection[str] | N
             notes.append(DocLinkAdded())
     if needs_staff(ticket.text) or past_action == "escalate":
         action: Action = "escalate"
-        text = f"{REPLY_GREETING}{body}\n{ESCALATION_NOTE}" if past_action != "escalate" else f"{REPLY_GREETING}{ESCALATION_NOTE}"
+        # what staff need to find it, minus what the ticket gives (the staff verdict's table): a hand-over once asked
+        # for the domain the ticket named
+        staff_ask = request_for(details_for(customer_text(ticket), staff=True))
+        note = f"{ESCALATION_NOTE}\n{staff_ask}".rstrip()
+        text = f"{REPLY_GREETING}{body}\n{note}" if past_action != "escalate" else f"{REPLY_GREETING}{note}"
     elif _is_vague_text(ticket.query_text):
         action = "ask_for_info"
         text = f"{REPLY_GREETING}请问具体遇到了什么问题呢？{request_for((GOAL,))}"
