@@ -154,3 +154,10 @@ def test_staffs_handling_of_that_request_and_the_state_they_saw_are_theirs():
 def test_a_check_back_that_leads_into_the_answer_is_left_out():
     doc = "https://developer.qiniu.com/af/10420/financial-external-api-documentation"
     assert _kept(f"您是指需要这个吗财务对外 API 文档：{doc} 可以直接调用的") == f"财务对外 API 文档：{doc} 可以直接调用的"
+
+
+def test_two_messages_run_together_are_told_apart_at_the_greeting():
+    # 「将资源迁移到新空间的您好，生命周期规则…」 read as 「新空间的生命周期规则」 once the greeting was stripped
+    texts = [p.text for p in pieces_of("再设置跨区域迁移，将资源迁移到新空间的您好，生命周期规则设置成功后，仅对新上传的文件有效果。")]
+    assert texts == ["再设置跨区域迁移，将资源迁移到新空间的。", "生命周期规则设置成功后，仅对新上传的文件有效果。"]
+    assert [p.text for p in pieces_of("您好，刷新一下就可以了。")] == ["刷新一下就可以了。"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 from urllib.parse import urlsplit
 
-from rag.text.markers import ANSWER_GREETING, REDACTION_WORD, strip_image_markers
+from rag.text.markers import ANSWER_GREETING, POLITE_GREETING, REDACTION_WORD, strip_image_markers
 from rag.text.filler import is_filler
 from rag.text.identifiers import find_identifiers
 from rag.text.links import clean_link, is_qiniu_host, separate_links
@@ -33,6 +33,9 @@ _LEADING_FILLER = re.compile(
 _SENTENCE_END = re.compile(r"(?<=[。！？])|(?<=[!?])(?=[\u4e00-\u9fff\s]|$)")
 # "步骤如下1.免费证书申请…2.补全信息" → one step per piece
 _GLUED_STEP = re.compile(r"(?<=[\u4e00-\u9fff：:\s])\s*(?=\d{1,2}[.、][\u4e00-\u9fffA-Za-z])")
+# Two agent messages the export ran together (「将资源迁移到新空间的您好，生命周期规则…」): the first ends there, and the
+# greeting opens the next sentence (joined back without a stop, the two read as one: 「新空间的生命周期规则」).
+_GLUED_GREETING = re.compile(rf"(?<=[\u4e00-\u9fffA-Za-z0-9])(?={POLITE_GREETING}[，,])")
 # A question, with or without its mark: agents type 「列举的文件数量多少」 and mean 「多少？」.
 _QUESTION = re.compile(r"[？?]\s*$|(吗|呢|么)[。.]?\s*$|(多少|几个|几次|哪里|哪儿|什么|有没有|是不是)[。.]?\s*$")
 # A clause that asks that customer something ("哪个空间，哪个文件呢，这边查询确认下"): dropped with its sentence's
@@ -134,7 +137,7 @@ def split_sentences(text: str) -> list[str]:
         if is_link:
             pieces[-1] += part
             continue
-        chunks = re.split(f"{_SENTENCE_END.pattern}|{_GLUED_STEP.pattern}", part)
+        chunks = re.split(f"{_SENTENCE_END.pattern}|{_GLUED_STEP.pattern}", _GLUED_GREETING.sub("。", part))
         pieces[-1] += chunks[0] or ""
         pieces.extend(c for c in chunks[1:] if c is not None)
     return [p.strip() for p in pieces if p and p.strip()]
