@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.rankings.is_file():
         raise SystemExit(f"{args.rankings}: no such file (write it with eval/retrieval_loo.py --rankings)")
     labels = load_groups(ROOT / "eval/relevance/groups")
-    cases = {c.id: c for c in Pipeline(loo_settings()).cases.replay_cases()}
+    # the leave-one-out store holds the cases' texts; scoring needs only the labels
+    cases = {} if args.command == "score" else {c.id: c for c in Pipeline(loo_settings()).cases.replay_cases()}
     {"packet": packet, "score": score, "llm": llm}[args.command](args, labels, cases)
     return 0
 
