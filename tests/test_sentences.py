@@ -161,3 +161,11 @@ def test_two_messages_run_together_are_told_apart_at_the_greeting():
     texts = [p.text for p in pieces_of("再设置跨区域迁移，将资源迁移到新空间的您好，生命周期规则设置成功后，仅对新上传的文件有效果。")]
     assert texts == ["再设置跨区域迁移，将资源迁移到新空间的。", "生命周期规则设置成功后，仅对新上传的文件有效果。"]
     assert [p.text for p in pieces_of("您好，刷新一下就可以了。")] == ["刷新一下就可以了。"]
+
+
+def test_an_error_quoted_back_is_left_out():
+    # 「您好，{"error":"The original image abnormal"}」 opened an answer (dev nt-037; the ninth read: "delete it")
+    answer = '您好，{"error":"The original image abnormal"}\nios18的heic图片处理异常，已有产研同事跟进正在处理。'
+    assert _kept(answer) == "ios18的heic图片处理异常，已有产研同事跟进正在处理。"
+    # an error named inside a sentence that explains it stays
+    assert "同名文件已存在" in _kept('返回 {"error":"file exists"} 说明同名文件已存在，可以在上传策略里设置覆盖上传。')

@@ -83,6 +83,8 @@ _THEIR_CONTEXT = re.compile(
 # next label reads like a labelled value to the guards, which would put a slot in it.
 _BLANK_FIELD = re.compile(r"[\u4e00-\u9fff]{2,8}[:：]\s*(?=[\u4e00-\u9fff]{2,8}[:：]|$)")
 _CORE = re.compile(r"[\s\W_]+")
+# An agent quoting the customer's error back (「{"error":"The original image abnormal"}」) tells a new customer nothing.
+_ERROR_ECHO = re.compile(r"\s*\{\s*\"error\"\s*:\s*\"[^\"]*\"\s*\}\s*[。.]?\s*$")
 # A step's number at the start of a piece (「1.」「2、」).
 STEP_NUMBER = re.compile(r"^(\d{1,2})[.、]\s*")
 _TIME = re.compile(r"(?<!\d)\d{1,2}:\d{2}(:\d{2})?(?!\d)|\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}")
@@ -251,6 +253,8 @@ class Judge:
             return "a slot"
         if len(_BLANK_FIELD.findall(text)) >= 3:
             return "a blank form"
+        if _ERROR_ECHO.match(text):
+            return "an error quoted back"
         if self.sentence_shared(piece):
             return None
         if _THEIR_CONTEXT.search(text):
