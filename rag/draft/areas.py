@@ -69,8 +69,8 @@ def areas_of(text: str, product: str | None = None) -> tuple[Area, ...]:
     bare = _ATTACHED.sub(" ", _LINK.sub(" ", f"{product or ''} {text}"))
     counts = [_mentions(area, bare) for area in AREAS]
     best = max((total for total, _ in counts), default=0.0)
-    tied = [(own, -i) for i, (total, own) in enumerate(counts) if total == best]
-    return tuple(AREAS[-i] for own, i in sorted(tied, reverse=True)) if best else ()
+    tied = sorted((i for i, (total, _) in enumerate(counts) if total == best), key=lambda i: (-counts[i][1], i))
+    return tuple(AREAS[i] for i in tied) if best else ()
 
 
 def _mentions(area: Area, text: str) -> tuple[float, int]:

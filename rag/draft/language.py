@@ -18,17 +18,22 @@ _ENGLISH_FUNCTION_WORDS = frozenset(
 
 
 def is_english(ticket: Ticket) -> bool:
-    """Mostly Latin letters and next to no Chinese: the customer wrote in English."""
-    text = ticket.query_text
+    """The customer wrote ``ticket`` (its title and message) in English."""
+    return writes_english(ticket.query_text)
+
+
+def writes_english(text: str) -> bool:
+    """Mostly Latin letters and next to no Chinese."""
     latin, cjk = len(_LATIN.findall(text)), len(_CJK.findall(text))
     function_words = sum(1 for w in _WORD.findall(text) if w.lower() in _ENGLISH_FUNCTION_WORDS)
     # A Chinese ticket with an English error pasted in has Chinese words around it.
     return function_words >= 3 and cjk * 4 < latin and cjk <= 3
 
 
-_PRONOUNS = frozenset("me us who there its".split())
+# Not content either, though prose without them still reads as English.
+_NOT_CONTENT = _ENGLISH_FUNCTION_WORDS | frozenset("me us who there its".split())
 
 
 def content_words(text: str) -> list[str]:
     """The English words of ``text`` that are not function words."""
-    return [w for w in _WORD.findall(text) if w.lower() not in _ENGLISH_FUNCTION_WORDS | _PRONOUNS]
+    return [w for w in _WORD.findall(text) if w.lower() not in _NOT_CONTENT]

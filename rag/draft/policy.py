@@ -17,7 +17,7 @@ from rag.text.markers import GREETINGS, GREETINGS_EN, PLACEHOLDERS
 from rag.draft.actions import asks_how, classify_reply, needs_staff
 from rag.draft.areas import other_platform, same_area
 from rag.draft.details import GOAL, SALES_CONTACT, Detail, QuestionKind, customer_text, details_for, question_kind
-from rag.draft.language import content_words, is_english
+from rag.draft.language import content_words, writes_english
 from rag.records import Action, Hit, Ticket
 
 Kind = Literal["fits", "no_fit", "vague", "closing", "staff", "bug_report", "feature_request", "off_topic", "no_cases"]
@@ -133,7 +133,7 @@ def is_vague(text: str) -> bool:
     not greetings, function words or a plea for help, as 「Hi, it is not working, can you help me?」)."""
     if len(_PUNCT.sub("", _EMPTY_TALK.sub("", text))) < 4:
         return True
-    return is_english(Ticket(text)) and len(content_words(_EMPTY_TALK_EN.sub(" ", text))) <= 3 and not about_services(text)
+    return writes_english(text) and len(content_words(_EMPTY_TALK_EN.sub(" ", text))) <= 3 and not about_services(text)
 
 
 def is_vague_problem(text: str) -> bool:

@@ -46,8 +46,6 @@ _ASKS_THEM = re.compile(r"(吗|呢|么)[，,、。.；;]?\s*$|(麻烦|方便|请
 # 「是否」 after a verb of checking is part of a statement (「走您自己的服务器进行判断鉴权是否通过」, 「检查一下是否开启了防盗链」),
 # not a question put to that customer.
 _CHECKS_WHETHER = re.compile(r"(判断|检查|检测|验证|校验|确认|决定|查看|看一?下)[^，,。；;？?]{0,12}是否")
-
-
 _STAFF_CHECKS = re.compile(r"帮(您|你)|这边|我们")
 
 
@@ -151,8 +149,8 @@ def repair_versions(text: str) -> str:
     def split(m: re.Match[str]) -> str:
         if not m.group(2):
             return m.group(0)
-        opens_clause = re.match(r"(版本)?[\u4e00-\u9fff]", text[m.end():]) and not re.match(
-            r"版本\s*($|[，。,.；;！!？?])", text[m.end():])
+        after = text[m.end():]
+        opens_clause = re.match(r"(版本)?[\u4e00-\u9fff]", after) and not re.match(r"版本\s*($|[，。,.；;！!？?])", after)
         return f"{m.group(1)}{m.group(2)}{'。' if opens_clause else ' '}{m.group(3)}.{m.group(4)}"
 
     return _GLUED_VERSIONS.sub(split, text)

@@ -107,9 +107,10 @@ _CODE = re.compile(r"(?<![A-Za-z0-9_.])(?:[A-Za-z_][A-Za-z0-9_]+(?:\(\))?(?:\.[A
 def lost_literals(body: str, draft: str) -> list[str]:
     """What an edit (``body``) of ``draft`` no longer carries of the draft's links (by host and path) and code."""
     mine = {link_key(u) for u in links_in(body)}
-    lost = [u for u in dict.fromkeys(links_in(draft)) if link_key(u) not in mine]
+    theirs = links_in(draft)
+    lost = [u for u in dict.fromkeys(theirs) if link_key(u) not in mine]
     without_links = draft
-    for u in links_in(draft):
+    for u in theirs:
         without_links = without_links.replace(u, " ")
     flat = re.sub(r"\s+", "", body).lower()
     return lost + [c for c in dict.fromkeys(m.group(0) for m in _CODE.finditer(without_links))
