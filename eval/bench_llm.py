@@ -33,12 +33,13 @@ from rag.llm.client import LLMClient
 from rag.score.labels import load_tickets
 
 ROOT = Path(__file__).resolve().parent.parent
-SETS = {"heldout": ("heldout_tickets.jsonl", "heldout"), "dev": ("new_tickets.jsonl", None)}
+SETS = {"heldout2": ("heldout2_tickets.jsonl", "heldout2"), "heldout": ("heldout_tickets.jsonl", "heldout"),
+        "dev": ("new_tickets.jsonl", None)}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--tickets", choices=tuple(SETS), default="heldout")
+    ap.add_argument("--tickets", choices=tuple(SETS), default="heldout2")
     ap.add_argument("--covered", type=int, default=30)
     ap.add_argument("--uncovered", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)

@@ -45,7 +45,8 @@ def _ticket(n: int, rng: random.Random) -> dict:
 
 
 def _held(n: int, rng: random.Random) -> dict:
-    return {**_ticket(n, rng), "id": f"h{n:03d}", "split": "heldout"}
+    """A ticket of one of the two held-out sets (the first 15 of the second, the rest of the first)."""
+    return {**_ticket(n, rng), "id": f"h{n:03d}", "split": "heldout2" if n < 15 else "heldout"}
 
 
 def _run(cases: list[dict], tickets: list[dict], folder: str = "run") -> EvalRun:
@@ -53,14 +54,15 @@ def _run(cases: list[dict], tickets: list[dict], folder: str = "run") -> EvalRun
     decided = [Decision(**r["decision"]) for r in cases if r["decision"]]
     d = decision_scores(decided)
     summary["overall"].update({name: d[m] for m, name in CORPUS_DECISION_OVERALL.items()})
-    dev = [t for t in tickets if t["split"] != "heldout"]
-    held = [t for t in tickets if t["split"] == "heldout"]
+    dev = [t for t in tickets if not t["split"].startswith("heldout")]
     if dev:
         t = summarise_tickets(dev)["all"]
         summary["overall"].update({f"tickets_{m}": t[m] for m in TICKETS_OVERALL})
-    if held:
-        h = summarise_tickets(held, ("heldout",))["all"]
-        summary["overall"].update({f"heldout_{m}": h[m] for m in HELDOUT_OVERALL})
+    for name in ("heldout", "heldout2"):
+        held = [t for t in tickets if t["split"] == name]
+        if held:
+            h = summarise_tickets(held, (name,))["all"]
+            summary["overall"].update({f"{name}_{m}": h[m] for m in HELDOUT_OVERALL})
     return EvalRun(Path(folder), summary, cases, tickets)
 
 
@@ -137,7 +139,9 @@ def test_every_metric_and_total_has_an_interval():
         assert d["low"] is not None and d["low"] <= d["delta"] <= d["high"], (m, d)
     assert set(result["totals"]) == set(SAFETY_TOTALS)
     assert {d["over"] for m, d in shown.items() if m.startswith("tickets_")} == {"tickets"}
-    assert {d["over"] for m, d in shown.items() if m.startswith("heldout_")} == {"held-out tickets"}
+    assert {d["over"] for m, d in shown.items() if m.startswith("heldout_")} == {"heldout tickets"}
+    assert {d["over"] for m, d in shown.items() if m.startswith("heldout2_")} == {"heldout2 tickets"}
+    assert result["compared"]["heldout"] == 10 and result["compared"]["heldout2"] == 15
 
 
 def test_runs_over_different_cases_or_tickets_are_refused_unless_common_is_asked():

@@ -52,12 +52,14 @@ def test_run_folder_has_every_artifact(offline_run):
     report = (folder / "report.md").read_text(encoding="utf-8")
     assert "## By product" in report and report.count("| ticket | draft | real answer |") == 10
     assert "## Calibration: leave-one-out" in report and "## Development tickets" in report
-    assert "## Held-out tickets" in report and (folder / "precision_coverage.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "## Second held-out tickets" in report and "## First held-out tickets" in report
+    assert (folder / "precision_coverage.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for png in ("scores.png", "reliability.png"):
         assert (folder / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     tickets = list((folder / "tickets").glob("*.json"))
-    assert len(tickets) == 141 + 162 and summary["new_tickets"]["all"]["queries"] == 141
+    assert len(tickets) == 141 + 162 + 100 and summary["new_tickets"]["all"]["queries"] == 141
     assert summary["heldout"]["all"]["queries"] == 162 and summary["heldout"]["all"]["curve"]
+    assert summary["heldout2"]["all"]["queries"] == 100 and summary["heldout2"]["all"]["curve"]
     for m in ("answer_precision", "deferral_recall", "coverage", "match_ece", "tickets_answer_precision",
               "tickets_deferral_recall", "tickets_ece", "rel_p_at_1", "rel_mrr_at_10"):
         assert summary["overall"][m] is not None, m
@@ -194,11 +196,15 @@ def test_run_folders_never_overwrite_each_other(tmp_path):
 
 def test_the_summary_and_the_report_name_the_metrics_from_metric_names(offline_run):
     """The overall holds exactly the names rag/evaluation/metric_names.py lists; the report's tables show them."""
-    from rag.evaluation.metric_names import (CORPUS_DECISION_OVERALL, HELDOUT_OVERALL, PER_CASE, REPORT,
-                                             TICKETS_OVERALL, TICKETS_REPORT)
+    from rag.evaluation.metric_names import (CORPUS_DECISION_OVERALL, GATED, HELDOUT_OVERALL, HELDOUT_PREFIXES,
+                                             PER_CASE, REPORT, TICKETS_OVERALL, TICKETS_REPORT)
+    from rag.evaluation.tickets import HELDOUT_SETS
 
+    # The gate's held-out names and the sets the runner replays are one list, in one order.
+    assert HELDOUT_PREFIXES == tuple(h.prefix for h in HELDOUT_SETS)
+    assert all(f"{p}coverage_at_p85" in GATED for p in HELDOUT_PREFIXES)
     expected = [*PER_CASE, *CORPUS_DECISION_OVERALL.values(), *(f"tickets_{m}" for m in TICKETS_OVERALL),
-                *(f"heldout_{m}" for m in HELDOUT_OVERALL)]
+                *(f"{h.prefix}{m}" for h in HELDOUT_SETS for m in HELDOUT_OVERALL)]
     assert list(offline_run.summary["overall"]) == expected
     report = (offline_run.folder / "report.md").read_text(encoding="utf-8")
     assert "| set | " + " | ".join(TICKETS_REPORT) + " |" in report

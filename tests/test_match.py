@@ -234,6 +234,7 @@ def test_policy_never_answers_below_the_threshold(text, matches, threshold):
 
 @pytest.mark.parametrize("args", [["check_labels.py"], ["check_tickets.py"],
                                   ["check_tickets.py", "--tickets", "heldout_tickets.jsonl"],
+                                  ["check_tickets.py", "--tickets", "heldout2_tickets.jsonl"],
                                   ["check_tickets.py", "--tickets", "train_tickets.jsonl"]])
 def test_label_files_pass_their_checkers(args):
     import subprocess
@@ -257,6 +258,21 @@ def test_the_held_out_tickets_are_frozen():
     assert len(held) == 162 and {t.split for t in held} == {"heldout"}
     assert sum(t.covered for t in held) == 90 and all(t.ask is not None for t in held)
     assert all(t.key for t in held if t.answerable)
+
+
+# The second held-out set (eval/relevance/README.md, "Second held-out tickets"): frozen on 2026-12-07 before anyone
+# tuning read it, after the first set had been read in nine draft reads.
+HELDOUT2_SHA256 = "46b426ada27302946da9d24a9aabca2da59bc564b32fd7d7a2ed460ff62c96f4"
+
+
+def test_the_second_held_out_tickets_are_frozen():
+    import hashlib
+
+    assert hashlib.sha256((LABELS / "heldout2_tickets.jsonl").read_bytes()).hexdigest() == HELDOUT2_SHA256
+    held = load_tickets(LABELS / "heldout2_tickets.jsonl", "heldout2")
+    assert len(held) == 100 and {t.split for t in held} == {"heldout2"}
+    assert sum(t.covered for t in held) == 56 and sum(t.answerable for t in held) == 48
+    assert all(t.ask is not None for t in held) and all(t.key for t in held if t.answerable)
 
 
 @pytest.mark.parametrize("reply, action, body", [

@@ -24,7 +24,7 @@ import numpy as np
 
 from rag.errors import RagError
 from rag.evaluation.metric_names import CORPUS_DECISION_OVERALL, HELDOUT_OVERALL, PER_CASE, SAFETY_TOTALS, TICKETS_OVERALL
-from rag.evaluation.tickets import TARGET_PRECISION
+from rag.evaluation.tickets import HELDOUT_SETS, TARGET_PRECISION
 from rag.evaluation.runner import EvalRun
 
 RESAMPLES = 2000
@@ -49,15 +49,18 @@ class RecordSet:
 
 CASES = RecordSet("cases", "case_id", ("ticket", "reference"))
 TICKETS = RecordSet("tickets", "id", ("ticket", "label_action", "match"))
-HELDOUT = RecordSet("held-out tickets", "id", ("ticket", "label_action", "match"))
-SETS = (CASES, TICKETS, HELDOUT)
+# One per frozen held-out set, named by its split.
+HELDOUT = tuple(RecordSet(h.name, "id", ("ticket", "label_action", "match")) for h in HELDOUT_SETS)
+SETS = (CASES, TICKETS, *HELDOUT)
+_HELD_NAMES = frozenset(h.name for h in HELDOUT_SETS)
 
 
 def _records(run: EvalRun, s: RecordSet) -> list[dict]:
     if s is CASES:
         return run.cases
-    held = [r for r in run.tickets if r.get("split") == "heldout"]
-    return held if s is HELDOUT else [r for r in run.tickets if r.get("split") != "heldout"]
+    if s is TICKETS:
+        return [r for r in run.tickets if r.get("split") not in _HELD_NAMES]
+    return [r for r in run.tickets if r.get("split") == s.name]
 
 
 def _identity(record: dict, s: RecordSet) -> tuple:
@@ -186,7 +189,7 @@ def _frontier(records: Sequence[dict], precision: float = TARGET_PRECISION) -> S
 
 def ticket_statistics(records: Sequence[dict], prefix: str = "tickets_",
                       names: Sequence[str] = TICKETS_OVERALL) -> dict[str, Statistic]:
-    """The ``tickets_`` (or ``heldout_``) figures of a run's ``overall`` (``summarise_tickets``' "all")."""
+    """The ``tickets_`` (or a held-out set's) figures of a run's ``overall`` (``summarise_tickets``' "all")."""
     by_name = _decisions(records)
     by_name["action_agreement"] = _mean([r.get("action_agreement") for r in records])
     for m in ("p_at_1", "mrr_at_10"):
@@ -241,7 +244,7 @@ def compare(a: EvalRun, b: EvalRun, *, common: bool = False, top: int = 10, resa
                          + ". Pass --common to compare only the cases and tickets both runs graded")
     cases_a, cases_b = _common(a.cases, b.cases, CASES)
     tickets_a, tickets_b = _common(_records(a, TICKETS), _records(b, TICKETS), TICKETS)
-    held_a, held_b = _common(_records(a, HELDOUT), _records(b, HELDOUT), HELDOUT)
+    held = {s.name: _common(_records(a, s), _records(b, s), s) for s in HELDOUT}
     if not cases_a:
         raise RunsDiffer("the runs have no case in common: nothing to compare")
     rng = np.random.default_rng(seed)
@@ -250,15 +253,17 @@ def compare(a: EvalRun, b: EvalRun, *, common: bool = False, top: int = 10, resa
     if tickets_a:
         metrics.update(_compare_stats(ticket_statistics(tickets_a), ticket_statistics(tickets_b),
                                       _weights(len(tickets_a), resamples, rng), "tickets", len(tickets_a)))
-    if held_a:
-        metrics.update(_compare_stats(ticket_statistics(held_a, "heldout_", HELDOUT_OVERALL),
-                                      ticket_statistics(held_b, "heldout_", HELDOUT_OVERALL),
-                                      _weights(len(held_a), resamples, rng), "held-out tickets", len(held_a)))
+    for h in HELDOUT_SETS:
+        held_a, held_b = held[h.name]
+        if held_a:
+            metrics.update(_compare_stats(ticket_statistics(held_a, h.prefix, HELDOUT_OVERALL),
+                                          ticket_statistics(held_b, h.prefix, HELDOUT_OVERALL),
+                                          _weights(len(held_a), resamples, rng), f"{h.name} tickets", len(held_a)))
     totals = {m.removeprefix("total_"): metrics.pop(m) for m in list(metrics) if m.startswith("total_")}
     # A figure a summary holds that no statistic here recomputes is shown without an interval, and said so.
     for m in a.summary.get("overall", {}):
-        if m not in metrics and not (m.startswith("tickets_") and not tickets_a) and not (
-                m.startswith("heldout_") and not held_a):
+        unrun = ("tickets_",) * (not tickets_a) + tuple(h.prefix for h in HELDOUT_SETS if not held[h.name][0])
+        if m not in metrics and not m.startswith(unrun):
             metrics[m] = {"a": a.summary["overall"].get(m), "b": b.summary["overall"].get(m), "delta": None,
                           "low": None, "high": None, "over": None, "n": None,
                           "note": "no per-record definition in rag/evaluation/compare.py"}
@@ -267,7 +272,8 @@ def compare(a: EvalRun, b: EvalRun, *, common: bool = False, top: int = 10, resa
     moved.sort(key=lambda x: -abs(x["delta"]))
     return {
         "a": _describe(a), "b": _describe(b),
-        "compared": {"cases": len(cases_a), "tickets": len(tickets_a), "heldout": len(held_a), "common_only": bool(why),
+        "compared": {"cases": len(cases_a), "tickets": len(tickets_a), **{name: len(pair[0]) for name, pair in held.items()},
+                     "common_only": bool(why),
                      "differences": why},
         "bootstrap": {"method": "paired percentile bootstrap: the same resample of records for both runs",
                       "resamples": resamples, "seed": seed, "level": LEVEL},

@@ -16,9 +16,14 @@ DECISION = ("answer_precision", "deferral_recall", "coverage", "ece")
 TICKETS_OVERALL = (*DECISION, "action_agreement", "rel_p_at_1", "rel_mrr_at_10", "key_content", "key_content_any",
                    "key_content_desk", "deferral_fit", "coverage_at_p85")
 
-# The frozen held-out tickets' figures (eval/relevance/heldout_tickets.jsonl), each prefixed "heldout_": the
-# headline is coverage at answer precision >= 0.85, what answers carry and what deferrals ask.
+# Each frozen held-out set's figures (rag.evaluation.tickets.HELDOUT_SETS), prefixed with its name and "_"
+# ("heldout2_", "heldout_"): the headline is coverage at answer precision >= 0.85, what answers carry and what
+# deferrals ask.
 HELDOUT_OVERALL = TICKETS_OVERALL
+HELDOUT_PREFIXES = ("heldout2_", "heldout_")
+_HELDOUT_GATED = ("coverage_at_p85", "coverage", "answer_precision", "deferral_recall", "key_content",
+                  "key_content_any", "key_content_desk", "deferral_fit", "rel_p_at_1", "rel_mrr_at_10",
+                  "action_agreement", "ece")
 
 # The corpus's decision figures copied into the summary's overall, by their name there: its "ece" is the
 # match model's calibration error on the corpus queries, "match_ece" (beside "tickets_ece").
@@ -44,12 +49,9 @@ GATED = ("rouge_l", "rouge_l_answered", "chrf", "bleu", "link_precision", "link_
          # what answers carry and what deferrals ask, on the development tickets
          "tickets_key_content", "tickets_key_content_any", "tickets_key_content_desk", "tickets_deferral_fit",
          "tickets_coverage_at_p85",
-         # the frozen held-out tickets: the headline (coverage at answer precision >= 0.85) and its floors
-         "heldout_coverage_at_p85", "heldout_coverage", "heldout_answer_precision", "heldout_deferral_recall",
-         "heldout_key_content", "heldout_key_content_any", "heldout_key_content_desk", "heldout_deferral_fit",
-         "heldout_rel_p_at_1", "heldout_rel_mrr_at_10",
-         "heldout_action_agreement", "heldout_ece")
-LOWER_IS_BETTER = frozenset({"match_ece", "tickets_ece", "heldout_ece"})
+         # each frozen held-out set: the headline (coverage at answer precision >= 0.85) and its floors
+         *(p + m for p in HELDOUT_PREFIXES for m in _HELDOUT_GATED))
+LOWER_IS_BETTER = frozenset({"match_ece", "tickets_ece", *(p + "ece" for p in HELDOUT_PREFIXES)})
 
 # Counts that must be zero in every run (the summary's totals), all from the grader's own checks
 # (rag/score/leaks.py, rag/score/link_check.py), which share no code with the guards they grade.

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rag.corpus.format import format_category
 from rag.evaluation.metric_names import REPORT, TICKETS_REPORT
+from rag.evaluation.tickets import HELDOUT_SETS
 
 # Used when the machine has no CJK font, so labels never render as empty boxes.
 PRODUCT_LABELS = {"对象存储": "Kodo", "账户与财务": "Billing", "直播云": "Live", "云主机": "QVM", "实时互动": "RTC",
@@ -45,7 +46,7 @@ def calibration_lines(title: str, records: list[dict]) -> list[str]:
 def ticket_lines(summary: dict) -> list[str]:
     lines: list[str] = []
     for name, title, splits in (
-            ("heldout", "Held-out tickets (frozen before tuning, never tuned on: the headline figures)", ("heldout",)),
+            *((h.name, h.title, (h.name,)) for h in HELDOUT_SETS),
             ("new_tickets", "Development tickets (the match model and the policy were tuned on them)", ("all",))):
         nt = summary.get(name)
         if not nt:
@@ -76,8 +77,11 @@ def sets_text(summary: dict) -> str:
     c, t = sets["cases"], sets["tickets"]
     tickets = (f"{t['replayed']} development tickets" if t["ran"]
                else f"labelled new tickets not run ({t.get('why_not', '')})")
-    h = sets.get("heldout")
-    heldout = "" if not h else f"; {h['replayed']} held-out tickets" if h["ran"] else "; held-out tickets not run"
+    heldout = ""
+    for held in HELDOUT_SETS:
+        h = sets.get(held.name)
+        if h:
+            heldout += f"; {h['replayed']} {held.name} tickets" if h["ran"] else f"; {held.name} tickets not run"
     return f"sets: {c['replayed']} of {c['of']} cases ({c['how']}); {tickets}{heldout}"
 
 
@@ -204,7 +208,8 @@ def write_artifacts(folder: Path, summary: dict, records: list[dict], tickets: l
     plot(records, folder / "scores.png")
     if any(r.get("decision") for r in records) or tickets:
         plot_reliability({"leave-one-out": records, "new tickets": tickets or []}, folder / "reliability.png")
-    curves = {name: summary[name]["all"]["curve"] for name in ("heldout", "new_tickets") if summary.get(name)}
+    curves = {name: summary[name]["all"]["curve"] for name in (*(h.name for h in HELDOUT_SETS), "new_tickets")
+              if summary.get(name)}
     if curves:
         plot_curves(curves, folder / "precision_coverage.png")
 

@@ -23,7 +23,7 @@ import numpy as np
 from rag.errors import ConfigError, RagError
 from rag.evaluation.baseline import SAFETY_TOTALS
 from rag.evaluation.metric_names import CORPUS_DECISION_OVERALL, HELDOUT_OVERALL, PER_CASE, TICKETS_OVERALL
-from rag.evaluation.tickets import corpus_decision, replay, summarise_tickets
+from rag.evaluation.tickets import HELDOUT_SETS, corpus_decision, replay, summarise_tickets
 from rag.llm.prompts import PromptPair
 from rag.notes import LLMFallback
 from rag.pipeline import Pipeline
@@ -185,16 +185,17 @@ def run_eval(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         records = list(pool.map(one, chosen))
     replaying = time.perf_counter()
-    ticket_records: list[dict] = []
-    heldout_records: list[dict] = []
     tickets_file = settings.evaluation.labels_dir / "new_tickets.jsonl"
-    heldout_file = settings.evaluation.labels_dir / "heldout_tickets.jsonl"
     tickets_skipped = _tickets_skipped(cfg, tickets_file)
-    heldout_skipped = _tickets_skipped(cfg, heldout_file)
-    if tickets_skipped is None:
-        ticket_records = replay(drafter, load_tickets(tickets_file), k=cfg.k, progress=progress)
-    if heldout_skipped is None:
-        heldout_records = replay(drafter, load_tickets(heldout_file, "heldout"), k=cfg.k, progress=progress)
+    ticket_records = replay(drafter, load_tickets(tickets_file), k=cfg.k, progress=progress) if tickets_skipped is None else []
+    held_skipped: dict[str, str | None] = {}
+    held_records: dict[str, list[dict]] = {}
+    for held in HELDOUT_SETS:
+        held_file = settings.evaluation.labels_dir / held.file
+        held_skipped[held.name] = _tickets_skipped(cfg, held_file)
+        held_records[held.name] = (replay(drafter, load_tickets(held_file, held.name), k=cfg.k, progress=progress)
+                                   if held_skipped[held.name] is None else [])
+    all_tickets = ticket_records + [r for rs in held_records.values() for r in rs]
     reporting = time.perf_counter()
     folder = _run_folder(out_root, run_name, f"{cfg.backend}-{cfg.variant}")
     summary = summarise(records)
@@ -207,22 +208,24 @@ def run_eval(
         summary["new_tickets"] = summarise_tickets(ticket_records)
         t = summary["new_tickets"]["all"]
         summary["overall"].update({f"tickets_{m}": t[m] for m in TICKETS_OVERALL})
-    if heldout_records:
-        summary["heldout"] = summarise_tickets(heldout_records, ("heldout",))
-        h = summary["heldout"]["all"]
-        summary["overall"].update({f"heldout_{m}": h[m] for m in HELDOUT_OVERALL})
+    for held in HELDOUT_SETS:
+        if held_records[held.name]:
+            summary[held.name] = summarise_tickets(held_records[held.name], (held.name,))
+            h = summary[held.name]["all"]
+            summary["overall"].update({f"{held.prefix}{m}": h[m] for m in HELDOUT_OVERALL})
     usage = [r["draft"]["usage"] for r in records]
     prompt_tokens = sum(u["prompt_tokens"] for u in usage)
     completion_tokens = sum(u["completion_tokens"] for u in usage)
     summary.update({
         # The config says what ran: `tickets` is true only when the labelled tickets were replayed.
-        "config": {**asdict(cfg), "tickets": bool(ticket_records or heldout_records)},
+        "config": {**asdict(cfg), "tickets": bool(all_tickets)},
         "sets": {"cases": {"ran": True, "replayed": len(records), "of": len([c for c in cases if c.answer.strip()]),
                            "how": _how_chosen(cfg)},
                  "tickets": {"ran": bool(ticket_records), "replayed": len(ticket_records),
                              **({"why_not": tickets_skipped} if tickets_skipped else {})},
-                 "heldout": {"ran": bool(heldout_records), "replayed": len(heldout_records),
-                             **({"why_not": heldout_skipped} if heldout_skipped else {})}},
+                 **{name: {"ran": bool(rs), "replayed": len(rs),
+                           **({"why_not": held_skipped[name]} if held_skipped[name] else {})}
+                    for name, rs in held_records.items()}},
         "backend": drafter.backend,
         "prompt": {"id": prompts.id, "version": prompts.version},
         "cases": len(records),
@@ -236,13 +239,13 @@ def run_eval(
     })
     from rag.evaluation.report import write_artifacts, write_summary
 
-    write_artifacts(folder, summary, records, ticket_records + heldout_records)
+    write_artifacts(folder, summary, records, all_tickets)
     done_at = time.perf_counter()
     summary["timings"] = {"setup": round(drafting - started, 1), "cases": round(replaying - drafting, 1),
                           "tickets": round(reporting - replaying, 1), "report": round(done_at - reporting, 1)}
     summary["seconds"] = round(done_at - started, 1)
-    write_summary(folder, summary, records, ticket_records + heldout_records)
-    return EvalRun(folder, summary, records, ticket_records + heldout_records)
+    write_summary(folder, summary, records, all_tickets)
+    return EvalRun(folder, summary, records, all_tickets)
 
 
 def _tickets_skipped(cfg: EvalConfig, tickets_file: Path) -> str | None:

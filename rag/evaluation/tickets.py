@@ -1,9 +1,9 @@
 """Replay labelled tickets the corpus never saw and judge each draft: its decision, what an answer carries, and
 what a deferral asks.
 
-Two sets (``eval/relevance/README.md``): the development tickets (``new_tickets.jsonl``, both halves; the match
-model and the policy were tuned on them) and the frozen held-out tickets (``heldout_tickets.jsonl``, written and
-labelled before any tuning of this round, never tuned on). Judged per ticket:
+The sets (``eval/relevance/README.md``): the development tickets (``new_tickets.jsonl``, both halves; the match
+model and the policy were tuned on them) and the frozen held-out sets (``HELDOUT_SETS``), each written and labelled
+before the tuning it measures. Judged per ticket:
 - the decision: answered or not, whether the case it stands on is a labelled match, the match probability;
 - answers: whether the draft carries the labelled key content (``rag/score/key_content.py``);
 - deferrals (any draft that does not answer): whether it asks only for what is reasonable to ask for this
@@ -14,16 +14,40 @@ Each set's summary also holds the precision–coverage curve of the match probab
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from rag.draft.drafter import Drafter
 from rag.records import Draft, Ticket, draft_dict
 from rag.score.asks import asked
 from rag.score.key_content import check_key
-from rag.score.labels import GroupLabels, LabelledTicket
+from rag.score.labels import GroupLabels, LabelledTicket, Split
 from rag.score.relevance import Decision, decision_scores, mean_of, ranking_scores
 
 Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class HeldoutSet:
+    """A frozen held-out ticket file: its name is the records' split, the summary's key and its figures' prefix."""
+
+    name: Split
+    file: str
+    title: str
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.name}_"
+
+
+# Newest first: the first is the headline. A set that has been read while tuning says so in its title.
+HELDOUT_SETS = (
+    HeldoutSet("heldout2", "heldout2_tickets.jsonl",
+               "Second held-out tickets (frozen 2026-12-07, never read by anyone tuning: the headline figures)"),
+    HeldoutSet("heldout", "heldout_tickets.jsonl",
+               "First held-out tickets (frozen before issue 22's tuning; since read in nine draft reads, and fixes "
+               "followed: no longer unseen)"),
+)
 TARGET_PRECISION = 0.85
 # The verdicts whose only reason not to answer is the match threshold: the curve may move them.
 _THRESHOLD_VERDICTS = ("fits", "no_fit")

@@ -19,7 +19,7 @@ from rag.records import Action
 from rag.score.asks import KINDS
 from rag.score.key_content import KeyItem
 
-Split = Literal["dev", "test", "heldout", "train"]
+Split = Literal["dev", "test", "heldout", "heldout2", "train"]
 
 
 @dataclass(frozen=True)
