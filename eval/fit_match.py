@@ -86,11 +86,18 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     settings = loo_settings()
+    if args.sides:  # fitted as it runs: the Gemma judge reads the cases' own chunks only (Pipeline.retrieval)
+        settings = settings.updated(retrieval={"judge": "gemma"})
     pipeline = Pipeline(settings)
     pipeline.ingest([args.data], prune=True)  # this scratch store holds exactly --data: fitted on what it searches
     cases = list(pipeline.cases.replay_cases())
+    if args.train and any(c.asked for c in cases):
+        print(f"--train: the positive training tickets are the cases' asked wordings now ({args.data}/*.asked.jsonl), "
+              "so each would be matched against its own text; fit on a copy of the data without the sidecar to try it",
+              file=sys.stderr)
+        return 2
     labels = load_groups(args.labels / "groups")
-    parts = Parts.of(pipeline, lexical_cache=settings.store.cache_dir / "bm25")
+    parts = Parts.of(pipeline, pipeline.retrieval, lexical_cache=settings.store.cache_dir / "bm25")
     retriever = parts.retriever([parts.lexical, parts.dense])
     sides = side_signals(args.sides, pipeline, parts.config.chunk_kinds) if args.sides else None
     # Features only: the reranker's model is never asked to score here.

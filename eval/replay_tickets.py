@@ -4,7 +4,9 @@ figures and each wrong decision. Prints; not a test.
     python eval/replay_tickets.py [--tickets eval/relevance/train_tickets.jsonl] [--json records.json]
 
 Made for the synthetic training tickets (eval/relevance/README.md, "Synthetic training tickets"): their hard
-negatives show which same-area questions the drafter answers from a case about something else.
+negatives show which same-area questions the drafter answers from a case about something else. Their positives are
+the cases' asked wordings since stop 34 (data/*.asked.jsonl): each is matched against its own text, so their figures
+say only that the wording is found, not how a new ticket fares.
 """
 
 from __future__ import annotations

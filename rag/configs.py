@@ -177,7 +177,7 @@ class RetrievalConfig(Group):
     consensus_top: int = Field(default=12, description="consensus rerank: the fused candidates it reorders")
     consensus_voters: int = Field(default=12, description="candidates whose answers vote on agreement "
                                                           "(consensus rerank and the match features)")
-    chunk_kinds: tuple[str, ...] = no_variable(("case", "exchange"), "the chunk kinds retrieved")
+    chunk_kinds: tuple[str, ...] = no_variable(("case", "exchange", "asked"), "the chunk kinds retrieved")
     # The opt-in judge: EmbeddingGemma-300M's similarities as extra match features (docs/judge-lab.md). Too heavy
     # for the default (torch, 1.2 GB of weights, +100-300 ms a draft), so it is asked for by name.
     judge: Literal["default", "gemma"] = Field(default="default", description=(

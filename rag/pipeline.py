@@ -113,6 +113,15 @@ class Pipeline:
                 self._match_model = MatchModel.load(packaged=SIDES_MODEL_FILE) if gemma else MatchModel.load()
             return self._match_model
 
+    @property
+    def retrieval(self) -> RetrievalConfig:
+        """The retrieval settings the judge was fitted with: the Gemma judge's model predates the cases' asked
+        wordings (rag.corpus.asked), so under it the sources and its sides read the cases' own chunks only."""
+        config = self.settings.retrieval
+        if config.judge != "gemma":
+            return config
+        return config.model_copy(update={"chunk_kinds": tuple(k for k in config.chunk_kinds if k != "asked")})
+
     def _sides(self) -> "SideSignals | None":
         """EmbeddingGemma's side features when ``RAG_JUDGE=gemma``: its vectors of every case are computed here, once
         (the embeddings cache keeps them across processes); per draft, one ticket vector."""
@@ -123,7 +132,7 @@ class Pipeline:
         from rag.store.gemma import GemmaEmbedder
 
         embedder = CachedEmbedder(GemmaEmbedder(self.settings.retrieval.judge_dir), self.settings.store.cache_dir)
-        return SideSignals(self.cases, embedder, kinds=self.settings.retrieval.chunk_kinds)
+        return SideSignals(self.cases, embedder, kinds=self.retrieval.chunk_kinds)
 
     def ingest(self, paths: Iterable[Path] | None = None, *, prune: bool = False, rebuild: bool = False,
                progress: Progress = no_progress) -> IngestSummary:
@@ -139,7 +148,7 @@ class Pipeline:
         cases' local copy, the BM25 index and the dense matrix. Ingest calls it, so the first draft (and every
         replica that starts on this store) maps them from disk instead of building them."""
         # The BM25 index is saved as it is built; the dense matrix when it is first read.
-        _, dense = build_sources(self.cases, self.store, self.embedder, self.settings.retrieval,
+        _, dense = build_sources(self.cases, self.store, self.embedder, self.retrieval,
                                  lexical_cache=self.settings.store.cache_dir / "bm25")
         dense.matrix  # noqa: B018
 
@@ -180,7 +189,7 @@ class Pipeline:
     def retriever(self) -> HybridRetriever:
         with self._lock:
             if self._retriever is None:
-                self._retriever = build_retriever(self.cases, self.store, self.embedder, self.settings.retrieval,
+                self._retriever = build_retriever(self.cases, self.store, self.embedder, self.retrieval,
                                                   lexical_cache=self.settings.store.cache_dir / "bm25",
                                                   match_model=self.match_model, sides=self._sides())
             return self._retriever

@@ -52,6 +52,8 @@ class Case:
     line: int
     links: tuple[str, ...] = ()
     provenance: Provenance | None = None  # None: a case of the dataset itself
+    # Other customers' wordings of the same problem, from the dataset's sidecar (rag.corpus.asked): matched, never quoted.
+    asked: tuple[str, ...] = ()
 
     @property
     def agent_turns(self) -> tuple[Turn, ...]:
@@ -105,14 +107,18 @@ class CaseRecord:
     dialogue: Dialogue | None = None
 
 
+ChunkKind = Literal["case", "exchange", "asked"]
+
+
 @dataclass(frozen=True, slots=True)
 class Chunk:
     """A searchable piece of a case. The case chunk carries its case record; an exchange chunk refers to
-    its case by ``case_id`` and ``exchange`` (its number in the dialogue)."""
+    its case by ``case_id`` and ``exchange`` (its number in the dialogue); an asked chunk is another customer's
+    wording of the case's problem (``Case.asked``), searched and never shown."""
 
     id: str
     case_id: str
-    kind: Literal["case", "exchange"]
+    kind: ChunkKind
     text: str
     key_text: str  # the question side: what gets embedded
     exchange: int = 0

@@ -48,6 +48,7 @@ def test_wheel_carries_prompts_corpus_baseline_and_page(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ("rag/_bundled/prompts/default/system.md", "rag/_bundled/prompts/default/user.md",
                    "rag/_bundled/prompts/judge.md", "rag/_bundled/data/qiniu_support_tickets_part15.md",
+                   "rag/_bundled/data/qiniu_support_tickets_part15.asked.jsonl",
                    "rag/_bundled/baseline.json", "rag/service/static/index.html", "rag/service/static/app.js",
                    "rag/service/static/app.css"):
         assert needed in names, needed

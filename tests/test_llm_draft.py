@@ -1,6 +1,7 @@
 """The LLM backend against the real openai SDK, with every HTTP call answered by respx."""
 
 import json
+import re
 import time
 from dataclasses import replace
 
@@ -11,7 +12,7 @@ import respx
 from rag.draft.details import DOMAIN
 from rag.draft.policy import Verdict
 from rag.draft.writers.llm import dropped_links, lost_literals, shown_cases
-from rag.notes import ContextTrimmed, InternalWordingRemoved, LLMDoesNotAnswer, LLMFallback, LLMMoreCautious, LLMOverruled, SubstanceRemoved
+from rag.notes import ContextTrimmed, DocLinkAdded, InternalWordingRemoved, LLMDoesNotAnswer, LLMFallback, LLMMoreCautious, LLMOverruled, SubstanceRemoved
 from rag.llm.client import LLMClient
 from rag.errors import ContextLengthError, LLMError
 from rag.records import Hit, Provenance, Ticket
@@ -59,10 +60,10 @@ def test_success_carries_cases_and_customer_text(drafter):
     system, user = body["messages"]
     assert system["role"] == "system" and "您好" in system["content"]
     assert "<customer_message>" in user["content"] and TICKET.text in user["content"]
-    # The five cases fit; two of them hold the same free-certificate template, shown once.
-    assert "[案例 4]" in user["content"] and "[案例 5]" not in user["content"]
+    # The five cases fit, each with its own resolution: all are shown (a repeated template is shown once: below).
+    assert "[案例 5]" in user["content"] and "[案例 6]" not in user["content"]
     cited = {c.case_id for c in draft.citations}
-    assert sum(case_id in user["content"] for case_id in cited) == 4 and len(cited) == 5
+    assert sum(case_id in user["content"] for case_id in cited) == 5 and len(cited) == 5
     assert route.calls[0].request.headers["authorization"] == "Bearer sk-test"
     assert draft.action == "answer" and draft.backend == "llm:qwen-test" and not draft.fallback
     assert draft.text.startswith("您好") and "ACTION" not in draft.text
@@ -146,7 +147,7 @@ def test_context_length_error_trims_cases_and_retries_once(drafter):
         route = mock.post(URL).mock(side_effect=[too_long, httpx.Response(200, json=completion(GOOD))])
         draft = drafter.draft(TICKET)
     assert route.call_count == 2
-    assert sent(route, 0)["messages"][1]["content"].count("[案例 ") == 4
+    assert sent(route, 0)["messages"][1]["content"].count("[案例 ") == 5
     assert sent(route, 1)["messages"][1]["content"].count("[案例 ") == 2
     assert ContextTrimmed(2) in draft.notes
     with respx.mock() as mock:
@@ -488,8 +489,11 @@ def test_an_editing_variant_gets_the_offline_answer_and_the_ticket_not_the_cases
     assert route.call_count == 1 and deferred.backend == "offline" and not deferred.fallback
     system, user = (m["content"] for m in sent(route)["messages"])
     assert "<draft>" in user and "<customer_message>" in user and "<case_1>" not in user and "客服回复：" not in user
-    for line in expected.text.splitlines():  # the draft, escaped like case text
+    answer, doc_line = ((expected.text.rpartition("\n")[0], expected.text.rpartition("\n")[2])
+                        if DocLinkAdded() in expected.notes else (expected.text, ""))
+    for line in answer.splitlines():  # the draft, escaped like case text
         assert line.replace("<", "&lt;").replace(">", "&gt;").strip() in user
+    assert not doc_line or doc_line not in user  # the doc links the writer added are not the model's to edit
     assert "{{" not in system + user and "您好" in system
     assert draft.backend == "llm:qwen-test" and draft.prompt_id == "edit" and not draft.fallback
     assert draft.action == "answer" and draft.citations
@@ -497,9 +501,10 @@ def test_an_editing_variant_gets_the_offline_answer_and_the_ticket_not_the_cases
 
 def test_an_edit_that_drops_a_link_or_grows_past_its_draft_falls_back_to_the_draft(llm_settings, corpus_drafter):
     edit, offline = _edit_drafters(llm_settings, corpus_drafter)
-    expected = offline.draft(TICKET)
-    links = [u for u in expected.text.split() if u.startswith("http")]
-    assert links, expected.text  # the certificate case's steps carry their pages
+    ticket = Ticket("CDN缓存怎么刷新？有没有接口可以调？")
+    expected = offline.draft(ticket)
+    links = re.findall(r"https?://[^\s，。]+", expected.text)
+    assert len(links) >= 2, expected.text  # the refresh case's answer carries its guide and its API
     lost = expected.text.replace(links[-1], "")
     grown = expected.text + "为了确保您的问题能够得到解决，" * 12
     wrapped = "以下是整理后的回复：\n<reply>\n" + expected.text + "\n</reply>"
@@ -508,10 +513,25 @@ def test_an_edit_that_drops_a_link_or_grows_past_its_draft_falls_back_to_the_dra
         with respx.mock() as mock:
             mock.post(URL).mock(return_value=httpx.Response(200, json=completion(reply)))
             with pytest.raises(LLMError, match=reason):
-                edit.draft(TICKET)
+                edit.draft(ticket)
             mock.post(URL).mock(return_value=httpx.Response(200, json=completion(reply)))
-            fell_back = edit.draft(TICKET, fallback="offline")
+            fell_back = edit.draft(ticket, fallback="offline")
         assert fell_back.fallback and fell_back.text == expected.text, reason
+
+
+def test_the_doc_links_the_writer_added_are_not_edited_and_come_back_under_the_edit(llm_settings, corpus_drafter):
+    """The offline writer adds a 参考文档 line when the answer it reuses holds no link: the model edits the answer
+    only (the 0.5B model dropped the line, and the whole edit was refused), and the line is put back under it."""
+    edit, offline = _edit_drafters(llm_settings, corpus_drafter)
+    ticket = Ticket("我的CDN域名证书过期了，怎么更换免费证书？")
+    expected = offline.draft(ticket)
+    answer, _, doc_line = expected.text.rpartition("\n")
+    assert DocLinkAdded() in expected.notes and doc_line.startswith("参考文档：https://"), expected.text
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(return_value=httpx.Response(200, json=completion("ACTION: answer\n" + answer)))
+        edited = edit.draft(ticket)
+    assert doc_line not in sent(route)["messages"][1]["content"] and answer[4:40] in sent(route)["messages"][1]["content"]
+    assert not edited.fallback and edited.text.endswith(doc_line) and edited.text.count("参考文档") == 1
 
 
 def test_an_edit_is_asked_only_of_an_answer_the_offline_writer_composed(llm_settings, corpus_drafter, corpus_pipeline):

@@ -123,7 +123,9 @@ def test_certificate_ticket_gets_the_template_answer(drafter):
     assert draft.action == "answer" and draft.backend == "offline"
     assert draft.text.startswith("您好，") and draft.text.count("您好") == 1
     assert "稍等" not in draft.text and "[图片]" not in draft.text
-    assert "https://portal.qiniu.com/certificate/apply" in draft.links
+    # The manual application page, or (a CDN ticket: the CDN agents' own answer) the one-click path in 域名管理.
+    assert "https://portal.qiniu.com/certificate/apply" in draft.links or "[域名管理]" in draft.text, draft.text
+    assert "免费证书" in draft.text
     assert draft.confidence >= 0.3
     assert draft.citations and all(c.case_id and c.title for c in draft.citations)
     assert draft.prompt_id == "offline" and draft.latency_ms > 0

@@ -169,6 +169,9 @@ def test_the_gemma_judge_is_asked_for_by_name_and_says_how_to_fetch_its_weights(
     p = Pipeline(make_settings(ingest={"data_dir": dataset},
                                retrieval={"judge": "gemma", "judge_dir": tmp_path / "no-weights"}))
     assert p.match_model.sides == "embeddinggemma-300m/512" and p.match_model.threshold > 0
+    # Its model was fitted before the cases' asked wordings: it retrieves over the cases' own chunks, as fitted.
+    assert p.retrieval.chunk_kinds == ("case", "exchange")
+    assert Pipeline(make_settings()).retrieval.chunk_kinds == ("case", "exchange", "asked")
     p.ensure_ingested()
     with pytest.raises(EmbeddingError, match="rag.store.gemma fetch"):
         p.retriever

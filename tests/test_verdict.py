@@ -51,7 +51,10 @@ def test_a_covered_ticket_is_answered_from_a_fitting_case(offline):
 def test_uncovered_tickets_are_deferred_with_related_cases(offline, text, verdict):
     d = offline.draft(Ticket(text))
     assert d.action != "answer" and d.verdict == verdict
-    assert d.confidence < offline.policy.threshold
+    if verdict == "no_fit":
+        assert d.confidence < offline.policy.threshold
+    # The others are decided by what the ticket is, whatever the match: the recycle-bin request matches the
+    # "deleted files cannot be restored" case closely, and is still a request for the product team.
     assert d.citations and all(c.relation == "related" for c in d.citations)
 
 

@@ -2,12 +2,15 @@
 
 One chunk per case (title + question + substantive answer) so a short ticket can match a whole
 case; one chunk per exchange of a multi-turn dialogue (a customer turn with the agent turns that
-answer it) so a follow-up question deep in a long dialogue can still be found. Each chunk also
-carries ``key_text``, its question side, which is what gets embedded: tickets are questions, and
+answer it) so a follow-up question deep in a long dialogue can still be found; one per other
+customer's wording of the case's problem (``Case.asked``, from the dataset's sidecar file). Each chunk
+also carries ``key_text``, its question side, which is what gets embedded: tickets are questions, and
 matching question against question beats matching question against answer (see docs/corpus.md).
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from rag.text.markers import strip_image_markers
 from rag.text.links import separate_links
@@ -59,6 +62,11 @@ def chunk_case(case: Case) -> list[Chunk]:
             # made a 2,000-exchange dialogue quadratic in store size and ingest time.
             chunks.append(Chunk(id=f"{case.id}:ex{n}", case_id=case.id, kind="exchange", text=f"{q_text}\n{a_text}",
                                 key_text=f"{case.title}\n{q_text}", exchange=n))
+    for wording in case.asked:
+        # Named by its text: an edited wording is a new chunk (embedded anew), never a stale vector under an old id.
+        digest = hashlib.sha1(wording.encode("utf-8")).hexdigest()[:12]
+        chunks.append(Chunk(id=f"{case.id}:asked:{digest}", case_id=case.id, kind="asked", text=wording,
+                            key_text=wording))
     return chunks
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -39,6 +39,7 @@ from rag.corpus.format import (
     title_line,
     turn_marker,
 )
+from rag.corpus.asked import parse_asked, sidecar
 from rag.text.markers import IMAGE_MARKER
 from rag.errors import ParseError
 from rag.text.filler import is_filler
@@ -306,6 +307,23 @@ def parse_file(path: Path, *, strict: bool = False, warnings: list[str] | None =
     return parse_text(text, source or path.name, strict=strict, warnings=warnings)
 
 
+def _with_asked(cases: list[Case], dataset: Path, source: str, *, strict: bool, warnings: list[str]) -> list[Case]:
+    """``cases`` with the wordings of their sidecar file (``rag.corpus.asked``), if the dataset has one. A line
+    that cannot be used is skipped with a warning naming it (raised when strict); the cases are read either way."""
+    path = sidecar(dataset)
+    if not path.is_file():
+        return cases
+    name = sidecar(Path(source)).as_posix()
+    try:
+        asked, problems = parse_asked(read_dataset_file(path, name), name, {c.id for c in cases})
+    except ParseError as exc:
+        problems, asked = [exc], {}
+    if problems and strict:
+        raise problems[0]
+    warnings.extend(f"{p} (line skipped)" for p in problems)
+    return [replace(c, asked=asked[c.id]) if c.id in asked else c for c in cases]
+
+
 def parse_paths(paths: Iterable[Path], *, strict: bool = False, root: Path | None = None) -> tuple[list[Case], ParseReport]:
     """Parse every dataset file under ``paths`` (named relative to ``root``, see ``dataset_files``).
 
@@ -316,12 +334,14 @@ def parse_paths(paths: Iterable[Path], *, strict: bool = False, root: Path | Non
     files = dataset_files(paths, root)
     for f, name in files:
         try:
-            cases.extend(parse_file(f, strict=strict, warnings=warnings, source=name))
+            parsed = parse_file(f, strict=strict, warnings=warnings, source=name)
         except ParseError as exc:
             if strict:
                 raise
             warnings.append(str(exc))
             unreadable.append(name)
+            continue
+        cases.extend(_with_asked(parsed, f, name, strict=strict, warnings=warnings))
     return cases, ParseReport(
         files=len(files),
         cases=len(cases),

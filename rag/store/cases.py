@@ -15,14 +15,14 @@ import json
 from collections import defaultdict
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from rag.corpus.catalog import Catalog
 from rag.corpus.format import format_provenance, parse_provenance
 from rag.text.identifiers import CorpusIdentifiers
 from rag.text.links import find_links
 from rag.errors import StoreError
-from rag.records import Case, CaseRecord, Chunk, Dialogue, Turn
+from rag.records import Case, CaseRecord, Chunk, ChunkKind, Dialogue, Turn
 
 if TYPE_CHECKING:
     from rag.store.chroma import ChunkStore
@@ -104,7 +104,8 @@ def decode_case(meta: Mapping[str, Any]) -> CaseRecord:
 
 def decode_chunk(chunk_id: str, text: str, meta: Mapping[str, Any]) -> Chunk:
     """A stored chunk as a record; the case chunk carries its case (schema 1 exchange copies are ignored)."""
-    kind: Literal["case", "exchange"] = "case" if meta.get(_KIND) == "case" else "exchange"
+    stored = meta.get(_KIND)
+    kind: ChunkKind = "case" if stored == "case" else "asked" if stored == "asked" else "exchange"
     return Chunk(
         id=chunk_id, case_id=str(meta.get(_CASE_ID, "")), kind=kind, text=text,
         key_text=str(meta.get(_KEY_TEXT, "")), exchange=int(meta.get(_EXCHANGE, 0) or 0),
@@ -204,8 +205,12 @@ class CaseRepository:
                 f"{missing} of the store's {len(self._cases)} cases were ingested before the store kept their "
                 "dialogue, which evaluation replays: run `rag ingest` on the same data (it rewrites the metadata in "
                 "place, no re-embedding) or `rag ingest --rebuild`")
+        asked: dict[str, list[str]] = defaultdict(list)
+        for c in self.chunks:
+            if c.kind == "asked":
+                asked[c.case_id].append(c.text)
         ordered = sorted(self._cases.values(), key=lambda c: (c.source.split("/"), c.line))
-        return tuple(_as_case(c, dialogues[c.id]) for c in ordered)
+        return tuple(_as_case(c, dialogues[c.id], tuple(asked[c.id])) for c in ordered)
 
     @cached_property
     def identifiers(self) -> CorpusIdentifiers:
@@ -214,7 +219,8 @@ class CaseRepository:
         # From the store's cases and chunks: what a running service knows without re-reading the dataset files.
         texts: dict[str, list[str]] = defaultdict(list)
         for c in self.chunks:
-            texts[c.case_id].append(c.text)
+            if c.kind != "asked":  # other customers' wordings carry invented hosts: never learnt as the corpus's
+                texts[c.case_id].append(c.text)
         return CorpusIdentifiers.learn((r.id, "\n".join([*texts[r.id], r.question]), r.answer) for r in self)
 
     @cached_property
@@ -227,7 +233,7 @@ class CaseRepository:
         return Catalog.of(self._cases.values())
 
 
-def _as_case(record: CaseRecord, d: Dialogue) -> Case:
+def _as_case(record: CaseRecord, d: Dialogue, asked: tuple[str, ...]) -> Case:
     return Case(id=record.id, title=record.title, product=record.product, subcategory=record.subcategory,
                 scenarios=record.scenarios, question=d.question, turns=d.turns, root_cause=record.root_cause,
-                source=record.source, line=record.line, links=d.links, provenance=record.provenance)
+                source=record.source, line=record.line, links=d.links, provenance=record.provenance, asked=asked)

@@ -21,12 +21,12 @@ from rag.draft.policy import Verdict
 from rag.draft.resolution import resolve
 from rag.draft.writers import Reply
 from rag.draft.language import is_english
-from rag.draft.writers.offline import OfflineWriter
+from rag.draft.writers.offline import DOC_LINE, OfflineWriter
 from rag.errors import ContextLengthError, LLMError
 from rag.llm.bounds import Deadline
 from rag.llm.chat import ChatModel
 from rag.llm.prompts import PromptPair
-from rag.notes import ContextTrimmed, LLMDoesNotAnswer, LLMMoreCautious, LLMOverruled, Note
+from rag.notes import ContextTrimmed, DocLinkAdded, LLMDoesNotAnswer, LLMMoreCautious, LLMOverruled, Note
 from rag.records import Action, Hit, Ticket, Usage
 from rag.text.markers import ANSWER_GREETING, REPLY_GREETING, strip_image_markers
 
@@ -205,7 +205,7 @@ class LLMWriter:
               on_delta: Callable[[str], None] | None = None) -> Reply:
         if self.answers_only and verdict.action != "answer":
             return self._offline.write(ticket, hits, verdict, k=k)
-        draft = None
+        draft = doc_line = None
         if self.edits:
             offline = self._offline.write(ticket, hits, verdict, k=k)
             if offline.action != "answer":
@@ -213,16 +213,29 @@ class LLMWriter:
                 # is no answer to edit, and a model asked to write one from the cases would make it up.
                 return offline
             draft = offline.text
+            head, _, last = draft.rpartition("\n")
+            if DocLinkAdded() in offline.notes and head and last.startswith(DOC_LINE):
+                # The doc links the writer added are no part of the answer to edit: the model gets the answer, and
+                # the line goes back under its edit (the 0.5B model dropped it, and the whole edit was refused).
+                draft, doc_line = head, last
         deadline = Deadline.after(self.deadline)  # one budget for every attempt of this draft
         if not self._slots.acquire(timeout=min(self.config.llm_queue_seconds, deadline.remaining())):
             raise LLMError(f"all {self.config.llm_max_concurrent} LLM slots are busy (RAG_LLM_MAX_CONCURRENT)")
         try:
-            return self._write(ticket, hits, verdict, on_delta, deadline, draft)
+            reply = self._write(ticket, hits, verdict, on_delta, deadline, draft, withheld=doc_line or "")
         finally:
             self._slots.release()
+        if doc_line and any(link_key(u) not in {link_key(m) for m in links_in(reply.text)} for u in links_in(doc_line)):
+            return replace(reply, text=f"{reply.text}\n{doc_line}")
+        return reply
+        deadline = Deadline.after(self.deadline)  # one budget for every attempt of this draft
+        if not self._slots.acquire(timeout=min(self.config.llm_queue_seconds, deadline.remaining())):
+            raise LLMError(f"all {self.config.llm_max_concurrent} LLM slots are busy (RAG_LLM_MAX_CONCURRENT)")
 
     def _write(self, ticket: Ticket, hits: Sequence[Hit], verdict: Verdict, on_delta, deadline: Deadline,
-               draft: str | None) -> Reply:
+               draft: str | None, *, withheld: str = "") -> Reply:
+        """``withheld``: the draft's added doc-link line, kept from the model (a reply that repeats it anyway may be
+        that much longer)."""
         limit = self.config.llm_context_cases
         notes: list[Note] = []
         trimmed = False
@@ -291,7 +304,7 @@ class LLMWriter:
                         else "every link of the resolution it answers from")
                 raise LLMError(f"the LLM reply left out {what} ({', '.join(dropped[:3])}); "
                                f"the case's own resolution is the better draft")
-        if draft is not None and len(body) > len(draft) + EDIT_GROWTH_CHARS:
+        if draft is not None and len(body) > len(draft) + len(withheld) + EDIT_GROWTH_CHARS:
             # An edit that grew past a lead-in retold the answer (steps, causes and promises the draft lacks).
             raise LLMError(f"the LLM reply ran {len(body) - len(draft)} characters past the draft it edits "
                            f"(at most {EDIT_GROWTH_CHARS}); the draft itself is the better reply")

@@ -32,6 +32,9 @@ from rag.notes import ComposedFrom, DocLinkAdded, EnglishTicket, LowSupport, NoS
 from rag.records import Action, Hit, Passage, Ticket
 from rag.text.rouge import consensus_scores, normalise_answer, pairwise_rouge_l, rouge_l_f1
 
+# The line of doc links the writer adds when the resolution it reuses holds none (notes.DocLinkAdded).
+DOC_LINE = "参考文档："
+
 LOW_CONFIDENCE = 0.15
 
 
@@ -134,7 +137,7 @@ def compose(ticket: Ticket, hits: Sequence[Hit], *, fitting: Collection[str] | N
     if not find_links(body):
         extra = supporting_links(body, [pool[i] for i in supporters], [max(pool[i].score, 1e-6) for i in supporters], 2)
         if extra:
-            body = f"{body}\n参考文档：" + " ".join(extra)
+            body = f"{body}\n{DOC_LINE}" + " ".join(extra)
             notes.append(DocLinkAdded())
     if needs_staff(ticket.text) or past_action == "escalate":
         action: Action = "escalate"

@@ -1,0 +1,78 @@
+"""Write the shipped dataset's sidecar of other customers' wordings (``rag.corpus.asked``).
+
+    python eval/asked_wordings.py [--data data/qiniu_support_tickets_part15.md]
+
+Two sources, both written by LLM helper sessions from the cases alone (eval/relevance/asked/README.md):
+- the positive synthetic training tickets (``eval/relevance/train_tickets.jsonl``: one per answered case, "a
+  different customer with the same problem"; hard negatives are left out, no case answers them);
+- ``eval/relevance/asked/wordings_*.jsonl``: two more per answered case, written from that case's dialogue only.
+
+A wording as close to a labelled ticket (development or held-out) as a copy (rapidfuzz ratio >= 70) is dropped and
+counted, so no evaluation ticket is matched against its own near-twin. The file is rewritten whole, sorted by case
+and source, so a second run gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rapidfuzz import fuzz
+
+from rag.corpus.asked import sidecar
+from rag.corpus.parse import parse_paths
+
+ROOT = Path(__file__).resolve().parent.parent
+LABELS = ROOT / "eval" / "relevance"
+COPY = 70.0  # as eval/relevance/check_tickets.py
+
+
+def _lines(path: Path) -> list[tuple[int, dict]]:
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                out.append((n, json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise SystemExit(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+    return out
+
+
+def wordings(train: Path, folder: Path) -> list[tuple[str, str, str]]:
+    """(case, text, source) of every wording, before any is dropped."""
+    out = []
+    for n, t in _lines(train):
+        if t.get("from_case") and t.get("match"):
+            text = "\n".join(p for p in (t.get("title") or "", t["text"]) if p).strip()
+            out.append((t["from_case"], text, f"{train.name} {t['id']}"))
+    for path in sorted(folder.glob("wordings_*.jsonl")):
+        out += [(w["case"], w["text"].strip(), f"asked/{path.name}:{n}") for n, w in _lines(path)]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=ROOT / "data" / "qiniu_support_tickets_part15.md")
+    args = ap.parse_args(argv)
+    cases, _ = parse_paths([args.data])
+    order = {c.id: n for n, c in enumerate(cases)}
+    tickets = [t["text"] for f in ("new_tickets.jsonl", "heldout_tickets.jsonl", "heldout2_tickets.jsonl")
+               if (LABELS / f).is_file() for _, t in _lines(LABELS / f)]
+    kept, dropped = [], []
+    for case, text, source in wordings(LABELS / "train_tickets.jsonl", LABELS / "asked"):
+        if case not in order:
+            raise SystemExit(f"{source}: case {case!r} is not a case of {args.data}")
+        near = max((fuzz.ratio(text, t) for t in tickets), default=0.0)
+        (dropped if near >= COPY else kept).append((order[case], source, {"case": case, "text": text, "source": source}))
+    out = sidecar(args.data)
+    out.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for *_, d in sorted(kept, key=lambda x: x[:2])),
+                   encoding="utf-8")
+    print(f"{out}: {len(kept)} wordings of {len({k[0] for k in kept})} cases; "
+          f"{len(dropped)} dropped as near-copies of a labelled ticket ({', '.join(d[1] for d in dropped) or 'none'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Other customers' wordings of a past case's problem: a sidecar file beside a dataset file.
+
+``part15.md`` may have ``part15.asked.jsonl`` beside it, one JSON object a line::
+
+    {"case": "<case id>", "text": "<how another customer asked the same problem>", "source": "..."}
+
+Each text becomes an ``asked`` chunk of its case (``rag.corpus.chunk``): matched against a ticket like the case's
+own question, never quoted (a hit on it shows the case). A case's own first message is often vague or long, while
+a new ticket states the problem the way customers do; a few such wordings per case are what moved the judge most
+(docs/judge-lab.md, "Other customers' wordings"). Keys besides ``case`` and ``text`` are for people and not read.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Collection
+
+from rag.errors import ParseError
+
+SUFFIX = ".asked.jsonl"
+
+
+def sidecar(dataset: Path) -> Path:
+    """Where the wordings of ``dataset``'s cases live: ``part15.md`` -> ``part15.asked.jsonl``."""
+    return dataset.with_name(dataset.stem + SUFFIX)
+
+
+def parse_asked(text: str, source: str, case_ids: Collection[str]) -> tuple[dict[str, tuple[str, ...]], list[ParseError]]:
+    """The wordings by case id, and one error per line that could not be used (named by file and line)."""
+    asked: dict[str, list[str]] = {}
+    problems: list[ParseError] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(ParseError(f"not valid JSON ({exc.msg})", source=source, line=n))
+            continue
+        case, wording = (item.get("case"), item.get("text")) if isinstance(item, dict) else (None, None)
+        if not isinstance(case, str) or not isinstance(wording, str) or not wording.strip():
+            problems.append(ParseError('expected {"case": "<case id>", "text": "<wording>"}', source=source, line=n))
+        elif case not in case_ids:
+            problems.append(ParseError(f"case {case!r} is not in the dataset beside it", source=source, line=n))
+        elif wording.strip() not in asked.setdefault(case, []):
+            asked[case].append(wording.strip())
+    return {c: tuple(ws) for c, ws in asked.items()}, problems
