@@ -210,3 +210,22 @@ def test_independent_detector_finds_no_leak_or_defect_over_the_whole_corpus(draf
         # whole sentences only: every line ends at a sentence end, a link, or is a step/short line of the past answer
         assert not re.search(r"https?:/?/?$", draft.text)
     assert problems == []
+
+
+def test_among_cases_matched_about_as_well_the_one_whose_customer_asked_this_is_chosen():
+    """A case's first thread may be a template while a later customer asked exactly this ticket's question
+    (「不是一年吗。怎么3个月啦」): among fitting cases matched about as well, the closer thread wins; a clearly better
+    match still wins over a closer thread."""
+    from rag.draft.writers.offline import choose
+    from rag.records import Hit
+
+    def hit(case_id: str, match: float) -> Hit:
+        record = CaseRecord(id=case_id, title="证书", product="CDN", subcategory="", scenarios=(), root_cause=None,
+                            source="t.md", line=1, question="证书", answer="您好，这样操作即可。")
+        return Hit(case=record, score=match, chunk_id=f"{case_id}:case", chunk_text="", match=match)
+
+    ticket, bodies = Ticket("免费证书为什么只有90天"), ["您好，这样操作即可。"] * 3
+    close = [0.1, 0.5, 0.9]
+    assert choose(ticket, [hit("a", 0.95), hit("b", 0.9), hit("c", 0.6)], bodies, [True] * 3, close) == 1
+    assert choose(ticket, [hit("a", 0.95), hit("b", 0.7), hit("c", 0.6)], bodies, [True] * 3, close) == 0
+    assert choose(ticket, [hit("a", 0.95), hit("b", 0.9), hit("c", 0.6)], bodies, [True, False, True], close) == 0

@@ -59,6 +59,7 @@ class Resolution:
     case_id: str
     threads: tuple[int, ...]    # the threads it was taken from
     pieces: tuple[Piece, ...]
+    closeness: float = 0.0      # how much of the ticket the closest of those threads' customer turns share
 
     @property
     def text(self) -> str:
@@ -150,7 +151,8 @@ def resolve(case: CaseRecord, ticket: str, others: Sequence[str], budget: int = 
             continue
         kept.append(piece)
         size += len(piece.text)
-    return Resolution(case.id, tuple(t.index for t in chosen), unnumber_lone_step(kept)) if kept else None
+    near = max(_closeness(ticket, (case.title + "\n" if t.index == 0 else "") + t.customer) for t in chosen)
+    return Resolution(case.id, tuple(t.index for t in chosen), unnumber_lone_step(kept), near) if kept else None
 
 
 def unnumber_lone_step(pieces: Sequence[Piece]) -> tuple[Piece, ...]:
