@@ -100,9 +100,9 @@ def choose(ticket: Ticket, pool: Sequence[Hit], bodies: Sequence[str],
         first = next(i for i in range(len(pool)) if usable[i])
         if closeness is None:
             return first
-        near = [i for i in range(len(pool)) if usable[i]
-                and (pool[i].match or 0.0) >= (pool[first].match or 0.0) - _AS_WELL]
-        return max(near, key=lambda i: (closeness[i], -i))
+        as_well = [i for i in range(len(pool)) if usable[i]
+                   and (pool[i].match or 0.0) >= (pool[first].match or 0.0) - _AS_WELL]
+        return max(as_well, key=lambda i: (closeness[i], -i))
     scores = np.array([max(h.score, 1e-6) for h in pool])
     agree = pairwise_rouge_l([normalise_answer(b) for b in bodies]) @ scores / scores.sum()
     query = normalise_answer(ticket.query_text)
