@@ -261,8 +261,8 @@ def compare(a: EvalRun, b: EvalRun, *, common: bool = False, top: int = 10, resa
                                           _weights(len(held_a), resamples, rng), f"{h.name} tickets", len(held_a)))
     totals = {m.removeprefix("total_"): metrics.pop(m) for m in list(metrics) if m.startswith("total_")}
     # A figure a summary holds that no statistic here recomputes is shown without an interval, and said so.
+    unrun = ("tickets_",) * (not tickets_a) + tuple(h.prefix for h in HELDOUT_SETS if not held[h.name][0])
     for m in a.summary.get("overall", {}):
-        unrun = ("tickets_",) * (not tickets_a) + tuple(h.prefix for h in HELDOUT_SETS if not held[h.name][0])
         if m not in metrics and not m.startswith(unrun):
             metrics[m] = {"a": a.summary["overall"].get(m), "b": b.summary["overall"].get(m), "delta": None,
                           "low": None, "high": None, "over": None, "n": None,

@@ -187,7 +187,8 @@ def run_eval(
     replaying = time.perf_counter()
     tickets_file = settings.evaluation.labels_dir / "new_tickets.jsonl"
     tickets_skipped = _tickets_skipped(cfg, tickets_file)
-    ticket_records = replay(drafter, load_tickets(tickets_file), k=cfg.k, progress=progress) if tickets_skipped is None else []
+    ticket_records = (replay(drafter, load_tickets(tickets_file), k=cfg.k, progress=progress)
+                      if tickets_skipped is None else [])
     held_skipped: dict[str, str | None] = {}
     held_records: dict[str, list[dict]] = {}
     for held in HELDOUT_SETS:

@@ -225,12 +225,11 @@ class LLMWriter:
             reply = self._write(ticket, hits, verdict, on_delta, deadline, draft, withheld=doc_line or "")
         finally:
             self._slots.release()
-        if doc_line and any(link_key(u) not in {link_key(m) for m in links_in(reply.text)} for u in links_in(doc_line)):
-            return replace(reply, text=f"{reply.text}\n{doc_line}")
+        if doc_line:
+            kept = {link_key(u) for u in links_in(reply.text)}
+            if any(link_key(u) not in kept for u in links_in(doc_line)):  # a reply that kept the line anyway: once
+                return replace(reply, text=f"{reply.text}\n{doc_line}")
         return reply
-        deadline = Deadline.after(self.deadline)  # one budget for every attempt of this draft
-        if not self._slots.acquire(timeout=min(self.config.llm_queue_seconds, deadline.remaining())):
-            raise LLMError(f"all {self.config.llm_max_concurrent} LLM slots are busy (RAG_LLM_MAX_CONCURRENT)")
 
     def _write(self, ticket: Ticket, hits: Sequence[Hit], verdict: Verdict, on_delta, deadline: Deadline,
                draft: str | None, *, withheld: str = "") -> Reply:
