@@ -7,6 +7,9 @@ Two sources, both written by LLM helper sessions from the cases alone (eval/rele
   different customer with the same problem"; hard negatives are left out, no case answers them);
 - ``eval/relevance/asked/wordings_*.jsonl``: two more per answered case, written from that case's dialogue only.
 
+Each wording's ``turn`` (the customer turn it asks about) comes from ``eval/relevance/asked/turns_*.jsonl``, a
+helper's reading of each dialogue with its customer turns numbered.
+
 A wording as close to a labelled ticket (development or held-out) as a copy (rapidfuzz ratio >= 70) is dropped and
 counted, so no evaluation ticket is matched against its own near-twin. The file is rewritten whole, sorted by case
 and source, so a second run gives the same bytes.
@@ -52,6 +55,11 @@ def wordings(train: Path, folder: Path) -> list[tuple[str, str, str]]:
     return out
 
 
+def turns(folder: Path) -> dict[str, int]:
+    """Which customer turn each wording asks about, by its source (``turns_*.jsonl``, a helper's reading)."""
+    return {t["source"]: int(t["turn"]) for path in sorted(folder.glob("turns_*.jsonl")) for _, t in _lines(path)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT / "data" / "qiniu_support_tickets_part15.md")
@@ -61,11 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     tickets = [t["text"] for f in ("new_tickets.jsonl", "heldout_tickets.jsonl", "heldout2_tickets.jsonl")
                if (LABELS / f).is_file() for _, t in _lines(LABELS / f)]
     kept, dropped = [], []
+    turn_of = turns(LABELS / "asked")
     for case, text, source in wordings(LABELS / "train_tickets.jsonl", LABELS / "asked"):
         if case not in order:
             raise SystemExit(f"{source}: case {case!r} is not a case of {args.data}")
         near = max((fuzz.ratio(text, t) for t in tickets), default=0.0)
-        (dropped if near >= COPY else kept).append((order[case], source, {"case": case, "text": text, "source": source}))
+        line = {"case": case, "text": text, **({"turn": turn_of[source]} if source in turn_of else {}), "source": source}
+        (dropped if near >= COPY else kept).append((order[case], source, line))
     out = sidecar(args.data)
     out.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for *_, d in sorted(kept, key=lambda x: x[:2])),
                    encoding="utf-8")

@@ -39,6 +39,15 @@ class Provenance:
 
 
 @dataclass(frozen=True, slots=True)
+class Wording:
+    """Another customer's wording of a case's problem (rag.corpus.asked), and which customer turn of the dialogue
+    asks the same (``turn``: 1 for the first non-filler customer turn, 0 when not said)."""
+
+    text: str
+    turn: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Case:
     id: str
     title: str
@@ -53,7 +62,7 @@ class Case:
     links: tuple[str, ...] = ()
     provenance: Provenance | None = None  # None: a case of the dataset itself
     # Other customers' wordings of the same problem, from the dataset's sidecar (rag.corpus.asked): matched, never quoted.
-    asked: tuple[str, ...] = ()
+    asked: tuple[Wording, ...] = ()
 
     @property
     def agent_turns(self) -> tuple[Turn, ...]:
@@ -105,6 +114,8 @@ class CaseRecord:
     has_links: bool = False
     provenance: Provenance | None = None  # None: a case of the dataset itself
     dialogue: Dialogue | None = None
+    # The case's asked wordings, from its asked chunks (CaseRepository): which thread a ticket asks about.
+    asked: tuple[Wording, ...] = ()
 
 
 ChunkKind = Literal["case", "exchange", "asked"]

@@ -2,7 +2,10 @@
 
 ``part15.md`` may have ``part15.asked.jsonl`` beside it, one JSON object a line::
 
-    {"case": "<case id>", "text": "<how another customer asked the same problem>", "source": "..."}
+    {"case": "<case id>", "text": "<how another customer asked the same problem>", "turn": 2, "source": "..."}
+
+``turn`` (optional) names the customer turn of the dialogue that asks the same thing (1 for the first non-filler
+customer turn): the drafter then answers a ticket close to the wording with the agent's answer to that turn.
 
 Each text becomes an ``asked`` chunk of its case (``rag.corpus.chunk``): matched against a ticket like the case's
 own question, never quoted (a hit on it shows the case). A case's own first message is often vague or long, while
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Collection
 
 from rag.errors import ParseError
+from rag.records import Wording
 
 SUFFIX = ".asked.jsonl"
 
@@ -26,9 +30,9 @@ def sidecar(dataset: Path) -> Path:
     return dataset.with_name(dataset.stem + SUFFIX)
 
 
-def parse_asked(text: str, source: str, case_ids: Collection[str]) -> tuple[dict[str, tuple[str, ...]], list[ParseError]]:
+def parse_asked(text: str, source: str, case_ids: Collection[str]) -> tuple[dict[str, tuple[Wording, ...]], list[ParseError]]:
     """The wordings by case id, and one error per line that could not be used (named by file and line)."""
-    asked: dict[str, list[str]] = {}
+    asked: dict[str, list[Wording]] = {}
     problems: list[ParseError] = []
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -38,11 +42,15 @@ def parse_asked(text: str, source: str, case_ids: Collection[str]) -> tuple[dict
         except json.JSONDecodeError as exc:
             problems.append(ParseError(f"not valid JSON ({exc.msg})", source=source, line=n))
             continue
-        case, wording = (item.get("case"), item.get("text")) if isinstance(item, dict) else (None, None)
+        case, wording, turn = ((item.get("case"), item.get("text"), item.get("turn", 0)) if isinstance(item, dict)
+                               else (None, None, 0))
         if not isinstance(case, str) or not isinstance(wording, str) or not wording.strip():
             problems.append(ParseError('expected {"case": "<case id>", "text": "<wording>"}', source=source, line=n))
+        elif not isinstance(turn, int) or isinstance(turn, bool) or turn < 0:
+            problems.append(ParseError(f"turn must be a customer turn's number (1, 2, ...); got {turn!r}",
+                                       source=source, line=n))
         elif case not in case_ids:
             problems.append(ParseError(f"case {case!r} is not in the dataset beside it", source=source, line=n))
-        elif wording.strip() not in asked.setdefault(case, []):
-            asked[case].append(wording.strip())
+        elif all(w.text != wording.strip() for w in asked.setdefault(case, [])):
+            asked[case].append(Wording(wording.strip(), turn))
     return {c: tuple(ws) for c, ws in asked.items()}, problems

@@ -64,9 +64,10 @@ def chunk_case(case: Case) -> list[Chunk]:
                                 key_text=f"{case.title}\n{q_text}", exchange=n))
     for wording in case.asked:
         # Named by its text: an edited wording is a new chunk (embedded anew), never a stale vector under an old id.
-        digest = hashlib.sha1(wording.encode("utf-8")).hexdigest()[:12]
-        chunks.append(Chunk(id=f"{case.id}:asked:{digest}", case_id=case.id, kind="asked", text=wording,
-                            key_text=wording))
+        # Its turn rides in ``exchange`` (flat metadata, and what the chunk is about within the dialogue).
+        digest = hashlib.sha1(wording.text.encode("utf-8")).hexdigest()[:12]
+        chunks.append(Chunk(id=f"{case.id}:asked:{digest}", case_id=case.id, kind="asked", text=wording.text,
+                            key_text=wording.text, exchange=wording.turn))
     return chunks
 
 

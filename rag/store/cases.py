@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
@@ -22,7 +23,7 @@ from rag.corpus.format import format_provenance, parse_provenance
 from rag.text.identifiers import CorpusIdentifiers
 from rag.text.links import find_links
 from rag.errors import StoreError
-from rag.records import Case, CaseRecord, Chunk, ChunkKind, Dialogue, Turn
+from rag.records import Case, CaseRecord, Chunk, ChunkKind, Dialogue, Turn, Wording
 
 if TYPE_CHECKING:
     from rag.store.chroma import ChunkStore
@@ -148,10 +149,13 @@ class CaseRepository:
 
     def __init__(self, chunks: Sequence[Chunk]) -> None:
         cases: dict[str, CaseRecord] = {}
+        asked: dict[str, list[Wording]] = defaultdict(list)
         for c in chunks:
             if c.case is not None:
                 cases[c.case_id] = c.case
-        self._cases = cases
+            elif c.kind == "asked":
+                asked[c.case_id].append(Wording(c.text, c.exchange))
+        self._cases = {i: replace(r, asked=tuple(asked[i])) if i in asked else r for i, r in cases.items()}
         self.chunks: tuple[Chunk, ...] = tuple(c for c in chunks if c.case_id in cases)
         self.row_of: dict[str, int] = {c.id: row for row, c in enumerate(self.chunks)}
         self.rows_of_case: dict[str, list[int]] = {}
@@ -205,12 +209,8 @@ class CaseRepository:
                 f"{missing} of the store's {len(self._cases)} cases were ingested before the store kept their "
                 "dialogue, which evaluation replays: run `rag ingest` on the same data (it rewrites the metadata in "
                 "place, no re-embedding) or `rag ingest --rebuild`")
-        asked: dict[str, list[str]] = defaultdict(list)
-        for c in self.chunks:
-            if c.kind == "asked":
-                asked[c.case_id].append(c.text)
         ordered = sorted(self._cases.values(), key=lambda c: (c.source.split("/"), c.line))
-        return tuple(_as_case(c, dialogues[c.id], tuple(asked[c.id])) for c in ordered)
+        return tuple(_as_case(c, dialogues[c.id]) for c in ordered)
 
     @cached_property
     def identifiers(self) -> CorpusIdentifiers:
@@ -233,7 +233,7 @@ class CaseRepository:
         return Catalog.of(self._cases.values())
 
 
-def _as_case(record: CaseRecord, d: Dialogue, asked: tuple[str, ...]) -> Case:
+def _as_case(record: CaseRecord, d: Dialogue) -> Case:
     return Case(id=record.id, title=record.title, product=record.product, subcategory=record.subcategory,
                 scenarios=record.scenarios, question=d.question, turns=d.turns, root_cause=record.root_cause,
-                source=record.source, line=record.line, links=d.links, provenance=record.provenance, asked=asked)
+                source=record.source, line=record.line, links=d.links, provenance=record.provenance, asked=record.asked)
