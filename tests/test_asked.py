@@ -139,3 +139,5 @@ def test_a_wording_that_names_its_turn_points_the_answer_at_that_turn():
     assert "只有三个月" in resolve(with_wordings, ticket, []).text
     # Added to what the past customer's own words pick, never in place of it.
     assert "域名管理" in resolve(with_wordings, ticket, []).text
+    # A short ticket naming only the product shares its few words with every wording about it: no stray thread.
+    assert "三个月" not in resolve(with_wordings, "免费证书怎么手动申请？", []).text

@@ -237,3 +237,25 @@ def test_a_damaged_vector_index_is_named_with_the_fix_instead_of_crashing(settin
         assert health.status_code == 200 and health.json()["cases"] == 3
     # The damaged collection was dropped after the switch, and its files with it (Chroma leaves them).
     assert settings.store.collection not in collections(settings) and not folder.exists()
+
+
+def test_a_vector_a_narrow_search_misses_is_looked_for_again_before_the_store_is_called_damaged(tmp_path):
+    """HNSW search is approximate: a healthy index may not return a vector as its own nearest at a narrow breadth
+    (the corpus's 805 vectors once did, and a CI run said the store was damaged). The probe looks again, wider."""
+    import chromadb
+    import numpy as np
+    from chromadb.config import Settings as ChromaSettings
+
+    from rag.store.health import DISTANCE_TOLERANCE, unfound
+
+    client = chromadb.PersistentClient(path=str(tmp_path), settings=ChromaSettings(anonymized_telemetry=False))
+    col = client.create_collection("narrow", embedding_function=None,
+                                   metadata={"hnsw:space": "cosine", "hnsw:search_ef": 1})
+    vectors = np.random.default_rng(0).normal(size=(1200, 64)).astype(np.float32)
+    ids = [str(i) for i in range(len(vectors))]
+    col.add(ids=ids, embeddings=vectors)
+    narrow = col.query(query_embeddings=vectors, n_results=1, include=["distances"])["distances"]
+    assert sum(d[0] > DISTANCE_TOLERANCE for d in narrow) > 0  # the first look misses some
+    assert unfound(col, ids, vectors, len(ids)) == []
+    col.delete(ids=ids[:5])  # gone from the index: no search finds them
+    assert unfound(col, ids[:10], vectors[:10], col.count()) == ids[:5]

@@ -638,7 +638,7 @@ def test_each_sentence_shows_the_case_passage_it_came_from_and_links_sit_on_thei
         tab = Page(browser, url, width, height)
         page = tab.open()
         page.route("**/v1/drafts/stream", lambda route: _with_passages(route, url))
-        page.fill("#ticket", "证书过期了，怎么重新申请免费证书？")
+        page.fill("#ticket", "手动申请免费SSL证书的步骤是什么？")
         page.keyboard.press("Control+Enter")
         expect(page.locator("#status")).to_have_text("草稿已生成", timeout=60_000)
         marks = page.locator("#passages .from-case")
