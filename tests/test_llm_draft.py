@@ -519,7 +519,7 @@ def test_an_edit_that_drops_a_link_or_grows_past_its_draft_falls_back_to_the_dra
         assert fell_back.fallback and fell_back.text == expected.text, reason
 
 
-def test_the_doc_links_the_writer_added_are_not_edited_and_come_back_under_the_edit(llm_settings, corpus_drafter):
+def test_the_doc_links_the_writer_added_are_not_edited_and_come_back_under_the_edit(llm_settings, corpus_drafter, sse):
     """The offline writer adds a 参考文档 line when the answer it reuses holds no link: the model edits the answer
     only (the 0.5B model dropped the line, and the whole edit was refused), and the line is put back under it."""
     edit, offline = _edit_drafters(llm_settings, corpus_drafter)
@@ -532,6 +532,13 @@ def test_the_doc_links_the_writer_added_are_not_edited_and_come_back_under_the_e
         edited = edit.draft(ticket)
     assert doc_line not in sent(route)["messages"][1]["content"] and answer[4:40] in sent(route)["messages"][1]["content"]
     assert not edited.fallback and edited.text.endswith(doc_line) and edited.text.count("参考文档") == 1
+    with respx.mock() as mock:  # streamed, the line reaches the screen too: the deltas are the draft
+        mock.post(URL).mock(return_value=httpx.Response(200, headers={"content-type": "text/event-stream"},
+                                                        content=sse(answer[:30], answer[30:])))
+        seen: list[str] = []
+        streamed = edit.draft(ticket, on_delta=seen.append)
+    assert "".join(seen).replace(" ", "").replace("\n", "") == streamed.text.replace(" ", "").replace("\n", "")
+    assert streamed.text.endswith(doc_line)
 
 
 def test_an_edit_is_asked_only_of_an_answer_the_offline_writer_composed(llm_settings, corpus_drafter, corpus_pipeline):

@@ -228,6 +228,8 @@ class LLMWriter:
         if doc_line:
             kept = {link_key(u) for u in links_in(reply.text)}
             if any(link_key(u) not in kept for u in links_in(doc_line)):  # a reply that kept the line anyway: once
+                if on_delta is not None:  # streamed like the rest: the screen shows what the draft says
+                    on_delta("\n" + self.guard.scrub(doc_line, ticket_context(ticket)).text)
                 return replace(reply, text=f"{reply.text}\n{doc_line}")
         return reply
 
