@@ -44,13 +44,14 @@ def parse_asked(text: str, source: str, case_ids: Collection[str]) -> tuple[dict
             continue
         case, wording, turn = ((item.get("case"), item.get("text"), item.get("turn", 0)) if isinstance(item, dict)
                                else (None, None, 0))
-        if not isinstance(case, str) or not isinstance(wording, str) or not wording.strip():
+        wording = wording.strip() if isinstance(wording, str) else None
+        if not isinstance(case, str) or not wording:
             problems.append(ParseError('expected {"case": "<case id>", "text": "<wording>"}', source=source, line=n))
         elif not isinstance(turn, int) or isinstance(turn, bool) or turn < 0:
             problems.append(ParseError(f"turn must be a customer turn's number (1, 2, ...); got {turn!r}",
                                        source=source, line=n))
         elif case not in case_ids:
             problems.append(ParseError(f"case {case!r} is not in the dataset beside it", source=source, line=n))
-        elif all(w.text != wording.strip() for w in asked.setdefault(case, [])):
-            asked[case].append(Wording(wording.strip(), turn))
+        elif all(w.text != wording for w in asked.setdefault(case, [])):
+            asked[case].append(Wording(wording, turn))
     return {c: tuple(ws) for c, ws in asked.items()}, problems

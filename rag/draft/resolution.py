@@ -80,7 +80,8 @@ def threads(question: str, turns: Sequence[Turn], asked: Sequence[Wording] = ())
     asked_back = solved = False
     ordinal = 0
     for t in turns:
-        if t.role == "customer" and not t.is_filler:  # numbered as the sidecar numbers them
+        numbered = t.role == "customer" and not t.is_filler  # numbered as the sidecar numbers them
+        if numbered:
             ordinal += 1
             thread_of_turn[ordinal] = len(out) - 1  # where it goes unless it opens a thread (below)
         text = strip_image_markers(t.text).strip()
@@ -96,7 +97,7 @@ def threads(question: str, turns: Sequence[Turn], asked: Sequence[Wording] = ())
                  and (solved or (not asked_back and bool(_ASKS.search(text)))))
         if opens:
             out.append(([text], []))
-            if t.role == "customer" and not t.is_filler:
+            if numbered:
                 thread_of_turn[ordinal] = len(out) - 1
         else:
             out[-1][0].append(text)
@@ -122,10 +123,14 @@ def _overlap(ticket: str, wording: str) -> float:
     return 2 * both / (len(mine) + len(theirs)) if both else 0.0
 
 
-def _thread_closeness(ticket: str, thread: Thread, case_title: str = "") -> float:
-    """How close the ticket is to what the thread asks: its customer side, or another customer's wording of it."""
-    own = _closeness(ticket, (case_title + "\n" if thread.index == 0 and case_title else "") + thread.customer)
-    return max([own, *(_overlap(ticket, w) for w in thread.asked)])
+def _own_closeness(ticket: str, thread: Thread, case_title: str) -> float:
+    """How close the ticket is to the thread's customer side (the case's title heads the first thread)."""
+    return _closeness(ticket, (case_title + "\n" if thread.index == 0 else "") + thread.customer)
+
+
+def _wording_closeness(ticket: str, thread: Thread) -> float:
+    """How close the ticket is to the closest of other customers' wordings of the thread (0 without any)."""
+    return max((_overlap(ticket, w) for w in thread.asked), default=0.0)
 
 
 def pick_threads(ticket: str, case_title: str, all_threads: Sequence[Thread], *,
@@ -136,12 +141,11 @@ def pick_threads(ticket: str, case_title: str, all_threads: Sequence[Thread], *,
     answered = [t for t in all_threads if t.agent]
     if not answered:
         return []
-    scored = [(_closeness(ticket, (case_title + "\n" if t.index == 0 else "") + t.customer), t) for t in answered]
+    scored = [(_own_closeness(ticket, t, case_title), t) for t in answered]
     best = max(s for s, _ in scored)
     # A thread the ticket asks in another customer's words (rag.corpus.asked): a paraphrase shares few characters
     # with the past customer's own (「90天」, 「怎么3个月啦」) and many with a wording of the same question.
-    worded = max(((max(_overlap(ticket, w) for w in t.asked), t) for t in answered if t.asked),
-                 key=lambda st: st[0], default=None)
+    worded = max(((_wording_closeness(ticket, t), t) for t in answered if t.asked), key=lambda st: st[0], default=None)
     # ... when the ticket is closer to it than to any thread in the past customer's own words: a short ticket
     # (「免费证书怎么手动申请？」) shares its few words with every wording about the product.
     worded = worded if worded is not None and worded[0] >= max(_CLOSE_TO_WORDING, best) else None
@@ -192,7 +196,7 @@ def resolve(case: CaseRecord, ticket: str, others: Sequence[str], budget: int = 
             continue
         kept.append(piece)
         size += len(piece.text)
-    near = max(_thread_closeness(ticket, t, case.title) for t in chosen)
+    near = max(max(_own_closeness(ticket, t, case.title), _wording_closeness(ticket, t)) for t in chosen)
     return Resolution(case.id, tuple(t.index for t in chosen), unnumber_lone_step(kept), near) if kept else None
 
 
