@@ -169,3 +169,17 @@ def test_an_error_quoted_back_is_left_out():
     assert _kept(answer) == "ios18的heic图片处理异常，已有产研同事跟进正在处理。"
     # an error named inside a sentence that explains it stays
     assert "同名文件已存在" in _kept('返回 {"error":"file exists"} 说明同名文件已存在，可以在上传策略里设置覆盖上传。')
+
+
+def test_a_store_link_takes_its_clause_not_the_answer():
+    # A store page with its query is no doc link: the clause that points at it goes, the rule the answer states
+    # stays (a held-out ticket got the holding line when the whole sentence went).
+    answer = ("您买的是存储容量的资源包，这个是用来抵扣空间容量的，不能用于抵扣源站流量，会产生外网流出流量，"
+              "要买这个资源包才可以抵扣https://qmall.qiniu.com/template/MTEy?spec_combo=MzE0NQ&ref=index")
+    kept = _kept(answer, ticket="买了资源包为什么还扣流量费")
+    assert kept == "您买的是存储容量的资源包，这个是用来抵扣空间容量的，不能用于抵扣源站流量，会产生外网流出流量"
+    assert "qmall" not in kept
+    # ... and nothing is left when the link's clause is all the sentence says
+    assert _kept("资源包购买入口https://qmall.qiniu.com/template/MTEy?spec_combo=MzE0NQ") == ""
+    # the rest is judged as any sentence: a customer's value in it still drops it
+    assert _kept("您的空间 img-bucket-01 用的是存储容量包，要买流量包https://qmall.qiniu.com/template/NTI?a=1") == ""

@@ -246,7 +246,7 @@ class Judge:
         if any(not is_doc_link(link) and link.lower() not in self.ticket for link in piece.links):
             # Only Qiniu's own pages read the same for everyone; another site's link, even one agents
             # reuse, would be replaced by a slot downstream, and a slot must never stand where a link was.
-            return "a link that is not a Qiniu doc page"
+            return FOREIGN_LINK
         if "【" in text:
             return "a slot"
         if len(_BLANK_FIELD.findall(text)) >= 3:
@@ -268,6 +268,7 @@ class Judge:
         return None
 
 
+FOREIGN_LINK = "a link that is not a Qiniu doc page"
 # Reasons a sentence may still be kept without the clause that carries them; the rest must say something.
 _PRUNABLE = ("redaction token", "about that customer's case", "values only that conversation holds", "a date or time",
              "a question put to that customer")
@@ -296,6 +297,8 @@ def prune(piece: Piece, judge: Judge) -> Piece | None:
         if bare == piece.text or REDACTION_WORD in bare or _THEIRS.search(bare) or not says_something(bare):
             return None
         return prune(Piece(bare, piece.line, (), piece.index), judge)
+    if reason == FOREIGN_LINK:
+        return _without_foreign_links(piece, judge)
     if reason.split(" (")[0] not in _PRUNABLE or piece.links:
         return None
     clauses = [c for c in CLAUSE_END.split(piece.text) if c.strip()]
@@ -310,6 +313,23 @@ def prune(piece: Piece, judge: Judge) -> Piece | None:
     if not says_something(text):
         return None
     return Piece(text, piece.line, piece.links, piece.index)
+
+
+def _without_foreign_links(piece: Piece, judge: Judge) -> Piece | None:
+    """The sentence without the clauses that hold a link other than a Qiniu doc page (a store page with its query:
+    「要买这个资源包才可以抵扣https://qmall…」): the rest of the answer still holds, and no slot stands where the
+    link was, because the whole clause goes. What is left is judged as any sentence."""
+    foreign = [link for link in piece.links if not is_doc_link(link) and link.lower() not in judge.ticket]
+    clauses = [c for c in CLAUSE_END.split(piece.text) if c.strip()]
+    kept = [c for c in clauses if not any(link in c for link in foreign)]
+    if len(kept) == len(clauses) or not kept or any(all(link not in c for c in clauses) for link in foreign):
+        return None  # a link cut across clauses (a comma inside it) cannot be taken out whole
+    text = "".join(kept).rstrip("，,；; ")
+    if not text.endswith(("。", "！", "!")) and piece.text.rstrip().endswith(("。", "！", "!")):
+        text += "。"
+    if not says_something(_URL.sub("", text)):
+        return None
+    return prune(Piece(text, piece.line, tuple(link for link in piece.links if link in text), piece.index), judge)
 
 
 def says_something(text: str) -> bool:
