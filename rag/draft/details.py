@@ -9,10 +9,13 @@ the same lines, ``eval/relevance/heldout/SPEC.md``):
   the account when it says the account is disabled;
 - a build error: the SDK and the toolchain versions;
 - an app-store or compliance finding: the SDK and its version;
-- billing: the account, or the order for invoices and refunds; account questions: the account;
-- a back-office request: what staff need to find it: the order for an order, the account for a billing or
-  account matter, nothing when the ticket names the domain (staff find the account from it) or asks for a sales contact,
-  else the account and the domain;
+- billing: the order for invoices and refunds;
+- a back-office request: what staff need to find it: the order for an order, nothing when the ticket names the
+  domain or asks for a sales contact, else the domain;
+- the account only when the ticket is about another account than the one it was filed from (an old account, a
+  sub-account) or the customer cannot log in, or Qiniu says the account is disabled. A ticket is filed from the
+  console, logged in: the agent sees its account, and no agent of the 114 past dialogues asked a customer for it
+  (「账号（登录邮箱）」 asked of a billing question read as a form to a support lead);
 - a vague ticket: what the customer is trying to do.
 Nothing the ticket already says is asked again (its domain, its error code, its SDK version).
 """
@@ -91,6 +94,12 @@ _ACCOUNT = re.compile(r"账号|帐号|账户|实名|认证|登录|注册|子账�
 _HOWTO = re.compile(r"怎么|如何|怎样|能否|能不能|可以吗|可不可以|是否(支持|可以|能)|有没有|支持吗|多久|多长时间|在哪|哪里|"
                     r"什么(区别|意思|原因)|为什么|为啥|how (do|can|to)|is it possible|can i", re.I)
 _STAFF_DETAILS = (ACCOUNT, DOMAIN)
+# The ticket is about an account other than the one it was filed from, or its customer cannot log in: only then is the
+# account something the agent does not already see.
+_ANOTHER_ACCOUNT = re.compile(
+    r"(其他|其它|另一个|另外一个|另外的|别的|旧的?|老的?|原来的?|之前的?|以前的?|子)(账号|帐号|账户|帐户)|"
+    r"(登录|登陆)不(了|上|进去)|(无法|不能|没法)(登录|登陆)|登不(上|进)|忘(记)?(了)?(密码|账号|帐号|登录邮箱)|"
+    r"找回(账号|帐号|密码)|(another|other|old|second) account|can'?t (log|sign) ?in", re.I)
 # A request for a sales contact: staff need nothing from the customer to call back.
 SALES_CONTACT = re.compile(r"(安排|找|派)(个)?(人|销售|商务|同事)[^。！？\n]{0,6}(联系|对接|沟通)|联系(销售|商务)|私有化部署|报价|"
                            r"签(合同|约)")
@@ -157,10 +166,10 @@ def details_for(text: str, kind: QuestionKind | None = None, *, staff: bool = Fa
             wanted = (ACCOUNT, ORDER)
         elif SALES_CONTACT.search(text):
             wanted = ()                     # sales will contact the customer
+        elif _given(DOMAIN, text):
+            wanted = ()                     # staff find the account from the domain, another account's too
         elif _BILLING.search(text) or _ACCOUNT.search(text):
             wanted = (ACCOUNT,)
-        elif _given(DOMAIN, text):
-            wanted = ()                     # staff find the account from the domain
         else:
             wanted = _STAFF_DETAILS
     else:
@@ -176,6 +185,8 @@ def details_for(text: str, kind: QuestionKind | None = None, *, staff: bool = Fa
             "account": (ACCOUNT,),
             "howto": (),
         }[kind]
+    if not (_ANOTHER_ACCOUNT.search(text) or kind == "error" and not staff):
+        wanted = tuple(d for d in wanted if d is not ACCOUNT)
     return tuple(_for_platform(d, text) for d in wanted if not _given(d, text))
 
 
