@@ -5,10 +5,11 @@
 Two sources, both written by LLM helper sessions from the cases alone (eval/relevance/asked/README.md):
 - the positive synthetic training tickets (``eval/relevance/train_tickets.jsonl``: one per answered case, "a
   different customer with the same problem"; hard negatives are left out, no case answers them);
-- ``eval/relevance/asked/wordings_*.jsonl``: two more per answered case, written from that case's dialogue only.
+- ``eval/relevance/asked/wordings_*.jsonl``: more per answered case, written from that case's dialogue only.
 
 Each wording's ``turn`` (the customer turn it asks about) comes from ``eval/relevance/asked/turns_*.jsonl``, a
-helper's reading of each dialogue with its customer turns numbered.
+helper's reading of each dialogue with its customer turns numbered, or from the wording's own ``turn`` where its
+writer named it (round 5, the later questions).
 
 A wording as close to a labelled ticket (development or held-out) as a copy (rapidfuzz ratio >= 70) is dropped and
 counted, so no evaluation ticket is matched against its own near-twin. The file is rewritten whole, sorted by case
@@ -43,15 +44,15 @@ def _lines(path: Path) -> list[tuple[int, dict]]:
     return out
 
 
-def wordings(train: Path, folder: Path) -> list[tuple[str, str, str]]:
-    """(case, text, source) of every wording, before any is dropped."""
+def wordings(train: Path, folder: Path) -> list[tuple[str, str, str, int | None]]:
+    """(case, text, source, turn) of every wording, before any is dropped; the turn when its writer named it."""
     out = []
     for n, t in _lines(train):
         if t.get("from_case") and t.get("match"):
             text = "\n".join(p for p in (t.get("title") or "", t["text"]) if p).strip()
-            out.append((t["from_case"], text, f"{train.name} {t['id']}"))
+            out.append((t["from_case"], text, f"{train.name} {t['id']}", None))
     for path in sorted(folder.glob("wordings_*.jsonl")):
-        out += [(w["case"], w["text"].strip(), f"asked/{path.name}:{n}") for n, w in _lines(path)]
+        out += [(w["case"], w["text"].strip(), f"asked/{path.name}:{n}", w.get("turn")) for n, w in _lines(path)]
     return out
 
 
@@ -70,11 +71,12 @@ def main(argv: list[str] | None = None) -> int:
                if (LABELS / f).is_file() for _, t in _lines(LABELS / f)]
     kept, dropped = [], []
     turn_of = turns(LABELS / "asked")
-    for case, text, source in wordings(LABELS / "train_tickets.jsonl", LABELS / "asked"):
+    for case, text, source, turn in wordings(LABELS / "train_tickets.jsonl", LABELS / "asked"):
         if case not in order:
             raise SystemExit(f"{source}: case {case!r} is not a case of {args.data}")
         near = max((fuzz.ratio(text, t) for t in tickets), default=0.0)
-        line = {"case": case, "text": text, **({"turn": turn_of[source]} if source in turn_of else {}), "source": source}
+        turn = turn_of.get(source, turn)
+        line = {"case": case, "text": text, **({"turn": turn} if turn else {}), "source": source}
         (dropped if near >= COPY else kept).append((order[case], source, line))
     out = sidecar(args.data)
     out.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for *_, d in sorted(kept, key=lambda x: x[:2])),
