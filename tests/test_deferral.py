@@ -243,3 +243,28 @@ def test_a_close_case_of_another_area_is_the_agents_hint_and_never_pointed_at():
     v = policy.decide(ticket, [hit, same], 0.6)
     assert v.related is same and v.elsewhere is None
     assert deferral(v, ticket).hint.case_id == "a" * 16
+
+
+def test_a_hand_over_and_a_fitting_case_with_nothing_reusable_carry_the_closest_resolution_for_the_agent():
+    writer = OfflineWriter(TEXTS)
+    # a hand-over: the draft promises staff's action, the agent taking it still sees how a close case was resolved
+    recovery = _hit("您好，域名在其他账号下创建，会导致当前账号下创建失败，需要您设置一个 TXT 解析验证，然后提交给我们确认。",
+                    0.9, "域名找回")
+    ticket = Ticket("之前外包用他们的账号加了我们的加速域名，现在联系不上，麻烦帮我找回域名")
+    v = policy.decide(ticket, [recovery], 0.6)
+    reply = writer.write(ticket, [recovery], v, k=5)
+    assert v.kind == "staff" and reply.action == "escalate"
+    assert reply.hint is not None and "TXT" in reply.hint.resolution and "TXT" not in reply.text
+    # a fitting case whose agent only said what they did for that customer: the next close case is the hint
+    status = CaseRecord(id="b" * 16, title="自定义域名访问慢", product="CDN", subcategory="", scenarios=(), root_cause=None,
+                        source="x.md", line=2, question="测试域名很快，自己的域名很慢", answer="您好，这边看您刚修改了覆盖范围，您这边后续再确认一下呢")
+    fitting = Hit(status, 0.9, "b:case", "", match=0.9)
+    coverage = _hit("您好，您的域名是海外加速，国内访问慢符合预期的，需要将域名的覆盖范围设置成全球加速即可。", 0.45, "访问速度慢")
+    slow = Ticket("测试域名打开很快，换成我们自己绑的域名就要好几秒，用户都在国内")
+    v = policy.decide(slow, [fitting, coverage], 0.6)
+    reply = writer.write(slow, [fitting, coverage], v, k=5)
+    assert v.kind == "fits" and reply.action == "ask_for_info"
+    assert reply.hint is not None and reply.hint.case_id == "a" * 16 and "覆盖范围" in reply.hint.resolution
+    # nothing close enough: no hint
+    far = replace(coverage, match=0.1, score=0.1)
+    assert writer.write(slow, [fitting, far], policy.decide(slow, [fitting, far], 0.6), k=5).hint is None

@@ -20,7 +20,7 @@ from rag.draft.actions import classify_reply
 from rag.draft.areas import area_of
 from rag.draft.details import phrase, request_for
 from rag.draft.language import is_english
-from rag.draft.policy import Verdict
+from rag.draft.policy import RELATED_MATCH, Verdict
 from rag.draft.resolution import resolve
 from rag.draft.sentences import CLAUSE_END, STEP_NUMBER, Piece, says_something
 from rag.llm.prompts import PromptTemplate
@@ -106,6 +106,16 @@ def _hint(hit: Hit, text: str) -> Hint | None:
     step misled), the part closest to the ticket first."""
     full = resolve(hit.case, text, (), budget=HINT_BUDGET, closest_first=True)
     return Hint(hit.case_id, hit.title, round(hit.match or 0.0, 4), full.text) if full is not None else None
+
+
+def desk_hint(hits: Sequence[Hit], text: str) -> Hint | None:
+    """For a draft that answers from no case although cases came close (a hand-over, or a fitting case whose answer
+    held nothing reusable): the closest dataset case at ``RELATED_MATCH`` or more that has a resolution, for the agent
+    only. A neighbouring case often holds what the first did not (「覆盖范围」 for a slow custom domain, when the
+    fitting case's agent only said 「您这边后续再确认一下」)."""
+    close = sorted((h for h in hits if (h.match or 0.0) >= RELATED_MATCH and h.case.provenance is None),
+                   key=lambda h: -(h.match or 0.0))
+    return next((hint for h in close if (hint := _hint(h, text)) is not None), None)
 
 
 def _pointer_text(pieces: Sequence[Piece], ticket: str) -> str:

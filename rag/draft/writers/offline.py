@@ -24,7 +24,7 @@ from rag.draft.details import GOAL, customer_text, details_for, request_for
 from rag.draft.resolution import resolve
 from rag.draft.sentences import is_doc_link
 from rag.text.links import find_links
-from rag.draft.deferral import HOLDING, VerdictTexts, deferral
+from rag.draft.deferral import HOLDING, VerdictTexts, deferral, desk_hint
 from rag.draft.language import is_english
 from rag.draft.policy import Verdict, is_vague as _is_vague_text
 from rag.draft.writers import Reply
@@ -192,13 +192,16 @@ class OfflineWriter:
             c = compose(ticket, hits, fitting={h.case_id for h in verdict.fitting if h.case.provenance is None})
             # The fitting case's answer may hold nothing reusable (a status update): then it is not an answer.
             reply = Reply(c.text, c.action, verdict.match, c.used, related, self.backend, "offline", "offline-1",
-                          notes=c.notes, passages=c.passages)
+                          notes=c.notes, passages=c.passages,
+                          hint=desk_hint(hits, ticket.query_text) if c.action != "answer" else None)
         else:
             parts = deferral(verdict, ticket)
             text = self.texts.reply(verdict, parts)
             if is_english(ticket) and not parts.english:
                 # a pointer quotes a past case in Chinese: one English line an agent would write goes above it
                 text = f"{ENGLISH_NOTE}\n{text}"
+            # a hand-over answers from no case: the closest one's resolution still helps the agent who takes it
+            hint = parts.hint or (desk_hint(hits, ticket.query_text) if verdict.kind == "staff" else None)
             reply = Reply(text, verdict.action, verdict.match, verdict.fitting, related, self.backend, "offline",
-                          "offline-1", hint=parts.hint)
+                          "offline-1", hint=hint)
         return reply  # nothing is streamed: ``on_delta`` may only ever see guarded text
