@@ -247,9 +247,9 @@ def test_a_close_case_of_another_area_is_the_agents_hint_and_never_pointed_at():
 
 def test_a_hand_over_and_a_fitting_case_with_nothing_reusable_carry_the_closest_resolution_for_the_agent():
     writer = OfflineWriter(TEXTS)
-    # a hand-over: the draft promises staff's action, the agent taking it still sees how a close case was resolved
+    # a hand-over with no fitting case: the agent taking it still sees how a close one was resolved
     recovery = _hit("您好，域名在其他账号下创建，会导致当前账号下创建失败，需要您设置一个 TXT 解析验证，然后提交给我们确认。",
-                    0.9, "域名找回")
+                    0.5, "域名找回")
     ticket = Ticket("之前外包用他们的账号加了我们的加速域名，现在联系不上，麻烦帮我找回域名")
     v = policy.decide(ticket, [recovery], 0.6)
     reply = writer.write(ticket, [recovery], v, k=5)
@@ -268,3 +268,40 @@ def test_a_hand_over_and_a_fitting_case_with_nothing_reusable_carry_the_closest_
     # nothing close enough: no hint
     far = replace(coverage, match=0.1, score=0.1)
     assert writer.write(slow, [fitting, far], policy.decide(slow, [fitting, far], 0.6), k=5).hint is None
+
+
+def _case_hit(case_id: str, title: str, turns: list[tuple[str, str]], match: float = 0.9) -> Hit:
+    from rag.records import Dialogue, Turn
+
+    dialogue = Dialogue(turns[0][1], tuple(Turn(role, text) for role, text in turns))  # type: ignore[arg-type]
+    answer = "\n".join(text for role, text in turns if role == "agent")
+    case = CaseRecord(id=case_id, title=title, product="CDN", subcategory="", scenarios=(), root_cause=None,
+                      source="x.md", line=1, question=turns[0][1], answer=answer, dialogue=dialogue)
+    return Hit(case, match, f"{case_id}:case", "", match=match)
+
+
+def test_a_hand_over_says_what_the_customer_must_do_first_and_a_question_the_case_answers_is_answered():
+    writer = OfflineWriter(TEXTS)
+    # the past customer asked how long a review takes, then for a rush: the agent's rush was a back-office action,
+    # the wait is what this ticket asks (a support lead graded 「工作人员在后台为您处理」 here a false promise)
+    review = _case_hit("c" * 16, "短信签名审核", [
+        ("customer", "短信签名提交了，审核一般要多久？"), ("agent", "您好，当前需要等待运营商审核通过，请您先耐心等待"),
+        ("customer", "能加急吗"), ("agent", "已为您处理加急")])
+    ticket = Ticket("刚提交了短信签名，审核一般要多久啊？着急上线")
+    v = policy.decide(ticket, [review], 0.6)
+    reply = writer.write(ticket, [review], v, k=5)
+    assert v.kind == "staff" and reply.action == "answer" and "运营商审核" in reply.text and "后台" not in reply.text
+    # a ticket asking staff to act is handed over, with what the customer must do first above the hand-over
+    recovery = _case_hit("d" * 16, "域名找回", [
+        ("customer", "添加域名提示已被其他用户添加"),
+        ("agent", "您好，域名在其他账号下创建，会导致当前账号下创建失败，需要您设置一个 TXT 解析验证，然后提交给我们确认后，"
+                  "我们手动帮您过户到当前账号。注意：每月1-3号为出账期，不支持域名过户。")])
+    ticket = Ticket("麻烦帮我找回域名 static.example-shop.cn，它被以前外包的账号加过")
+    v = policy.decide(ticket, [recovery], 0.6)
+    reply = writer.write(ticket, [recovery], v, k=5)
+    assert reply.action == "escalate" and "TXT" in reply.text and "1-3号" in reply.text
+    assert reply.text.index("TXT") < reply.text.index("工作人员在后台")
+    # a past answer that only says what staff did tells this customer nothing: the hand-over alone
+    done = _case_hit("e" * 16, "域名找回", [("customer", "添加域名提示已被其他用户添加"), ("agent", "您好，已经为您处理完成了")])
+    reply = writer.write(ticket, [done], policy.decide(ticket, [done], 0.6), k=5)
+    assert reply.action == "escalate" and reply.text.startswith("您好，这个需要工作人员在后台为您处理") and "处理完成了" not in reply.text

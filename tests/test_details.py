@@ -17,6 +17,9 @@ from rag.records import Ticket, Turn
     # an error from the server: the error and its request id, minus what the ticket gives
     ("上传一直失败", "error", (ERROR, REQUEST_ID)),
     ("上传返回 500 {\"error\":\"internal error\"}", "error", (REQUEST_ID,)),
+    # an amount is no status code: 「CNY 12,400」 once asked an invoice question for its request id
+    ("VAT invoice issued to the wrong company for a CNY 12,400 top-up. How do we get it reissued?", "howto", ()),
+    ("The invoice for our 12,400 top-up was issued to the wrong company", "billing", (ORDER,)),
     # Qiniu's message names the cause: what a request id would show is already there (dev nt-048, nt-107)
     ("上传返回 403 {\"error\":\"key doesn't match with scope\"}", "error", ()),
     ("python put_file 返回 status_code:614, text_body:{\"error\":\"file exists\"}", "error", ()),

@@ -43,8 +43,11 @@ class Detail:
 
 
 _VERSION = r"\d+\.\d+(\.[\dx+*]+)?"
+# An HTTP status code standing alone: not the last group of an amount (「CNY 12,400」 asked an invoice ticket for its
+# request id) or of a decimal.
+_STATUS = r"(?<![\d,.，])\b[4-6]\d\d\b(?![.,]\d)"
 ERROR = Detail("error", "完整的报错信息（含错误码）", english="the full error message (with its error code)", given=re.compile(
-    r"\b[4-6]\d\d\b|错误码|error|exception|报错[:：]|报错信息|invalid|failed|failure|denied|timeout|x509|"
+    rf"{_STATUS}|错误码|error|exception|报错[:：]|报错信息|invalid|failed|failure|denied|timeout|x509|"
     r"\b[A-Z][a-zA-Z]+(Error|Exception)\b|errno|\{\s*\"error\"|dial tcp|no such host|refused|reset by peer|hang up|"
     r"(提示|显示|报)[:：]?\s*[“\"「]?[\u4e00-\u9fff]{2,12}(过期|无效|失败|错误|异常|不安全|不存在|拒绝)",  # a message quoted
     re.I))
@@ -85,11 +88,12 @@ _COMPLIANCE = re.compile(r"应用(商店|市场)|app\s*store|上架|隐私(合�
                          # the ministry's finding against an app, not its filing or an IPv6 rule for a website
                          r"工信部[^。！？\n]{0,16}(通报|检测|隐私|违规|app|应用)|"
                          r"检测不通过|(app|应用|apk|ipa|小程序)[^。！？\n]{0,16}(审核|隐私|合规)", re.I)
-_ERROR = re.compile(r"报错|错误|失败|异常|error|exception|fail|\b[4-6]\d\d\b|超时|timeout|打不开|无法(访问|上传|下载|播放)|"
+_ERROR = re.compile(rf"报错|错误|失败|异常|error|exception|fail|{_STATUS}|超时|timeout|打不开|无法(访问|上传|下载|播放)|"
                     r"dial tcp|no such host|refused|reset by peer|hang up|"
                     r"访问不了|上传不了|下载不了|不能(访问|上传|下载|播放)", re.I)
-_BILLING = re.compile(r"费用|扣费|扣款|扣了|账单|计费|收费|欠费|余额|充值|退款|发票|开票|价格|多少钱|资源包|流量包|套餐|免费额度|提现")
-_ORDERED = re.compile(r"发票|开票|退款|订单|提现|退票|重开")
+_BILLING = re.compile(r"费用|扣费|扣款|扣了|账单|计费|收费|欠费|余额|充值|退款|发票|开票|价格|多少钱|资源包|流量包|套餐|免费额度|提现|"
+                      r"\b(invoice|refund|billing|bill|charged?|top-?up|balance|pricing|fapiao)\b", re.I)
+_ORDERED = re.compile(r"发票|开票|退款|订单|提现|退票|重开|\b(invoice|refund|order)\b", re.I)
 _ACCOUNT = re.compile(r"账号|帐号|账户|实名|认证|登录|注册|子账号|密码|手机号|邮箱|注销|绑定")
 _HOWTO = re.compile(r"怎么|如何|怎样|能否|能不能|可以吗|可不可以|是否(支持|可以|能)|有没有|支持吗|多久|多长时间|在哪|哪里|"
                     r"什么(区别|意思|原因)|为什么|为啥|how (do|can|to)|is it possible|can i", re.I)
@@ -103,7 +107,7 @@ _ANOTHER_ACCOUNT = re.compile(
 # A request for a sales contact: staff need nothing from the customer to call back.
 SALES_CONTACT = re.compile(r"(安排|找|派)(个)?(人|销售|商务|同事)[^。！？\n]{0,6}(联系|对接|沟通)|联系(销售|商务)|私有化部署|报价|"
                            r"签(合同|约)")
-_SERVER_ERROR = re.compile(r"\b[4-6]\d\d\b|返回|响应|response|status|状态码|错误码|\{\s*\"error\"|报错", re.I)
+_SERVER_ERROR = re.compile(_STATUS + r"|返回|响应|response|status|状态码|错误码|\{\s*\"error\"|报错", re.I)
 _CLIENT_ERROR = re.compile(r"dial tcp|lookup|no such host|connection (refused|reset)|timed? ?out|超时|x509|certificate|"
                            r"econn|socket hang up|网络(错误|异常|不通)|unknownhost|ssl|tls|resolve|"
                            # a browser's certificate warning, in Chinese: the page never asked Qiniu for anything

@@ -157,6 +157,13 @@ def other_company(text: str) -> bool:
     return bool(_OTHER_COMPANY.search(_HOSTED_AT.sub(" ", text))) and not _QINIU.search(text)
 
 
+def asks_staff(whole: str) -> bool:
+    """The ticket itself asks for something only staff can do (a back-office action, a sales contact, a billing
+    change, a stuck operation to look at), whatever the past cases say."""
+    return bool(needs_staff(whole) or SALES_CONTACT.search(whole) or _BILLING_CHANGE.search(whole)
+                or (_STUCK.search(whole) and (_ASKS_STAFF_TO_LOOK.search(whole) or not asks_how(whole))))
+
+
 def decide(ticket: Ticket, hits: Sequence[Hit], threshold: float) -> Verdict:
     """The verdict for ``ticket`` given its retrieved ``hits`` (ordered by match probability)."""
     whole = customer_text(ticket)
@@ -186,8 +193,7 @@ def decide(ticket: Ticket, hits: Sequence[Hit], threshold: float) -> Verdict:
         return verdict("ask_for_info", "vague")  # a greeting: asked what we can help with, nothing else
     if is_vague_problem(whole) and not fitting:
         return verdict("ask_for_info", "vague", details=(GOAL,))
-    if (needs_staff(whole) or SALES_CONTACT.search(whole) or _BILLING_CHANGE.search(whole)
-            or (_STUCK.search(whole) and (_ASKS_STAFF_TO_LOOK.search(whole) or not asks_how(whole)))):
+    if asks_staff(whole):
         return verdict("escalate", "staff", fitting, details_for(whole, staff=True))
     if _FEATURE_REQUEST.search(whole):
         return verdict("escalate", "feature_request")

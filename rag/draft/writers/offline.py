@@ -26,7 +26,7 @@ from rag.draft.sentences import is_doc_link
 from rag.text.links import find_links
 from rag.draft.deferral import HOLDING, VerdictTexts, deferral, desk_hint
 from rag.draft.language import is_english
-from rag.draft.policy import Verdict, is_vague as _is_vague_text
+from rag.draft.policy import Verdict, asks_staff, is_vague as _is_vague_text
 from rag.draft.writers import Reply
 from rag.notes import ComposedFrom, DocLinkAdded, EnglishTicket, LowSupport, NoSimilarCase, Note, NothingReusable, Vague
 from rag.records import Action, Hit, Passage, Ticket
@@ -49,6 +49,7 @@ class Composition:
     used: tuple[Hit, ...]
     notes: tuple[Note, ...] = ()
     passages: tuple[Passage, ...] = ()
+    body: str = ""        # the reused resolution (and any doc line), whatever the action took of it
 
 
 def support(hits: Sequence[Hit], top: int = 5) -> list[float]:
@@ -61,6 +62,9 @@ def support(hits: Sequence[Hit], top: int = 5) -> list[float]:
 
 
 ESCALATION_NOTE = "这个需要工作人员在后台为您处理，处理完成后会第一时间告知您。"
+# A resolution that tells the customer what to do or what to expect, not only what staff did.
+_TELLS_CUSTOMER = re.compile(r"需要您|您需要|您(这边)?可以|请您|麻烦您|您(这边)?(先|再)|一般|通常|预计|工作日|小时|天内|"
+                             r"不支持|无法|不能|只能|需要(设置|添加|提供|提交)")
 
 
 # An English ticket answered from a past case (or pointed at one) gets the team's Chinese reply under one line an
@@ -154,7 +158,10 @@ def compose(ticket: Ticket, hits: Sequence[Hit], *, fitting: Collection[str] | N
         # for the domain the ticket named
         staff_ask = request_for(details_for(customer_text(ticket), staff=True))
         note = f"{ESCALATION_NOTE}\n{staff_ask}".rstrip()
-        text = f"{REPLY_GREETING}{body}\n{note}" if past_action != "escalate" else f"{REPLY_GREETING}{note}"
+        # what the past agent did for that customer is no news to this one; what the customer must do or may expect
+        # first (the TXT record a domain recovery needs) is
+        told = past_action != "escalate" or _TELLS_CUSTOMER.search(body)
+        text = f"{REPLY_GREETING}{body}\n{note}" if told else f"{REPLY_GREETING}{note}"
     elif _is_vague_text(ticket.query_text):
         action = "ask_for_info"
         text = f"{REPLY_GREETING}请问具体遇到了什么问题呢？{request_for((GOAL,))}"
@@ -171,7 +178,7 @@ def compose(ticket: Ticket, hits: Sequence[Hit], *, fitting: Collection[str] | N
         text = f"{ENGLISH_NOTE}\n{text}"
         notes.append(EnglishTicket())
     return Composition(text, action, confidence, tuple(pool[i] for i in supporters), tuple(notes),
-                       passages if action == "answer" else ())
+                       passages if action == "answer" else (), body)
 
 
 class OfflineWriter:
@@ -194,6 +201,8 @@ class OfflineWriter:
             reply = Reply(c.text, c.action, verdict.match, c.used, related, self.backend, "offline", "offline-1",
                           notes=c.notes, passages=c.passages,
                           hint=desk_hint(hits, ticket.query_text) if c.action != "answer" else None)
+        elif verdict.kind == "staff" and (dataset := {h.case_id for h in verdict.fitting if h.case.provenance is None}):
+            reply = self._hand_over(ticket, hits, verdict, dataset)
         else:
             parts = deferral(verdict, ticket)
             text = self.texts.reply(verdict, parts)
@@ -205,3 +214,23 @@ class OfflineWriter:
             reply = Reply(text, verdict.action, verdict.match, verdict.fitting, related, self.backend, "offline",
                           "offline-1", hint=hint)
         return reply  # nothing is streamed: ``on_delta`` may only ever see guarded text
+
+    def _hand_over(self, ticket: Ticket, hits: Sequence[Hit], verdict: Verdict, fitting: set[str]) -> Reply:
+        """A hand-over with a fitting case. The ticket asking staff for something: the case's resolution goes above
+        the hand-over when it tells the customer what to do or expect (the TXT record a domain recovery needs
+        first, 「每月1-3号不支持过户」); a bare status (「已处理完成」) does not. Only the past answer was a back-office
+        action: the part of it this ticket asks about may be none (「需要等待运营商审核通过」 to 「审核一般要多久」),
+        and then it is answered (``compose`` hands over when that part is one)."""
+        c = compose(ticket, hits, fitting=fitting)
+        parts = deferral(verdict, ticket)
+        handed = self.texts.reply(verdict, parts)
+        if c.action == "escalate" or (c.action == "answer" and not asks_staff(customer_text(ticket))):
+            text, action, passages = c.text, c.action, c.passages
+        elif c.body and _TELLS_CUSTOMER.search(c.body):
+            text, action = f"{REPLY_GREETING}{c.body}\n{handed.removeprefix(REPLY_GREETING)}", "escalate"
+            passages = ()
+        else:
+            text, action, passages = handed, "escalate", ()
+        return Reply(text, action, verdict.match, c.used or verdict.fitting, tuple(hits[:3]), self.backend, "offline",
+                     "offline-1", notes=c.notes, passages=passages,
+                     hint=parts.hint or (desk_hint(hits, ticket.query_text) if action != "answer" else None))
