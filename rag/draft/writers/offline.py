@@ -24,7 +24,7 @@ from rag.draft.details import GOAL, customer_text, details_for, request_for
 from rag.draft.resolution import resolve
 from rag.draft.sentences import is_doc_link
 from rag.text.links import find_links
-from rag.draft.deferral import HOLDING, VerdictTexts, deferral, desk_hint
+from rag.draft.deferral import HOLDING, Deferral, VerdictTexts, deferral, desk_hint
 from rag.draft.language import is_english
 from rag.draft.policy import Verdict, asks_staff, is_vague as _is_vague_text
 from rag.draft.writers import Reply
@@ -65,6 +65,14 @@ ESCALATION_NOTE = "这个需要工作人员在后台为您处理，处理完成�
 # A resolution that tells the customer what to do or what to expect, not only what staff did.
 _TELLS_CUSTOMER = re.compile(r"需要您|您需要|您(这边)?可以|请您|麻烦您|您(这边)?(先|再)|一般|通常|预计|工作日|小时|天内|"
                              r"不支持|无法|不能|只能|需要(设置|添加|提供|提交)")
+
+
+def hand_over_text(ticket: Ticket, body: str = "") -> str:
+    """A hand-over to staff: what the customer must do or may expect first (``body``), that staff will act, and what
+    they need to find it minus what the ticket gives (the staff verdict's table: a hand-over once asked for the domain
+    the ticket named)."""
+    note = f"{ESCALATION_NOTE}\n{request_for(details_for(customer_text(ticket), staff=True))}".rstrip()
+    return f"{REPLY_GREETING}{body}\n{note}" if body else f"{REPLY_GREETING}{note}"
 
 
 # An English ticket answered from a past case (or pointed at one) gets the team's Chinese reply under one line an
@@ -154,14 +162,10 @@ def compose(ticket: Ticket, hits: Sequence[Hit], *, fitting: Collection[str] | N
             notes.append(DocLinkAdded())
     if needs_staff(ticket.text) or past_action == "escalate":
         action: Action = "escalate"
-        # what staff need to find it, minus what the ticket gives (the staff verdict's table): a hand-over once asked
-        # for the domain the ticket named
-        staff_ask = request_for(details_for(customer_text(ticket), staff=True))
-        note = f"{ESCALATION_NOTE}\n{staff_ask}".rstrip()
         # what the past agent did for that customer is no news to this one; what the customer must do or may expect
         # first (the TXT record a domain recovery needs) is
-        told = past_action != "escalate" or _TELLS_CUSTOMER.search(body)
-        text = f"{REPLY_GREETING}{body}\n{note}" if told else f"{REPLY_GREETING}{note}"
+        told = past_action != "escalate" or bool(_TELLS_CUSTOMER.search(body))
+        text = hand_over_text(ticket, body if told else "")
     elif _is_vague_text(ticket.query_text):
         action = "ask_for_info"
         text = f"{REPLY_GREETING}请问具体遇到了什么问题呢？{request_for((GOAL,))}"
@@ -204,16 +208,19 @@ class OfflineWriter:
         elif verdict.kind == "staff" and (dataset := {h.case_id for h in verdict.fitting if h.case.provenance is None}):
             reply = self._hand_over(ticket, hits, verdict, dataset)
         else:
-            parts = deferral(verdict, ticket)
-            text = self.texts.reply(verdict, parts)
-            if is_english(ticket) and not parts.english:
-                # a pointer quotes a past case in Chinese: one English line an agent would write goes above it
-                text = f"{ENGLISH_NOTE}\n{text}"
-            # a hand-over answers from no case: the closest one's resolution still helps the agent who takes it
-            hint = parts.hint or (desk_hint(hits, ticket.query_text) if verdict.kind == "staff" else None)
-            reply = Reply(text, verdict.action, verdict.match, verdict.fitting, related, self.backend, "offline",
-                          "offline-1", hint=hint)
+            reply = self._defer(ticket, hits, verdict, deferral(verdict, ticket))
         return reply  # nothing is streamed: ``on_delta`` may only ever see guarded text
+
+    def _defer(self, ticket: Ticket, hits: Sequence[Hit], verdict: Verdict, parts: Deferral) -> Reply:
+        """The verdict's own text: a deferral, or a hand-over that says nothing of a case."""
+        text = self.texts.reply(verdict, parts)
+        if is_english(ticket) and not parts.english:
+            # a pointer quotes a past case in Chinese: one English line an agent would write goes above it
+            text = f"{ENGLISH_NOTE}\n{text}"
+        # a hand-over answers from no case: the closest one's resolution still helps the agent who takes it
+        hint = parts.hint or (desk_hint(hits, ticket.query_text) if verdict.kind == "staff" else None)
+        return Reply(text, verdict.action, verdict.match, verdict.fitting, tuple(hits[:3]), self.backend, "offline",
+                     "offline-1", hint=hint)
 
     def _hand_over(self, ticket: Ticket, hits: Sequence[Hit], verdict: Verdict, fitting: set[str]) -> Reply:
         """A hand-over with a fitting case. The ticket asking staff for something: the case's resolution goes above
@@ -223,14 +230,14 @@ class OfflineWriter:
         and then it is answered (``compose`` hands over when that part is one)."""
         c = compose(ticket, hits, fitting=fitting)
         parts = deferral(verdict, ticket)
-        handed = self.texts.reply(verdict, parts)
         if c.action == "escalate" or (c.action == "answer" and not asks_staff(customer_text(ticket))):
-            text, action, passages = c.text, c.action, c.passages
+            text, action, passages, used = c.text, c.action, c.passages, c.used
         elif c.body and _TELLS_CUSTOMER.search(c.body):
-            text, action = f"{REPLY_GREETING}{c.body}\n{handed.removeprefix(REPLY_GREETING)}", "escalate"
-            passages = ()
+            text, action, passages, used = hand_over_text(ticket, c.body), "escalate", (), c.used
+            if is_english(ticket):
+                text = f"{ENGLISH_NOTE}\n{text}"
         else:
-            text, action, passages = handed, "escalate", ()
-        return Reply(text, action, verdict.match, c.used or verdict.fitting, tuple(hits[:3]), self.backend, "offline",
-                     "offline-1", notes=c.notes, passages=passages,
+            return self._defer(ticket, hits, verdict, parts)
+        return Reply(text, action, verdict.match, used, tuple(hits[:3]), self.backend, "offline", "offline-1",
+                     notes=c.notes, passages=passages,
                      hint=parts.hint or (desk_hint(hits, ticket.query_text) if action != "answer" else None))
