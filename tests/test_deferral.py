@@ -273,7 +273,7 @@ def test_a_hand_over_and_a_fitting_case_with_nothing_reusable_carry_the_closest_
 def _case_hit(case_id: str, title: str, turns: list[tuple[str, str]], match: float = 0.9) -> Hit:
     from rag.records import Dialogue, Turn
 
-    dialogue = Dialogue(turns[0][1], tuple(Turn(role, text) for role, text in turns))  # type: ignore[arg-type]
+    dialogue = Dialogue(turns[0][1], tuple(Turn(role, text) for role, text in turns))
     answer = "\n".join(text for role, text in turns if role == "agent")
     case = CaseRecord(id=case_id, title=title, product="CDN", subcategory="", scenarios=(), root_cause=None,
                       source="x.md", line=1, question=turns[0][1], answer=answer, dialogue=dialogue)
