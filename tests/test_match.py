@@ -198,6 +198,9 @@ def test_something_staff_started_and_stuck_is_handed_over_whatever_the_cases_say
     # asking how long it normally takes is a question a past answer settles; a status alone is not stuck
     assert policy.decide(Ticket("深度归档解冻，状态还是 解冻中，正常要多久？"), [_hit("a", 0.9)], 0.6).kind == "fits"
     assert policy.decide(Ticket("HTTPS配置处理中要多久？"), [_hit("a", 0.9)], 0.6).kind == "fits"
+    # ... in English too (an SMS review the carrier does was handed to staff)
+    sms = "How long does SMS template review take? Both still show 'under review' since yesterday."
+    assert policy.decide(Ticket(sms), [_hit("a", 0.9)], 0.6).kind == "fits"
     # asking whether their own step is wrong: a past answer may settle it
     mine = "证书订单一直待审核，验证方式是DNS，主机记录填的是 _8F2A.img.example.com，是不是哪里不对"
     assert policy.decide(Ticket(mine), [_hit("a", 0.9)], 0.6).kind == "fits"

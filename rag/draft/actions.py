@@ -40,7 +40,10 @@ def classify_reply(text: str) -> Action:
 
 
 # Asking how, or how long, is a question a past answer may settle ("解冻要多久", "怎么注销账号"), not a request.
-_ASKS_HOW = re.compile(r"怎么|如何|怎样|多久|多长时间|要多长|流程|步骤|在哪|哪里|能不能|可以吗|是否|正常吗")
+_ASKS_HOW = re.compile(r"怎么|如何|怎样|多久|多长时间|要多长|流程|步骤|在哪|哪里|能不能|可以吗|是否|正常吗|"
+                       # in English too: 「How long does SMS template review take?」 was handed to staff as stuck
+                       r"\bhow (long|do|does|can|to|much|many|soon)\b|\bis (there|it possible)\b|\bare there\b|"
+                       r"\bwhen will\b|\bwhat is the\b", re.I)
 
 
 def asks_how(ticket: str) -> bool:
