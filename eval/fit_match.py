@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"({TRAIN_FILE}; never in the threshold or the figures; those that are a case's asked wording left out): "
                     "tried, not shipped (docs/measurements.md)")
     args = ap.parse_args(argv)
+    if HEADLINE_FILE in args.tickets:  # before the scratch store is built
+        ap.error(f"{HEADLINE_FILE} is the held-out set the drafter is judged on: it is never fitted on")
 
     settings = loo_settings()
     if args.sides:  # fitted as it runs: the Gemma judge reads the cases' own chunks only (Pipeline.retrieval)
@@ -109,8 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     rater = MatchReranker(model_for_features, parts.cases, parts.lexical, parts.dense, voters=parts.config.consensus_voters,
                           sides=sides)
     queries = corpus_queries(cases, labels)
-    if HEADLINE_FILE in args.tickets:
-        ap.error(f"{HEADLINE_FILE} is the held-out set the drafter is judged on: it is never fitted on")
     by_file = {name: load_tickets(args.labels / name) for name in args.tickets}
     tickets = [t for ts in by_file.values() for t in ts]
     train_file = args.labels / TRAIN_FILE

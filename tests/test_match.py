@@ -329,3 +329,13 @@ def test_a_case_about_another_client_platform_does_not_fit():
     # a platform inside a link is no platform (「…/android/…」 in a doc URL)
     assert policy.decide(Ticket("按 https://developer.qiniu.com/pili/android/1 配置后起播还是慢，iPhone 上"), [ios],
                          0.6).kind == "fits"
+
+
+def test_the_fit_script_refuses_to_fit_on_the_held_out_set_it_is_judged_on():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(PROJECT_ROOT / "eval" / "fit_match.py"), "--tickets", "new_tickets.jsonl",
+                           "heldout2_tickets.jsonl"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "heldout2_tickets.jsonl is the held-out set" in done.stderr
+    assert "Traceback" not in done.stderr
