@@ -97,7 +97,6 @@ _ORDERED = re.compile(r"发票|开票|退款|订单|提现|退票|重开|\b(invo
 _ACCOUNT = re.compile(r"账号|帐号|账户|实名|认证|登录|注册|子账号|密码|手机号|邮箱|注销|绑定")
 _HOWTO = re.compile(r"怎么|如何|怎样|能否|能不能|可以吗|可不可以|是否(支持|可以|能)|有没有|支持吗|多久|多长时间|在哪|哪里|"
                     r"什么(区别|意思|原因)|为什么|为啥|how (do|can|to)|is it possible|can i", re.I)
-_STAFF_DETAILS = (ACCOUNT, DOMAIN)
 # The ticket is about an account other than the one it was filed from, or its customer cannot log in: only then is the
 # account something the agent does not already see.
 _ANOTHER_ACCOUNT = re.compile(
@@ -164,18 +163,20 @@ def _given(detail: Detail, text: str) -> bool:
 def details_for(text: str, kind: QuestionKind | None = None, *, staff: bool = False) -> tuple[Detail, ...]:
     """What to ask for ``text`` (a ticket's customer side): by its kind, minus what it already gives."""
     kind = kind or question_kind(text)
+    # The account the ticket was filed from is the agent's to see: only another one is asked for (the docstring).
+    account = (ACCOUNT,) if _ANOTHER_ACCOUNT.search(text) else ()
     wanted: tuple[Detail, ...]
     if staff:
         if _ORDERED.search(text):
-            wanted = (ACCOUNT, ORDER)
+            wanted = (*account, ORDER)
         elif SALES_CONTACT.search(text):
             wanted = ()                     # sales will contact the customer
         elif _given(DOMAIN, text):
             wanted = ()                     # staff find the account from the domain, another account's too
         elif _BILLING.search(text) or _ACCOUNT.search(text):
-            wanted = (ACCOUNT,)
+            wanted = account
         else:
-            wanted = _STAFF_DETAILS
+            wanted = (*account, DOMAIN)
     else:
         wanted = {
             # An error raised on the client (DNS, TLS, a browser's certificate warning) never reached Qiniu: it has
@@ -185,12 +186,10 @@ def details_for(text: str, kind: QuestionKind | None = None, *, staff: bool = Fa
             (ERROR, REQUEST_ID) if server_answered(text) or not ERROR.given.search(text) else (ERROR,),
             "build": (SDK, TOOLCHAIN),
             "compliance": (SDK,),
-            "billing": (ORDER,) if _ORDERED.search(text) else (ACCOUNT,),
-            "account": (ACCOUNT,),
+            "billing": (ORDER,) if _ORDERED.search(text) else account,
+            "account": account,
             "howto": (),
         }[kind]
-    if not (_ANOTHER_ACCOUNT.search(text) or kind == "error" and not staff):
-        wanted = tuple(d for d in wanted if d is not ACCOUNT)
     return tuple(_for_platform(d, text) for d in wanted if not _given(d, text))
 
 

@@ -307,12 +307,18 @@ def prune(piece: Piece, judge: Judge) -> Piece | None:
     kept = [c for c in clauses if judge.clause_ok(c)]
     if len(kept) == len(clauses) or not kept:
         return None
-    text = "".join(kept).rstrip("，,；; ")
-    if not text.endswith(("。", "！", "!")) and piece.text.rstrip().endswith(("。", "！", "!")):
-        text += "。"
+    text = _rejoined(kept, piece)
     if not says_something(text):
         return None
     return Piece(text, piece.line, piece.links, piece.index)
+
+
+def _rejoined(clauses: Sequence[str], piece: Piece) -> str:
+    """The clauses kept of ``piece``, as a sentence: no trailing comma, and its full stop if it had one."""
+    text = "".join(clauses).rstrip("，,；; ")
+    if not text.endswith(("。", "！", "!")) and piece.text.rstrip().endswith(("。", "！", "!")):
+        text += "。"
+    return text
 
 
 def _without_foreign_links(piece: Piece, judge: Judge) -> Piece | None:
@@ -324,9 +330,7 @@ def _without_foreign_links(piece: Piece, judge: Judge) -> Piece | None:
     kept = [c for c in clauses if not any(link in c for link in foreign)]
     if len(kept) == len(clauses) or not kept or any(all(link not in c for c in clauses) for link in foreign):
         return None  # a link cut across clauses (a comma inside it) cannot be taken out whole
-    text = "".join(kept).rstrip("，,；; ")
-    if not text.endswith(("。", "！", "!")) and piece.text.rstrip().endswith(("。", "！", "!")):
-        text += "。"
+    text = _rejoined(kept, piece)
     if not says_something(_URL.sub("", text)):
         return None
     return prune(Piece(text, piece.line, tuple(link for link in piece.links if link in text), piece.index), judge)

@@ -229,15 +229,15 @@ class OfflineWriter:
         action: the part of it this ticket asks about may be none (「需要等待运营商审核通过」 to 「审核一般要多久」),
         and then it is answered (``compose`` hands over when that part is one)."""
         c = compose(ticket, hits, fitting=fitting)
-        parts = deferral(verdict, ticket)
         if c.action == "escalate" or (c.action == "answer" and not asks_staff(customer_text(ticket))):
-            text, action, passages, used = c.text, c.action, c.passages, c.used
+            text, action, passages = c.text, c.action, c.passages
         elif c.body and _TELLS_CUSTOMER.search(c.body):
-            text, action, passages, used = hand_over_text(ticket, c.body), "escalate", (), c.used
+            text, action, passages = hand_over_text(ticket, c.body), "escalate", ()
             if is_english(ticket):
                 text = f"{ENGLISH_NOTE}\n{text}"
         else:
-            return self._defer(ticket, hits, verdict, parts)
-        return Reply(text, action, verdict.match, used, tuple(hits[:3]), self.backend, "offline", "offline-1",
+            return self._defer(ticket, hits, verdict, deferral(verdict, ticket))
+        # a staff verdict points at no related case (``Verdict.related``): the hint is the closest case's resolution
+        return Reply(text, action, verdict.match, c.used, tuple(hits[:3]), self.backend, "offline", "offline-1",
                      notes=c.notes, passages=passages,
-                     hint=parts.hint or (desk_hint(hits, ticket.query_text) if action != "answer" else None))
+                     hint=desk_hint(hits, ticket.query_text) if action != "answer" else None)
