@@ -89,6 +89,25 @@ def test_a_numbered_step_left_alone_loses_its_number():
     assert unnumber_lone_step(kept) == tuple(kept)
 
 
+def test_a_list_the_budget_would_cut_goes_on_to_its_next_step():
+    """「三条命令就可以了。1.先下载qshell…」 with the listing step cut promised three commands and gave one."""
+    from rag.draft.resolution import BODY_BUDGET, LIST_GRACE
+
+    steps = ["1.先下载qshell工具并使用qshell account 命令登陆账户。", "2.使用qshell listbucket2命令列举出空间内所有资源。",
+             "3.使用qshell batchdelete命令批量删除列举出的资源。"]
+    kinds = "、".join(f"{a}{b}类文件" for a in "甲乙丙丁戊己庚辛壬癸" for b in "子丑寅卯辰巳午未申酉戌亥")
+    intro = ("您可以通过qshell批量删除，三条命令就可以了，" + kinds)[:BODY_BUDGET - len(steps[0]) - 8] + "都可以这样删除。"
+    case = _case("空间文件太多怎么删除", ("customer", "空间文件太多，怎么删除"), ("agent", intro + "".join(steps)))
+    text = resolve(case, "空间文件太多怎么删除", []).text
+    assert len(intro) + len(steps[0]) <= BODY_BUDGET < len(intro) + len(steps[0]) + len(steps[1])
+    assert "listbucket2" in text  # the next step, within the grace
+    assert "batchdelete" in text or len(intro) + sum(map(len, steps)) > BODY_BUDGET + LIST_GRACE
+    # a sentence that is no next step still stops at the budget
+    case = _case("空间文件太多怎么删除", ("customer", "空间文件太多，怎么删除"),
+                 ("agent", intro + steps[0] + "另外也可以使用图形化工具 Kodo Browser 一键勾选删除空间内的资源。"))
+    assert "Kodo Browser" not in resolve(case, "空间文件太多怎么删除", []).text
+
+
 def test_after_the_customer_says_it_is_fixed_a_new_problem_is_never_the_answer():
     """The past customer's problem was fixed by their own change, then they moved on to another one: the fix for
     that other problem (an SDK upgrade for upload packet loss) is no answer to this ticket, even when nothing in

@@ -95,6 +95,19 @@ def test_a_sentence_keeps_what_holds_without_the_clause_about_that_customer():
     assert _kept("短信发送频率有限制，您的发送超频，当天发了150条") == ""
 
 
+def test_a_command_the_answer_names_is_the_tools_and_a_redacted_link_goes_with_its_name():
+    # The qshell steps of deleting a bucket were dropped as that customer's values ("listbucket2"), and the one
+    # step kept promised 「三条命令」.
+    step = ("2.使用listbucket2命令列举出空间内所有资源例如 qshell listbucket2 空间名 -o result.txt命令文档 "
+            "https://github.com/[REDACTED_PATH] qshell batchdelete --force 空间名 -i result.txt命令文档 "
+            "https://github.com/[REDACTED_PATH]")
+    assert _kept(step, ticket="空间文件太多怎么批量删除") == (
+        "2.使用listbucket2命令列举出空间内所有资源例如 qshell listbucket2 空间名 -o result.txt "
+        "qshell batchdelete --force 空间名 -i result.txt")
+    # a value with a digit that no sentence names as a command is still that customer's
+    assert _kept("请检查 mybackup2023 这个空间的上传策略") == ""
+
+
 def test_doc_links_are_qiniu_pages_without_customer_parts():
     assert is_doc_link("https://developer.qiniu.com/fusion/kb/1325/refresh-the-cache")
     assert not is_doc_link("http://api.qiniu.com/status/get/prefop?id=z0.abc")

@@ -50,6 +50,9 @@ _ASKS_IN_TICKET = re.compile(_ASKS.pattern + r"|有没有|能否|可否")
 # Beyond this a resolution takes no more sentences (never cutting one): the team's answers run 130 characters at
 # the median and 535 at the 90th percentile of the corpus's cases; agents do not paste essays.
 BODY_BUDGET = 450
+# A list the budget would cut after a step goes on to its next step within this much more: 「三条命令就可以了。1.先下载
+# qshell…」 with the listing and deleting steps cut promised three commands and gave one.
+LIST_GRACE = 150
 
 
 @dataclass(frozen=True)
@@ -172,11 +175,12 @@ def questions(ticket: str) -> list[str]:
 
 
 def resolve(case: CaseRecord, ticket: str, others: Sequence[str], budget: int = BODY_BUDGET, *,
-            closest_first: bool = False) -> Resolution | None:
+            closest_first: bool = False, list_grace: int = LIST_GRACE) -> Resolution | None:
     """The reusable resolution of ``case`` for ``ticket``: the picked thread's sentences that hold for anyone,
     in order, whole, within ``budget``; None when nothing in it is reusable. ``others``: the other candidates'
     answers (a value they also hold is knowledge, not that customer's). ``closest_first``: the threads closest to
-    the ticket first, not in dialogue order (the agent's hint: the part that answers is read first, never cut)."""
+    the ticket first, not in dialogue order (the agent's hint: the part that answers is read first, never cut).
+    ``list_grace``: how far past ``budget`` a numbered list may go on to its next step."""
     turns = case.dialogue.turns if case.dialogue is not None else (Turn("agent", case.answer),)
     question = case.dialogue.question if case.dialogue is not None else case.question
     all_threads = threads(question, turns, case.asked)
@@ -190,7 +194,8 @@ def resolve(case: CaseRecord, ticket: str, others: Sequence[str], budget: int = 
     kept: list[Piece] = []
     size = 0
     for piece in pieces:
-        if kept and size + len(piece.text) > budget:
+        if kept and size + len(piece.text) > budget and not (
+                size + len(piece.text) <= budget + list_grace and _next_step(piece, kept)):
             break
         if _repeats(piece, kept):
             continue
@@ -209,6 +214,13 @@ def unnumber_lone_step(pieces: Sequence[Piece]) -> tuple[Piece, ...]:
         return tuple(pieces)
     return tuple(replace(p, text=p.text[m.end():]) if (m := STEP_NUMBER.match(p.text)) and m.group(1) == "1" else p
                  for p in pieces)
+
+
+def _next_step(piece: Piece, kept: Sequence[Piece]) -> bool:
+    """``piece`` is the step after the last numbered step kept."""
+    step = STEP_NUMBER.match(piece.text)
+    last = next((m for p in reversed(kept) if (m := STEP_NUMBER.match(p.text))), None)
+    return step is not None and last is not None and int(step.group(1)) == int(last.group(1)) + 1
 
 
 def _repeats(piece: Piece, kept: Sequence[Piece], similarity: float = 0.8) -> bool:

@@ -101,6 +101,10 @@ _KNOWLEDGE_NUMBER = re.compile(
 _UNIT_VALUE = re.compile(r"\d+(?:\.\d+)?(?:min|mins|ms|s|sec|h|hr|hrs|kb|mb|gb|tb|k|m|g|w|x|px|fps|kbps|mbps)", re.I)
 # A name and its generation: ios18, h264, mp4, http2, android10.
 _NAMED_VERSION = re.compile(r"[A-Za-z]{1,8}\d{1,3}")
+# A token the sentence names as a command or an API (「使用listbucket2命令」, 「qshell listbucket2 空间名」) is the
+# tool's, the same for everyone: the qshell steps of deleting a bucket were dropped as that customer's values.
+_NAMED_AS_COMMAND = re.compile(r"\s*(命令|指令|接口|方法|函数)")
+_COMMAND_BEFORE = re.compile(r"(?:qshell|qrsctl|qfetch)\s+$", re.I)
 _VERSION = re.compile(r"v?\d+\.\d+(?:\.[\dx+*]+)+|v\d+(?:\.\d+)?", re.I)
 # "7.13.27.14.0" is "7.13.2" and "7.14.0" glued: five or more dotted groups are never one version.
 _GLUED_VERSIONS = re.compile(r"(?<![\d.])(\d+\.\d+\.)(\d*)(\d)\.(\d+\.\d+)(?![\d.])")
@@ -203,7 +207,8 @@ def tokens_of(text: str) -> set[str]:
     found |= {m.group(0).lower() for m in _ASCII_TOKEN.finditer(bare)
               if re.search(r"\d", m.group(0)) and re.search(r"[A-Za-z]", m.group(0)) and len(m.group(0)) >= 3
               and not _VERSION.fullmatch(m.group(0)) and not _NAMED_VERSION.fullmatch(m.group(0))
-              and not _UNIT_VALUE.fullmatch(m.group(0)) and not is_qiniu_host(m.group(0).lower())}
+              and not _UNIT_VALUE.fullmatch(m.group(0)) and not is_qiniu_host(m.group(0).lower())
+              and not _NAMED_AS_COMMAND.match(bare, m.end()) and not _COMMAND_BEFORE.search(bare[:m.start()])}
     return found
 
 
@@ -282,6 +287,8 @@ _THEIRS = re.compile(r"您的|你们的|您这个|你这个")
 # Words that point at a link: without the link they point at nothing.
 _POINTER = re.compile(r"(请)?(参考|参照|查看|按照|见|看)\s*(一下|下)?\s*(这个|如下|以下|该)?\s*"
                       r"(命令|链接|文档|方法|demo|教程|地址|说明)?\s*[：:]?", re.I)
+# A link with the noun naming it (「命令文档 https://…」): a redacted link goes with its name.
+_NAMED_LINK = re.compile(r"(?:(?:命令|接口|使用|安装|相关|参考)?(?:文档|教程|说明|链接|地址)\s*[：:]?\s*)?" + _URL.pattern)
 _DANGLING = re.compile(r"(为|是|到|在|用|填|改成|设置为|修改为|参考|见|如下|：|:)[\s，,。]*$")
 
 
@@ -293,7 +300,7 @@ def prune(piece: Piece, judge: Judge) -> Piece | None:
     if reason == "redaction token" and _URL.search(piece.text):
         # The link was redacted (a path of that customer's): what the sentence says without it (and without the
         # words that pointed at it) may still hold, unless it is about them.
-        bare = _POINTER.sub("", _URL.sub("", piece.text)).strip(" ，,：:")
+        bare = _POINTER.sub("", _NAMED_LINK.sub("", piece.text)).strip(" ，,：:\xa0")
         if bare == piece.text or REDACTION_WORD in bare or _THEIRS.search(bare) or not says_something(bare):
             return None
         return prune(Piece(bare, piece.line, (), piece.index), judge)

@@ -80,7 +80,9 @@ def shown_cases(ticket: Ticket, hits: Sequence[Hit], verdict: Verdict, limit: in
             break
         if h.case.provenance is not None:
             continue
-        resolution = resolve(h.case, ticket.query_text, [o.answer for o in pool if o.case_id != h.case_id], chars)
+        # The prompt's share per case is a hard cap (tokens): a list is cut where it falls.
+        resolution = resolve(h.case, ticket.query_text, [o.answer for o in pool if o.case_id != h.case_id], chars,
+                             list_grace=0)
         text = resolution.text if resolution is not None else None
         if text is not None and any(text == shown for _, shown in out):
             continue
