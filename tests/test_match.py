@@ -43,6 +43,38 @@ def test_pair_features_read_the_question_side():
     assert f["has_answer"] == 1.0 and g["has_answer"] == 0.0
 
 
+def test_chinese_only_features_are_missing_for_a_ticket_not_written_in_chinese():
+    """An English ticket shares no Chinese bigrams with any case: zeros held it under the answer threshold with its
+    case first (the first held-out set's English tickets at 0.40); missing, they weigh neither way."""
+    cand = CandidateText("a", "删除空间", ("删除空间\n文件太多怎么删除空间", "How do I delete a bucket with many files"),
+                         "删除空间", "可以使用 qshell 批量删除")
+    english = dict(zip(FEATURES, _features("How can I delete a bucket that still has files?", [cand], [0.9])[0]))
+    chinese = dict(zip(FEATURES, _features("怎么删除一个有文件的空间", [cand], [0.9])[0]))
+    assert np.isnan(english["bigram_key"]) and np.isnan(english["title_in_query"])
+    assert english["cover_key"] > 0 and not np.isnan(english["dense"])
+    assert chinese["bigram_key"] > 0 and chinese["title_in_query"] > 0
+    # a missing feature stands at the fitted mean
+    mean = np.arange(len(FEATURES), dtype=float)
+    lin = Linear(FEATURES, tuple(mean), (1.0,) * len(FEATURES), (0.5,) * len(FEATURES), 0.0)
+    x = np.array([[english[f] for f in FEATURES]])
+    at_mean = x.copy()
+    for name in ("bigram_key", "title_in_query"):
+        at_mean[0, FEATURES.index(name)] = mean[FEATURES.index(name)]
+    assert np.isfinite(lin(x)).all() and lin(x) == pytest.approx(lin(at_mean))
+
+
+def test_the_fit_leaves_a_missing_feature_out_of_its_mean_and_weighs_it_at_zero():
+    from rag.evaluation.match_fit import fit_linear
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 2))
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(float)
+    x[:40, 1] = np.nan
+    lin = fit_linear(x, y, ("a", "b"), c=1.0)
+    assert np.isfinite(lin.mean).all() and lin.mean[1] == pytest.approx(np.nanmean(x[:, 1]))
+    assert lin.weights[0] > 0 and lin.weights[1] > 0
+
+
 def test_fit_features_margin_is_measured_against_the_other_candidates():
     x = np.zeros((3, len(FEATURES)))
     out = fit_features(x, np.array([2.0, 0.5, -1.0]))

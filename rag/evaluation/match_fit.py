@@ -108,15 +108,16 @@ def collect(retriever: HybridRetriever, rater: MatchReranker, queries: Sequence[
 def fit_linear(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], c: float) -> Linear:
     from sklearn.linear_model import LogisticRegression
 
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
+    # A feature missing for a query (NaN: match_model.pair_features) is left out of its mean and stands at it.
+    mean = np.nan_to_num(np.nanmean(x, axis=0)) if len(x) else np.zeros(x.shape[1])
+    scale = np.nan_to_num(np.nanstd(x, axis=0)) if len(x) else np.ones(x.shape[1])
     scale[scale < 1e-9] = 1.0
     if len(set(y.tolist())) < 2:  # one class only: a constant model at its rate
         rate = float(np.clip(y.mean() if len(y) else 0.5, 1e-3, 1 - 1e-3))
         return Linear(names, tuple(mean.tolist()), tuple(scale.tolist()), (0.0,) * len(names),
                       float(np.log(rate / (1 - rate))))
     lr = LogisticRegression(C=c, max_iter=3000)
-    lr.fit((x - mean) / scale, y.astype(int))
+    lr.fit(np.nan_to_num((x - mean) / scale, nan=0.0), y.astype(int))
     return Linear(names, tuple(mean.tolist()), tuple(scale.tolist()), tuple(lr.coef_[0].tolist()),
                   float(lr.intercept_[0]))
 

@@ -83,6 +83,10 @@ def _share(items: Sequence[str], pool: set[str]) -> float:
     return sum(1 for x in items if x in pool) / len(items) if items else 0.0
 
 
+# Fewer Chinese bigrams than this and the ticket is not written in Chinese (a pasted Chinese error word or two).
+_MIN_BIGRAMS = 3
+
+
 def _z(values: np.ndarray) -> np.ndarray:
     sd = float(values.std())
     return (values - values.mean()) / sd if sd > 1e-9 else np.zeros_like(values)
@@ -106,6 +110,10 @@ def pair_features(
         return np.zeros((0, len(FEATURES)))
     q_words = list(dict.fromkeys(words(query)))
     q_bigrams = list(dict.fromkeys(char_ngrams(query.lower())))
+    # A ticket written without Chinese cannot share the question side's Chinese bigrams nor the case's Chinese
+    # title: those features are missing, not zero (NaN, read as the fitted mean: no evidence either way). As zeros
+    # they held every English ticket under the answer threshold with its case first.
+    unwritten = math.nan if len(q_bigrams) < _MIN_BIGRAMS else None
     best_lex = float(lexical.max()) if n else 0.0
     rows = []
     for i, c in enumerate(candidates):
@@ -121,8 +129,8 @@ def pair_features(
             float(lexical[i]) / best_lex if best_lex > 0 else 0.0,
             _coverage(q_words, key_words, idf),
             _coverage(q_words, full_words, idf),
-            _share(q_bigrams, set(char_ngrams(key.lower()))),
-            _share(title_bigrams, set(q_bigrams)),
+            _share(q_bigrams, set(char_ngrams(key.lower()))) if unwritten is None else unwritten,
+            _share(title_bigrams, set(q_bigrams)) if unwritten is None else unwritten,
             1.0 / rank_dense[i] if rank_dense[i] > 0 else 0.0,
             1.0 / rank_lexical[i] if rank_lexical[i] > 0 else 0.0,
             1.0 / rank_fused[i] if rank_fused[i] > 0 else 0.0,
@@ -208,7 +216,9 @@ class Linear:
             return np.zeros(0)
         if x.shape[1] != len(self.features):
             raise ValueError(f"expected {len(self.features)} features, got {x.shape[1]}")
-        return ((x - np.asarray(self.mean)) / np.asarray(self.scale)) @ np.asarray(self.weights) + self.bias
+        # A missing feature (NaN) stands at the fitted mean: it weighs neither way.
+        return np.nan_to_num((x - np.asarray(self.mean)) / np.asarray(self.scale), nan=0.0) @ np.asarray(
+            self.weights) + self.bias
 
     def to_dict(self) -> dict:
         return {"features": list(self.features), "mean": list(self.mean), "scale": list(self.scale),
