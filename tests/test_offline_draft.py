@@ -89,6 +89,25 @@ def test_a_numbered_step_left_alone_loses_its_number():
     assert unnumber_lone_step(kept) == tuple(kept)
 
 
+def test_a_customer_pushing_back_on_the_answer_stays_in_its_thread():
+    """「暂时没办法分开，有没有其他办法？」 asks on about the same problem: the answer with the detail (two domains,
+    an overseas bucket) stays with the restatement that follows it (development nt-055 got the restatement alone)."""
+    case = _case("海外访问出现504超时",
+                 ("customer", "在海外德国访问资源时，出现504超时错误，麻烦帮忙看下是否存在问题"),
+                 ("agent", "您好，跨境链路无法保证稳定性且跨境无法优化，建议您可以使用两个域名分开下国内和海外的业务请求，海外使用海外存储区域的空间。"),
+                 ("customer", "暂时没办法分开，有没有其他办法？空间设置了全球覆盖，不是应该能解决这个问题吗？"),
+                 ("agent", "这部分少量的请求超时是被跨境的链路影响到了的，由于跨境链路无法优化，后期建议还是分一下海外和国内的业务。"))
+    text = resolve(case, "荷兰用户偶尔访问返回504，源站是华东的空间，CDN覆盖范围是全球，怎么解决", []).text
+    assert "海外存储区域的空间" in text and "跨境的链路影响" in text
+    # a new question after the answer still opens its own thread
+    case = _case("海外访问出现504超时",
+                 ("customer", "在海外德国访问资源时，出现504超时错误"),
+                 ("agent", "您好，建议您可以使用两个域名分开下国内和海外的业务请求，海外使用海外存储区域的空间。"),
+                 ("customer", "另外发票怎么开？"),
+                 ("agent", "发票可以在控制台的发票管理里申请开具。"))
+    assert "发票" not in resolve(case, "海外访问504超时怎么办", []).text
+
+
 def test_a_list_the_budget_would_cut_goes_on_to_its_next_step():
     """「三条命令就可以了。1.先下载qshell…」 with the listing step cut promised three commands and gave one."""
     from rag.draft.resolution import BODY_BUDGET, LIST_GRACE

@@ -28,6 +28,10 @@ _SOLVED = re.compile(r"(可以|好|解决|搞定|正常)了|没问题了|\bok了
 _ASKS_BACK = re.compile(r"([？?]|吗|呢|么)\s*[。.]?\s*$|提供(一)?下|发(一)?下|告知|截图")
 # A customer turn that goes on about what was just said ("那这个…", "还是不行…") rather than opening a new problem.
 _GOES_ON = re.compile(r"\s*(那|那么|这个|这样|还是|然后|所以|但是|可是|可|还|也|就是|按照|照着|试了|改了|不行|没用|依然|仍然)")
+# A customer turn that pushes back on the answer just given (「暂时没办法分开，有没有其他办法？」, 「还有什么别的方案吗」)
+# asks on about the same problem: the first answer, often the one with the detail, stays in its thread.
+_PUSHES_BACK = re.compile(r"(有没有|还有没有|还有|有)(什么)?(其他|其它|别的)的?(办法|方法|方案|解决办法|途径)|没(有)?办法|暂时(没|不)"
+                          r"|不是应该|难道")
 # A thread is about the ticket when this share of the ticket's character bigrams occurs in its customer side,
 # and at least this share of the closest thread's: another problem the past customer moved on to shares
 # almost none (an unrelated follow-up is left out; two asked together are both kept).
@@ -96,7 +100,7 @@ def threads(question: str, turns: Sequence[Turn], asked: Sequence[Wording] = ())
                 asked_back = bool(_ASKS_BACK.search(text))
             continue
         # "那这个是什么问题呢？" asks on about the same problem: it continues the thread.
-        opens = (bool(out[-1][1]) and not _GOES_ON.match(text)
+        opens = (bool(out[-1][1]) and not _GOES_ON.match(text) and not _PUSHES_BACK.search(text)
                  and (solved or (not asked_back and bool(_ASKS.search(text)))))
         if opens:
             out.append(([text], []))
