@@ -2,7 +2,7 @@
 
 import pytest
 
-from rag.draft.details import (ACCOUNT, DOMAIN, ERROR, GOAL, ORDER, REQUEST_ID, SDK, TOOLCHAIN, customer_text, details_for,
+from rag.draft.details import (ACCOUNT, BUCKET, DOMAIN, ERROR, GOAL, INSTANCE, ORDER, REQUEST_ID, SDK, TOOLCHAIN, customer_text, details_for,
                                question_kind, request_for)
 from rag.draft.policy import decide
 from rag.draft.writers.offline import compose
@@ -53,6 +53,16 @@ from rag.records import Ticket, Turn
     # ... unless the ticket is about another account, or its customer cannot log in
     ("老账号里的实名认证能转到新账号吗", "account", (ACCOUNT,)),
     ("忘记密码了，手机号也换了，登录不了", "account", (ACCOUNT,)),
+    # the twelfth read: a rule anyone gets needs no order (how many working days, a fee or not) ...
+    ("提现申请昨天提交了，一般几个工作日能到账？提现收手续费吗", "howto", ()),
+    ("提现申请昨天提交了，还没到账", "billing", (ORDER,)),
+    # ... an SDK named by its package is given with its version (「qiniu 7.14.1」 on npm, 「qplayer2-core 1.5.x」) ...
+    ("Node 18.20，qiniu 7.14.1，上传中途网络抖动进程直接崩：TypeError: Cannot read properties of undefined", "error", ()),
+    ("Android qplayer2-core 1.5.x 编译报错 duplicate class", "build", (TOOLCHAIN,)),
+    ("qnweb-rtc@4.5.2 打包报错 Module not found", "build", (TOOLCHAIN,)),
+    # ... uploading what a build made is no build, and a build that runs with 「没有明显报错」 is no error
+    ("CI 里上传构建产物偶尔失败", "error", (ERROR, REQUEST_ID)),
+    ("官方 demo 编译运行能正常播放，搬到自己的 App 里黑屏，logcat 没有明显报错", "howto", ()),
 ])
 def test_a_question_asks_only_what_its_kind_needs_and_the_ticket_lacks(text, kind, details):
     assert question_kind(text) == kind
@@ -69,6 +79,12 @@ def test_a_hand_over_asks_what_staff_need_to_find_it():
     # staff look at the account the ticket came from; another account they must be told, unless a domain names it
     assert details_for("之前的账号欠费了，麻烦帮我把余额转到现在这个账号", staff=True) == (ACCOUNT,)
     assert details_for("老账号里的 static.pinmu.cn 麻烦转到现在这个账号", staff=True) == ()
+    # a resource named by its id is found by it: a cloud host's customer was asked for 「相关的域名」 (the twelfth read)
+    assert details_for("云主机 i-7kq2mv0p3x 重启后一直卡在关机中，麻烦后台看下", staff=True) == ()
+    assert details_for("空间 design-assets 里的文件麻烦后台帮忙恢复一下", staff=True) == ()
+    assert details_for("云主机重启后一直卡在关机中，麻烦后台看下", staff=True) == (INSTANCE,)
+    assert details_for("空间里的文件被误删了，麻烦后台帮忙恢复一下", staff=True) == (BUCKET,)
+    assert details_for("CDN 上的文件刷新一直卡住，麻烦后台看下", staff=True) == (DOMAIN,)
 
 
 def test_the_request_reads_naturally_and_is_empty_when_nothing_is_needed():

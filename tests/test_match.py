@@ -177,6 +177,13 @@ def test_policy_answers_only_above_the_threshold():
     ("控制台里上传按钮点了没反应", "escalate", "bug_report"),
     ("麻烦帮我重新下发一下 https 配置", "escalate", "staff"),
     ("我们想私有化部署，能安排销售联系吗", "escalate", "staff"),
+    # asking staff to change the resource for them is a request, 「能不能」 or not; asking how to is a how-to
+    ("证书过期了 图片都挂了。能不能先帮我把 pic.example-baby.com 切回http让图先出来？", "escalate", "staff"),
+    ("证书过期了，怎么把域名切回 http？", "ask_for_info", "no_fit"),
+    # asking for a job is no support question, even naming Qiniu (a holding line promised a reply nobody would send)
+    ("你们七牛还招前端吗 想投个简历 hr邮箱多少", "ask_for_info", "off_topic"),
+    ("Are you hiring backend engineers at Qiniu?", "ask_for_info", "off_topic"),
+    ("用户上传的简历文件存到七牛空间里，怎么设置私有访问", "ask_for_info", "no_fit"),
 ])
 def test_policy_kinds(text, action, kind):
     v = policy.decide(Ticket(text), [_hit("a", 0.01)], 0.6)

@@ -54,7 +54,10 @@ ERROR = Detail("error", "完整的报错信息（含错误码）", english="the 
 REQUEST_ID = Detail("request_id", "请求 ID（响应头里的 X-Reqid）", re.compile(r"reqid|request[ _-]?id|请求\s*id", re.I),
                     "the request ID (the X-Reqid response header)")
 SDK = Detail("sdk", "使用的 SDK（或工具）及其版本", english="the SDK (or tool) you use and its version", given=re.compile(
-    rf"(sdk|qshell|kodo\s*browser|kodoimport|qiniu-[a-z]+|pod\s*'qiniu'|com\.qiniu)[^\n]{{0,30}}?{_VERSION}|"
+    # Qiniu's packages by name (「qiniu 7.14.1」 on npm, 「qplayer2-core 1.5.x」, 「qnweb-rtc@4.5.2」): re-asking a version the
+    # ticket gives reads as a template (the twelfth read).
+    rf"(sdk|qshell|kodo\s*browser|kodoimport|qiniu-[a-z]+|qiniu(?![\w-])|qn[a-z]+[\w-]*|qplayer[\w-]*|pili[\w-]*|"
+    rf"happy-?dns[\w-]*|pod\s*'qiniu'|com\.qiniu)[^\n]{{0,30}}?{_VERSION}|"
     rf"(版本|version|v)\s*[:：]?\s*{_VERSION}", re.I))
 TOOLCHAIN = Detail("toolchain", "编译环境的版本（如 Xcode、Gradle、Node.js、Go）",
                    english="the versions of your build environment (e.g. Xcode, Gradle, Node.js, Go)", given=re.compile(
@@ -77,9 +80,15 @@ ACCOUNT = Detail("account", "账号（登录邮箱）", re.compile(r"[\w.+-]+@[\
 ORDER = Detail("order", "相关的订单号或账单月份", english="the order number or the bill's month", given=re.compile(
     r"订单号?\s*[:：]?\s*\w{6,}|流水(号|id)?\s*[:：]?\s*\w{6,}|发票(号码?|代码)\s*[:：]?\s*\w{6,}", re.I))
 DOMAIN = Detail("domain", "相关的域名", re.compile(r"$^"), "the domain concerned")  # read with the identifier finder below
+# What else leads staff to the resource a hand-over is about: a cloud host by its instance id, a bucket by its name.
+INSTANCE = Detail("instance", "云主机的实例 ID", re.compile(r"(?<![\w-])i-[a-z0-9]{8,}(?![\w-])|(实例|instance)\s*(id|ID)?\s*"
+                  r"[:：]?\s*[a-z0-9][\w-]{5,}", re.I), "the cloud host's instance ID")
+BUCKET = Detail("bucket", "相关的空间名称", re.compile(r"(空间|bucket)\s*(名称?)?\s*[:：]?\s*[`「“\"']?[a-z0-9][a-z0-9-]{2,}", re.I),
+                "the bucket's name")
 GOAL = Detail("goal", "您想实现的效果或遇到的具体现象", re.compile(r"$^"), "what you are trying to do, or what you see")
 
-_BUILD = re.compile(r"编译|构建|打包|archive|(?<![/\w-])build(?![/\w-])|gradle|xcode|cocoapods|pod install|npm|webpack|vite|tsc|"
+# 「上传构建产物」 uploads what a build made: not a build failing.
+_BUILD = re.compile(r"编译|构建(?!产物)|打包(?!好的|后的)|archive|(?<![/\w-])build(?![/\w-])|gradle|xcode|cocoapods|pod install|npm|webpack|vite|tsc|"
                     r"\.d\.ts|bitcode|link(er|ing)?\s+error|undefined symbol|找不到(类型|模块|符号)", re.I)
 # An app-store or privacy finding against an app (the SDK's version settles it). A review failing alone is not one:
 # an SMS signature or a filing is reviewed too (「短信签名审核不通过」 was asked for the SDK's version), nor is a
@@ -88,6 +97,8 @@ _COMPLIANCE = re.compile(r"应用(商店|市场)|app\s*store|上架|隐私(合�
                          # the ministry's finding against an app, not its filing or an IPv6 rule for a website
                          r"工信部[^。！？\n]{0,16}(通报|检测|隐私|违规|app|应用)|"
                          r"检测不通过|(app|应用|apk|ipa|小程序)[^。！？\n]{0,16}(审核|隐私|合规)", re.I)
+# 「logcat 没有明显报错」 says there is no error to send: a build that 「编译运行能正常播放」 is no build failing.
+_NO_ERROR = re.compile(r"(没有|没|无|不)(任何|明显的?|什么)?(报错|错误|异常)(信息|提示)?|no (obvious )?errors?", re.I)
 _ERROR = re.compile(rf"报错|错误|失败|异常|error|exception|fail|{_STATUS}|超时|timeout|打不开|无法(访问|上传|下载|播放)|"
                     r"dial tcp|no such host|refused|reset by peer|hang up|"
                     r"访问不了|上传不了|下载不了|不能(访问|上传|下载|播放)", re.I)
@@ -96,6 +107,8 @@ _BILLING = re.compile(r"费用|扣费|扣款|扣了|账单|计费|收费|欠费|
 _ORDERED = re.compile(r"发票|开票|退款|订单|提现|退票|重开|\b(invoice|refund|order)\b", re.I)
 _ACCOUNT = re.compile(r"账号|帐号|账户|实名|认证|登录|注册|子账号|密码|手机号|邮箱|注销|绑定")
 _HOWTO = re.compile(r"怎么|如何|怎样|能否|能不能|可以吗|可不可以|是否(支持|可以|能)|有没有|支持吗|多久|多长时间|在哪|哪里|"
+                    # how many days, a fee or not: a rule anyone gets, no order to look up (「几个工作日能到账？收手续费吗」)
+                    r"几(个)?(工作日|天|小时)|多少天|(收|要|有)(手续费|费用?)吗|"
                     r"什么(区别|意思|原因)|为什么|为啥|how (do|can|to)|is it possible|can i", re.I)
 # The ticket is about an account other than the one it was filed from, or its customer cannot log in: only then is the
 # account something the agent does not already see.
@@ -121,6 +134,10 @@ _SELF_EXPLAINED = re.compile(
     r"(file exists|no such (file|bucket|key)|bad token|incorrect region|key doesn'?t match|too many requests|"
     r"expired token|token (is )?expired|invalid (argument|put policy|token)|bad [a-z]+ param|"
     r"request entity too large|callback failed|unauthorized|forbidden)", re.I)
+# A hand-over about Qiniu's cloud hosts, or about files kept in a bucket.
+_CLOUD_HOST = re.compile(r"云主机|虚拟机|实例|\binstance\b|\becs\b", re.I)
+_STORED = re.compile(r"空间|bucket|对象存储|存储桶|kodo|(文件|数据)(被)?(误)?(删|丢|恢复|找回|解冻)", re.I)
+_SERVED = re.compile(r"cdn|域名|加速|回源|刷新|预取|证书|https", re.I)  # served from a domain: the domain finds it
 _DISABLED = re.compile(r"user disabled|account (is )?(disabled|frozen)|账号(被)?(冻结|禁用)", re.I)
 
 
@@ -133,6 +150,7 @@ def customer_text(ticket: Ticket) -> str:
 def question_kind(text: str) -> QuestionKind:
     """What kind of question this is, for what to ask: the first that applies, most specific first. A billing or
     account question phrased as how / how long / is there a way is a how-to: it needs no lookup of the account."""
+    text = _NO_ERROR.sub(" ", text)
     if _COMPLIANCE.search(text):
         return "compliance"
     if _BUILD.search(text) and _ERROR.search(text):
@@ -171,12 +189,15 @@ def details_for(text: str, kind: QuestionKind | None = None, *, staff: bool = Fa
             wanted = (*account, ORDER)
         elif SALES_CONTACT.search(text):
             wanted = ()                     # sales will contact the customer
-        elif _given(DOMAIN, text):
-            wanted = ()                     # staff find the account from the domain, another account's too
+        elif _given(DOMAIN, text) or _given(INSTANCE, text) or _given(BUCKET, text):
+            wanted = ()                     # staff find the account from the domain or the resource, another account's too
         elif _BILLING.search(text) or _ACCOUNT.search(text):
             wanted = account
         else:
-            wanted = (*account, DOMAIN)
+            # The resource's own identifier: asking a cloud host's customer for 「相关的域名」 cost an urgent ticket a
+            # round trip (the twelfth read).
+            wanted = (*account, INSTANCE if _CLOUD_HOST.search(text) else
+                                  BUCKET if _STORED.search(text) and not _SERVED.search(text) else DOMAIN)
     else:
         wanted = {
             # An error raised on the client (DNS, TLS, a browser's certificate warning) never reached Qiniu: it has

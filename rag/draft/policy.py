@@ -64,6 +64,10 @@ _STUCK = re.compile(r"(一直|还|仍然?|始终)(都)?(是|显示|在|处于|�
 _ASKS_STAFF_TO_LOOK = re.compile(r"帮(忙|我)?(看|查|处理|催|推|加急)|麻烦(您|你们)?(看|查|处理)|加急|催一下|卡在哪")
 # Sales, contracts and account changes: a person must act, whatever a past case says.
 _BILLING_CHANGE = re.compile(r"(改成|改为|切换|更换|变更|换成)[^。！？\n]{0,8}(计费|付费|结算)")
+# The customer asks staff to change their resource for them (「能不能先帮我把 pic.… 切回http」): a request, even phrased
+# 「能不能」; a free-certificate how-to sent to it, while the images were down, was graded harmful (the twelfth read).
+_DO_IT_FOR_ME = re.compile(r"(帮|替)(我|我们|忙)(先)?(把|将)[^。！？?\n]{0,40}?(切回|改回|切换|改成|改为|关(掉|闭)|停(掉|用)|回退|回滚|"
+                           r"恢复成|下线|去掉)")
 
 # A case this close, below the answer threshold, is pointed at conditionally in a deferral (「如果您是指…」),
 # and its resolution is shown to the agent as a hint.
@@ -74,6 +78,10 @@ OFF_TOPIC_MATCH = 0.05
 _QINIU = re.compile(r"七牛|qiniu|kodo|qshell|pili|dora|fusion"
                     r"|(?<![a-z])(?:resume_?uploader|form_?uploader|upload_?manager|bucket_?manager|put_?policy|up_?token)"
                     r"(?![a-z])", re.I)
+# Someone asking for a job, not for support: the off-topic line points them at what this channel is for; a holding
+# line promised a follow-up nobody would send (「你们七牛还招前端吗 想投个简历」, the twelfth read).
+_JOB_SEEKING = re.compile(r"还招(人|聘)?(前端|后端|开发|工程师|实习|运营|销售|人)?吗|招(不招)?(实习生|应届生)|投(个|份|一下|一份)?简历|"
+                          r"内推|hr\s*(的)?(邮箱|联系方式|电话)|are you hiring|job (opening|application)s?|internship", re.I)
 _OTHER_COMPANY = re.compile(r"百度网盘|百度云盘|阿里云|aliyun|腾讯云|tencent\s*cloud|华为云|又拍云|upyun|金山云|京东云|"
                             r"火山引擎|volcengine|veimagex|ucloud|优刻得|网宿|白山云|天翼云|青云|qingcloud|google\s*cloud|digitalocean|"
                             r"\baws\b|amazon\s*s3|azure|cloudflare|网易云|微信支付|支付宝|淘宝|京东|拼多多|美团|滴滴|"
@@ -160,7 +168,7 @@ def other_company(text: str) -> bool:
 def asks_staff(whole: str) -> bool:
     """The ticket itself asks for something only staff can do (a back-office action, a sales contact, a billing
     change, a stuck operation to look at), whatever the past cases say."""
-    return bool(needs_staff(whole) or SALES_CONTACT.search(whole) or _BILLING_CHANGE.search(whole)
+    return bool(needs_staff(whole) or SALES_CONTACT.search(whole) or _BILLING_CHANGE.search(whole) or _DO_IT_FOR_ME.search(whole)
                 or (_STUCK.search(whole) and (_ASKS_STAFF_TO_LOOK.search(whole) or not asks_how(whole))))
 
 
@@ -199,7 +207,7 @@ def decide(ticket: Ticket, hits: Sequence[Hit], threshold: float) -> Verdict:
         return verdict("escalate", "feature_request")
     if _BUG_REPORT.search(whole) and not fitting:
         return verdict("escalate", "bug_report", details=details_for(whole, "error"))
-    if other_company(whole):
+    if other_company(whole) or (_JOB_SEEKING.search(whole) and not fitting):
         return verdict("ask_for_info", "off_topic")
     if fitting:
         # A past answer that was itself a back-office action fits only as a hand-over.
