@@ -64,10 +64,10 @@ _STUCK = re.compile(r"(一直|还|仍然?|始终)(都)?(是|显示|在|处于|�
 _ASKS_STAFF_TO_LOOK = re.compile(r"帮(忙|我)?(看|查|处理|催|推|加急)|麻烦(您|你们)?(看|查|处理)|加急|催一下|卡在哪")
 # Sales, contracts and account changes: a person must act, whatever a past case says.
 _BILLING_CHANGE = re.compile(r"(改成|改为|切换|更换|变更|换成)[^。！？\n]{0,8}(计费|付费|结算)")
-# The customer asks staff to change their resource for them (「能不能先帮我把 pic.… 切回http」): a request, even phrased
-# 「能不能」; a free-certificate how-to sent to it, while the images were down, was graded harmful (the twelfth read).
-_DO_IT_FOR_ME = re.compile(r"(帮|替)(我|我们|忙)(先)?(把|将)[^。！？?\n]{0,40}?(切回|改回|切换|改成|改为|关(掉|闭)|停(掉|用)|回退|回滚|"
-                           r"恢复成|下线|去掉)")
+# The customer asks staff to undo or switch off something of theirs for them (「能不能先帮我把 pic.… 切回http」): a
+# request, even phrased 「能不能」; a free-certificate how-to sent to it, while the images were down, was graded harmful
+# (the twelfth read). A change forward (「帮我把覆盖范围改成全球」) a past answer may still teach.
+_DO_IT_FOR_ME = re.compile(r"(帮|替)(我|我们|忙)(先)?(把|将)[^。！？?\n]{0,40}?(切回|改回|关(掉|闭)|停(掉|用)|回退|回滚|恢复成|下线)")
 
 # A case this close, below the answer threshold, is pointed at conditionally in a deferral (「如果您是指…」),
 # and its resolution is shown to the agent as a hint.
