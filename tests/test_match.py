@@ -180,6 +180,7 @@ def test_policy_answers_only_above_the_threshold():
     # asking staff to change the resource for them is a request, 「能不能」 or not; asking how to is a how-to
     ("证书过期了 图片都挂了。能不能先帮我把 pic.example-baby.com 切回http让图先出来？", "escalate", "staff"),
     ("证书过期了，怎么把域名切回 http？", "ask_for_info", "no_fit"),
+    ("能不能帮我把域名覆盖范围改成全球？", "ask_for_info", "no_fit"),  # a change forward: a past answer may teach it
     # asking for a job is no support question, even naming Qiniu (a holding line promised a reply nobody would send)
     ("你们七牛还招前端吗 想投个简历 hr邮箱多少", "ask_for_info", "off_topic"),
     ("Are you hiring backend engineers at Qiniu?", "ask_for_info", "off_topic"),
