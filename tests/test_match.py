@@ -355,6 +355,22 @@ def test_synthetic_training_tickets_train_in_their_cases_fold_and_never_set_the_
     assert seen == [20]
 
 
+def test_the_long_tickets_become_training_tickets_in_their_cases_folds(tmp_path):
+    """eval/relevance/long (stop 36, tried): a positive matches its case's problem group, a near miss nothing."""
+    import runpy
+
+    script = runpy.run_path(str(LABELS / "long" / "to_train.py"))
+    out = tmp_path / "train_tickets.jsonl"
+    assert script["main"]([str(out)]) == 0
+    tickets = load_tickets(out)
+    groups = load_groups(LABELS / "groups")
+    assert len(tickets) == 212 and {t.split for t in tickets} == {"train"}
+    positives = [t for t in tickets if t.covered]
+    assert len(positives) == 106 and all(t.from_case in t.match and t.action == "answer" for t in positives)
+    assert all(set(t.match) == {t.from_case, *groups.partners(t.from_case)} for t in positives)
+    assert all(not t.match and t.kind == "qiniu-uncovered" for t in tickets if not t.covered)
+
+
 def test_a_case_about_another_client_platform_does_not_fit():
     """An Android player's buffer question was answered from the iOS player's case at match 1.00 (st-a052)."""
     from dataclasses import replace
