@@ -173,6 +173,10 @@ def test_two_messages_run_together_are_told_apart_at_the_greeting():
     # 「将资源迁移到新空间的您好，生命周期规则…」 read as 「新空间的生命周期规则」 once the greeting was stripped
     texts = [p.text for p in pieces_of("再设置跨区域迁移，将资源迁移到新空间的您好，生命周期规则设置成功后，仅对新上传的文件有效果。")]
     assert texts == ["再设置跨区域迁移，将资源迁移到新空间的。", "生命周期规则设置成功后，仅对新上传的文件有效果。"]
+    # ... and where one sentence's closing word runs into the next (the README's sample answer)
+    texts = [p.text for p in pieces_of("免费证书不延期的，您重新一键升级 https 即可您可以在 [域名管理] 中点击配置。")]
+    assert texts == ["免费证书不延期的，您重新一键升级 https 即可。", "您可以在 [域名管理] 中点击配置。"]
+    assert [p.text for p in pieces_of("上传完成即可您的用户看到的就是新文件。")] == ["上传完成即可您的用户看到的就是新文件。"]
     assert [p.text for p in pieces_of("您好，刷新一下就可以了。")] == ["刷新一下就可以了。"]
 
 

@@ -36,6 +36,9 @@ _GLUED_STEP = re.compile(r"(?<=[\u4e00-\u9fff：:\s])\s*(?=\d{1,2}[.、][\u4e00-
 # Two agent messages the export ran together (「将资源迁移到新空间的您好，生命周期规则…」): the first ends there, and the
 # greeting opens the next sentence (joined back without a stop, the two read as one: 「新空间的生命周期规则」).
 _GLUED_GREETING = re.compile(rf"(?<=[\u4e00-\u9fffA-Za-z0-9])(?={POLITE_GREETING}[，,])")
+# ... and where a sentence's closing word runs into the next one's opening (「重新一键升级 https 即可您可以在 [域名管理] 中…」,
+# the README's sample answer): 「即可」 never goes on with 「您可以」.
+_GLUED_SENTENCE = re.compile(r"(?:(?<=即可)|(?<=就可以了)|(?<=就行了)|(?<=就好了))(?=(?:您|你)(?:可以|需要|也可以|这边|先|在))")
 # A question, with or without its mark: agents type 「列举的文件数量多少」 and mean 「多少？」.
 _QUESTION = re.compile(r"[？?]\s*$|(吗|呢|么)[。.]?\s*$|(多少|几个|几次|哪里|哪儿|什么|有没有|是不是)[。.]?\s*$")
 # A clause that asks that customer something ("哪个空间，哪个文件呢，这边查询确认下"): dropped with its sentence's
@@ -141,7 +144,8 @@ def split_sentences(text: str) -> list[str]:
         if is_link:
             pieces[-1] += part
             continue
-        chunks = re.split(f"{_SENTENCE_END.pattern}|{_GLUED_STEP.pattern}", _GLUED_GREETING.sub("。", part))
+        chunks = re.split(f"{_SENTENCE_END.pattern}|{_GLUED_STEP.pattern}",
+                          _GLUED_SENTENCE.sub("。", _GLUED_GREETING.sub("。", part)))
         pieces[-1] += chunks[0] or ""
         pieces.extend(c for c in chunks[1:] if c is not None)
     return [p.strip() for p in pieces if p and p.strip()]
